@@ -1,0 +1,131 @@
+// Package handlers holds Jetsocket's HTTP handlers. Each takes its dependencies as
+// arguments; the routes are listed in server/routes.go.
+package handlers
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/jetsocket/jetsocket/server/errs"
+	"github.com/jetsocket/jetsocket/tokens"
+)
+
+// Authenticator checks a username and password.
+type Authenticator interface {
+	Authenticate(username, password string) (tokens.User, error)
+}
+
+// Issuer mints tokens.
+type Issuer interface {
+	Issue(u tokens.User) (string, time.Time, error)
+}
+
+// Limiter rate-limits by key.
+type Limiter interface {
+	Allow(key string) (bool, time.Duration)
+}
+
+// maxLoginBody bounds a login body: two short strings.
+const maxLoginBody = 4 << 10
+
+// LoginResponse is the body of a successful login.
+type LoginResponse struct {
+	Token     string    `json:"token"`
+	TokenType string    `json:"token_type"`
+	ExpiresAt time.Time `json:"expires_at"`
+	User      LoginUser `json:"user"`
+}
+
+// LoginUser identifies the logged-in user.
+type LoginUser struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+type credentials struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+// Login answers POST /login with a JSON or form body {username, password}. Unknown
+// users and wrong passwords get the same 401 after the same bcrypt work.
+func Login(users Authenticator, issuer Issuer, limiter Limiter, onResult func(outcome string), log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		ip := c.ClientIP()
+		if ok, wait := limiter.Allow(ip); !ok {
+			secs := int(math.Ceil(wait.Seconds()))
+			c.Header("Retry-After", strconv.Itoa(max(secs, 1)))
+			onResult("rate_limited")
+			log.Warn("login refused", "reason", "rate_limited", "ip", ip)
+			errs.Abort(c, log, errs.New(errs.RateLimited, "rate_limited", "too many login attempts; retry later"))
+			return
+		}
+		creds, err := readCredentials(c)
+		if err != nil {
+			onResult("invalid_request")
+			errs.Abort(c, log, err)
+			return
+		}
+		user, err := users.Authenticate(creds.Username, creds.Password)
+		if err != nil {
+			onResult("invalid_credentials")
+			log.Warn("login refused", "reason", "invalid_credentials", "username", truncate(creds.Username, 64), "ip", ip)
+			errs.Abort(c, log, errs.New(errs.Unauthorized, "invalid_credentials", "wrong username or password"))
+			return
+		}
+		token, exp, err := issuer.Issue(user)
+		if err != nil {
+			onResult("error")
+			errs.Abort(c, log, err)
+			return
+		}
+		onResult("ok")
+		log.Info("login ok", "user_id", user.ID, "ip", ip)
+		c.Header("Cache-Control", "no-store")
+		c.JSON(http.StatusOK, LoginResponse{Token: token, TokenType: "Bearer", ExpiresAt: exp.UTC(), User: LoginUser{ID: user.ID, Name: user.Name}})
+	}
+}
+
+func readCredentials(c *gin.Context) (credentials, error) {
+	var cr credentials
+	body := http.MaxBytesReader(c.Writer, c.Request.Body, maxLoginBody)
+	ct := c.ContentType()
+	switch ct {
+	case "application/json":
+		dec := json.NewDecoder(body)
+		if err := dec.Decode(&cr); err != nil {
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				return cr, errs.New(errs.TooLarge, "too_large", "login body too large")
+			}
+			return cr, errs.New(errs.Invalid, "invalid_request", "body must be a JSON object {username, password}")
+		}
+	case "application/x-www-form-urlencoded", "multipart/form-data":
+		c.Request.Body = body
+		if err := c.Request.ParseForm(); err != nil {
+			return cr, errs.New(errs.Invalid, "invalid_request", "malformed form body")
+		}
+		cr.Username, cr.Password = c.Request.PostForm.Get("username"), c.Request.PostForm.Get("password")
+	default:
+		return cr, errs.New(errs.Invalid, "invalid_request", "Content-Type must be application/json or application/x-www-form-urlencoded")
+	}
+	if strings.TrimSpace(cr.Username) == "" || cr.Password == "" {
+		return cr, errs.New(errs.Invalid, "invalid_request", "username and password are required")
+	}
+	return cr, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

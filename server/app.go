@@ -1,0 +1,211 @@
+// Package server wires Jetsocket together: configuration, logging, the HTTP routes, the
+// socket server, and their start and graceful stop.
+package server
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/joho/godotenv"
+
+	"github.com/jetsocket/jetsocket/middleware"
+	"github.com/jetsocket/jetsocket/server/config"
+	"github.com/jetsocket/jetsocket/server/limit"
+	"github.com/jetsocket/jetsocket/server/socket"
+	"github.com/jetsocket/jetsocket/server/users"
+	"github.com/jetsocket/jetsocket/tokens"
+)
+
+// maxLoginLimiterKeys bounds the login limiter's memory (one bucket per client IP).
+const maxLoginLimiterKeys = 100_000
+
+// Run runs the server until ctx is cancelled, then shuts it down gracefully. args are the
+// command-line arguments without the program name; getenv reads the environment (the
+// .env file fills in what it lacks). Logs go to stdout. If ready is not nil, it receives
+// the listening address once the server accepts connections.
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, ready func(addr net.Addr)) error {
+	fl := flag.NewFlagSet("jetsocket", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	envFile := fl.String("env-file", ".env", "dotenv file to read when present; real environment variables win")
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	// gin prints route tables and a debug banner to stdout in its default mode.
+	gin.SetMode(gin.ReleaseMode)
+	getenv, err := withDotenv(*envFile, getenv)
+	if err != nil {
+		return err
+	}
+	cfg, warnings, err := config.Load(getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stdout)
+	for _, w := range warnings {
+		log.Warn(w)
+	}
+
+	app, err := newApp(cfg, log)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	httpSrv := &http.Server{
+		Handler:           app.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	go func() { _ = app.sockets.Serve() }()
+
+	serveErr := make(chan error, 1)
+	go func() {
+		var err error
+		if cfg.TLSCertFile != "" {
+			err = httpSrv.ServeTLS(ln, cfg.TLSCertFile, cfg.TLSKeyFile)
+		} else {
+			err = httpSrv.Serve(ln)
+		}
+		serveErr <- err
+	}()
+	scheme := "http"
+	if cfg.TLSCertFile != "" {
+		scheme = "https"
+	}
+	log.Info("jetsocket listening", "addr", ln.Addr().String(), "scheme", scheme, "env", cfg.Env)
+	if ready != nil {
+		ready(ln.Addr())
+	}
+
+	select {
+	case err := <-serveErr:
+		_ = app.sockets.Shutdown(context.Background())
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String(), "connections", app.sockets.Count())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	app.shuttingDown.Store(true)
+	var errs []error
+	// Close the sockets first: open long-polls are requests that http.Server.Shutdown
+	// would otherwise wait for.
+	if err := app.sockets.Shutdown(sctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := httpSrv.Shutdown(sctx); err != nil {
+		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+	}
+	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		errs = append(errs, fmt.Errorf("serve: %w", err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// withDotenv returns a getenv that falls back to the dotenv file's values. A missing
+// file is fine; an unreadable or malformed one is an error.
+func withDotenv(path string, getenv func(string) string) (func(string) string, error) {
+	if path == "" {
+		return getenv, nil
+	}
+	vals, err := godotenv.Read(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return getenv, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("config: %s: %w", path, err)
+	}
+	return func(k string) string {
+		if v := getenv(k); v != "" {
+			return v
+		}
+		return vals[k]
+	}, nil
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// app holds the wired dependencies that the routes use.
+type app struct {
+	cfg          *config.Config
+	log          *slog.Logger
+	tokens       *tokens.Manager
+	users        *users.Store
+	loginLimiter *limit.Keyed
+	sockets      *socket.Server
+	origins      *middleware.Origins
+	shuttingDown atomic.Bool
+}
+
+func newApp(cfg *config.Config, log *slog.Logger) (*app, error) {
+	tm, err := tokens.NewManager(tokens.Config{
+		Secret: cfg.JWTSecret, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
+		TTL: cfg.JWTTTL, Leeway: cfg.JWTLeeway,
+	})
+	if err != nil {
+		return nil, err
+	}
+	var store *users.Store
+	if cfg.UsersFile != "" {
+		if store, err = users.LoadFile(cfg.UsersFile); err != nil {
+			return nil, fmt.Errorf("config: USERS_FILE: %w", err)
+		}
+	} else {
+		if store, err = users.NewStore(users.Demo); err != nil {
+			return nil, err
+		}
+		log.Warn("USERS_FILE not set: the demo users alice, bob and carol can log in (development only)")
+	}
+
+	a := &app{
+		cfg:          cfg,
+		log:          log,
+		tokens:       tm,
+		users:        store,
+		loginLimiter: limit.NewKeyed(cfg.LoginRateLimit.N, cfg.LoginRateLimit.Per, maxLoginLimiterKeys),
+	}
+	a.origins = middleware.NewOrigins(cfg.AllowedOrigins, cfg.AllowAnyOrigin)
+	a.sockets, err = socket.NewServer(socket.Options{
+		Authenticate: func(u url.URL) (*tokens.Claims, error) {
+			return tm.Verify(u.Query().Get("token"))
+		},
+		CheckOrigin: a.origins.Allowed,
+		// A socket.io packet carries at most a payload plus its envelope.
+		MaxFrameBytes: cfg.MaxPayloadBytes + 4<<10,
+		Logger:        log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.registerSocketHandlers()
+	return a, nil
+}

@@ -1,0 +1,347 @@
+// Package config reads and validates Jetsocket's configuration from the environment.
+//
+// Every value is checked up front so that a bad one stops the server at start-up with
+// one line naming the variable, instead of failing later at the first request.
+package config
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jetsocket/jetsocket/tokens"
+)
+
+// Environments.
+const (
+	Development = "development"
+	Production  = "production"
+)
+
+// RateLimit is "N events per Per".
+type RateLimit struct {
+	N   int
+	Per time.Duration
+}
+
+func (r RateLimit) String() string { return fmt.Sprintf("%d/%s", r.N, r.Per) }
+
+// Config is the validated configuration.
+type Config struct {
+	Env  string
+	Addr string
+
+	TLSCertFile string
+	TLSKeyFile  string
+
+	JWTSecret          []byte
+	JWTSecretGenerated bool // development only: random per start
+	JWTIssuer          string
+	JWTAudience        string
+	JWTTTL             time.Duration
+	JWTLeeway          time.Duration
+
+	AppID              string
+	AppKey             string
+	AppSecret          string
+	AppSecretGenerated bool
+
+	EncryptionMasterKey []byte // nil when not configured
+
+	UsersFile    string
+	ChannelRoles string
+
+	AllowedOrigins []string // empty: same origin only
+	AllowAnyOrigin bool
+
+	WebhookURLs []string
+	RedisURL    string
+
+	LoginRateLimit  RateLimit
+	ClientEventRate int
+	MaxPayloadBytes int
+
+	TrustedProxies  []string
+	ShutdownTimeout time.Duration
+
+	LogFormat string
+	LogLevel  string
+}
+
+// Production reports whether the server runs with APP_ENV=production.
+func (c *Config) Production() bool { return c.Env == Production }
+
+// Error is a configuration error naming the variable at fault.
+type Error struct {
+	Var string
+	Msg string
+}
+
+func (e *Error) Error() string { return "config: " + e.Var + ": " + e.Msg }
+
+func bad(v, format string, args ...any) error {
+	return &Error{Var: v, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Load reads the configuration through getenv. It returns the first invalid value as an
+// *Error, and the warnings (development fallbacks) to log once the logger exists.
+func Load(getenv func(string) string) (*Config, []string, error) {
+	get := func(k string) string { return strings.TrimSpace(getenv(k)) }
+	var warnings []string
+	c := &Config{}
+
+	c.Env = strings.ToLower(get("APP_ENV"))
+	switch c.Env {
+	case "":
+		c.Env = Development
+	case Development, Production:
+	default:
+		return nil, nil, bad("APP_ENV", "must be %q or %q, got %q", Development, Production, c.Env)
+	}
+	prod := c.Production()
+
+	c.Addr = get("ADDR")
+	if c.Addr == "" {
+		c.Addr = ":8080"
+	}
+	if _, port, err := net.SplitHostPort(c.Addr); err != nil {
+		return nil, nil, bad("ADDR", "must be host:port or :port (%v)", err)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return nil, nil, bad("ADDR", "port %q is not a number from 0 to 65535", port)
+	}
+
+	c.TLSCertFile, c.TLSKeyFile = get("TLS_CERT_FILE"), get("TLS_KEY_FILE")
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return nil, nil, bad("TLS_CERT_FILE", "TLS_CERT_FILE and TLS_KEY_FILE must be set together")
+	}
+	for _, f := range []struct{ name, path string }{{"TLS_CERT_FILE", c.TLSCertFile}, {"TLS_KEY_FILE", c.TLSKeyFile}} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			return nil, nil, bad(f.name, "cannot read %q: %v", f.path, errors.Unwrap(err))
+		}
+	}
+	if prod && c.TLSCertFile == "" {
+		warnings = append(warnings, "production without TLS_CERT_FILE: a proxy in front must terminate TLS")
+	}
+
+	if s := getenv("JWT_SECRET"); s != "" {
+		if len(s) < tokens.MinSecretBytes {
+			return nil, nil, bad("JWT_SECRET", "must be at least %d bytes, got %d", tokens.MinSecretBytes, len(s))
+		}
+		c.JWTSecret = []byte(s)
+	} else if prod {
+		return nil, nil, bad("JWT_SECRET", "required when APP_ENV=production")
+	} else {
+		c.JWTSecret = randomSecret()
+		c.JWTSecretGenerated = true
+		warnings = append(warnings, "JWT_SECRET not set: using a random secret for this run; tokens will not survive a restart")
+	}
+	c.JWTIssuer, c.JWTAudience = get("JWT_ISSUER"), get("JWT_AUDIENCE")
+
+	var err error
+	if c.JWTTTL, err = duration(get, "JWT_TTL", time.Hour, time.Second, 30*24*time.Hour); err != nil {
+		return nil, nil, err
+	}
+	if c.JWTLeeway, err = duration(get, "JWT_LEEWAY", 30*time.Second, 0, time.Hour); err != nil {
+		return nil, nil, err
+	}
+
+	c.AppID, c.AppKey = get("APP_ID"), get("APP_KEY")
+	if c.AppID == "" {
+		if prod {
+			return nil, nil, bad("APP_ID", "required when APP_ENV=production")
+		}
+		c.AppID = "jetsocket"
+	}
+	if c.AppKey == "" {
+		if prod {
+			return nil, nil, bad("APP_KEY", "required when APP_ENV=production")
+		}
+		c.AppKey = "jetsocket-key"
+	}
+	if strings.ContainsAny(c.AppID, "/?#") {
+		return nil, nil, bad("APP_ID", "must not contain '/', '?' or '#'")
+	}
+	c.AppSecret = getenv("APP_SECRET")
+	switch {
+	case c.AppSecret != "" && len(c.AppSecret) < 16:
+		return nil, nil, bad("APP_SECRET", "must be at least 16 bytes, got %d", len(c.AppSecret))
+	case c.AppSecret == "" && prod:
+		return nil, nil, bad("APP_SECRET", "required when APP_ENV=production")
+	case c.AppSecret == "":
+		c.AppSecret = base64.RawURLEncoding.EncodeToString(randomSecret())
+		c.AppSecretGenerated = true
+		warnings = append(warnings, "APP_SECRET not set: using a random secret for this run; the HTTP API and webhooks need a fixed one")
+	}
+
+	if k := get("ENCRYPTION_MASTER_KEY"); k != "" {
+		key, err := base64.StdEncoding.DecodeString(k)
+		if err != nil {
+			return nil, nil, bad("ENCRYPTION_MASTER_KEY", "must be standard base64 (openssl rand -base64 32)")
+		}
+		if len(key) != 32 {
+			return nil, nil, bad("ENCRYPTION_MASTER_KEY", "must decode to exactly 32 bytes, got %d", len(key))
+		}
+		c.EncryptionMasterKey = key
+	}
+
+	c.UsersFile = get("USERS_FILE")
+	if c.UsersFile == "" && prod {
+		return nil, nil, bad("USERS_FILE", "required when APP_ENV=production (the demo users are for development only)")
+	}
+	c.ChannelRoles = get("CHANNEL_ROLES")
+
+	for _, o := range splitList(get("ALLOWED_ORIGINS")) {
+		if o == "*" {
+			if prod {
+				return nil, nil, bad("ALLOWED_ORIGINS", "'*' is not allowed when APP_ENV=production")
+			}
+			c.AllowAnyOrigin = true
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return nil, nil, bad("ALLOWED_ORIGINS", "%q is not an origin like https://app.example.com", o)
+		}
+		c.AllowedOrigins = append(c.AllowedOrigins, strings.ToLower(u.Scheme+"://"+u.Host))
+	}
+
+	for _, w := range splitList(get("WEBHOOK_URL")) {
+		u, err := url.Parse(w)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, nil, bad("WEBHOOK_URL", "%q is not an http(s) URL", w)
+		}
+		c.WebhookURLs = append(c.WebhookURLs, w)
+	}
+
+	c.RedisURL = get("REDIS_URL")
+	if c.RedisURL != "" {
+		u, err := url.Parse(c.RedisURL)
+		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+			return nil, nil, bad("REDIS_URL", "must look like redis://host:6379/0")
+		}
+	}
+
+	if c.LoginRateLimit, err = rateLimit(get, "LOGIN_RATE_LIMIT", RateLimit{N: 100, Per: 15 * time.Minute}); err != nil {
+		return nil, nil, err
+	}
+	if c.ClientEventRate, err = integer(get, "CLIENT_EVENT_RATE", 10, 1, 10_000); err != nil {
+		return nil, nil, err
+	}
+	if c.MaxPayloadBytes, err = integer(get, "MAX_PAYLOAD_BYTES", 10240, 64, 10<<20); err != nil {
+		return nil, nil, err
+	}
+
+	for _, p := range splitList(get("TRUSTED_PROXIES")) {
+		if net.ParseIP(p) == nil {
+			if _, _, err := net.ParseCIDR(p); err != nil {
+				return nil, nil, bad("TRUSTED_PROXIES", "%q is neither an IP nor a CIDR", p)
+			}
+		}
+		c.TrustedProxies = append(c.TrustedProxies, p)
+	}
+	if c.ShutdownTimeout, err = duration(get, "SHUTDOWN_TIMEOUT", 10*time.Second, 0, 10*time.Minute); err != nil {
+		return nil, nil, err
+	}
+
+	c.LogFormat = strings.ToLower(get("LOG_FORMAT"))
+	switch c.LogFormat {
+	case "":
+		c.LogFormat = "text"
+		if prod {
+			c.LogFormat = "json"
+		}
+	case "text", "json":
+	default:
+		return nil, nil, bad("LOG_FORMAT", "must be text or json, got %q", c.LogFormat)
+	}
+	c.LogLevel = strings.ToLower(get("LOG_LEVEL"))
+	switch c.LogLevel {
+	case "":
+		c.LogLevel = "info"
+	case "debug", "info", "warn", "error":
+	default:
+		return nil, nil, bad("LOG_LEVEL", "must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+	return c, warnings, nil
+}
+
+func randomSecret() []byte {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err)) // the OS has no entropy source: nothing is safe
+	}
+	return []byte(base64.RawURLEncoding.EncodeToString(b))
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func duration(get func(string) string, name string, def, lo, hi time.Duration) (time.Duration, error) {
+	s := get(name)
+	if s == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, bad(name, "%q is not a duration like 30s or 1h", s)
+	}
+	if d < lo || d > hi {
+		return 0, bad(name, "must be between %s and %s, got %s", lo, hi, d)
+	}
+	return d, nil
+}
+
+func integer(get func(string) string, name string, def, lo, hi int) (int, error) {
+	s := get(name)
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, bad(name, "%q is not a whole number", s)
+	}
+	if n < lo || n > hi {
+		return 0, bad(name, "must be between %d and %d, got %d", lo, hi, n)
+	}
+	return n, nil
+}
+
+// rateLimit parses "N" (per 15 minutes, as the default) or "N/duration".
+func rateLimit(get func(string) string, name string, def RateLimit) (RateLimit, error) {
+	s := get(name)
+	if s == "" {
+		return def, nil
+	}
+	count, per, found := strings.Cut(s, "/")
+	r := RateLimit{Per: def.Per}
+	n, err := strconv.Atoi(strings.TrimSpace(count))
+	if err != nil || n < 1 || n > 1_000_000 {
+		return RateLimit{}, bad(name, "%q must be a count from 1 to 1000000, optionally /duration (e.g. 100/15m)", s)
+	}
+	r.N = n
+	if found {
+		d, err := time.ParseDuration(strings.TrimSpace(per))
+		if err != nil || d < time.Second || d > 24*time.Hour {
+			return RateLimit{}, bad(name, "%q: the window must be a duration from 1s to 24h (e.g. 100/15m)", s)
+		}
+		r.Per = d
+	}
+	return r, nil
+}

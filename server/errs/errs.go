@@ -1,0 +1,89 @@
+// Package errs is the small set of error kinds Jetsocket answers with, mapped once to
+// HTTP statuses and JSON bodies. Internal details are logged, never sent.
+package errs
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+)
+
+// Kind classifies an error by what the client should do about it.
+type Kind int
+
+const (
+	Internal     Kind = iota // a fault of ours
+	Invalid                  // the request is malformed
+	Unauthorized             // credentials or token missing or wrong
+	Forbidden                // authenticated, but not allowed
+	NotFound
+	TooLarge
+	RateLimited
+	Unavailable // shutting down or not ready
+)
+
+// Status is the HTTP status for k.
+func (k Kind) Status() int {
+	switch k {
+	case Invalid:
+		return http.StatusBadRequest
+	case Unauthorized:
+		return http.StatusUnauthorized
+	case Forbidden:
+		return http.StatusForbidden
+	case NotFound:
+		return http.StatusNotFound
+	case TooLarge:
+		return http.StatusRequestEntityTooLarge
+	case RateLimited:
+		return http.StatusTooManyRequests
+	case Unavailable:
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// Error is an error with a kind, a stable machine-readable code and a message that is
+// safe to show the client. Err, if any, is the cause, for logs only.
+type Error struct {
+	Kind    Kind
+	Code    string
+	Message string
+	Err     error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Code + ": " + e.Message + ": " + e.Err.Error()
+	}
+	return e.Code + ": " + e.Message
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// New returns an *Error.
+func New(kind Kind, code, message string) *Error {
+	return &Error{Kind: kind, Code: code, Message: message}
+}
+
+// Body is the JSON body of every error answer.
+type Body struct {
+	Error   string `json:"error"`
+	Message string `json:"message"`
+}
+
+// Abort answers the request with err and stops the handler chain. Errors that are not
+// *Error are internal: logged with their detail, answered with a generic message.
+func Abort(c *gin.Context, log *slog.Logger, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		e = &Error{Kind: Internal, Code: "internal_error", Message: "internal server error", Err: err}
+	}
+	if e.Kind == Internal {
+		log.Error("request failed", "method", c.Request.Method, "path", c.Request.URL.Path, "err", err)
+	}
+	c.AbortWithStatusJSON(e.Kind.Status(), Body{Error: e.Code, Message: e.Message})
+}

@@ -1,0 +1,64 @@
+package server
+
+import (
+	"errors"
+	"io/fs"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/jetsocket/jetsocket/handlers"
+	"github.com/jetsocket/jetsocket/middleware"
+	"github.com/jetsocket/jetsocket/public"
+	"github.com/jetsocket/jetsocket/server/errs"
+	"github.com/jetsocket/jetsocket/tokens"
+)
+
+// routes lists every HTTP route of the server.
+func (a *app) routes() http.Handler {
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	// Trust X-Forwarded-For only from the configured proxies (gin trusts all by default).
+	_ = r.SetTrustedProxies(a.cfg.TrustedProxies)
+	r.Use(middleware.Recover(a.log), middleware.RequestLog(a.log))
+
+	r.GET("/healthz", handlers.Healthz())
+	r.GET("/readyz", handlers.Readyz(a.ready))
+
+	login := r.Group("/login", a.origins.CORS())
+	login.POST("", handlers.Login(a.users, a.tokens, a.loginLimiter, func(string) {}, a.log))
+	login.OPTIONS("", func(*gin.Context) {}) // answered by CORS
+
+	sock := r.Group("/socket.io", a.origins.CORS(),
+		middleware.LimitBody(int64(a.cfg.MaxPayloadBytes)*4+64<<10),
+		middleware.Handshake(a.tokens, func(tokens.Reason) {}, a.log))
+	sock.Any("/*any", gin.WrapH(a.sockets))
+
+	static := http.FileServer(http.FS(public.FS()))
+	r.NoRoute(func(c *gin.Context) {
+		if c.Request.Method != http.MethodGet && c.Request.Method != http.MethodHead {
+			errs.Abort(c, a.log, errs.New(errs.NotFound, "not_found", "no such route"))
+			return
+		}
+		name := c.Request.URL.Path[1:]
+		if name == "" {
+			name = "index.html"
+		}
+		if _, err := fs.Stat(public.FS(), name); errors.Is(err, fs.ErrNotExist) {
+			errs.Abort(c, a.log, errs.New(errs.NotFound, "not_found", "no such route"))
+			return
+		}
+		static.ServeHTTP(c.Writer, c.Request)
+	})
+	r.NoMethod(func(c *gin.Context) {
+		c.AbortWithStatusJSON(http.StatusMethodNotAllowed, errs.Body{Error: "method_not_allowed", Message: "method not allowed"})
+	})
+	return r
+}
+
+func (a *app) ready() error {
+	if a.shuttingDown.Load() {
+		return errors.New("shutting down")
+	}
+	return nil
+}

@@ -1,0 +1,169 @@
+package socket
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/googollee/go-socket.io/engineio"
+	"github.com/googollee/go-socket.io/engineio/session"
+	"golang.org/x/time/rate"
+
+	"github.com/jetsocket/jetsocket/tokens"
+)
+
+// Conn is one accepted socket.io connection.
+//
+// Everything sent to it goes through a bounded queue drained by one writer goroutine, so
+// a sender never waits for the network: a connection whose queue is full is closed as a
+// slow consumer instead of stalling the sender.
+type Conn struct {
+	srv    *Server
+	sess   engineio.Conn
+	id     string
+	ip     string
+	claims atomic.Pointer[tokens.Claims]
+
+	connectedAt time.Time
+	inbound     *rate.Limiter // packets accepted from the client
+	flood       *rate.Limiter // packets dropped before the client is cut off
+	errNotice   *rate.Limiter // jetsocket:error notices, so errors cannot flood the queue
+
+	out        chan []byte // socket.io packet texts; nil is "close after what is queued"
+	done       chan struct{}
+	writerDone chan struct{}
+
+	closeOnce sync.Once
+	mu        sync.Mutex
+	reason    string
+}
+
+// ID is the connection's socket id, in Pusher's form.
+func (c *Conn) ID() string { return c.id }
+
+// Claims are the connection's verified token claims.
+func (c *Conn) Claims() *tokens.Claims { return c.claims.Load() }
+
+// SetClaims replaces the claims (a token refresh).
+func (c *Conn) SetClaims(cl *tokens.Claims) { c.claims.Store(cl) }
+
+// UserID is the claims' subject.
+func (c *Conn) UserID() string { return c.Claims().UserID() }
+
+// IP is the client's address as the transport saw it.
+func (c *Conn) IP() string { return c.ip }
+
+// Done is closed when the connection closes.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Emit encodes and queues an event. It returns false when the connection is closed or
+// was just closed as a slow consumer.
+func (c *Conn) Emit(event string, payload any) bool {
+	frame, err := EncodeEvent(event, payload)
+	if err != nil {
+		c.srv.log.Error("encode event", "event", event, "err", err)
+		return false
+	}
+	return c.sendFrame(frame)
+}
+
+// SendFrame queues a packet encoded once by EncodeEvent, possibly shared by many
+// connections: it must not be modified afterwards.
+func (c *Conn) SendFrame(frame []byte) bool { return c.sendFrame(frame) }
+
+// Error sends jetsocket:error {code, message}, at most a few per second.
+func (c *Conn) Error(code, message string) {
+	if !c.errNotice.Allow() {
+		return
+	}
+	c.Emit(EventError, map[string]string{"code": code, "message": message})
+}
+
+func (c *Conn) ack(id int64, payload any) {
+	frame, err := EncodeAck(id, payload)
+	if err != nil {
+		c.srv.log.Error("encode ack", "err", err)
+		return
+	}
+	c.sendFrame(frame)
+}
+
+func (c *Conn) sendFrame(frame []byte) bool {
+	select {
+	case <-c.done:
+		return false
+	default:
+	}
+	select {
+	case c.out <- frame:
+		return true
+	default:
+		c.srv.log.Warn("slow consumer disconnected", "socket_id", c.id, "user_id", c.UserID(), "queued", len(c.out))
+		c.Close(ReasonSlowConsumer)
+		return false
+	}
+}
+
+// Close closes the connection now; queued packets are dropped.
+func (c *Conn) Close(reason string) {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		if c.reason == "" {
+			c.reason = reason
+		}
+		c.mu.Unlock()
+		close(c.done)
+		_ = c.sess.Close()
+	})
+}
+
+// closeAfterFlush closes the connection once what is queued now has been written.
+func (c *Conn) closeAfterFlush(reason string) {
+	c.mu.Lock()
+	if c.reason == "" {
+		c.reason = reason
+	}
+	c.mu.Unlock()
+	select {
+	case c.out <- nil:
+	default:
+		c.Close(reason)
+	}
+}
+
+func (c *Conn) closeReason() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reason
+}
+
+func (c *Conn) writeLoop() {
+	defer close(c.writerDone)
+	for {
+		select {
+		case <-c.done:
+			return
+		case frame := <-c.out:
+			if frame == nil {
+				c.Close(c.closeReason())
+				return
+			}
+			if err := c.write(frame); err != nil {
+				c.Close(ReasonClientGone)
+				return
+			}
+		}
+	}
+}
+
+func (c *Conn) write(frame []byte) error {
+	w, err := c.sess.NextWriter(session.TEXT)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(frame); err != nil {
+		_ = w.Close()
+		return err
+	}
+	return w.Close()
+}

@@ -1,0 +1,455 @@
+// Package socket is Jetsocket's socket.io layer.
+//
+// go-socket.io provides the Engine.IO server underneath: transports, sessions, pings and
+// the polling-to-websocket upgrade. Its socket.io layer is not used: it emits while
+// holding namespace locks, deadlocks on Emit inside OnConnect, reports OnConnect errors
+// to nobody, has no catch-all for event names (client-* events are arbitrary) and reads
+// frames of any size. This package speaks the socket.io packet protocol itself over the
+// Engine.IO session: one reader goroutine and one writer goroutine per connection, a
+// bounded send queue, bounded frames and rate-limited input.
+package socket
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/googollee/go-socket.io/engineio"
+	"github.com/googollee/go-socket.io/engineio/session"
+	"golang.org/x/time/rate"
+
+	"github.com/jetsocket/jetsocket/tokens"
+)
+
+// Events the server emits on its own.
+const (
+	EventConnectionEstablished = "jetsocket:connection_established"
+	EventError                 = "jetsocket:error"
+)
+
+// Error codes sent in jetsocket:error.
+const (
+	CodeBadPacket      = "bad_packet"
+	CodeUnknownEvent   = "unknown_event"
+	CodeFrameTooLarge  = "frame_too_large"
+	CodeBinary         = "binary_not_supported"
+	CodeRateLimited    = "rate_limited"
+	CodeInvalidPayload = "invalid_payload"
+)
+
+// Close reasons, for logs and disconnect hooks.
+const (
+	ReasonClientGone    = "transport closed"
+	ReasonClientClose   = "client disconnect"
+	ReasonSlowConsumer  = "slow consumer"
+	ReasonFrameTooLarge = "frame too large"
+	ReasonFlood         = "flood"
+	ReasonShutdown      = "server shutdown"
+	ReasonAuth          = "authentication failed"
+)
+
+// Handler handles one event from a client. args are the event's arguments after the name,
+// as raw JSON. When the client asked for an ack, the return value is sent as the ack's
+// payload. Handlers of one connection run one at a time, in arrival order.
+type Handler func(c *Conn, event string, args []json.RawMessage) (ack any)
+
+// Options configures a Server. Authenticate is required.
+type Options struct {
+	// Authenticate returns the claims for a new session from its handshake URL. The HTTP
+	// middleware has already refused bad tokens before the session existed; this runs
+	// again on the accepted session because go-socket.io has no race-free way to carry
+	// the request's context into the connection.
+	Authenticate func(u url.URL) (*tokens.Claims, error)
+	CheckOrigin  func(*http.Request) bool // websocket origin check
+
+	PingInterval  time.Duration // default 25s, as socket.io
+	PingTimeout   time.Duration // default 60s; must exceed PingInterval (the library re-arms its read deadline only on pings)
+	SendQueue     int           // frames buffered per connection before it counts as a slow consumer; default 256
+	MaxFrameBytes int           // largest socket.io packet accepted; default 64 KiB
+	InboundRate   float64       // packets per second per connection; default 100
+	InboundBurst  int           // default 200
+
+	Logger       *slog.Logger
+	OnConnect    func(*Conn)
+	OnDisconnect func(c *Conn, reason string)
+}
+
+func (o *Options) defaults() {
+	if o.PingInterval == 0 {
+		o.PingInterval = 25 * time.Second
+	}
+	if o.PingTimeout == 0 {
+		o.PingTimeout = 60 * time.Second
+	}
+	if o.SendQueue == 0 {
+		o.SendQueue = 256
+	}
+	if o.MaxFrameBytes == 0 {
+		o.MaxFrameBytes = 64 << 10
+	}
+	if o.InboundRate == 0 {
+		o.InboundRate = 100
+	}
+	if o.InboundBurst == 0 {
+		o.InboundBurst = 200
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Server accepts socket.io connections and dispatches their events.
+type Server struct {
+	opts   Options
+	engine *engineio.Server
+	log    *slog.Logger
+
+	handlers map[string]Handler
+	prefixes []prefixHandler
+
+	mu         sync.RWMutex
+	closing    bool
+	conns      map[string]*Conn // by socket id
+	handshakes sync.WaitGroup   // handshake requests in the engine
+	serving    sync.WaitGroup   // connection goroutines
+	acceptDone chan struct{}
+}
+
+type prefixHandler struct {
+	prefix string
+	h      Handler
+}
+
+// NewServer builds a Server; register handlers, then call Serve.
+func NewServer(opts Options) (*Server, error) {
+	if opts.Authenticate == nil {
+		return nil, errors.New("socket: Options.Authenticate is required")
+	}
+	opts.defaults()
+	if opts.PingTimeout <= opts.PingInterval {
+		return nil, errors.New("socket: PingTimeout must exceed PingInterval")
+	}
+	s := &Server{
+		opts:       opts,
+		log:        opts.Logger,
+		handlers:   make(map[string]Handler),
+		conns:      make(map[string]*Conn),
+		acceptDone: make(chan struct{}),
+	}
+	s.engine = engineio.NewServer(&engineio.Options{
+		PingInterval:       opts.PingInterval,
+		PingTimeout:        opts.PingTimeout,
+		Transports:         newTransports(opts.CheckOrigin),
+		SessionIDGenerator: sessionIDs{},
+	})
+	return s, nil
+}
+
+// Handle registers h for the event named event. Not safe once Serve has started.
+func (s *Server) Handle(event string, h Handler) { s.handlers[event] = h }
+
+// HandlePrefix registers h for every event whose name starts with prefix and that has no
+// exact handler. Not safe once Serve has started.
+func (s *Server) HandlePrefix(prefix string, h Handler) {
+	s.prefixes = append(s.prefixes, prefixHandler{prefix, h})
+}
+
+// ServeHTTP serves the Engine.IO endpoint.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("sid") == "" {
+		s.mu.RLock()
+		if s.closing {
+			s.mu.RUnlock()
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, `{"error":"shutting_down","message":"server is shutting down"}`)
+			return
+		}
+		s.handshakes.Add(1)
+		s.mu.RUnlock()
+		defer s.handshakes.Done()
+	}
+	s.engine.ServeHTTP(w, r)
+}
+
+// Serve accepts sessions until Shutdown. It returns nil after Shutdown.
+func (s *Server) Serve() error {
+	defer close(s.acceptDone)
+	for {
+		sess, err := s.engine.Accept()
+		if err != nil {
+			return nil // only after engine.Close
+		}
+		s.mu.RLock()
+		closing := s.closing
+		if !closing {
+			s.serving.Add(1)
+		}
+		s.mu.RUnlock()
+		if closing {
+			_ = sess.Close()
+			s.engine.Remove(sess.ID())
+			continue
+		}
+		go s.serve(sess)
+	}
+}
+
+// Count is the number of open connections.
+func (s *Server) Count() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.conns)
+}
+
+// Conn returns the open connection with socket id id.
+func (s *Server) Conn(id string) (*Conn, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	c, ok := s.conns[id]
+	return c, ok
+}
+
+// Shutdown refuses new handshakes, closes every connection and waits for their
+// goroutines, or for ctx.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closing = true
+	conns := make([]*Conn, 0, len(s.conns))
+	for _, c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+
+	for _, c := range conns {
+		c.Close(ReasonShutdown)
+	}
+	done := make(chan struct{})
+	go func() {
+		s.serving.Wait()
+		s.handshakes.Wait()
+		// A polling handshake hands its session to Accept from a goroutine of the
+		// library's that may still be running when its request returned; closing the
+		// engine under it would panic (send on closed channel). Let it land first.
+		time.Sleep(100 * time.Millisecond)
+		_ = s.engine.Close()
+		<-s.acceptDone
+		s.serving.Wait() // sessions accepted during shutdown, closed at once
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("socket shutdown: %w", ctx.Err())
+	}
+}
+
+func (s *Server) serve(sess engineio.Conn) {
+	defer s.serving.Done()
+	defer s.engine.Remove(sess.ID())
+
+	claims, err := s.opts.Authenticate(sess.URL())
+	if err != nil {
+		// The middleware checked this token an instant ago; it can only have expired
+		// in between. Tell the client and close.
+		s.log.Warn("socket refused after handshake", "reason", string(tokens.ReasonOf(err)), "ip", remoteIP(sess.RemoteAddr()))
+		if w, werr := sess.NextWriter(session.TEXT); werr == nil {
+			_, _ = w.Write(encodeError("/", "invalid_token"))
+			_ = w.Close()
+		}
+		_ = sess.Close()
+		return
+	}
+
+	c := s.newConn(sess, claims)
+	s.log.Info("socket connected", "socket_id", c.id, "user_id", claims.UserID(), "ip", c.ip, "transport", transportName(sess.URL()))
+
+	go c.writeLoop()
+	c.sendFrame([]byte{'0'}) // socket.io CONNECT for the root namespace
+	established, _ := EncodeEvent(EventConnectionEstablished, map[string]string{"socket_id": c.id, "user_id": claims.UserID()})
+	c.sendFrame(established)
+	if s.opts.OnConnect != nil {
+		s.opts.OnConnect(c)
+	}
+
+	reason := s.readLoop(c)
+	c.Close(reason)
+	<-c.writerDone
+	reason = c.closeReason()
+
+	s.mu.Lock()
+	delete(s.conns, c.id)
+	s.mu.Unlock()
+	if s.opts.OnDisconnect != nil {
+		s.opts.OnDisconnect(c, reason)
+	}
+	s.log.Info("socket disconnected", "socket_id", c.id, "user_id", claims.UserID(), "reason", reason, "duration", time.Since(c.connectedAt).Round(time.Millisecond).String())
+}
+
+func (s *Server) newConn(sess engineio.Conn, claims *tokens.Claims) *Conn {
+	c := &Conn{
+		srv:         s,
+		sess:        sess,
+		out:         make(chan []byte, s.opts.SendQueue),
+		done:        make(chan struct{}),
+		writerDone:  make(chan struct{}),
+		ip:          remoteIP(sess.RemoteAddr()),
+		connectedAt: time.Now(),
+		inbound:     rate.NewLimiter(rate.Limit(s.opts.InboundRate), s.opts.InboundBurst),
+		flood:       rate.NewLimiter(rate.Limit(s.opts.InboundRate), 5*s.opts.InboundBurst),
+		errNotice:   rate.NewLimiter(1, 3),
+	}
+	c.claims.Store(claims)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		c.id = newSocketID()
+		if _, taken := s.conns[c.id]; !taken {
+			break
+		}
+	}
+	s.conns[c.id] = c
+	return c
+}
+
+func (s *Server) readLoop(c *Conn) (reason string) {
+	max := int64(s.opts.MaxFrameBytes)
+	for {
+		ft, rc, err := c.sess.NextReader()
+		if err != nil {
+			return ReasonClientGone
+		}
+		if ft != session.TEXT {
+			_ = rc.Close()
+			c.Error(CodeBinary, "binary packets are not supported")
+			continue
+		}
+		frame, err := io.ReadAll(io.LimitReader(rc, max+1))
+		if err != nil {
+			_ = rc.Close()
+			return ReasonClientGone
+		}
+		if int64(len(frame)) > max {
+			// Do not drain a frame of unknown size: tell the client, then close.
+			c.Error(CodeFrameTooLarge, fmt.Sprintf("packets are limited to %d bytes", max))
+			c.closeAfterFlush(ReasonFrameTooLarge)
+			_ = rc.Close() // returns once the writer has closed the session
+			return ReasonFrameTooLarge
+		}
+		if err := rc.Close(); err != nil {
+			return ReasonClientGone
+		}
+		if !c.inbound.Allow() {
+			if !c.flood.Allow() {
+				c.Error(CodeRateLimited, "too many packets: disconnecting")
+				c.closeAfterFlush(ReasonFlood)
+				return ReasonFlood
+			}
+			c.Error(CodeRateLimited, "too many packets: packet dropped")
+			continue
+		}
+		p, err := DecodePacket(frame)
+		if err != nil {
+			c.Error(CodeBadPacket, "malformed socket.io packet: "+err.Error())
+			continue
+		}
+		if stop := s.dispatch(c, p); stop {
+			return ReasonClientClose
+		}
+	}
+}
+
+func (s *Server) dispatch(c *Conn, p Packet) (stop bool) {
+	switch p.Type {
+	case PacketEvent:
+		if p.Namespace != "/" {
+			c.sendFrame(encodeError(p.Namespace, "Invalid namespace"))
+			return false
+		}
+		h := s.handlers[p.Event]
+		if h == nil {
+			for _, ph := range s.prefixes {
+				if strings.HasPrefix(p.Event, ph.prefix) {
+					h = ph.h
+					break
+				}
+			}
+		}
+		if h == nil {
+			msg := fmt.Sprintf("unknown event %q", truncate(p.Event, 64))
+			c.Error(CodeUnknownEvent, msg)
+			if p.ID != noAck {
+				c.ack(p.ID, map[string]any{"ok": false, "error": CodeUnknownEvent, "message": msg})
+			}
+			return false
+		}
+		ack := h(c, p.Event, p.Args)
+		if p.ID != noAck {
+			c.ack(p.ID, ack)
+		}
+	case PacketDisconnect:
+		return p.Namespace == "/"
+	case PacketConnect:
+		if p.Namespace != "/" {
+			c.sendFrame(encodeError(p.Namespace, "Invalid namespace"))
+		}
+	case PacketBinaryEvent, PacketBinaryAck:
+		c.Error(CodeBinary, "binary packets are not supported")
+	case PacketAck, PacketError:
+		// The server never asks clients for acks; stray ones are ignored.
+	}
+	return false
+}
+
+// newSocketID returns an id in Pusher's form <digits>.<digits>: Pusher's server SDKs
+// refuse any other form when a trigger passes it to exclude the sender. Random, so ids
+// do not repeat across nodes and restarts (the server also checks its own).
+func newSocketID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("crypto/rand: " + err.Error())
+	}
+	hi := binary.BigEndian.Uint64(b[:8])%999_999_999 + 1
+	lo := binary.BigEndian.Uint64(b[8:])%999_999_999 + 1
+	return strconv.FormatUint(hi, 10) + "." + strconv.FormatUint(lo, 10)
+}
+
+func remoteIP(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	s := a.String()
+	if host, _, err := net.SplitHostPort(s); err == nil {
+		return host
+	}
+	return s
+}
+
+func transportName(u url.URL) string {
+	return u.Query().Get("transport")
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,271 @@
+// Package tokens issues and verifies Jetsocket's HS256 JSON Web Tokens.
+//
+// It knows nothing of HTTP or sockets: the middleware and the socket layer call Verify and
+// carry the resulting *Claims around.
+package tokens
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// MinSecretBytes is the shortest HS256 secret accepted: HMAC-SHA256 keys shorter than
+// the hash output weaken the signature.
+const MinSecretBytes = 32
+
+// MaxTokenBytes bounds the token size accepted: a handshake query of megabytes would
+// otherwise be parsed and base64-decoded before the signature check rejects it.
+const MaxTokenBytes = 8 << 10
+
+// Claims are the claims Jetsocket puts in, and reads from, a token. The channel rules
+// read Role, Groups and Permissions; presence reads Name.
+type Claims struct {
+	Name        string   `json:"name,omitempty"`
+	Email       string   `json:"email,omitempty"`
+	Role        string   `json:"role,omitempty"`
+	Groups      []string `json:"groups,omitempty"`
+	Permissions []string `json:"permissions,omitempty"`
+	jwt.RegisteredClaims
+}
+
+// UserID is the token's subject.
+func (c *Claims) UserID() string { return c.Subject }
+
+// HasGroup reports whether the claims list group g.
+func (c *Claims) HasGroup(g string) bool { return slices.Contains(c.Groups, g) }
+
+// HasPermission reports whether the claims list permission p.
+func (c *Claims) HasPermission(p string) bool { return slices.Contains(c.Permissions, p) }
+
+// Expiry is the token's expiry (zero when absent, which Verify never lets through).
+func (c *Claims) Expiry() time.Time {
+	if c.ExpiresAt == nil {
+		return time.Time{}
+	}
+	return c.ExpiresAt.Time
+}
+
+// User is what the issuer needs to know about a user to mint a token.
+type User struct {
+	ID          string
+	Name        string
+	Email       string
+	Role        string
+	Groups      []string
+	Permissions []string
+}
+
+// Config configures a Manager.
+type Config struct {
+	Secret   []byte
+	Issuer   string // set on issue and required on verify when not empty
+	Audience string // likewise
+	TTL      time.Duration
+	Leeway   time.Duration
+	Now      func() time.Time // for tests; time.Now when nil
+}
+
+// Manager issues and verifies tokens with one secret.
+type Manager struct {
+	cfg    Config
+	parser *jwt.Parser
+}
+
+// NewManager checks cfg and returns a Manager.
+func NewManager(cfg Config) (*Manager, error) {
+	if len(cfg.Secret) < MinSecretBytes {
+		return nil, fmt.Errorf("tokens: secret must be at least %d bytes, got %d", MinSecretBytes, len(cfg.Secret))
+	}
+	if cfg.TTL <= 0 {
+		return nil, errors.New("tokens: TTL must be positive")
+	}
+	if cfg.Leeway < 0 {
+		return nil, errors.New("tokens: leeway must not be negative")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	opts := []jwt.ParserOption{
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(cfg.Leeway),
+		jwt.WithTimeFunc(cfg.Now),
+	}
+	if cfg.Issuer != "" {
+		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
+	}
+	if cfg.Audience != "" {
+		opts = append(opts, jwt.WithAudience(cfg.Audience))
+	}
+	return &Manager{cfg: cfg, parser: jwt.NewParser(opts...)}, nil
+}
+
+// TTL is how long issued tokens live.
+func (m *Manager) TTL() time.Duration { return m.cfg.TTL }
+
+// Issue mints a token for u, valid from now for the configured TTL.
+func (m *Manager) Issue(u User) (token string, expiresAt time.Time, err error) {
+	if u.ID == "" {
+		return "", time.Time{}, errors.New("tokens: user has no id")
+	}
+	now := m.cfg.Now().Truncate(time.Second)
+	expiresAt = now.Add(m.cfg.TTL)
+	var jti [12]byte
+	if _, err := rand.Read(jti[:]); err != nil {
+		return "", time.Time{}, fmt.Errorf("tokens: token id: %w", err)
+	}
+	claims := Claims{
+		Name:        u.Name,
+		Email:       u.Email,
+		Role:        u.Role,
+		Groups:      u.Groups,
+		Permissions: u.Permissions,
+		RegisteredClaims: jwt.RegisteredClaims{
+			Subject:   u.ID,
+			Issuer:    m.cfg.Issuer,
+			IssuedAt:  jwt.NewNumericDate(now),
+			NotBefore: jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(expiresAt),
+			ID:        hex.EncodeToString(jti[:]),
+		},
+	}
+	if m.cfg.Audience != "" {
+		claims.Audience = jwt.ClaimStrings{m.cfg.Audience}
+	}
+	token, err = jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(m.cfg.Secret)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("tokens: sign: %w", err)
+	}
+	return token, expiresAt, nil
+}
+
+// Verify checks token and returns its claims. Every refusal is an *Error whose Reason
+// says why, for logs and metrics; the token itself is never part of the error.
+func (m *Manager) Verify(token string) (*Claims, error) {
+	if token == "" {
+		return nil, &Error{Reason: ReasonMissing}
+	}
+	if len(token) > MaxTokenBytes {
+		return nil, &Error{Reason: ReasonTooLarge}
+	}
+	claims := &Claims{}
+	_, err := m.parser.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
+		// Only HS256: this rules out alg "none" and algorithm-confusion tokens.
+		if t.Method != jwt.SigningMethodHS256 {
+			return nil, errAlgorithm
+		}
+		return m.cfg.Secret, nil
+	})
+	if err != nil {
+		return nil, classify(err)
+	}
+	if claims.Subject == "" {
+		return nil, &Error{Reason: ReasonClaims, err: errors.New("no sub claim")}
+	}
+	return claims, nil
+}
+
+// Reason names why a token was refused. The values are stable: they appear in logs,
+// metrics labels and the handshake's error message.
+type Reason string
+
+const (
+	ReasonMissing     Reason = "missing"
+	ReasonTooLarge    Reason = "too_large"
+	ReasonMalformed   Reason = "malformed"
+	ReasonAlgorithm   Reason = "bad_algorithm"
+	ReasonSignature   Reason = "bad_signature"
+	ReasonExpired     Reason = "expired"
+	ReasonNotYetValid Reason = "not_yet_valid"
+	ReasonClaims      Reason = "bad_claims"
+)
+
+// Error is a refused token.
+type Error struct {
+	Reason Reason
+	err    error
+}
+
+func (e *Error) Error() string {
+	if e.err != nil {
+		return fmt.Sprintf("token %s: %v", e.Reason, e.err)
+	}
+	return "token " + string(e.Reason)
+}
+
+func (e *Error) Unwrap() error { return e.err }
+
+// Message is a short, safe description of the refusal for the client.
+func (e *Error) Message() string {
+	switch e.Reason {
+	case ReasonMissing:
+		return "token missing"
+	case ReasonTooLarge:
+		return "token too large"
+	case ReasonMalformed:
+		return "token malformed"
+	case ReasonAlgorithm:
+		return "token signing algorithm not accepted"
+	case ReasonSignature:
+		return "token signature invalid"
+	case ReasonExpired:
+		return "token expired"
+	case ReasonNotYetValid:
+		return "token not valid yet"
+	default:
+		return "token claims invalid"
+	}
+}
+
+// ReasonOf returns the Reason of a Verify error (ReasonMalformed for foreign errors).
+func ReasonOf(err error) Reason {
+	var te *Error
+	if errors.As(err, &te) {
+		return te.Reason
+	}
+	return ReasonMalformed
+}
+
+var errAlgorithm = errors.New("signing method not accepted")
+
+func classify(err error) *Error {
+	switch {
+	case errors.Is(err, errAlgorithm), errors.Is(err, jwt.ErrTokenUnverifiable):
+		return &Error{Reason: ReasonAlgorithm, err: err}
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return &Error{Reason: ReasonSignature, err: err}
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return &Error{Reason: ReasonExpired, err: err}
+	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return &Error{Reason: ReasonNotYetValid, err: err}
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return &Error{Reason: ReasonMalformed, err: err}
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing),
+		errors.Is(err, jwt.ErrTokenInvalidIssuer),
+		errors.Is(err, jwt.ErrTokenInvalidAudience),
+		errors.Is(err, jwt.ErrTokenInvalidClaims):
+		return &Error{Reason: ReasonClaims, err: err}
+	default:
+		return &Error{Reason: ReasonMalformed, err: err}
+	}
+}
+
+type ctxKey struct{}
+
+// WithClaims returns a context carrying c.
+func WithClaims(ctx context.Context, c *Claims) context.Context {
+	return context.WithValue(ctx, ctxKey{}, c)
+}
+
+// FromContext returns the claims stored by WithClaims.
+func FromContext(ctx context.Context) (*Claims, bool) {
+	c, ok := ctx.Value(ctxKey{}).(*Claims)
+	return c, ok && c != nil
+}
