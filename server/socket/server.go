@@ -315,7 +315,7 @@ func (s *Server) newConn(sess engineio.Conn, claims *tokens.Claims) *Conn {
 		connectedAt: time.Now(),
 		inbound:     rate.NewLimiter(rate.Limit(s.opts.InboundRate), s.opts.InboundBurst),
 		flood:       rate.NewLimiter(rate.Limit(s.opts.InboundRate), 5*s.opts.InboundBurst),
-		errNotice:   rate.NewLimiter(1, 3),
+		errNotice:   rate.NewLimiter(5, 10),
 	}
 	c.claims.Store(claims)
 	s.mu.Lock()

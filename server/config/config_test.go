@@ -1,0 +1,124 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(kv map[string]string) func(string) string {
+	return func(k string) string { return kv[k] }
+}
+
+const goodSecret = "0123456789abcdef0123456789abcdef"
+
+func TestDefaults(t *testing.T) {
+	c, warnings, err := Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Env != Development || c.Addr != ":8080" || c.JWTTTL != time.Hour || c.JWTLeeway != 30*time.Second {
+		t.Fatalf("defaults: %+v", c)
+	}
+	if !c.JWTSecretGenerated || len(c.JWTSecret) < 32 {
+		t.Fatal("development without JWT_SECRET must generate one")
+	}
+	if c.LoginRateLimit != (RateLimit{N: 100, Per: 15 * time.Minute}) || c.ClientEventRate != 10 || c.MaxPayloadBytes != 10240 {
+		t.Fatalf("limits: %+v", c)
+	}
+	if len(warnings) == 0 || !strings.Contains(strings.Join(warnings, "\n"), "JWT_SECRET") {
+		t.Fatalf("no warning about the generated secret: %q", warnings)
+	}
+	c2, _, _ := Load(env(nil))
+	if string(c.JWTSecret) == string(c2.JWTSecret) {
+		t.Fatal("generated secrets repeat")
+	}
+}
+
+func TestParses(t *testing.T) {
+	c, _, err := Load(env(map[string]string{
+		"APP_ENV": "production", "JWT_SECRET": goodSecret, "APP_ID": "42", "APP_KEY": "k", "APP_SECRET": "0123456789abcdef",
+		"USERS_FILE": "/etc/users.json", "ALLOWED_ORIGINS": "https://App.example.com, http://localhost:3000",
+		"LOGIN_RATE_LIMIT": "5/1m", "JWT_TTL": "15m", "ENCRYPTION_MASTER_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+		"WEBHOOK_URL": "https://hooks.example.com/a,http://127.0.0.1:9/b", "REDIS_URL": "redis://localhost:6379/0",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Production() || c.LogFormat != "json" || c.JWTTTL != 15*time.Minute || len(c.EncryptionMasterKey) != 32 {
+		t.Fatalf("parsed: %+v", c)
+	}
+	if strings.Join(c.AllowedOrigins, " ") != "https://app.example.com http://localhost:3000" {
+		t.Fatalf("origins: %q", c.AllowedOrigins)
+	}
+	if c.LoginRateLimit != (RateLimit{N: 5, Per: time.Minute}) || len(c.WebhookURLs) != 2 {
+		t.Fatalf("parsed: %+v", c)
+	}
+	if c, _, _ := Load(env(map[string]string{"LOGIN_RATE_LIMIT": "7"})); c.LoginRateLimit != (RateLimit{N: 7, Per: 15 * time.Minute}) {
+		t.Fatalf("plain count: %+v", c.LoginRateLimit)
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	prod := map[string]string{"APP_ENV": "production", "JWT_SECRET": goodSecret, "APP_ID": "1", "APP_KEY": "k", "APP_SECRET": "0123456789abcdef", "USERS_FILE": "u.json"}
+	with := func(base map[string]string, k, v string) map[string]string {
+		m := map[string]string{}
+		for a, b := range base {
+			m[a] = b
+		}
+		m[k] = v
+		return m
+	}
+	tests := []struct {
+		name string
+		env  map[string]string
+		v    string
+	}{
+		{"bad env", map[string]string{"APP_ENV": "staging"}, "APP_ENV"},
+		{"bad addr", map[string]string{"ADDR": "8080"}, "ADDR"},
+		{"bad port", map[string]string{"ADDR": ":99999"}, "ADDR"},
+		{"short secret", map[string]string{"JWT_SECRET": "short"}, "JWT_SECRET"},
+		{"production without secret", with(prod, "JWT_SECRET", ""), "JWT_SECRET"},
+		{"production without app secret", with(prod, "APP_SECRET", ""), "APP_SECRET"},
+		{"production without users", with(prod, "USERS_FILE", ""), "USERS_FILE"},
+		{"production any origin", with(prod, "ALLOWED_ORIGINS", "*"), "ALLOWED_ORIGINS"},
+		{"bad ttl", map[string]string{"JWT_TTL": "soon"}, "JWT_TTL"},
+		{"zero ttl", map[string]string{"JWT_TTL": "0s"}, "JWT_TTL"},
+		{"negative leeway", map[string]string{"JWT_LEEWAY": "-1s"}, "JWT_LEEWAY"},
+		{"key not base64", map[string]string{"ENCRYPTION_MASTER_KEY": "!!!"}, "ENCRYPTION_MASTER_KEY"},
+		{"key 16 bytes", map[string]string{"ENCRYPTION_MASTER_KEY": "MDEyMzQ1Njc4OWFiY2RlZg=="}, "ENCRYPTION_MASTER_KEY"},
+		{"origin with path", map[string]string{"ALLOWED_ORIGINS": "https://a.example/app"}, "ALLOWED_ORIGINS"},
+		{"origin no scheme", map[string]string{"ALLOWED_ORIGINS": "a.example"}, "ALLOWED_ORIGINS"},
+		{"webhook not http", map[string]string{"WEBHOOK_URL": "ftp://x"}, "WEBHOOK_URL"},
+		{"redis not redis", map[string]string{"REDIS_URL": "http://x"}, "REDIS_URL"},
+		{"rate zero", map[string]string{"LOGIN_RATE_LIMIT": "0"}, "LOGIN_RATE_LIMIT"},
+		{"rate bad window", map[string]string{"LOGIN_RATE_LIMIT": "5/forever"}, "LOGIN_RATE_LIMIT"},
+		{"client rate", map[string]string{"CLIENT_EVENT_RATE": "ten"}, "CLIENT_EVENT_RATE"},
+		{"payload tiny", map[string]string{"MAX_PAYLOAD_BYTES": "1"}, "MAX_PAYLOAD_BYTES"},
+		{"tls half", map[string]string{"TLS_CERT_FILE": "/x.pem"}, "TLS_CERT_FILE"},
+		{"tls missing", map[string]string{"TLS_CERT_FILE": "/nonexistent.pem", "TLS_KEY_FILE": "/nonexistent.key"}, "TLS_CERT_FILE"},
+		{"proxy", map[string]string{"TRUSTED_PROXIES": "proxy.local"}, "TRUSTED_PROXIES"},
+		{"log format", map[string]string{"LOG_FORMAT": "xml"}, "LOG_FORMAT"},
+		{"log level", map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL"},
+		{"app id slash", map[string]string{"APP_ID": "a/b"}, "APP_ID"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := Load(env(tt.env))
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("got %v, want a config error", err)
+			}
+			if ce.Var != tt.v {
+				t.Fatalf("names %s, want %s: %v", ce.Var, tt.v, err)
+			}
+			if msg := err.Error(); !strings.HasPrefix(msg, "config: "+tt.v+": ") || strings.Contains(msg, "\n") {
+				t.Fatalf("not one clear line: %q", msg)
+			}
+			if strings.Contains(err.Error(), "short") && tt.v == "JWT_SECRET" {
+				t.Fatal("error repeats the secret")
+			}
+		})
+	}
+}

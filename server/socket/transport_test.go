@@ -1,0 +1,126 @@
+package socket
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/googollee/go-socket.io/engineio/frame"
+	"github.com/googollee/go-socket.io/engineio/packet"
+)
+
+// fakePolling stands in for go-socket.io's polling conn: pausable, closable.
+type fakePolling struct {
+	closed atomic.Bool
+	paused atomic.Bool
+}
+
+func (f *fakePolling) NextReader() (frame.Type, packet.Type, io.ReadCloser, error) {
+	return 0, 0, nil, io.EOF
+}
+func (f *fakePolling) NextWriter(frame.Type, packet.Type) (io.WriteCloser, error) {
+	return nil, io.EOF
+}
+func (f *fakePolling) Close() error                     { f.closed.Store(true); return nil }
+func (f *fakePolling) URL() url.URL                     { return url.URL{} }
+func (f *fakePolling) LocalAddr() net.Addr              { return nil }
+func (f *fakePolling) RemoteAddr() net.Addr             { return nil }
+func (f *fakePolling) RemoteHeader() http.Header        { return nil }
+func (f *fakePolling) SetReadDeadline(time.Time) error  { return nil }
+func (f *fakePolling) SetWriteDeadline(time.Time) error { return nil }
+func (f *fakePolling) Pause()                           { f.paused.Store(true) }
+func (f *fakePolling) Resume()                          { f.paused.Store(false) }
+func (f *fakePolling) ServeHTTP(http.ResponseWriter, *http.Request) {}
+
+// The upgrade containment: go-socket.io closes the paused polling conn right after the
+// upgrade; the close must wait so the session's read loop sees "paused", not EOF.
+func TestGraceConnDelaysCloseOnlyWhilePaused(t *testing.T) {
+	inner := &fakePolling{}
+	c := &graceConn{Conn: inner}
+	if _, ok := any(c).(pauser); !ok {
+		t.Fatal("graceConn must be a pauser or the library refuses to upgrade")
+	}
+	if _, ok := any(c).(http.Handler); !ok {
+		t.Fatal("graceConn must serve HTTP or polling stops")
+	}
+	c.Pause()
+	if !inner.paused.Load() {
+		t.Fatal("Pause not forwarded")
+	}
+	start := time.Now()
+	_ = c.Close()
+	_ = c.Close()
+	if inner.closed.Load() {
+		t.Fatal("paused conn closed at once")
+	}
+	for !inner.closed.Load() {
+		if time.Since(start) > 5*upgradeGrace {
+			t.Fatal("paused conn never closed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if d := time.Since(start); d < upgradeGrace {
+		t.Fatalf("closed after %v, want at least %v", d, upgradeGrace)
+	}
+
+	inner2 := &fakePolling{}
+	c2 := &graceConn{Conn: inner2}
+	c2.Pause()
+	c2.Resume() // a failed upgrade resumes polling
+	if inner2.paused.Load() {
+		t.Fatal("Resume not forwarded")
+	}
+	_ = c2.Close()
+	if !inner2.closed.Load() {
+		t.Fatal("an unpaused conn must close at once")
+	}
+}
+
+// The wrapper must sit in the transport list the server uses, polling first so that
+// polling clients are offered the upgrade.
+func TestTransportsOrder(t *testing.T) {
+	ts := newTransports(nil)
+	if len(ts) != 2 || ts[0].Name() != "polling" || ts[1].Name() != "websocket" {
+		t.Fatalf("transports: %v", ts)
+	}
+	if _, ok := ts[0].(upgradeSafePolling); !ok {
+		t.Fatalf("polling transport is %T, not the upgrade-safe wrapper", ts[0])
+	}
+}
+
+func TestSessionIDsAreRandom(t *testing.T) {
+	seen := map[string]bool{}
+	for range 1000 {
+		id := sessionIDs{}.NewID()
+		if len(id) < 22 || seen[id] {
+			t.Fatalf("weak or repeated sid %q", id)
+		}
+		seen[id] = true
+	}
+}
+
+func TestSocketIDForm(t *testing.T) {
+	seen := map[string]bool{}
+	for range 10000 {
+		id := newSocketID()
+		a, b, ok := strings.Cut(id, ".")
+		if !ok || !digits(a) || !digits(b) || seen[id] {
+			t.Fatalf("socket id %q", id)
+		}
+		seen[id] = true
+	}
+}
+
+func digits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
