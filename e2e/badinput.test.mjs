@@ -27,9 +27,12 @@ describe('bad input over socket.io', () => {
   /** healthy proves the server still serves: the bystander pings, a new client connects. */
   async function healthy(what) {
     assert.equal(bystanderDisconnected, null, `bystander was disconnected after ${what}`);
-    assert.equal((await ping(bystander)).pong, true, `bystander ping after ${what}`);
+    const bystanderAck = await ping(bystander).catch((err) => assert.fail(`bystander ping after ${what}: ${err.message}`));
+    assert.equal(bystanderAck.pong, true, `bystander ping after ${what}`);
     const { socket } = await connect(srv.url, mint({ sub: 'newcomer' }), { clients });
-    assert.equal((await ping(socket)).pong, true, `new client ping after ${what}`);
+    const ack = await ping(socket).catch((err) => assert.fail(
+      `new client (${socket.io.engine?.transport?.name}) ping after ${what}: ${err.message}`));
+    assert.equal(ack.pong, true, `new client ping after ${what}`);
     socket.close();
     assert.equal((await request(`${srv.url}/healthz`)).status, 200);
   }

@@ -35,6 +35,7 @@ function badTokens() {
     ['alg RS256 header with an HMAC signature', mint({}, { alg: 'RS256' })],
     ['tampered payload', tampered()],
     ['no exp', mint({ exp: undefined })],
+    ['no sub (no identity)', mint({ sub: undefined })],
     ['oversized (> 8 KB) but correctly signed', mint({ padding: 'x'.repeat(9 * 1024) })],
   ];
 }
@@ -64,6 +65,20 @@ describe('bad tokens are refused before a session exists', () => {
       assert.equal(err.description, 401, `connect_error ${err.message}`);
     });
   }
+
+  test('an unknown sid without a token opens no session (polling and websocket)', async () => {
+    const poll = await request(socketPath(srv.url, { extra: { sid: 'forged-sid-e2e' } }));
+    assert.ok(poll.status >= 400 && poll.status < 500, `polling, forged sid -> ${poll.status} ${poll.text}`);
+    assert.ok(!/"sid"/.test(poll.text), 'no engine.io open packet');
+    const ws = await wsHandshake(socketPath(srv.url, { transport: 'websocket', extra: { sid: 'forged-sid-e2e' } }));
+    if (ws.ws) { ws.ws.terminate(); assert.fail('websocket with a forged sid and no token was upgraded'); }
+    assert.ok(ws.status >= 400 && ws.status < 500, `websocket, forged sid -> ${ws.status} ${ws.text}`);
+  });
+
+  test('an empty sid parameter does not skip the token check', async () => {
+    const res = await request(socketPath(srv.url, { extra: { sid: '' } }));
+    assertJsonError(res, 401, 'invalid_token', 'sid= and no token');
+  });
 
   test('socket.io-client with default transports is refused too', async () => {
     const err = await expectRefused(srv.url, mint({}, { alg: 'none' }));
@@ -119,6 +134,14 @@ describe('accepted connections', () => {
   test('a token with nbf a few seconds ahead (within the leeway) is accepted', async () => {
     const { info } = await connect(srv.url, tok({ sub: '9', nbf: nowSeconds() + 10 }), { clients });
     assert.equal(info.user_id, '9');
+  });
+
+  test('a large but legitimate token (about 6 KB of claims) is accepted', async () => {
+    const groups = Array.from({ length: 420 }, (_, i) => `group-${i}`);
+    const token = tok({ sub: 'big', groups });
+    assert.ok(token.length > 5000 && token.length < 8 * 1024, `token is ${token.length} bytes`);
+    const { info } = await connect(srv.url, token, { clients });
+    assert.equal(info.user_id, 'big');
   });
 
   test('socket_id is unique per connection', async () => {

@@ -111,6 +111,20 @@ describe('healthz and login (demo users)', () => {
     });
   }
 
+  test('a 2 MB login body is refused with a JSON 4xx', async () => {
+    const body = JSON.stringify({ username: 'alice', password: 'x'.repeat(2 * 1024 * 1024) });
+    const res = await postLogin(srv.url, 'application/json', body);
+    assert.ok([400, 413].includes(res.status), `2 MB login -> ${res.status} ${res.text.slice(0, 200)}`);
+    assert.equal(typeof res.json?.error, 'string', res.text.slice(0, 200));
+  });
+
+  test('a login with another content type is refused with a JSON 4xx', async () => {
+    const res = await postLogin(srv.url, 'text/plain', 'username=alice&password=alice123');
+    assert.ok([400, 415].includes(res.status), `text/plain login -> ${res.status} ${res.text}`);
+    assert.equal(typeof res.json?.error, 'string', res.text);
+    assert.equal(res.json.token, undefined);
+  });
+
   test('the server still serves after all of the above', async () => {
     const res = await request(`${srv.url}/healthz`);
     assert.equal(res.status, 200);

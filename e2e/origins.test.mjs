@@ -145,3 +145,29 @@ describe('ALLOWED_ORIGINS unset: same origin only', () => {
     assert.equal(res.status, 200, res.text);
   });
 });
+
+describe('ALLOWED_ORIGINS lists and * (development)', () => {
+  test('a comma list (with spaces) allows each listed origin and nothing else', async () => {
+    const srv = await startServer({ ALLOWED_ORIGINS: 'http://a.example, http://b.example' });
+    try {
+      for (const origin of ['http://a.example', 'http://b.example']) {
+        const res = await pollingHandshake(srv, { origin });
+        assert.equal(res.status, 200, `${origin}: ${res.text}`);
+        assert.equal(res.headers['access-control-allow-origin'], origin);
+      }
+      assertJsonError(await pollingHandshake(srv, { origin: 'http://c.example' }), 403, 'origin_not_allowed', 'unlisted');
+    } finally { await srv.stop(); }
+  });
+
+  test('* allows any origin and echoes it (a literal * cannot carry credentials)', async () => {
+    const srv = await startServer({ ALLOWED_ORIGINS: '*' });
+    try {
+      const res = await pollingHandshake(srv, { origin: EVIL });
+      assert.equal(res.status, 200, res.text);
+      assert.equal(res.headers['access-control-allow-origin'], EVIL);
+      assert.equal(res.headers['access-control-allow-credentials'], 'true');
+      const ws = await websocketHandshake(srv, EVIL);
+      assert.ok(ws.upgraded, `refused: ${ws.status} ${ws.text}`);
+    } finally { await srv.stop(); }
+  });
+});

@@ -151,7 +151,7 @@ func NewServer(opts Options) (*Server, error) {
 	s.engine = engineio.NewServer(&engineio.Options{
 		PingInterval:       opts.PingInterval,
 		PingTimeout:        opts.PingTimeout,
-		Transports:         newTransports(opts.CheckOrigin),
+		Transports:         newTransports(opts.CheckOrigin, int64(opts.MaxFrameBytes)),
 		SessionIDGenerator: sessionIDs{},
 	})
 	return s, nil

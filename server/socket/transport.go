@@ -1,11 +1,14 @@
 package socket
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/googollee/go-socket.io/engineio/frame"
@@ -16,13 +19,27 @@ import (
 	"github.com/googollee/go-socket.io/engineio/transport/websocket"
 )
 
-// upgradeGrace is how long a polling conn that was paused for an upgrade stays open
-// after the library closes it. go-socket.io v1.7.0 swaps in the websocket and closes the
-// paused polling conn at once; the session's read loop may still hold the polling conn,
-// read io.EOF from it and close the whole session, so about 1 in 20 default-option
-// clients was disconnected right after upgrading. While the polling conn stays paused
-// the loop only sees the library's temporary "paused" error and picks up the websocket
-// on its next turn. A second is far beyond that turn and costs nothing: the client has
+// The polling-to-websocket upgrade of go-socket.io v1.7.0 loses messages in both
+// directions; the types below contain it without touching the library.
+//
+// Server to client: the library swaps in the websocket and at once closes the paused
+// polling conn. The session's read loop may still hold the polling conn, read io.EOF from
+// it and close the whole session: about 1 in 20 default-option clients was disconnected
+// right after upgrading. So a paused polling conn stays open for upgradeGrace after the
+// library closes it: the loop only sees the library's temporary "paused" error and picks
+// up the websocket on its next turn.
+//
+// Client to server: the library pauses the polling conn as soon as it has answered the
+// client's websocket probe. A POST the client sent just before it saw that answer then
+// gets 400 "paused"; engine.io-client drops the connection and the posted packets are
+// lost (measured: 2 in 200 clients that emit right after connecting). So a POST that
+// arrives while paused is decoded here and its packets handed off, by session id, to
+// whichever conn the session reads next: the websocket once the client has sent its
+// upgrade packet (the client sends it only after such a POST was answered, so order is
+// kept), or the polling conn again if the upgrade fails.
+
+// upgradeGrace is how long a paused polling conn stays open after the library closes it.
+// A second is far beyond one turn of the read loop and costs nothing: the client has
 // stopped polling by then.
 const upgradeGrace = time.Second
 
@@ -35,10 +52,61 @@ type pauser interface {
 	Resume()
 }
 
-// upgradeSafePolling wraps go-socket.io's polling transport so its conns survive the
-// upgrade race described at upgradeGrace.
+// handedPacket is an Engine.IO packet decoded from a POST made during an upgrade.
+type handedPacket struct {
+	ft   frame.Type
+	pt   packet.Type
+	data []byte
+}
+
+// handoff holds handed-off packets by Engine.IO session id until a conn reads them.
+type handoff struct {
+	mu sync.Mutex
+	m  map[string][]handedPacket
+}
+
+func newHandoff() *handoff { return &handoff{m: make(map[string][]handedPacket)} }
+
+func (h *handoff) push(sid string, ps []handedPacket) {
+	h.mu.Lock()
+	h.m[sid] = append(h.m[sid], ps...)
+	h.mu.Unlock()
+}
+
+func (h *handoff) pop(sid string) (handedPacket, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ps := h.m[sid]
+	if len(ps) == 0 {
+		return handedPacket{}, false
+	}
+	if len(ps) == 1 {
+		delete(h.m, sid)
+	} else {
+		h.m[sid] = ps[1:]
+	}
+	return ps[0], true
+}
+
+func (h *handoff) drop(sid string) {
+	h.mu.Lock()
+	delete(h.m, sid)
+	h.mu.Unlock()
+}
+
+func (h *handoff) len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.m)
+}
+
+func (p handedPacket) reader() io.ReadCloser { return io.NopCloser(bytes.NewReader(p.data)) }
+
+// upgradeSafePolling wraps go-socket.io's polling transport; see graceConn.
 type upgradeSafePolling struct {
 	*polling.Transport
+	handoff  *handoff
+	maxFrame int64
 }
 
 func (t upgradeSafePolling) Accept(w http.ResponseWriter, r *http.Request) (transport.Conn, error) {
@@ -46,45 +114,49 @@ func (t upgradeSafePolling) Accept(w http.ResponseWriter, r *http.Request) (tran
 	if err != nil {
 		return nil, err
 	}
-	return &graceConn{Conn: c}, nil
+	return &graceConn{Conn: c, handoff: t.handoff, maxFrame: t.maxFrame}, nil
 }
 
-// graceConn is a polling conn whose Close, while paused for an upgrade, waits
-// upgradeGrace before closing.
+// graceConn is a polling conn that survives the upgrade races described above.
 type graceConn struct {
 	transport.Conn
+	handoff  *handoff
+	maxFrame int64
 
 	mu      sync.Mutex
+	sid     string // learnt from the first request that carries it
 	paused  bool
 	closing bool
 }
 
 // Pause and Resume keep the session's upgrade path working: it type-asserts the old
-// conn to a pauser and refuses to upgrade otherwise.
+// conn to a pauser and refuses to upgrade otherwise. paused is set first so no POST
+// can reach the library between its pause and ours.
 func (c *graceConn) Pause() {
-	c.Conn.(pauser).Pause()
 	c.mu.Lock()
 	c.paused = true
 	c.mu.Unlock()
+	c.Conn.(pauser).Pause()
 }
 
 func (c *graceConn) Resume() {
+	c.Conn.(pauser).Resume()
 	c.mu.Lock()
 	c.paused = false
 	c.mu.Unlock()
-	c.Conn.(pauser).Resume()
 }
 
-func (c *graceConn) isPaused() bool {
+func (c *graceConn) state() (sid string, paused bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.paused
+	return c.sid, c.paused
 }
 
 func (c *graceConn) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.paused {
+		c.handoff.drop(c.sid)
 		return c.Conn.Close()
 	}
 	if !c.closing {
@@ -95,8 +167,14 @@ func (c *graceConn) Close() error {
 }
 
 func (c *graceConn) NextReader() (frame.Type, packet.Type, io.ReadCloser, error) {
+	sid, paused := c.state()
+	if !paused && sid != "" {
+		if p, ok := c.handoff.pop(sid); ok { // posted during an upgrade that failed
+			return p.ft, p.pt, p.reader(), nil
+		}
+	}
 	ft, pt, r, err := c.Conn.NextReader()
-	if err != nil && isTemporary(err) && c.isPaused() {
+	if err != nil && isTemporary(err) && paused {
 		time.Sleep(pausedRetryDelay)
 	}
 	return ft, pt, r, err
@@ -104,14 +182,110 @@ func (c *graceConn) NextReader() (frame.Type, packet.Type, io.ReadCloser, error)
 
 func (c *graceConn) NextWriter(ft frame.Type, pt packet.Type) (io.WriteCloser, error) {
 	w, err := c.Conn.NextWriter(ft, pt)
-	if err != nil && isTemporary(err) && c.isPaused() {
-		time.Sleep(pausedRetryDelay)
+	if err != nil && isTemporary(err) {
+		if _, paused := c.state(); paused {
+			time.Sleep(pausedRetryDelay)
+		}
 	}
 	return w, err
 }
 
 // ServeHTTP answers the polling requests; the session requires an http.Handler.
 func (c *graceConn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c.mu.Lock()
+	if c.sid == "" {
+		c.sid = r.URL.Query().Get("sid")
+	}
+	sid, paused := c.sid, c.paused
+	c.mu.Unlock()
+	if paused && r.Method == http.MethodPost && sid != "" {
+		c.handOff(w, r, sid)
+		return
+	}
+	c.Conn.(http.Handler).ServeHTTP(w, r)
+}
+
+// handOff decodes a POST made while paused and queues its packets for the session.
+func (c *graceConn) handOff(w http.ResponseWriter, r *http.Request, sid string) {
+	binary := strings.HasPrefix(r.Header.Get("Content-Type"), "application/octet-stream")
+	pl := payload.New(binary)
+	fed := make(chan error, 1)
+	go func() {
+		fed <- pl.FeedIn(io.LimitReader(r.Body, c.maxFrame*4), binary)
+		_ = pl.Close() // ends the NextReader loop below once everything is read
+	}()
+	var ps []handedPacket
+	var readErr error
+	for {
+		ft, pt, rd, err := pl.NextReader()
+		if err != nil {
+			break
+		}
+		data, err := io.ReadAll(io.LimitReader(rd, c.maxFrame))
+		_ = rd.Close()
+		if err != nil {
+			readErr = err
+			break
+		}
+		ps = append(ps, handedPacket{ft: ft, pt: pt, data: data})
+	}
+	if err := <-fed; err != nil && readErr == nil {
+		readErr = err
+	}
+	if readErr != nil {
+		http.Error(w, "bad payload", http.StatusBadRequest)
+		return
+	}
+	c.handoff.push(sid, ps)
+	_, _ = io.WriteString(w, "ok")
+}
+
+// handoffWebsocket wraps go-socket.io's websocket transport so that a session's
+// websocket first delivers the packets posted during its upgrade.
+type handoffWebsocket struct {
+	*websocket.Transport
+	handoff *handoff
+}
+
+func (t handoffWebsocket) Accept(w http.ResponseWriter, r *http.Request) (transport.Conn, error) {
+	c, err := t.Transport.Accept(w, r)
+	if err != nil {
+		return nil, err
+	}
+	return &handoffConn{Conn: c, handoff: t.handoff, sid: r.URL.Query().Get("sid")}, nil
+}
+
+// handoffConn is a websocket conn. sid is empty for a session that starts on the
+// websocket: nothing is ever handed to it.
+type handoffConn struct {
+	transport.Conn
+	handoff  *handoff
+	sid      string
+	upgraded atomic.Bool // the client's upgrade packet went through
+}
+
+func (c *handoffConn) NextReader() (frame.Type, packet.Type, io.ReadCloser, error) {
+	if c.sid != "" && c.upgraded.Load() {
+		if p, ok := c.handoff.pop(c.sid); ok {
+			return p.ft, p.pt, p.reader(), nil
+		}
+	}
+	ft, pt, r, err := c.Conn.NextReader()
+	if err == nil && pt == packet.UPGRADE {
+		c.upgraded.Store(true)
+	}
+	return ft, pt, r, err
+}
+
+func (c *handoffConn) Close() error {
+	if c.sid != "" {
+		c.handoff.drop(c.sid)
+	}
+	return c.Conn.Close()
+}
+
+// ServeHTTP keeps the request's goroutine until the conn closes, as the library expects.
+func (c *handoffConn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.Conn.(http.Handler).ServeHTTP(w, r)
 }
 
@@ -134,14 +308,19 @@ func (sessionIDs) NewID() string {
 }
 
 // newTransports lists websocket last so polling clients are offered the upgrade.
-func newTransports(checkOrigin func(*http.Request) bool) []transport.Transport {
+func newTransports(checkOrigin func(*http.Request) bool, maxFrame int64) []transport.Transport {
+	h := newHandoff()
 	return []transport.Transport{
-		upgradeSafePolling{&polling.Transport{
-			Client: &http.Client{Timeout: time.Minute},
-			// CORS headers are written by our middleware, which knows ALLOWED_ORIGINS;
-			// the library must not echo any origin itself.
-			CheckOrigin: func(*http.Request) bool { return false },
-		}},
-		&websocket.Transport{CheckOrigin: checkOrigin},
+		upgradeSafePolling{
+			Transport: &polling.Transport{
+				Client: &http.Client{Timeout: time.Minute},
+				// CORS headers are written by our middleware, which knows ALLOWED_ORIGINS;
+				// the library must not echo any origin itself.
+				CheckOrigin: func(*http.Request) bool { return false },
+			},
+			handoff:  h,
+			maxFrame: maxFrame,
+		},
+		handoffWebsocket{Transport: &websocket.Transport{CheckOrigin: checkOrigin}, handoff: h},
 	}
 }

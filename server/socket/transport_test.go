@@ -1,9 +1,11 @@
 package socket
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -26,22 +28,22 @@ func (f *fakePolling) NextReader() (frame.Type, packet.Type, io.ReadCloser, erro
 func (f *fakePolling) NextWriter(frame.Type, packet.Type) (io.WriteCloser, error) {
 	return nil, io.EOF
 }
-func (f *fakePolling) Close() error                     { f.closed.Store(true); return nil }
-func (f *fakePolling) URL() url.URL                     { return url.URL{} }
-func (f *fakePolling) LocalAddr() net.Addr              { return nil }
-func (f *fakePolling) RemoteAddr() net.Addr             { return nil }
-func (f *fakePolling) RemoteHeader() http.Header        { return nil }
-func (f *fakePolling) SetReadDeadline(time.Time) error  { return nil }
-func (f *fakePolling) SetWriteDeadline(time.Time) error { return nil }
-func (f *fakePolling) Pause()                           { f.paused.Store(true) }
-func (f *fakePolling) Resume()                          { f.paused.Store(false) }
+func (f *fakePolling) Close() error                                 { f.closed.Store(true); return nil }
+func (f *fakePolling) URL() url.URL                                 { return url.URL{} }
+func (f *fakePolling) LocalAddr() net.Addr                          { return nil }
+func (f *fakePolling) RemoteAddr() net.Addr                         { return nil }
+func (f *fakePolling) RemoteHeader() http.Header                    { return nil }
+func (f *fakePolling) SetReadDeadline(time.Time) error              { return nil }
+func (f *fakePolling) SetWriteDeadline(time.Time) error             { return nil }
+func (f *fakePolling) Pause()                                       { f.paused.Store(true) }
+func (f *fakePolling) Resume()                                      { f.paused.Store(false) }
 func (f *fakePolling) ServeHTTP(http.ResponseWriter, *http.Request) {}
 
 // The upgrade containment: go-socket.io closes the paused polling conn right after the
 // upgrade; the close must wait so the session's read loop sees "paused", not EOF.
 func TestGraceConnDelaysCloseOnlyWhilePaused(t *testing.T) {
 	inner := &fakePolling{}
-	c := &graceConn{Conn: inner}
+	c := &graceConn{Conn: inner, handoff: newHandoff()}
 	if _, ok := any(c).(pauser); !ok {
 		t.Fatal("graceConn must be a pauser or the library refuses to upgrade")
 	}
@@ -69,7 +71,7 @@ func TestGraceConnDelaysCloseOnlyWhilePaused(t *testing.T) {
 	}
 
 	inner2 := &fakePolling{}
-	c2 := &graceConn{Conn: inner2}
+	c2 := &graceConn{Conn: inner2, handoff: newHandoff()}
 	c2.Pause()
 	c2.Resume() // a failed upgrade resumes polling
 	if inner2.paused.Load() {
@@ -84,7 +86,7 @@ func TestGraceConnDelaysCloseOnlyWhilePaused(t *testing.T) {
 // The wrapper must sit in the transport list the server uses, polling first so that
 // polling clients are offered the upgrade.
 func TestTransportsOrder(t *testing.T) {
-	ts := newTransports(nil)
+	ts := newTransports(nil, 1024)
 	if len(ts) != 2 || ts[0].Name() != "polling" || ts[1].Name() != "websocket" {
 		t.Fatalf("transports: %v", ts)
 	}
@@ -123,4 +125,75 @@ func digits(s string) bool {
 		}
 	}
 	return s != ""
+}
+
+// A POST that reaches a paused polling conn is decoded and handed to the websocket of
+// the same session, which delivers it after the client's upgrade packet.
+func TestPostDuringUpgradeIsHandedToTheWebsocket(t *testing.T) {
+	h := newHandoff()
+	poll := &graceConn{Conn: &fakePolling{}, handoff: h, maxFrame: 1 << 10}
+	poll.Pause()
+
+	body := "6:2probe" + `15:42["x",{"a":1}]` // engine.io v3 text payload: a ping, then a message
+	req := httptest.NewRequest(http.MethodPost, "/socket.io/?EIO=3&transport=polling&sid=S1", strings.NewReader(body))
+	req.Header.Set("Content-Type", "text/plain;charset=UTF-8")
+	rec := httptest.NewRecorder()
+	poll.ServeHTTP(rec, req)
+	if rec.Code != 200 || rec.Body.String() != "ok" {
+		t.Fatalf("POST while paused: %d %q", rec.Code, rec.Body)
+	}
+
+	ws := &handoffConn{Conn: &scriptedConn{packets: []handedPacket{
+		{pt: packet.UPGRADE}, {pt: packet.MESSAGE, data: []byte(`2["after"]`)},
+	}}, handoff: h, sid: "S1"}
+	var got []string
+	for range 4 {
+		_, pt, r, err := ws.NextReader()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(r)
+		got = append(got, fmt.Sprintf("%d:%s", pt, b))
+	}
+	want := []string{"5:", "2:probe", `4:2["x",{"a":1}]`, `4:2["after"]`}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("read order %q, want %q", got, want)
+	}
+	_ = ws.Close()
+	if h.len() != 0 {
+		t.Fatal("handoff not cleaned up")
+	}
+}
+
+// A failed upgrade resumes polling, which then delivers what was handed off.
+func TestHandedOffPacketsReturnToPollingIfUpgradeFails(t *testing.T) {
+	h := newHandoff()
+	poll := &graceConn{Conn: &fakePolling{}, handoff: h, maxFrame: 1 << 10}
+	poll.Pause()
+	req := httptest.NewRequest(http.MethodPost, "/socket.io/?sid=S2", strings.NewReader(`7:42["y"]`))
+	req.Header.Set("Content-Type", "text/plain;charset=UTF-8")
+	poll.ServeHTTP(httptest.NewRecorder(), req)
+	poll.Resume()
+	_, pt, r, err := poll.NextReader()
+	if err != nil || pt != packet.MESSAGE {
+		t.Fatalf("after resume: %v %v", pt, err)
+	}
+	if b, _ := io.ReadAll(r); string(b) != `2["y"]` {
+		t.Fatalf("got %q", b)
+	}
+}
+
+// scriptedConn returns a fixed list of packets.
+type scriptedConn struct {
+	fakePolling
+	packets []handedPacket
+}
+
+func (s *scriptedConn) NextReader() (frame.Type, packet.Type, io.ReadCloser, error) {
+	if len(s.packets) == 0 {
+		return 0, 0, nil, io.EOF
+	}
+	p := s.packets[0]
+	s.packets = s.packets[1:]
+	return p.ft, p.pt, p.reader(), nil
 }
