@@ -130,7 +130,7 @@ describe('good configuration takes effect', () => {
     const clients = new Clients();
     try {
       await login(srv.url, 'nobody', 'nothing-here');
-      const { socket } = await connect(srv.url, mint(), { clients });
+      const { socket } = await connect(srv.url, mint(), { clients, transports: ['websocket'] });
       await ping(socket);
       await expectRefused(srv.url, 'garbage.token.value', { transports: ['polling'] });
     } finally {

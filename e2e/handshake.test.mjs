@@ -91,7 +91,7 @@ describe('bad tokens are refused before a session exists', () => {
   });
 
   test('the server keeps serving: a good token still connects and pings', async () => {
-    const { socket, info } = await connect(srv.url, mint(), { clients });
+    const { socket, info } = await connect(srv.url, mint(), { clients, transports: ['websocket'] });
     assert.equal(info.user_id, '1');
     const ack = await ping(socket);
     assert.equal(ack.pong, true);

@@ -72,7 +72,7 @@ describe('healthz and login (demo users)', () => {
     const res = await login(srv.url, 'carol', 'carol123');
     assert.equal(res.status, 200);
     issued.push(res.body.token);
-    const { socket, info } = await connect(srv.url, res.body.token, { clients });
+    const { socket, info } = await connect(srv.url, res.body.token, { clients, transports: ['websocket'] });
     assert.equal(info.user_id, '3');
     assert.equal((await ping(socket)).pong, true);
   });

@@ -104,7 +104,7 @@ describe('ALLOWED_ORIGINS=http://allowed.example', () => {
   test('no Origin header (a Node or native client) is allowed', async () => {
     const res = await pollingHandshake(srv);
     assert.equal(res.status, 200, res.text);
-    const { socket } = await connect(srv.url, mint(), { clients });
+    const { socket } = await connect(srv.url, mint(), { clients, transports: ['websocket'] });
     assert.equal((await ping(socket)).pong, true);
   });
 

@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from './helpers/server.mjs';
 import { mint } from './helpers/jwt.mjs';
-import { connect, ping, waitFor, withTimeout, Clients } from './helpers/clients.mjs';
+import { connect, ping, sleep, waitFor, withTimeout, Clients } from './helpers/clients.mjs';
 
 describe('SIGTERM', () => {
   test('exits 0 within a few seconds and connected clients see a disconnect', async () => {
@@ -15,6 +15,7 @@ describe('SIGTERM', () => {
         connect(srv.url, mint({ sub: 'b' }), { clients, transports: ['websocket'] }),
         connect(srv.url, mint({ sub: 'c' }), { clients, transports: ['polling'] }),
       ]);
+      await sleep(500); // let the default client finish its upgrade (reliability.test.mjs covers emits during it)
       for (const { socket } of conns) assert.equal((await ping(socket)).pong, true);
       const disconnects = conns.map(({ socket }) => waitFor(socket, 'disconnect', 10_000));
 

@@ -65,26 +65,26 @@ func Login(users Authenticator, issuer Issuer, limiter Limiter, onResult func(ou
 			c.Header("Retry-After", strconv.Itoa(max(secs, 1)))
 			onResult("rate_limited")
 			log.Warn("login refused", "reason", "rate_limited", "ip", ip)
-			errs.Abort(c, log, errs.New(errs.RateLimited, "rate_limited", "too many login attempts; retry later"))
+			Abort(c, log, errs.New(errs.RateLimited, "rate_limited", "too many login attempts; retry later"))
 			return
 		}
 		creds, err := readCredentials(c)
 		if err != nil {
 			onResult("invalid_request")
-			errs.Abort(c, log, err)
+			Abort(c, log, err)
 			return
 		}
 		user, err := users.Authenticate(creds.Username, creds.Password)
 		if err != nil {
 			onResult("invalid_credentials")
 			log.Warn("login refused", "reason", "invalid_credentials", "username", truncate(creds.Username, 64), "ip", ip)
-			errs.Abort(c, log, errs.New(errs.Unauthorized, "invalid_credentials", "wrong username or password"))
+			Abort(c, log, errs.New(errs.Unauthorized, "invalid_credentials", "wrong username or password"))
 			return
 		}
 		token, exp, err := issuer.Issue(user)
 		if err != nil {
 			onResult("error")
-			errs.Abort(c, log, err)
+			Abort(c, log, err)
 			return
 		}
 		onResult("ok")

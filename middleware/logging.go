@@ -4,6 +4,7 @@ package middleware
 
 import (
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 
@@ -38,7 +39,7 @@ func RequestLog(log *slog.Logger) gin.HandlerFunc {
 func Recover(log *slog.Logger) gin.HandlerFunc {
 	return gin.CustomRecoveryWithWriter(discard{}, func(c *gin.Context, recovered any) {
 		log.Error("panic in handler", "method", c.Request.Method, "path", c.Request.URL.Path, "panic", recovered)
-		errs.Abort(c, log, errs.New(errs.Internal, "internal_error", "internal server error"))
+		c.AbortWithStatusJSON(http.StatusInternalServerError, errs.Body{Error: "internal_error", Message: "internal server error"})
 	})
 }
 

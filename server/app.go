@@ -20,7 +20,11 @@ import (
 	"github.com/joho/godotenv"
 
 	"github.com/jetsocket/jetsocket/middleware"
+	"golang.org/x/time/rate"
+
+	"github.com/jetsocket/jetsocket/server/channels"
 	"github.com/jetsocket/jetsocket/server/config"
+	"github.com/jetsocket/jetsocket/server/hub"
 	"github.com/jetsocket/jetsocket/server/limit"
 	"github.com/jetsocket/jetsocket/server/socket"
 	"github.com/jetsocket/jetsocket/server/users"
@@ -32,9 +36,25 @@ const maxLoginLimiterKeys = 100_000
 
 // Run runs the server until ctx is cancelled, then shuts it down gracefully. args are the
 // command-line arguments without the program name; getenv reads the environment (the
-// .env file fills in what it lacks). Logs go to stdout. If ready is not nil, it receives
-// the listening address once the server accepts connections.
-func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, ready func(addr net.Addr)) error {
+// .env file fills in what it lacks). Logs go to stdout.
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	return RunWith(ctx, Options{Args: args, Getenv: getenv, Stdout: stdout, Stderr: stderr})
+}
+
+// Options are RunWith's arguments.
+type Options struct {
+	Args           []string
+	Getenv         func(string) string
+	Stdout, Stderr io.Writer
+	// Ready, if set, receives the listening address once connections are accepted.
+	Ready func(addr net.Addr)
+	// Extensions are the developer's own guards and room handlers.
+	Extensions
+}
+
+// RunWith is Run with extensions; see Options.
+func RunWith(ctx context.Context, o Options) error {
+	args, getenv, stdout, stderr, ready := o.Args, o.Getenv, o.Stdout, o.Stderr, o.Ready
 	fl := flag.NewFlagSet("jetsocket", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	envFile := fl.String("env-file", ".env", "dotenv file to read when present; real environment variables win")
@@ -56,7 +76,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Warn(w)
 	}
 
-	app, err := newApp(cfg, log)
+	app, err := newApp(cfg, log, o.Extensions)
 	if err != nil {
 		return err
 	}
@@ -162,11 +182,15 @@ type app struct {
 	users        *users.Store
 	loginLimiter *limit.Keyed
 	sockets      *socket.Server
+	hub          *hub.Hub
+	authorizer   *channels.Authorizer
+	limits       *limiters
+	ext          Extensions
 	origins      *middleware.Origins
 	shuttingDown atomic.Bool
 }
 
-func newApp(cfg *config.Config, log *slog.Logger) (*app, error) {
+func newApp(cfg *config.Config, log *slog.Logger, ext Extensions) (*app, error) {
 	tm, err := tokens.NewManager(tokens.Config{
 		Secret: cfg.JWTSecret, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
 		TTL: cfg.JWTTTL, Leeway: cfg.JWTLeeway,
@@ -192,7 +216,16 @@ func newApp(cfg *config.Config, log *slog.Logger) (*app, error) {
 		tokens:       tm,
 		users:        store,
 		loginLimiter: limit.NewKeyed(cfg.LoginRateLimit.N, cfg.LoginRateLimit.Per, maxLoginLimiterKeys),
+		hub:          hub.New(hub.NewMemoryBroker(), hub.NewMemoryPresence(), hub.Hooks{}, log),
+		authorizer:   channels.NewAuthorizer(&channels.Rules{Roles: cfg.ChannelRoles}, ext.Guards...),
+		ext:          ext,
 	}
+	a.limits = &limiters{m: make(map[string]*connLimits), mk: func() *connLimits {
+		return &connLimits{
+			subscribe:    rate.NewLimiter(rate.Limit(cfg.SubscribeRate), 2*cfg.SubscribeRate),
+			clientEvents: rate.NewLimiter(rate.Limit(cfg.ClientEventRate), cfg.ClientEventRate),
+		}
+	}}
 	a.origins = middleware.NewOrigins(cfg.AllowedOrigins, cfg.AllowAnyOrigin)
 	a.sockets, err = socket.NewServer(socket.Options{
 		Authenticate: func(u url.URL) (*tokens.Claims, error) {
@@ -202,10 +235,12 @@ func newApp(cfg *config.Config, log *slog.Logger) (*app, error) {
 		// A socket.io packet carries at most a payload plus its envelope.
 		MaxFrameBytes: cfg.MaxPayloadBytes + 4<<10,
 		Logger:        log,
+		OnDisconnect:  func(c *socket.Conn, reason string) { a.onDisconnect(c, reason) },
 	})
 	if err != nil {
 		return nil, err
 	}
 	a.registerSocketHandlers()
+	a.registerChannelHandlers()
 	return a, nil
 }

@@ -56,7 +56,7 @@ func startServer(t *testing.T, env map[string]string) *testServer {
 	addrc := make(chan net.Addr, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, []string{"-env-file", ""}, getenv, out, out, func(a net.Addr) { addrc <- a })
+		done <- RunWith(ctx, Options{Args: []string{"-env-file", ""}, Getenv: getenv, Stdout: out, Stderr: out, Ready: func(a net.Addr) { addrc <- a }})
 	}()
 	var addr net.Addr
 	select {
@@ -333,7 +333,7 @@ func settledGoroutines(target int) int {
 func TestRunRefusesBadConfig(t *testing.T) {
 	err := Run(context.Background(), []string{"-env-file", ""}, func(k string) string {
 		return map[string]string{"JWT_SECRET": "short"}[k]
-	}, io.Discard, io.Discard, nil)
+	}, io.Discard, io.Discard)
 	if err == nil || !strings.HasPrefix(err.Error(), "config: JWT_SECRET:") {
 		t.Fatalf("got %v", err)
 	}

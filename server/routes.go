@@ -37,7 +37,7 @@ func (a *app) routes() http.Handler {
 	static := http.FileServer(http.FS(public.FS()))
 	r.NoRoute(func(c *gin.Context) {
 		if c.Request.Method != http.MethodGet && c.Request.Method != http.MethodHead {
-			errs.Abort(c, a.log, errs.New(errs.NotFound, "not_found", "no such route"))
+			handlers.Abort(c, a.log, errs.New(errs.NotFound, "not_found", "no such route"))
 			return
 		}
 		name := c.Request.URL.Path[1:]
@@ -45,7 +45,7 @@ func (a *app) routes() http.Handler {
 			name = "index.html"
 		}
 		if _, err := fs.Stat(public.FS(), name); errors.Is(err, fs.ErrNotExist) {
-			errs.Abort(c, a.log, errs.New(errs.NotFound, "not_found", "no such route"))
+			handlers.Abort(c, a.log, errs.New(errs.NotFound, "not_found", "no such route"))
 			return
 		}
 		static.ServeHTTP(c.Writer, c.Request)

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jetsocket/jetsocket/server/channels"
 	"github.com/jetsocket/jetsocket/tokens"
 )
 
@@ -56,7 +57,7 @@ type Config struct {
 	EncryptionMasterKey []byte // nil when not configured
 
 	UsersFile    string
-	ChannelRoles string
+	ChannelRoles []channels.RoleRule
 
 	AllowedOrigins []string // empty: same origin only
 	AllowAnyOrigin bool
@@ -67,6 +68,11 @@ type Config struct {
 	LoginRateLimit  RateLimit
 	ClientEventRate int
 	MaxPayloadBytes int
+
+	PresenceMaxMembers   int  // members per presence channel
+	PresenceIncludeEmail bool // put the email claim in presence user_info
+	MaxSubscriptions     int  // channels per connection
+	SubscribeRate        int  // subscribe attempts per second per connection
 
 	TrustedProxies  []string
 	ShutdownTimeout time.Duration
@@ -97,6 +103,7 @@ func Load(getenv func(string) string) (*Config, []string, error) {
 	var warnings []string
 	c := &Config{}
 
+	var err error
 	c.Env = strings.ToLower(get("APP_ENV"))
 	switch c.Env {
 	case "":
@@ -147,7 +154,6 @@ func Load(getenv func(string) string) (*Config, []string, error) {
 	}
 	c.JWTIssuer, c.JWTAudience = get("JWT_ISSUER"), get("JWT_AUDIENCE")
 
-	var err error
 	if c.JWTTTL, err = duration(get, "JWT_TTL", time.Hour, time.Second, 30*24*time.Hour); err != nil {
 		return nil, nil, err
 	}
@@ -198,7 +204,9 @@ func Load(getenv func(string) string) (*Config, []string, error) {
 	if c.UsersFile == "" && prod {
 		return nil, nil, bad("USERS_FILE", "required when APP_ENV=production (the demo users are for development only)")
 	}
-	c.ChannelRoles = get("CHANNEL_ROLES")
+	if c.ChannelRoles, err = channels.ParseRoleRules(get("CHANNEL_ROLES")); err != nil {
+		return nil, nil, bad("CHANNEL_ROLES", "%v", err)
+	}
 
 	for _, o := range splitList(get("ALLOWED_ORIGINS")) {
 		if o == "*" {
@@ -238,6 +246,23 @@ func Load(getenv func(string) string) (*Config, []string, error) {
 		return nil, nil, err
 	}
 	if c.MaxPayloadBytes, err = integer(get, "MAX_PAYLOAD_BYTES", 10240, 64, 10<<20); err != nil {
+		return nil, nil, err
+	}
+
+	if c.PresenceMaxMembers, err = integer(get, "PRESENCE_MAX_MEMBERS", 100, 1, 100_000); err != nil {
+		return nil, nil, err
+	}
+	switch v := strings.ToLower(get("PRESENCE_INCLUDE_EMAIL")); v {
+	case "", "false", "0", "no":
+	case "true", "1", "yes":
+		c.PresenceIncludeEmail = true
+	default:
+		return nil, nil, bad("PRESENCE_INCLUDE_EMAIL", "must be true or false, got %q", v)
+	}
+	if c.MaxSubscriptions, err = integer(get, "MAX_SUBSCRIPTIONS", 100, 1, 100_000); err != nil {
+		return nil, nil, err
+	}
+	if c.SubscribeRate, err = integer(get, "SUBSCRIBE_RATE", 20, 1, 10_000); err != nil {
 		return nil, nil, err
 	}
 

@@ -102,6 +102,12 @@ func TestRefusals(t *testing.T) {
 		{"log format", map[string]string{"LOG_FORMAT": "xml"}, "LOG_FORMAT"},
 		{"log level", map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL"},
 		{"app id slash", map[string]string{"APP_ID": "a/b"}, "APP_ID"},
+		{"channel roles syntax", map[string]string{"CHANNEL_ROLES": "private-admin-*"}, "CHANNEL_ROLES"},
+		{"channel roles no roles", map[string]string{"CHANNEL_ROLES": "private-admin-*="}, "CHANNEL_ROLES"},
+		{"presence cap", map[string]string{"PRESENCE_MAX_MEMBERS": "0"}, "PRESENCE_MAX_MEMBERS"},
+		{"presence email", map[string]string{"PRESENCE_INCLUDE_EMAIL": "maybe"}, "PRESENCE_INCLUDE_EMAIL"},
+		{"max subscriptions", map[string]string{"MAX_SUBSCRIPTIONS": "-1"}, "MAX_SUBSCRIPTIONS"},
+		{"subscribe rate", map[string]string{"SUBSCRIBE_RATE": "x"}, "SUBSCRIBE_RATE"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

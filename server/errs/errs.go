@@ -2,13 +2,7 @@
 // HTTP statuses and JSON bodies. Internal details are logged, never sent.
 package errs
 
-import (
-	"errors"
-	"log/slog"
-	"net/http"
-
-	"github.com/gin-gonic/gin"
-)
+import "net/http"
 
 // Kind classifies an error by what the client should do about it.
 type Kind int
@@ -73,17 +67,4 @@ func New(kind Kind, code, message string) *Error {
 type Body struct {
 	Error   string `json:"error"`
 	Message string `json:"message"`
-}
-
-// Abort answers the request with err and stops the handler chain. Errors that are not
-// *Error are internal: logged with their detail, answered with a generic message.
-func Abort(c *gin.Context, log *slog.Logger, err error) {
-	var e *Error
-	if !errors.As(err, &e) {
-		e = &Error{Kind: Internal, Code: "internal_error", Message: "internal server error", Err: err}
-	}
-	if e.Kind == Internal {
-		log.Error("request failed", "method", c.Request.Method, "path", c.Request.URL.Path, "err", err)
-	}
-	c.AbortWithStatusJSON(e.Kind.Status(), Body{Error: e.Code, Message: e.Message})
 }

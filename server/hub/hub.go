@@ -1,0 +1,303 @@
+// Package hub keeps channel subscriptions and delivers messages to subscribers.
+//
+// Delivery never goes through go-socket.io's rooms: each message is encoded once and
+// handed to every subscriber's bounded send queue (socket.Conn.SendFrame), which never
+// blocks; a subscriber that cannot keep up is disconnected by its queue, not waited for.
+// Cross-node fan-out sits behind Broker and presence behind Presence, each with an
+// in-memory implementation here; a message from another node enters through the same
+// deliver path as a local one.
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+
+	"github.com/jetsocket/jetsocket/server/socket"
+)
+
+// Events the hub emits.
+const (
+	EventMemberAdded   = "jetsocket:member_added"
+	EventMemberRemoved = "jetsocket:member_removed"
+)
+
+// Conn is what the hub needs of a connection (socket.Conn has it).
+type Conn interface {
+	ID() string
+	UserID() string
+	SendFrame(frame []byte) bool
+}
+
+// Message is one event for a channel's subscribers.
+type Message struct {
+	Channel string `json:"channel"`
+	Event   string `json:"event"`
+	// Data is the JSON value subscribers get as "data" in {channel, data[, user_id]}.
+	Data json.RawMessage `json:"data,omitempty"`
+	// UserID, set for client events, is delivered as "user_id".
+	UserID string `json:"user_id,omitempty"`
+	// Payload, when set, is delivered as the whole event payload instead (member events).
+	Payload json.RawMessage `json:"payload,omitempty"`
+	// ExceptSocketID is not delivered to (the sender).
+	ExceptSocketID string `json:"except,omitempty"`
+}
+
+// Broker carries messages to the hubs of every node.
+type Broker interface {
+	// Start registers the local delivery function; it is called once, before Publish.
+	Start(deliver func(Message))
+	// Publish delivers m on every node, this one included.
+	Publish(ctx context.Context, m Message) error
+	Close() error
+}
+
+// Member is a presence channel member.
+type Member struct {
+	UserID string          `json:"user_id"`
+	Info   json.RawMessage `json:"user_info"`
+}
+
+// ErrFull is returned by Presence.Join when the channel is at its member cap.
+var ErrFull = errors.New("presence channel is full")
+
+// Presence keeps presence channel members, one per user however many connections the
+// user has.
+type Presence interface {
+	// Join records socketID as a connection of m.UserID on channel. first reports that
+	// the user was not a member before. A new user on a channel with max members gets
+	// ErrFull.
+	Join(ctx context.Context, channel, socketID string, m Member, max int) (first bool, err error)
+	// Leave removes the connection; last reports that it was the user's last one.
+	Leave(ctx context.Context, channel, socketID, userID string) (last bool, err error)
+	// Members lists the channel's members, sorted by user id.
+	Members(ctx context.Context, channel string) ([]Member, error)
+}
+
+// Hooks observe channel life (for webhooks and metrics). Each may be nil. They run on
+// the caller's goroutine and must not block.
+type Hooks struct {
+	ChannelOccupied func(channel string)
+	ChannelVacated  func(channel string)
+	MemberAdded     func(channel, userID string)
+	MemberRemoved   func(channel, userID string)
+}
+
+// Hub is a node's channel subscriptions.
+type Hub struct {
+	broker   Broker
+	presence Presence
+	hooks    Hooks
+	log      *slog.Logger
+
+	mu       sync.RWMutex
+	channels map[string]map[string]Conn // channel → socket id → conn
+	conns    map[string]map[string]bool // socket id → its channels (true: presence)
+}
+
+// New returns a Hub using broker and presence (NewMemoryBroker and NewMemoryPresence
+// for a single node).
+func New(broker Broker, presence Presence, hooks Hooks, log *slog.Logger) *Hub {
+	h := &Hub{
+		broker:   broker,
+		presence: presence,
+		hooks:    hooks,
+		log:      log,
+		channels: make(map[string]map[string]Conn),
+		conns:    make(map[string]map[string]bool),
+	}
+	broker.Start(h.deliver)
+	return h
+}
+
+// Subscribed reports whether conn is subscribed to channel.
+func (h *Hub) Subscribed(socketID, channel string) bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	_, ok := h.channels[channel][socketID]
+	return ok
+}
+
+// Subscriptions is how many channels socketID is subscribed to.
+func (h *Hub) Subscriptions(socketID string) int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.conns[socketID])
+}
+
+// Subscribe adds c to channel. For a presence channel, member is c's user and max the
+// member cap; the first connection of a user announces member_added to the others.
+// Subscribing again is harmless. It returns the members of a presence channel.
+func (h *Hub) Subscribe(ctx context.Context, c Conn, channel string, member *Member, max int) ([]Member, error) {
+	if h.Subscribed(c.ID(), channel) {
+		if member == nil {
+			return nil, nil
+		}
+		return h.presence.Members(ctx, channel)
+	}
+	var first bool
+	if member != nil {
+		var err error
+		if first, err = h.presence.Join(ctx, channel, c.ID(), *member, max); err != nil {
+			return nil, err
+		}
+	}
+
+	h.mu.Lock()
+	subs := h.channels[channel]
+	occupied := subs == nil
+	if occupied {
+		subs = make(map[string]Conn)
+		h.channels[channel] = subs
+	}
+	subs[c.ID()] = c
+	mine := h.conns[c.ID()]
+	if mine == nil {
+		mine = make(map[string]bool)
+		h.conns[c.ID()] = mine
+	}
+	mine[channel] = member != nil
+	h.mu.Unlock()
+
+	if occupied && h.hooks.ChannelOccupied != nil {
+		h.hooks.ChannelOccupied(channel)
+	}
+	if member == nil {
+		return nil, nil
+	}
+	if first {
+		if h.hooks.MemberAdded != nil {
+			h.hooks.MemberAdded(channel, member.UserID)
+		}
+		payload, err := json.Marshal(struct {
+			Channel  string          `json:"channel"`
+			UserID   string          `json:"user_id"`
+			UserInfo json.RawMessage `json:"user_info"`
+		}{channel, member.UserID, member.Info})
+		if err != nil {
+			return nil, fmt.Errorf("member_added: %w", err)
+		}
+		if err := h.Publish(ctx, Message{Channel: channel, Event: EventMemberAdded, Payload: payload, ExceptSocketID: c.ID()}); err != nil {
+			h.log.Error("publish member_added", "channel", channel, "err", err)
+		}
+	}
+	return h.presence.Members(ctx, channel)
+}
+
+// Unsubscribe removes c from channel; a user's last connection leaving a presence
+// channel announces member_removed. Unsubscribing from a channel c is not on is harmless.
+func (h *Hub) Unsubscribe(ctx context.Context, c Conn, channel string) {
+	h.mu.Lock()
+	isPresence, ok := h.conns[c.ID()][channel]
+	if !ok {
+		h.mu.Unlock()
+		return
+	}
+	delete(h.conns[c.ID()], channel)
+	if len(h.conns[c.ID()]) == 0 {
+		delete(h.conns, c.ID())
+	}
+	subs := h.channels[channel]
+	delete(subs, c.ID())
+	vacated := len(subs) == 0
+	if vacated {
+		delete(h.channels, channel)
+	}
+	h.mu.Unlock()
+
+	if isPresence {
+		last, err := h.presence.Leave(ctx, channel, c.ID(), c.UserID())
+		if err != nil {
+			h.log.Error("presence leave", "channel", channel, "socket_id", c.ID(), "err", err)
+		}
+		if last {
+			if h.hooks.MemberRemoved != nil {
+				h.hooks.MemberRemoved(channel, c.UserID())
+			}
+			payload, _ := json.Marshal(map[string]string{"channel": channel, "user_id": c.UserID()})
+			if err := h.Publish(ctx, Message{Channel: channel, Event: EventMemberRemoved, Payload: payload}); err != nil {
+				h.log.Error("publish member_removed", "channel", channel, "err", err)
+			}
+		}
+	}
+	if vacated && h.hooks.ChannelVacated != nil {
+		h.hooks.ChannelVacated(channel)
+	}
+}
+
+// ChannelsOf lists the channels socketID is subscribed to, sorted.
+func (h *Hub) ChannelsOf(socketID string) []string {
+	h.mu.RLock()
+	chans := make([]string, 0, len(h.conns[socketID]))
+	for ch := range h.conns[socketID] {
+		chans = append(chans, ch)
+	}
+	h.mu.RUnlock()
+	slices.Sort(chans)
+	return chans
+}
+
+// Publish sends m to the channel's subscribers on every node.
+func (h *Hub) Publish(ctx context.Context, m Message) error {
+	return h.broker.Publish(ctx, m)
+}
+
+// Members lists a presence channel's members.
+func (h *Hub) Members(ctx context.Context, channel string) ([]Member, error) {
+	return h.presence.Members(ctx, channel)
+}
+
+// LocalSubscribers is the number of this node's connections subscribed to channel.
+func (h *Hub) LocalSubscribers(channel string) int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.channels[channel])
+}
+
+// deliver hands m to this node's subscribers, encoding it once for all of them.
+func (h *Hub) deliver(m Message) {
+	payload := m.Payload
+	if payload == nil {
+		var err error
+		payload, err = json.Marshal(struct {
+			Channel string          `json:"channel"`
+			Data    json.RawMessage `json:"data"`
+			UserID  string          `json:"user_id,omitempty"`
+		}{m.Channel, nullIfEmpty(m.Data), m.UserID})
+		if err != nil {
+			h.log.Error("encode message", "channel", m.Channel, "event", m.Event, "err", err)
+			return
+		}
+	}
+	frame, err := socket.EncodeEvent(m.Event, json.RawMessage(payload))
+	if err != nil {
+		h.log.Error("encode message", "channel", m.Channel, "event", m.Event, "err", err)
+		return
+	}
+
+	h.mu.RLock()
+	subs := h.channels[m.Channel]
+	targets := make([]Conn, 0, len(subs))
+	for id, c := range subs {
+		if id != m.ExceptSocketID {
+			targets = append(targets, c)
+		}
+	}
+	h.mu.RUnlock()
+	// Sent outside the lock: SendFrame never blocks, but closing a slow consumer
+	// should not hold up subscribes either.
+	for _, c := range targets {
+		c.SendFrame(frame)
+	}
+}
+
+func nullIfEmpty(b json.RawMessage) json.RawMessage {
+	if len(b) == 0 {
+		return json.RawMessage("null")
+	}
+	return b
+}
