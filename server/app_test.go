@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -46,6 +47,11 @@ func (s *syncBuffer) String() string {
 // startServer runs the whole server in-process on a free port, as main does.
 func startServer(t *testing.T, env map[string]string) *testServer {
 	t.Helper()
+	return startServerWith(t, env, Extensions{})
+}
+
+func startServerWith(t *testing.T, env map[string]string, ext Extensions) *testServer {
+	t.Helper()
 	vars := map[string]string{"ADDR": "127.0.0.1:0", "JWT_SECRET": testSecret}
 	for k, v := range env {
 		vars[k] = v
@@ -56,7 +62,7 @@ func startServer(t *testing.T, env map[string]string) *testServer {
 	addrc := make(chan net.Addr, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- RunWith(ctx, Options{Args: []string{"-env-file", ""}, Getenv: getenv, Stdout: out, Stderr: out, Ready: func(a net.Addr) { addrc <- a }})
+		done <- RunWith(ctx, Options{Args: []string{"-env-file", ""}, Getenv: getenv, Stdout: out, Stderr: out, Ready: func(a net.Addr) { addrc <- a }, Extensions: ext})
 	}()
 	var addr net.Addr
 	select {
@@ -137,6 +143,47 @@ func (c *wsClient) send(packet string) {
 	c.t.Helper()
 	if err := c.ws.WriteMessage(websocket.TextMessage, []byte("4"+packet)); err != nil {
 		c.t.Fatalf("write: %v", err)
+	}
+}
+
+// event reads packets until the event named name and returns its payload.
+func (c *wsClient) event(name string) map[string]any {
+	c.t.Helper()
+	for {
+		p := c.next()
+		if !strings.HasPrefix(p, "2[") {
+			continue
+		}
+		var ev []json.RawMessage
+		if err := json.Unmarshal([]byte(p[1:]), &ev); err != nil || len(ev) < 2 {
+			c.t.Fatalf("bad event %q", p)
+		}
+		var n string
+		_ = json.Unmarshal(ev[0], &n)
+		if n != name {
+			continue
+		}
+		var payload map[string]any
+		_ = json.Unmarshal(ev[1], &payload)
+		return payload
+	}
+}
+
+// ack sends event with payload and ack id id, and returns the ack's payload.
+func (c *wsClient) ack(id int, event string, payload any) map[string]any {
+	c.t.Helper()
+	b, _ := json.Marshal([]any{event, payload})
+	c.send(fmt.Sprintf("2%d%s", id, b))
+	prefix := fmt.Sprintf("3%d[", id)
+	for {
+		p := c.next()
+		if strings.HasPrefix(p, prefix) {
+			var res []map[string]any
+			if err := json.Unmarshal([]byte(p[len(prefix)-1:]), &res); err != nil || len(res) != 1 {
+				c.t.Fatalf("bad ack %q", p)
+			}
+			return res[0]
+		}
 	}
 }
 

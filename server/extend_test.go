@@ -1,0 +1,92 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jetsocket/jetsocket/server/channels"
+	"github.com/jetsocket/jetsocket/server/errs"
+)
+
+// The README's extension example: a guard for private-vip-* channels and a room that
+// censors, drops and logs client events on chat channels.
+func TestExtensions(t *testing.T) {
+	var mu sync.Mutex
+	var joined []string
+	ext := Extensions{
+		Guards: []channels.Guard{func(r channels.Request) error {
+			if !strings.HasPrefix(r.Channel.Name, "private-vip-") {
+				return channels.ErrNoOpinion
+			}
+			if r.Claims.HasGroup("ops") {
+				return nil
+			}
+			return channels.Denied("VIPs only")
+		}},
+		Rooms: []Room{{
+			Pattern: "presence-chat-*",
+			OnSubscribe: func(_ context.Context, ev RoomEvent) {
+				mu.Lock()
+				joined = append(joined, ev.UserID+"@"+ev.Channel)
+				mu.Unlock()
+			},
+			OnClientEvent: func(_ context.Context, ev *ClientEvent) error {
+				var msg struct{ Text string }
+				if err := json.Unmarshal(ev.Data, &msg); err != nil {
+					return errs.New(errs.Invalid, "bad_message", "messages are {text}")
+				}
+				if msg.Text == "spam" {
+					return ErrDrop
+				}
+				msg.Text = strings.ReplaceAll(msg.Text, "darn", "****")
+				ev.Data, _ = json.Marshal(msg)
+				return nil
+			},
+		}},
+	}
+	ts := startServerWith(t, nil, ext)
+	alice, _, err := ts.dial(t, ts.login(t, "alice", "alice123"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.established()
+	bob, _, err := ts.dial(t, ts.login(t, "bob", "bob123"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.established()
+
+	if res := alice.ack(1, "jetsocket:subscribe", map[string]string{"channel": "private-vip-lounge"}); res["ok"] != true {
+		t.Fatalf("alice (ops) refused: %v", res)
+	}
+	if res := bob.ack(1, "jetsocket:subscribe", map[string]string{"channel": "private-vip-lounge"}); res["ok"] != false || res["status"] != float64(403) || res["error"] != "VIPs only" {
+		t.Fatalf("bob not refused by the guard: %v", res)
+	}
+	for _, c := range []*wsClient{alice, bob} {
+		if res := c.ack(2, "jetsocket:subscribe", map[string]string{"channel": "presence-chat-general"}); res["ok"] != true {
+			t.Fatalf("chat subscribe: %v", res)
+		}
+	}
+
+	if res := alice.ack(3, "client-message", map[string]any{"channel": "presence-chat-general", "data": map[string]string{"text": "spam"}}); res["ok"] != true {
+		t.Fatalf("dropped event ack: %v", res)
+	}
+	if res := alice.ack(4, "client-message", map[string]any{"channel": "presence-chat-general", "data": "not an object"}); res["code"] != "bad_message" {
+		t.Fatalf("refused event ack: %v", res)
+	}
+	if res := alice.ack(5, "client-message", map[string]any{"channel": "presence-chat-general", "data": map[string]string{"text": "darn it"}}); res["ok"] != true {
+		t.Fatalf("rewritten event ack: %v", res)
+	}
+	got := bob.event("client-message")
+	if data, _ := got["data"].(map[string]any); data["Text"] != "**** it" || got["user_id"] != "1" {
+		t.Fatalf("bob got %v: want only the rewritten message, from alice", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(joined, " ") != "1@presence-chat-general 2@presence-chat-general" {
+		t.Fatalf("OnSubscribe saw %v", joined)
+	}
+}

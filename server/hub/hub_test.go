@@ -1,0 +1,198 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// fakeConn records frames; full makes SendFrame refuse, as a slow consumer's queue does.
+type fakeConn struct {
+	id, user string
+	mu       sync.Mutex
+	frames   []string
+	full     bool
+}
+
+func (c *fakeConn) ID() string     { return c.id }
+func (c *fakeConn) UserID() string { return c.user }
+func (c *fakeConn) SendFrame(f []byte) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.full {
+		return false
+	}
+	c.frames = append(c.frames, string(f))
+	return true
+}
+func (c *fakeConn) got() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.frames...)
+}
+
+func newHub(hooks Hooks) *Hub {
+	return New(NewMemoryBroker(), NewMemoryPresence(), hooks, slog.New(slog.DiscardHandler))
+}
+
+func member(id string) *Member {
+	return &Member{UserID: id, Info: json.RawMessage(`{"name":"` + id + `"}`)}
+}
+
+func TestPublishReachesSubscribersExceptSender(t *testing.T) {
+	h := newHub(Hooks{})
+	ctx := context.Background()
+	a, b, c := &fakeConn{id: "1.1", user: "a"}, &fakeConn{id: "1.2", user: "b"}, &fakeConn{id: "1.3", user: "c"}
+	for _, x := range []*fakeConn{a, b} {
+		if _, err := h.Subscribe(ctx, x, "news", nil, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.Subscribe(ctx, c, "other", nil, 0)
+	if err := h.Publish(ctx, Message{Channel: "news", Event: "client-hi", Data: json.RawMessage(`{"x":1}`), UserID: "a", ExceptSocketID: "1.1"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.got(); len(got) != 0 {
+		t.Fatalf("sender got %q", got)
+	}
+	if got := b.got(); len(got) != 1 || got[0] != `2["client-hi",{"channel":"news","data":{"x":1},"user_id":"a"}]` {
+		t.Fatalf("subscriber got %q", got)
+	}
+	if got := c.got(); len(got) != 0 {
+		t.Fatalf("other channel got %q", got)
+	}
+	h.Publish(ctx, Message{Channel: "news", Event: "e"})
+	if got := b.got(); got[1] != `2["e",{"channel":"news","data":null}]` {
+		t.Fatalf("no data: %q", got[1])
+	}
+}
+
+func TestPresenceCountsUsersOnce(t *testing.T) {
+	var events []string
+	h := newHub(Hooks{
+		ChannelOccupied: func(ch string) { events = append(events, "occupied "+ch) },
+		ChannelVacated:  func(ch string) { events = append(events, "vacated "+ch) },
+		MemberAdded:     func(ch, u string) { events = append(events, "added "+u) },
+		MemberRemoved:   func(ch, u string) { events = append(events, "removed "+u) },
+	})
+	ctx := context.Background()
+	ch := "presence-room"
+	a1, a2, b := &fakeConn{id: "1.1", user: "a"}, &fakeConn{id: "1.2", user: "a"}, &fakeConn{id: "2.1", user: "b"}
+
+	if ms, err := h.Subscribe(ctx, b, ch, member("b"), 10); err != nil || len(ms) != 1 {
+		t.Fatalf("b: %v %v", ms, err)
+	}
+	ms, _ := h.Subscribe(ctx, a1, ch, member("a"), 10)
+	if len(ms) != 2 || ms[0].UserID != "a" || ms[1].UserID != "b" {
+		t.Fatalf("members sorted: %+v", ms)
+	}
+	ms, _ = h.Subscribe(ctx, a2, ch, member("a"), 10)
+	if len(ms) != 2 {
+		t.Fatalf("second connection counted: %+v", ms)
+	}
+	if got := b.got(); len(got) != 1 || !strings.Contains(got[0], `"jetsocket:member_added",{"channel":"presence-room","user_id":"a","user_info":{"name":"a"}}`) {
+		t.Fatalf("b saw %q, want one member_added", got)
+	}
+	if got := a1.got(); len(got) != 0 {
+		t.Fatalf("a1 saw %q (its own user's second connection must not announce)", got)
+	}
+	// Re-subscribing is harmless.
+	h.Subscribe(ctx, a1, ch, member("a"), 10)
+	h.Unsubscribe(ctx, a1, ch)
+	if got := b.got(); len(got) != 1 {
+		t.Fatalf("member_removed while a still has a connection: %q", got)
+	}
+	h.Unsubscribe(ctx, a2, ch)
+	if got := b.got(); len(got) != 2 || !strings.Contains(got[1], `"jetsocket:member_removed",{"channel":"presence-room","user_id":"a"}`) {
+		t.Fatalf("b saw %q, want member_removed", got)
+	}
+	h.Unsubscribe(ctx, b, ch)
+	h.Unsubscribe(ctx, b, ch) // harmless
+	want := "occupied presence-room,added b,added a,removed a,removed b,vacated presence-room"
+	if got := strings.Join(events, ","); got != want {
+		t.Fatalf("hooks: %s\nwant   %s", got, want)
+	}
+	if n := h.LocalSubscribers(ch); n != 0 {
+		t.Fatalf("%d subscribers left", n)
+	}
+}
+
+func TestPresenceCap(t *testing.T) {
+	h := newHub(Hooks{})
+	ctx := context.Background()
+	h.Subscribe(ctx, &fakeConn{id: "1", user: "a"}, "presence-x", member("a"), 2)
+	h.Subscribe(ctx, &fakeConn{id: "2", user: "b"}, "presence-x", member("b"), 2)
+	if _, err := h.Subscribe(ctx, &fakeConn{id: "3", user: "c"}, "presence-x", member("c"), 2); err != ErrFull {
+		t.Fatalf("third user: %v, want ErrFull", err)
+	}
+	if _, err := h.Subscribe(ctx, &fakeConn{id: "4", user: "a"}, "presence-x", member("a"), 2); err != nil {
+		t.Fatalf("existing member's second connection: %v", err)
+	}
+	if h.Subscribed("3", "presence-x") {
+		t.Fatal("refused connection subscribed anyway")
+	}
+}
+
+// A subscriber whose queue is full does not stop delivery to the others.
+func TestFullSubscriberDoesNotBlockOthers(t *testing.T) {
+	h := newHub(Hooks{})
+	ctx := context.Background()
+	stuck := &fakeConn{id: "0", user: "s", full: true}
+	h.Subscribe(ctx, stuck, "c", nil, 0)
+	var others []*fakeConn
+	for i := range 50 {
+		o := &fakeConn{id: fmt.Sprint("1.", i), user: "u"}
+		others = append(others, o)
+		h.Subscribe(ctx, o, "c", nil, 0)
+	}
+	for range 100 {
+		h.Publish(ctx, Message{Channel: "c", Event: "e", Data: json.RawMessage(`1`)})
+	}
+	for _, o := range others {
+		if n := len(o.got()); n != 100 {
+			t.Fatalf("%s got %d of 100", o.id, n)
+		}
+	}
+}
+
+func TestChannelsOf(t *testing.T) {
+	h := newHub(Hooks{})
+	ctx := context.Background()
+	c := &fakeConn{id: "9", user: "u"}
+	for _, ch := range []string{"b", "a", "presence-c"} {
+		var m *Member
+		if strings.HasPrefix(ch, "presence-") {
+			m = member("u")
+		}
+		h.Subscribe(ctx, c, ch, m, 0)
+	}
+	if got := strings.Join(h.ChannelsOf("9"), ","); got != "a,b,presence-c" {
+		t.Fatalf("got %s", got)
+	}
+	if h.Subscriptions("9") != 3 {
+		t.Fatal("count")
+	}
+}
+
+func BenchmarkFanOut1000(b *testing.B) {
+	h := newHub(Hooks{})
+	ctx := context.Background()
+	for i := range 1000 {
+		h.Subscribe(ctx, &discardConn{id: fmt.Sprint(i)}, "c", nil, 0)
+	}
+	m := Message{Channel: "c", Event: "e", Data: json.RawMessage(`{"text":"hello","n":1}`)}
+	b.ReportAllocs()
+	for b.Loop() {
+		h.Publish(ctx, m)
+	}
+}
+
+type discardConn struct{ id string }
+
+func (d *discardConn) ID() string              { return d.id }
+func (d *discardConn) UserID() string          { return "u" }
+func (d *discardConn) SendFrame(_ []byte) bool { return true }
