@@ -93,10 +93,11 @@ describe('reliability of connects and delivery', { timeout: 180_000 }, () => {
     assert.equal(ids.size, SEQUENTIAL, 'every socket_id distinct');
   });
 
-  // Found by these tests: a client that emits right after connection_established, while the
-  // polling-to-websocket upgrade is in flight, had its POST answered 400 "payload: paused" by
-  // go-socket.io (the polling conn is paused as soon as the probe is answered), and
-  // engine.io-client then closed the whole connection ("transport error"): about 2 in 100.
+  // Pins the second upgrade race: a client that emits right after connection_established,
+  // while the polling-to-websocket upgrade is in flight, used to get its POST answered 400
+  // "payload: paused" by go-socket.io (the polling conn is paused as soon as the probe is
+  // answered), and engine.io-client then closed the whole connection ("transport error"):
+  // 4 to 6 of 200 clients before the containment.
   test(`${SEQUENTIAL} sequential default-option connects that emit at once: every ack arrives, no disconnect`, { timeout: 120_000 }, async (t) => {
     const failures = [];
     for (let i = 0; i < SEQUENTIAL; i++) {

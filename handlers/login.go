@@ -21,6 +21,7 @@ import (
 // Authenticator checks a username and password.
 type Authenticator interface {
 	Authenticate(username, password string) (tokens.User, error)
+	Exists(username string) bool
 }
 
 // Issuer mints tokens.
@@ -77,7 +78,13 @@ func Login(users Authenticator, issuer Issuer, limiter Limiter, onResult func(ou
 		user, err := users.Authenticate(creds.Username, creds.Password)
 		if err != nil {
 			onResult("invalid_credentials")
-			log.Warn("login refused", "reason", "invalid_credentials", "username", truncate(creds.Username, 64), "ip", ip)
+			// The username is logged only when it names a real user: a password typed
+			// into the username field must not reach the logs.
+			if users.Exists(creds.Username) {
+				log.Warn("login refused", "reason", "wrong_password", "username", creds.Username, "ip", ip)
+			} else {
+				log.Warn("login refused", "reason", "unknown_user", "ip", ip)
+			}
 			Abort(c, log, errs.New(errs.Unauthorized, "invalid_credentials", "wrong username or password"))
 			return
 		}
@@ -121,11 +128,4 @@ func readCredentials(c *gin.Context) (credentials, error) {
 		return cr, errs.New(errs.Invalid, "invalid_request", "username and password are required")
 	}
 	return cr, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }

@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +11,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/jetsocket/jetsocket/server/channels"
+	"github.com/jetsocket/jetsocket/server/encryption"
 	"github.com/jetsocket/jetsocket/server/errs"
 	"github.com/jetsocket/jetsocket/server/hub"
 	"github.com/jetsocket/jetsocket/server/socket"
@@ -144,7 +143,7 @@ func (a *app) subscribe(c *socket.Conn, req subscribeRequest) (*presenceInfo, st
 		if a.cfg.EncryptionMasterKey == nil {
 			return nil, "", errs.New(errs.Internal, "encryption_not_configured", "encrypted channels are not configured on this server (ENCRYPTION_MASTER_KEY)")
 		}
-		secret = base64.StdEncoding.EncodeToString(channelKey(ch.Name, a.cfg.EncryptionMasterKey))
+		secret = encryption.SharedSecret(ch.Name, a.cfg.EncryptionMasterKey)
 	}
 
 	var member *hub.Member
@@ -175,15 +174,6 @@ func (a *app) subscribe(c *socket.Conn, req subscribeRequest) (*presenceInfo, st
 		p.Hash[m.UserID] = m.Info
 	}
 	return p, secret, nil
-}
-
-// channelKey is the secretbox key of an encrypted channel: SHA-256(name || master key),
-// as Pusher's SDKs derive it.
-func channelKey(channel string, master []byte) []byte {
-	h := sha256.New()
-	h.Write([]byte(channel))
-	h.Write(master)
-	return h.Sum(nil)
 }
 
 // userInfo is a presence member's public info, from the claims: the name, and the email

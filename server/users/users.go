@@ -110,5 +110,11 @@ func (s *Store) Authenticate(username, password string) (tokens.User, error) {
 	return tokens.User{ID: r.ID, Name: r.Name, Email: r.Email, Role: r.Role, Groups: r.Groups, Permissions: r.Permissions}, nil
 }
 
+// Exists reports whether username names a user.
+func (s *Store) Exists(username string) bool {
+	_, ok := s.byName[username]
+	return ok
+}
+
 // Len is the number of users.
 func (s *Store) Len() int { return len(s.byName) }
