@@ -27,6 +27,7 @@ import (
 	"github.com/jetsocket/jetsocket/server/hub"
 	"github.com/jetsocket/jetsocket/server/limit"
 	"github.com/jetsocket/jetsocket/server/socket"
+	"github.com/jetsocket/jetsocket/server/trigger"
 	"github.com/jetsocket/jetsocket/server/users"
 	"github.com/jetsocket/jetsocket/tokens"
 )
@@ -183,6 +184,7 @@ type app struct {
 	loginLimiter *limit.Keyed
 	sockets      *socket.Server
 	hub          *hub.Hub
+	triggers     *trigger.Service
 	authorizer   *channels.Authorizer
 	limits       *limiters
 	ext          Extensions
@@ -220,6 +222,7 @@ func newApp(cfg *config.Config, log *slog.Logger, ext Extensions) (*app, error) 
 		authorizer:   channels.NewAuthorizer(&channels.Rules{Roles: cfg.ChannelRoles}, ext.Guards...),
 		ext:          ext,
 	}
+	a.triggers = trigger.New(a.hub, cfg.EncryptionMasterKey, cfg.MaxPayloadBytes)
 	a.limits = &limiters{m: make(map[string]*connLimits), mk: func() *connLimits {
 		return &connLimits{
 			subscribe:    rate.NewLimiter(rate.Limit(cfg.SubscribeRate), 2*cfg.SubscribeRate),
@@ -235,7 +238,8 @@ func newApp(cfg *config.Config, log *slog.Logger, ext Extensions) (*app, error) 
 		// A socket.io packet carries at most a payload plus its envelope.
 		MaxFrameBytes: cfg.MaxPayloadBytes + 4<<10,
 		Logger:        log,
-		OnDisconnect:  func(c *socket.Conn, reason string) { a.onDisconnect(c, reason) },
+		OnConnect:     a.onConnect,
+		OnDisconnect:  a.onDisconnect,
 	})
 	if err != nil {
 		return nil, err

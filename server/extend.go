@@ -36,12 +36,24 @@ type Room struct {
 	OnClientEvent func(ctx context.Context, ev *ClientEvent) error
 }
 
+// Trigger publishes from Go code, in-process, as the HTTP API does.
+type Trigger interface {
+	// Trigger sends event with data (any JSON-encodable value) to channels, except to
+	// exceptSocketID when not empty. On private-encrypted- channels the server encrypts.
+	Trigger(ctx context.Context, channels []string, event string, data any, exceptSocketID string) error
+	// TriggerToUser sends event to every connection of userID.
+	TriggerToUser(ctx context.Context, userID, event string, data any) error
+	// Terminate closes every connection of userID.
+	Terminate(ctx context.Context, userID string) error
+}
+
 // RoomEvent describes a subscribe or unsubscribe.
 type RoomEvent struct {
 	Channel  string
 	SocketID string
 	UserID   string
 	Claims   *tokens.Claims
+	Trigger  Trigger
 }
 
 // ClientEvent is a client-* event on its way to the channel's other subscribers.
@@ -52,6 +64,7 @@ type ClientEvent struct {
 	SocketID string
 	UserID   string
 	Claims   *tokens.Claims
+	Trigger  Trigger
 }
 
 // ErrDrop, returned by Room.OnClientEvent, drops the event without telling the sender.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io/fs"
 	"net/http"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -33,6 +34,16 @@ func (a *app) routes() http.Handler {
 		middleware.LimitBody(int64(a.cfg.MaxPayloadBytes)*4+64<<10),
 		middleware.Handshake(a.tokens, func(tokens.Reason) {}, a.log))
 	sock.Any("/*any", gin.WrapH(a.sockets))
+
+	// The Pusher-compatible HTTP API, signed as Pusher signs.
+	maxAPIBody := int64(10*a.cfg.MaxPayloadBytes) + 256<<10
+	api := r.Group("/apps/:app_id", middleware.APIAuth(a.cfg.AppID, a.cfg.AppKey, a.cfg.AppSecret, maxAPIBody, time.Now, a.log))
+	api.POST("/events", handlers.TriggerEvent(a.triggers, a.log))
+	api.POST("/batch_events", handlers.TriggerBatch(a.triggers, a.log))
+	api.GET("/channels", handlers.ListChannels(a.hub, a.log))
+	api.GET("/channels/:channel_name", handlers.ChannelInfo(a.hub, a.log))
+	api.GET("/channels/:channel_name/users", handlers.ChannelUsers(a.hub, a.log))
+	api.POST("/users/:user_id/terminate_connections", handlers.TerminateUser(a.triggers, a.log))
 
 	static := http.FileServer(http.FS(public.FS()))
 	r.NoRoute(func(c *gin.Context) {

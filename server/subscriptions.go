@@ -161,7 +161,7 @@ func (a *app) subscribe(c *socket.Conn, req subscribeRequest) (*presenceInfo, st
 	if !already {
 		for _, r := range roomsFor(a.ext.Rooms, ch.Name) {
 			if r.OnSubscribe != nil {
-				r.OnSubscribe(ctx, RoomEvent{Channel: ch.Name, SocketID: c.ID(), UserID: c.UserID(), Claims: claims})
+				r.OnSubscribe(ctx, RoomEvent{Channel: ch.Name, SocketID: c.ID(), UserID: c.UserID(), Claims: claims, Trigger: a.triggers})
 			}
 		}
 	}
@@ -203,10 +203,21 @@ func (a *app) onUnsubscribe(c *socket.Conn, _ string, args []json.RawMessage) an
 func (a *app) leave(c *socket.Conn, channel string) {
 	ctx := context.Background()
 	a.hub.Unsubscribe(ctx, c, channel)
+	if hub.Internal(channel) {
+		return
+	}
 	for _, r := range roomsFor(a.ext.Rooms, channel) {
 		if r.OnUnsubscribe != nil {
-			r.OnUnsubscribe(ctx, RoomEvent{Channel: channel, SocketID: c.ID(), UserID: c.UserID(), Claims: c.Claims()})
+			r.OnUnsubscribe(ctx, RoomEvent{Channel: channel, SocketID: c.ID(), UserID: c.UserID(), Claims: c.Claims(), Trigger: a.triggers})
 		}
+	}
+}
+
+// onConnect puts c on its user's internal channel, which #server-to-user-<id> triggers
+// and terminate_connections reach.
+func (a *app) onConnect(c *socket.Conn) {
+	if _, err := a.hub.Subscribe(context.Background(), c, hub.UserChannel(c.UserID()), nil, 0); err != nil {
+		a.log.Error("user channel", "socket_id", c.ID(), "err", err)
 	}
 }
 
@@ -258,7 +269,7 @@ func (a *app) clientEvent(c *socket.Conn, event string, args []json.RawMessage) 
 	if !a.limits.get(c.ID()).clientEvents.Allow() {
 		return errs.New(errs.RateLimited, "rate_limited", fmt.Sprintf("client events are limited to %d per second", a.cfg.ClientEventRate))
 	}
-	ev := &ClientEvent{Channel: ch.Name, Event: event, Data: req.Data, SocketID: c.ID(), UserID: c.UserID(), Claims: c.Claims()}
+	ev := &ClientEvent{Channel: ch.Name, Event: event, Data: req.Data, SocketID: c.ID(), UserID: c.UserID(), Claims: c.Claims(), Trigger: a.triggers}
 	ctx := context.Background()
 	for _, r := range roomsFor(a.ext.Rooms, ch.Name) {
 		if r.OnClientEvent == nil {

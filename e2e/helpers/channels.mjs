@@ -92,7 +92,7 @@ export function record(socket, event) {
   const got = [];
   const fn = (p) => got.push(p);
   socket.on(event, fn);
-  got.stop = () => socket.off(event, fn);
+  Object.defineProperty(got, 'stop', { value: () => socket.off(event, fn), enumerable: false });
   return got;
 }
 

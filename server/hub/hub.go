@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/jetsocket/jetsocket/server/socket"
@@ -31,7 +32,20 @@ type Conn interface {
 	ID() string
 	UserID() string
 	SendFrame(frame []byte) bool
+	Close(reason string)
 }
+
+// UserChannel is the internal channel every connection of a user is on, so that
+// #server-to-user-<id> triggers and terminations travel like any message. Channels
+// whose names start with '#' are internal: clients cannot subscribe to them, and they
+// are left out of listings, subscription counts and hooks.
+func UserChannel(userID string) string { return "#server-to-user-" + userID }
+
+// Internal reports whether channel is an internal channel.
+func Internal(channel string) bool { return strings.HasPrefix(channel, "#") }
+
+// ReasonTerminated is the close reason of connections ended by Message.Terminate.
+const ReasonTerminated = "terminated by the HTTP API"
 
 // Message is one event for a channel's subscribers.
 type Message struct {
@@ -45,6 +59,8 @@ type Message struct {
 	Payload json.RawMessage `json:"payload,omitempty"`
 	// ExceptSocketID is not delivered to (the sender).
 	ExceptSocketID string `json:"except,omitempty"`
+	// Terminate closes the channel's connections instead of sending them anything.
+	Terminate bool `json:"terminate,omitempty"`
 }
 
 // Broker carries messages to the hubs of every node.
@@ -122,11 +138,17 @@ func (h *Hub) Subscribed(socketID, channel string) bool {
 	return ok
 }
 
-// Subscriptions is how many channels socketID is subscribed to.
+// Subscriptions is how many channels socketID is subscribed to, internal ones aside.
 func (h *Hub) Subscriptions(socketID string) int {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	return len(h.conns[socketID])
+	n := 0
+	for ch := range h.conns[socketID] {
+		if !Internal(ch) {
+			n++
+		}
+	}
+	return n
 }
 
 // Subscribe adds c to channel. For a presence channel, member is c's user and max the
@@ -163,7 +185,7 @@ func (h *Hub) Subscribe(ctx context.Context, c Conn, channel string, member *Mem
 	mine[channel] = member != nil
 	h.mu.Unlock()
 
-	if occupied && h.hooks.ChannelOccupied != nil {
+	if occupied && h.hooks.ChannelOccupied != nil && !Internal(channel) {
 		h.hooks.ChannelOccupied(channel)
 	}
 	if member == nil {
@@ -224,7 +246,7 @@ func (h *Hub) Unsubscribe(ctx context.Context, c Conn, channel string) {
 			}
 		}
 	}
-	if vacated && h.hooks.ChannelVacated != nil {
+	if vacated && h.hooks.ChannelVacated != nil && !Internal(channel) {
 		h.hooks.ChannelVacated(channel)
 	}
 }
@@ -258,8 +280,28 @@ func (h *Hub) LocalSubscribers(channel string) int {
 	return len(h.channels[channel])
 }
 
+// Channels lists this node's occupied channels whose names start with prefix, with
+// their subscription counts. Internal channels are left out.
+func (h *Hub) Channels(prefix string) map[string]int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make(map[string]int)
+	for ch, subs := range h.channels {
+		if strings.HasPrefix(ch, prefix) && !Internal(ch) {
+			out[ch] = len(subs)
+		}
+	}
+	return out
+}
+
 // deliver hands m to this node's subscribers, encoding it once for all of them.
 func (h *Hub) deliver(m Message) {
+	if m.Terminate {
+		for _, c := range h.targets(m) {
+			c.Close(ReasonTerminated)
+		}
+		return
+	}
 	payload := m.Payload
 	if payload == nil {
 		var err error
@@ -279,20 +321,25 @@ func (h *Hub) deliver(m Message) {
 		return
 	}
 
-	h.mu.RLock()
-	subs := h.channels[m.Channel]
-	targets := make([]Conn, 0, len(subs))
-	for id, c := range subs {
-		if id != m.ExceptSocketID {
-			targets = append(targets, c)
-		}
-	}
-	h.mu.RUnlock()
 	// Sent outside the lock: SendFrame never blocks, but closing a slow consumer
 	// should not hold up subscribes either.
-	for _, c := range targets {
+	for _, c := range h.targets(m) {
 		c.SendFrame(frame)
 	}
+}
+
+// targets snapshots the subscribers m goes to.
+func (h *Hub) targets(m Message) []Conn {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	subs := h.channels[m.Channel]
+	out := make([]Conn, 0, len(subs))
+	for id, c := range subs {
+		if id != m.ExceptSocketID {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 func nullIfEmpty(b json.RawMessage) json.RawMessage {

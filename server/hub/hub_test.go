@@ -16,6 +16,7 @@ type fakeConn struct {
 	mu       sync.Mutex
 	frames   []string
 	full     bool
+	closed   bool
 }
 
 func (c *fakeConn) ID() string     { return c.id }
@@ -28,6 +29,11 @@ func (c *fakeConn) SendFrame(f []byte) bool {
 	}
 	c.frames = append(c.frames, string(f))
 	return true
+}
+func (c *fakeConn) Close(string) {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
 }
 func (c *fakeConn) got() []string {
 	c.mu.Lock()
@@ -196,3 +202,32 @@ type discardConn struct{ id string }
 func (d *discardConn) ID() string              { return d.id }
 func (d *discardConn) UserID() string          { return "u" }
 func (d *discardConn) SendFrame(_ []byte) bool { return true }
+func (d *discardConn) Close(string)            {}
+
+func TestUserChannelAndTerminate(t *testing.T) {
+	var hooked []string
+	h := newHub(Hooks{ChannelOccupied: func(ch string) { hooked = append(hooked, ch) }})
+	ctx := context.Background()
+	a1, a2, b := &fakeConn{id: "1", user: "a"}, &fakeConn{id: "2", user: "a"}, &fakeConn{id: "3", user: "b"}
+	for _, c := range []*fakeConn{a1, a2, b} {
+		h.Subscribe(ctx, c, UserChannel(c.user), nil, 0)
+	}
+	h.Subscribe(ctx, b, "news", nil, 0)
+	if len(hooked) != 1 || hooked[0] != "news" {
+		t.Fatalf("hooks saw internal channels: %v", hooked)
+	}
+	if chans := h.Channels(""); len(chans) != 1 || chans["news"] != 1 {
+		t.Fatalf("listing: %v", chans)
+	}
+	if h.Subscriptions("3") != 1 {
+		t.Fatal("internal channel counted against the subscription limit")
+	}
+	h.Publish(ctx, Message{Channel: UserChannel("a"), Event: "note", Data: json.RawMessage(`"hi"`)})
+	if len(a1.got()) != 1 || len(a2.got()) != 1 || len(b.got()) != 0 {
+		t.Fatalf("user delivery: %d %d %d", len(a1.got()), len(a2.got()), len(b.got()))
+	}
+	h.Publish(ctx, Message{Channel: UserChannel("a"), Terminate: true})
+	if !a1.closed || !a2.closed || b.closed {
+		t.Fatal("terminate closed the wrong connections")
+	}
+}
