@@ -40,7 +40,7 @@ describe('client events', () => {
       join(srv.url, clients, s, { groups: ['chat'] }).then((r) => r.socket)));
     const got = Object.fromEntries([['a', a], ['b', b], ['c', c], ['outsider', outsider]].map(([k, s]) => [k, record(s, 'client-msg')]));
     for (const s of [a, b, c]) await subscribeOk(s, ch);
-    await subscribeOk(outsider, 'private-group-chat-2');
+    await subscribeOk(outsider, 'presence-elsewhere');
 
     const data = { text: 'hello', n: 1, nested: { list: [1, 'two', null, true] } };
     assert.deepEqual(await clientEvent(a, 'client-msg', ch, data), { ok: true });
@@ -172,7 +172,7 @@ describe('client events', () => {
     assert.equal((await ping(a)).pong, true, 'sender still connected after refusals');
   });
 
-  test('data far over MAX_PAYLOAD_BYTES (30 KB) is answered with a typed jetsocket:error and never delivered', async () => {
+  test('data far over MAX_PAYLOAD_BYTES (30 KB) is answered with a typed jetsocket:error (payload_too_large, or frame_too_large if the connection is dropped) and never delivered', async () => {
     const ch = 'private-user-huge';
     const { socket: a } = await join(srv.url, clients, 'huge');
     const { socket: b } = await join(srv.url, clients, 'huge');
@@ -185,6 +185,7 @@ describe('client events', () => {
     assert.ok(['payload_too_large', 'frame_too_large'].includes(ev.code), `typed error: ${JSON.stringify(ev)}`);
     await flush(b);
     assert.deepEqual(got, [], 'not delivered');
+    assert.equal((await ping(b)).pong, true, 'the other subscriber is unaffected');
   });
 
   test('bad client event payloads: not an object, bad channel name, over-long event name', async () => {
