@@ -1,0 +1,159 @@
+package webhook
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+const secret = "webhook-secret-0123456789"
+
+type receiver struct {
+	mu       sync.Mutex
+	payloads []*Payload
+	failures atomic.Int32 // answer 500 this many times first
+	bad      atomic.Int32
+}
+
+func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p, err := Verify(r, "app-key", secret)
+	if err != nil {
+		rc.bad.Add(1)
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	if rc.failures.Add(-1) >= 0 {
+		w.WriteHeader(http.StatusInternalServerError)
+		return
+	}
+	rc.mu.Lock()
+	rc.payloads = append(rc.payloads, p)
+	rc.mu.Unlock()
+}
+
+func (rc *receiver) events() []Event {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	var out []Event
+	for _, p := range rc.payloads {
+		out = append(out, p.Events...)
+	}
+	return out
+}
+
+func TestBatchesSignsAndRetries(t *testing.T) {
+	rc := &receiver{}
+	rc.failures.Store(2)
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	var outcomes sync.Map
+	s, err := New(Options{
+		URLs: []string{srv.URL}, Key: "app-key", Secret: secret,
+		Window: 20 * time.Millisecond, FirstBackoff: 10 * time.Millisecond,
+		OnDelivery: func(o string) { n, _ := outcomes.LoadOrStore(o, new(atomic.Int32)); n.(*atomic.Int32).Add(1) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Send(Event{Name: ChannelOccupied, Channel: "presence-a"})
+	s.Send(Event{Name: MemberAdded, Channel: "presence-a", UserID: "1"})
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	evs := rc.events()
+	if len(evs) != 2 || evs[0].Name != ChannelOccupied || evs[1].UserID != "1" {
+		t.Fatalf("received %+v", evs)
+	}
+	rc.mu.Lock()
+	if len(rc.payloads) != 1 || rc.payloads[0].TimeMS == 0 {
+		t.Fatalf("want one batch with time_ms, got %d", len(rc.payloads))
+	}
+	rc.mu.Unlock()
+	if n, _ := outcomes.Load("retry"); n == nil || n.(*atomic.Int32).Load() != 2 {
+		t.Fatal("two failures were not retried")
+	}
+	if rc.bad.Load() != 0 {
+		t.Fatal("signature refused by Verify")
+	}
+}
+
+func TestGivesUpAfterRetryFor(t *testing.T) {
+	rc := &receiver{}
+	rc.failures.Store(1 << 30)
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	failed := make(chan struct{}, 1)
+	s, _ := New(Options{
+		URLs: []string{srv.URL}, Key: "app-key", Secret: secret, Window: time.Millisecond,
+		FirstBackoff: 5 * time.Millisecond, RetryFor: 100 * time.Millisecond,
+		OnDelivery: func(o string) {
+			if o == "failed" {
+				failed <- struct{}{}
+			}
+		},
+	})
+	s.Send(Event{Name: ChannelVacated, Channel: "x"})
+	select {
+	case <-failed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("never gave up")
+	}
+	_ = s.Close(context.Background())
+}
+
+func TestQueueFullDropsWithoutBlocking(t *testing.T) {
+	block := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-block }))
+	defer srv.Close()
+	defer close(block)
+	var dropped atomic.Int32
+	s, _ := New(Options{URLs: []string{srv.URL}, Secret: secret, QueueSize: 10, Backlog: 1, Window: time.Hour, MaxBatch: 1000,
+		OnQueueFull: func() { dropped.Add(1) }})
+	done := make(chan struct{})
+	go func() {
+		for range 1000 {
+			s.Send(Event{Name: ClientEvent, Channel: "c"})
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Send blocked")
+	}
+	if dropped.Load() < 900 {
+		t.Fatalf("dropped %d of 1000 with a queue of 10", dropped.Load())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_ = s.Close(ctx)
+	s.Send(Event{Name: ClientEvent}) // after Close: ignored, no panic
+}
+
+func TestVerifyRefuses(t *testing.T) {
+	body := `{"time_ms":1,"events":[]}`
+	req := func(sig, key string) *http.Request {
+		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
+		r.Header.Set(HeaderSignature, sig)
+		r.Header.Set(HeaderKey, key)
+		return r
+	}
+	if _, err := Verify(req(Sign([]byte(body), secret), "k"), "k", secret); err != nil {
+		t.Fatalf("good: %v", err)
+	}
+	for name, r := range map[string]*http.Request{
+		"wrong secret": req(Sign([]byte(body), "other"), "k"),
+		"no signature": req("", "k"),
+		"wrong key":    req(Sign([]byte(body), secret), "x"),
+		"tampered":     req(Sign([]byte(body+" "), secret), "k"),
+	} {
+		if _, err := Verify(r, "k", secret); err != ErrSignature {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
