@@ -6,6 +6,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/jetsocket/jetsocket/server/errs"
 	"github.com/jetsocket/jetsocket/tokens"
 )
 
@@ -14,12 +15,25 @@ type Verifier interface {
 	Verify(token string) (*tokens.Claims, error)
 }
 
+// HandshakeOptions configure Handshake.
+type HandshakeOptions struct {
+	Verifier Verifier
+	// OnRefused, if set, is told why a token was refused.
+	OnRefused func(reason tokens.Reason)
+	// Admit, if set, may refuse a valid token (connection limits); an *errs.Error is
+	// answered as it is.
+	Admit func(claims *tokens.Claims, r *http.Request) error
+	Log   *slog.Logger
+}
+
 // Handshake refuses a socket.io handshake whose token is missing or invalid with
 // 401 {error:"invalid_token", message} before go-socket.io creates a session, and puts
 // the claims in the request context otherwise. Only requests that open a session (no
 // Engine.IO sid) are checked: the others belong to a session already authenticated, and
 // its sid is 128 random bits.
-func Handshake(v Verifier, onResult func(reason tokens.Reason), log *slog.Logger) gin.HandlerFunc {
+func Handshake(o HandshakeOptions) gin.HandlerFunc {
+	v, log := o.Verifier, o.Log
+	onResult := o.OnRefused
 	return func(c *gin.Context) {
 		q := c.Request.URL.Query()
 		if c.Request.Method == http.MethodOptions || q.Get("sid") != "" {
@@ -40,8 +54,16 @@ func Handshake(v Verifier, onResult func(reason tokens.Reason), log *slog.Logger
 			c.AbortWithStatusJSON(http.StatusUnauthorized, gin.H{"error": "invalid_token", "message": msg})
 			return
 		}
-		if onResult != nil {
-			onResult("")
+		if o.Admit != nil {
+			if err := o.Admit(claims, c.Request); err != nil {
+				e, ok := err.(*errs.Error)
+				if !ok {
+					e = errs.New(errs.Internal, "internal_error", "internal server error")
+				}
+				log.Warn("socket refused", "reason", e.Code, "user_id", claims.UserID(), "ip", c.ClientIP())
+				c.AbortWithStatusJSON(e.Kind.Status(), errs.Body{Error: e.Code, Message: e.Message})
+				return
+			}
 		}
 		log.Info("socket auth accepted", "user_id", claims.UserID(), "ip", c.ClientIP(), "transport", q.Get("transport"))
 		c.Request = c.Request.WithContext(tokens.WithClaims(c.Request.Context(), claims))

@@ -26,9 +26,11 @@ import (
 	"github.com/jetsocket/jetsocket/server/config"
 	"github.com/jetsocket/jetsocket/server/hub"
 	"github.com/jetsocket/jetsocket/server/limit"
+	"github.com/jetsocket/jetsocket/server/metrics"
 	"github.com/jetsocket/jetsocket/server/socket"
 	"github.com/jetsocket/jetsocket/server/trigger"
 	"github.com/jetsocket/jetsocket/server/users"
+	"github.com/jetsocket/jetsocket/server/webhook"
 	"github.com/jetsocket/jetsocket/tokens"
 )
 
@@ -134,6 +136,12 @@ func RunWith(ctx context.Context, o Options) error {
 	if err := httpSrv.Shutdown(sctx); err != nil {
 		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 	}
+	// After the sockets: their disconnects vacate channels, which are webhooks too.
+	if app.webhooks != nil {
+		if err := app.webhooks.Close(sctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		errs = append(errs, fmt.Errorf("serve: %w", err))
 	}
@@ -186,7 +194,11 @@ type app struct {
 	hub          *hub.Hub
 	triggers     *trigger.Service
 	authorizer   *channels.Authorizer
-	limits       *limiters
+	conns        *connStates
+	userConns    *limit.Counter
+	ipConns      *limit.Counter
+	metrics      *metrics.Metrics
+	webhooks     *webhook.Sender // nil without WEBHOOK_URL
 	ext          Extensions
 	origins      *middleware.Origins
 	shuttingDown atomic.Bool
@@ -218,13 +230,26 @@ func newApp(cfg *config.Config, log *slog.Logger, ext Extensions) (*app, error) 
 		tokens:       tm,
 		users:        store,
 		loginLimiter: limit.NewKeyed(cfg.LoginRateLimit.N, cfg.LoginRateLimit.Per, maxLoginLimiterKeys),
-		hub:          hub.New(hub.NewMemoryBroker(), hub.NewMemoryPresence(), hub.Hooks{}, log),
 		authorizer:   channels.NewAuthorizer(&channels.Rules{Roles: cfg.ChannelRoles}, ext.Guards...),
 		ext:          ext,
+		userConns:    limit.NewCounter(),
+		ipConns:      limit.NewCounter(),
+		metrics:      metrics.New(),
 	}
-	a.triggers = trigger.New(a.hub, cfg.EncryptionMasterKey, cfg.MaxPayloadBytes)
-	a.limits = &limiters{m: make(map[string]*connLimits), mk: func() *connLimits {
-		return &connLimits{
+	if len(cfg.WebhookURLs) > 0 {
+		a.webhooks, err = webhook.New(webhook.Options{
+			URLs: cfg.WebhookURLs, Key: cfg.AppKey, Secret: cfg.AppSecret, Logger: log,
+			OnDelivery:  func(outcome string) { a.metrics.WebhookDeliveries.WithLabelValues(outcome).Inc() },
+			OnQueueFull: a.metrics.WebhookQueueDrops.Inc,
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	a.hub = hub.New(hub.NewMemoryBroker(), hub.NewMemoryPresence(), a.hubHooks(), log)
+	a.triggers = trigger.New(countingPublisher{a.hub, a.metrics.Published.WithLabelValues("api")}, cfg.EncryptionMasterKey, cfg.MaxPayloadBytes)
+	a.conns = &connStates{m: make(map[string]*connState), mk: func() *connState {
+		return &connState{
 			subscribe:    rate.NewLimiter(rate.Limit(cfg.SubscribeRate), 2*cfg.SubscribeRate),
 			clientEvents: rate.NewLimiter(rate.Limit(cfg.ClientEventRate), cfg.ClientEventRate),
 		}

@@ -25,14 +25,22 @@ func (a *app) routes() http.Handler {
 
 	r.GET("/healthz", handlers.Healthz())
 	r.GET("/readyz", handlers.Readyz(a.ready))
+	r.GET("/metrics", gin.WrapH(a.metrics.Handler()))
 
 	login := r.Group("/login", a.origins.CORS())
-	login.POST("", handlers.Login(a.users, a.tokens, a.loginLimiter, func(string) {}, a.log))
+	login.POST("", handlers.Login(a.users, a.tokens, a.loginLimiter, func(outcome string) {
+		a.metrics.Logins.WithLabelValues(outcome).Inc()
+	}, a.log))
 	login.OPTIONS("", func(*gin.Context) {}) // answered by CORS
 
 	sock := r.Group("/socket.io", a.origins.CORS(),
 		middleware.LimitBody(int64(a.cfg.MaxPayloadBytes)*4+64<<10),
-		middleware.Handshake(a.tokens, func(tokens.Reason) {}, a.log))
+		middleware.Handshake(middleware.HandshakeOptions{
+			Verifier:  a.tokens,
+			OnRefused: func(r tokens.Reason) { a.metrics.AuthFailures.WithLabelValues(string(r)).Inc() },
+			Admit:     a.admit,
+			Log:       a.log,
+		}))
 	sock.Any("/*any", gin.WrapH(a.sockets))
 
 	// The Pusher-compatible HTTP API, signed as Pusher signs.

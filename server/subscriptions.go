@@ -29,34 +29,49 @@ const (
 // maxClientEventName is Pusher's limit on event names.
 const maxClientEventName = 200
 
-// connLimits are the per-connection rate limiters of the channel events.
-type connLimits struct {
+// connState is what the server keeps per connection besides the hub's subscriptions.
+type connState struct {
 	subscribe    *rate.Limiter
 	clientEvents *rate.Limiter
+	userCounted  bool // holds a place in the per-user connection count
+	ipCounted    bool
+
+	mu     sync.Mutex
+	expiry *time.Timer
 }
 
-// limiters holds connLimits by socket id, for the lifetime of each connection.
-type limiters struct {
+func (st *connState) stopExpiry() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.expiry != nil {
+		st.expiry.Stop()
+	}
+}
+
+// connStates holds connState by socket id, for the lifetime of each connection.
+type connStates struct {
 	mu sync.Mutex
-	m  map[string]*connLimits
-	mk func() *connLimits
+	m  map[string]*connState
+	mk func() *connState
 }
 
-func (l *limiters) get(id string) *connLimits {
+func (l *connStates) get(id string) *connState {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	cl := l.m[id]
-	if cl == nil {
-		cl = l.mk()
-		l.m[id] = cl
+	st := l.m[id]
+	if st == nil {
+		st = l.mk()
+		l.m[id] = st
 	}
-	return cl
+	return st
 }
 
-func (l *limiters) drop(id string) {
+func (l *connStates) take(id string) *connState {
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	st := l.m[id]
 	delete(l.m, id)
-	l.mu.Unlock()
+	return st
 }
 
 type subscribeRequest struct {
@@ -86,10 +101,12 @@ type subscribeResult struct {
 func (a *app) registerChannelHandlers() {
 	a.sockets.Handle(eventSubscribe, a.onSubscribe)
 	a.sockets.Handle(eventUnsubscribe, a.onUnsubscribe)
+	a.sockets.Handle(eventRefresh, a.onRefresh)
 	a.sockets.HandlePrefix(clientEventPrefix, a.onClientEvent)
 }
 
 func (a *app) onSubscribe(c *socket.Conn, _ string, args []json.RawMessage) any {
+	a.metrics.MessagesIn.WithLabelValues("subscribe").Inc()
 	var req subscribeRequest
 	res := subscribeResult{}
 	err := decodeArg(args, &req)
@@ -103,6 +120,7 @@ func (a *app) onSubscribe(c *socket.Conn, _ string, args []json.RawMessage) any 
 	if err != nil {
 		e := a.socketError(err, "subscribe", c)
 		res.Status, res.Code, res.Error = e.Kind.Status(), e.Code, e.Message
+		a.metrics.SubscribeRefused.WithLabelValues(e.Code).Inc()
 		c.Emit(eventSubscriptionError, struct {
 			Channel string `json:"channel"`
 			Status  int    `json:"status"`
@@ -122,7 +140,7 @@ func (a *app) subscribe(c *socket.Conn, req subscribeRequest) (*presenceInfo, st
 		return nil, "", err
 	}
 	already := a.hub.Subscribed(c.ID(), ch.Name)
-	if !a.limits.get(c.ID()).subscribe.Allow() {
+	if !a.conns.get(c.ID()).subscribe.Allow() {
 		return nil, "", errs.New(errs.RateLimited, "rate_limited", "too many subscribe attempts; slow down")
 	}
 	if !already && a.hub.Subscriptions(c.ID()) >= a.cfg.MaxSubscriptions {
@@ -159,6 +177,7 @@ func (a *app) subscribe(c *socket.Conn, req subscribeRequest) (*presenceInfo, st
 		return nil, "", fmt.Errorf("hub subscribe %s: %w", ch.Name, err)
 	}
 	if !already {
+		a.subscriptionGauge(ch.Name, 1)
 		for _, r := range roomsFor(a.ext.Rooms, ch.Name) {
 			if r.OnSubscribe != nil {
 				r.OnSubscribe(ctx, RoomEvent{Channel: ch.Name, SocketID: c.ID(), UserID: c.UserID(), Claims: claims, Trigger: a.triggers})
@@ -189,6 +208,7 @@ func (a *app) userInfo(c *socket.Conn) json.RawMessage {
 }
 
 func (a *app) onUnsubscribe(c *socket.Conn, _ string, args []json.RawMessage) any {
+	a.metrics.MessagesIn.WithLabelValues("unsubscribe").Inc()
 	var req subscribeRequest
 	if err := decodeArg(args, &req); err != nil {
 		e := a.socketError(err, "unsubscribe", c)
@@ -206,6 +226,7 @@ func (a *app) leave(c *socket.Conn, channel string) {
 	if hub.Internal(channel) {
 		return
 	}
+	a.subscriptionGauge(channel, -1)
 	for _, r := range roomsFor(a.ext.Rooms, channel) {
 		if r.OnUnsubscribe != nil {
 			r.OnUnsubscribe(ctx, RoomEvent{Channel: channel, SocketID: c.ID(), UserID: c.UserID(), Claims: c.Claims(), Trigger: a.triggers})
@@ -213,29 +234,16 @@ func (a *app) leave(c *socket.Conn, channel string) {
 	}
 }
 
-// onConnect puts c on its user's internal channel, which #server-to-user-<id> triggers
-// and terminate_connections reach.
-func (a *app) onConnect(c *socket.Conn) {
-	if _, err := a.hub.Subscribe(context.Background(), c, hub.UserChannel(c.UserID()), nil, 0); err != nil {
-		a.log.Error("user channel", "socket_id", c.ID(), "err", err)
-	}
-}
-
-// onDisconnect leaves every channel of c.
-func (a *app) onDisconnect(c *socket.Conn, _ string) {
-	for _, ch := range a.hub.ChannelsOf(c.ID()) {
-		a.leave(c, ch)
-	}
-	a.limits.drop(c.ID())
-}
-
 func (a *app) onClientEvent(c *socket.Conn, event string, args []json.RawMessage) any {
+	a.metrics.MessagesIn.WithLabelValues("client_event").Inc()
 	err := a.clientEvent(c, event, args)
 	if errors.Is(err, ErrDrop) {
+		a.metrics.ClientEventsDropped.WithLabelValues("room_handler").Inc()
 		return map[string]any{"ok": true}
 	}
 	if err != nil {
 		e := a.socketError(err, "client event", c)
+		a.metrics.ClientEventsDropped.WithLabelValues(e.Code).Inc()
 		c.Error(e.Code, e.Message)
 		return map[string]any{"ok": false, "status": e.Kind.Status(), "code": e.Code, "error": e.Message}
 	}
@@ -266,7 +274,7 @@ func (a *app) clientEvent(c *socket.Conn, event string, args []json.RawMessage) 
 	if len(req.Data) > a.cfg.MaxPayloadBytes {
 		return errs.New(errs.TooLarge, "payload_too_large", fmt.Sprintf("client event data is limited to %d bytes", a.cfg.MaxPayloadBytes))
 	}
-	if !a.limits.get(c.ID()).clientEvents.Allow() {
+	if !a.conns.get(c.ID()).clientEvents.Allow() {
 		return errs.New(errs.RateLimited, "rate_limited", fmt.Sprintf("client events are limited to %d per second", a.cfg.ClientEventRate))
 	}
 	ev := &ClientEvent{Channel: ch.Name, Event: event, Data: req.Data, SocketID: c.ID(), UserID: c.UserID(), Claims: c.Claims(), Trigger: a.triggers}
@@ -282,7 +290,12 @@ func (a *app) clientEvent(c *socket.Conn, event string, args []json.RawMessage) 
 	if len(ev.Data) > 0 && !json.Valid(ev.Data) {
 		return fmt.Errorf("room handler for %s left invalid JSON in the event data", ch.Name)
 	}
-	return a.hub.Publish(ctx, hub.Message{Channel: ch.Name, Event: event, Data: ev.Data, UserID: c.UserID(), ExceptSocketID: c.ID()})
+	if err := a.hub.Publish(ctx, hub.Message{Channel: ch.Name, Event: event, Data: ev.Data, UserID: c.UserID(), ExceptSocketID: c.ID()}); err != nil {
+		return err
+	}
+	a.metrics.Published.WithLabelValues("client").Inc()
+	a.clientEventWebhook(ev)
+	return nil
 }
 
 // decodeArg decodes the first event argument, which must be a JSON object, into v.

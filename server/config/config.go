@@ -73,6 +73,8 @@ type Config struct {
 	PresenceIncludeEmail bool // put the email claim in presence user_info
 	MaxSubscriptions     int  // channels per connection
 	SubscribeRate        int  // subscribe attempts per second per connection
+	MaxConnsPerUser      int  // 0: unlimited
+	MaxConnsPerIP        int  // by TCP peer address; 0: unlimited
 
 	TrustedProxies  []string
 	ShutdownTimeout time.Duration
@@ -263,6 +265,12 @@ func Load(getenv func(string) string) (*Config, []string, error) {
 		return nil, nil, err
 	}
 	if c.SubscribeRate, err = integer(get, "SUBSCRIBE_RATE", 20, 1, 10_000); err != nil {
+		return nil, nil, err
+	}
+	if c.MaxConnsPerUser, err = integer(get, "MAX_CONNECTIONS_PER_USER", 100, 0, 1_000_000); err != nil {
+		return nil, nil, err
+	}
+	if c.MaxConnsPerIP, err = integer(get, "MAX_CONNECTIONS_PER_IP", 1000, 0, 1_000_000); err != nil {
 		return nil, nil, err
 	}
 

@@ -108,6 +108,8 @@ func TestRefusals(t *testing.T) {
 		{"presence email", map[string]string{"PRESENCE_INCLUDE_EMAIL": "maybe"}, "PRESENCE_INCLUDE_EMAIL"},
 		{"max subscriptions", map[string]string{"MAX_SUBSCRIPTIONS": "-1"}, "MAX_SUBSCRIPTIONS"},
 		{"subscribe rate", map[string]string{"SUBSCRIBE_RATE": "x"}, "SUBSCRIBE_RATE"},
+		{"conns per user", map[string]string{"MAX_CONNECTIONS_PER_USER": "-1"}, "MAX_CONNECTIONS_PER_USER"},
+		{"conns per ip", map[string]string{"MAX_CONNECTIONS_PER_IP": "many"}, "MAX_CONNECTIONS_PER_IP"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

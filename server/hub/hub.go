@@ -101,6 +101,8 @@ type Hooks struct {
 	ChannelVacated  func(channel string)
 	MemberAdded     func(channel, userID string)
 	MemberRemoved   func(channel, userID string)
+	// Delivered is told how many subscribers each delivered message was queued to.
+	Delivered func(n int)
 }
 
 // Hub is a node's channel subscriptions.
@@ -323,8 +325,12 @@ func (h *Hub) deliver(m Message) {
 
 	// Sent outside the lock: SendFrame never blocks, but closing a slow consumer
 	// should not hold up subscribes either.
-	for _, c := range h.targets(m) {
+	targets := h.targets(m)
+	for _, c := range targets {
 		c.SendFrame(frame)
+	}
+	if h.hooks.Delivered != nil {
+		h.hooks.Delivered(len(targets))
 	}
 }
 

@@ -87,3 +87,41 @@ func (k *Keyed) evict(now time.Time) {
 		delete(k.buckets, oldestKey)
 	}
 }
+
+// Counter counts holders per key (connections per user or per IP).
+type Counter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+// NewCounter returns an empty Counter.
+func NewCounter() *Counter { return &Counter{n: make(map[string]int)} }
+
+// Count is the number of holders of key.
+func (c *Counter) Count(key string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[key]
+}
+
+// Acquire adds a holder of key unless max (> 0) are held already.
+func (c *Counter) Acquire(key string, max int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if max > 0 && c.n[key] >= max {
+		return false
+	}
+	c.n[key]++
+	return true
+}
+
+// Release removes a holder of key.
+func (c *Counter) Release(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[key] <= 1 {
+		delete(c.n, key)
+		return
+	}
+	c.n[key]--
+}

@@ -50,3 +50,23 @@ func TestKeyedBoundedMemory(t *testing.T) {
 		t.Fatalf("after idle eviction %d keys remain, want 1", n)
 	}
 }
+
+func TestCounter(t *testing.T) {
+	c := NewCounter()
+	if !c.Acquire("u", 2) || !c.Acquire("u", 2) || c.Acquire("u", 2) {
+		t.Fatal("max 2 not enforced")
+	}
+	if !c.Acquire("v", 2) || !c.Acquire("w", 0) {
+		t.Fatal("keys are independent; 0 is unlimited")
+	}
+	c.Release("u")
+	if c.Count("u") != 1 || !c.Acquire("u", 2) {
+		t.Fatal("release")
+	}
+	c.Release("u")
+	c.Release("u")
+	c.Release("u")
+	if c.Count("u") != 0 || len(c.n) != 3-1 {
+		t.Fatalf("released keys must be forgotten: %v", c.n)
+	}
+}

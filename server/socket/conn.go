@@ -117,8 +117,8 @@ func (c *Conn) Close(reason string) {
 	})
 }
 
-// closeAfterFlush closes the connection once what is queued now has been written.
-func (c *Conn) closeAfterFlush(reason string) {
+// CloseAfterFlush closes the connection once what is queued now has been written.
+func (c *Conn) CloseAfterFlush(reason string) {
 	c.mu.Lock()
 	if c.reason == "" {
 		c.reason = reason

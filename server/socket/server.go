@@ -350,7 +350,7 @@ func (s *Server) readLoop(c *Conn) (reason string) {
 		if int64(len(frame)) > max {
 			// Do not drain a frame of unknown size: tell the client, then close.
 			c.Error(CodeFrameTooLarge, fmt.Sprintf("packets are limited to %d bytes", max))
-			c.closeAfterFlush(ReasonFrameTooLarge)
+			c.CloseAfterFlush(ReasonFrameTooLarge)
 			_ = rc.Close() // returns once the writer has closed the session
 			return ReasonFrameTooLarge
 		}
@@ -360,7 +360,7 @@ func (s *Server) readLoop(c *Conn) (reason string) {
 		if !c.inbound.Allow() {
 			if !c.flood.Allow() {
 				c.Error(CodeRateLimited, "too many packets: disconnecting")
-				c.closeAfterFlush(ReasonFlood)
+				c.CloseAfterFlush(ReasonFlood)
 				return ReasonFlood
 			}
 			c.Error(CodeRateLimited, "too many packets: packet dropped")

@@ -1,0 +1,142 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/jetsocket/jetsocket/server/errs"
+	"github.com/jetsocket/jetsocket/server/hub"
+	"github.com/jetsocket/jetsocket/server/socket"
+	"github.com/jetsocket/jetsocket/tokens"
+)
+
+// Socket events of the token lifetime.
+const (
+	eventTokenExpired = "jetsocket:token_expired"
+	eventRefresh      = "jetsocket:refresh"
+)
+
+// reasonTokenExpired closes a connection whose token expired without a refresh.
+const reasonTokenExpired = "token expired"
+
+// admit applies the connection limits at the handshake, before a session exists. The
+// counts are the open connections; onConnect enforces them again, exactly.
+func (a *app) admit(claims *tokens.Claims, r *http.Request) error {
+	if a.cfg.MaxConnsPerUser > 0 && a.userConns.Count(claims.UserID()) >= a.cfg.MaxConnsPerUser {
+		a.metrics.ConnectionsRefused.WithLabelValues("per_user").Inc()
+		return errs.New(errs.RateLimited, "too_many_connections", "this user has too many open connections")
+	}
+	if a.cfg.MaxConnsPerIP > 0 && a.ipConns.Count(peerIP(r.RemoteAddr)) >= a.cfg.MaxConnsPerIP {
+		a.metrics.ConnectionsRefused.WithLabelValues("per_ip").Inc()
+		return errs.New(errs.RateLimited, "too_many_connections", "this address has too many open connections")
+	}
+	return nil
+}
+
+func peerIP(addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
+}
+
+// onConnect counts c against the limits, puts it on its user's internal channel (which
+// #server-to-user-<id> triggers and terminate_connections reach) and arms the token's
+// expiry.
+func (a *app) onConnect(c *socket.Conn) {
+	st := a.conns.get(c.ID())
+	st.userCounted = a.userConns.Acquire(c.UserID(), a.cfg.MaxConnsPerUser)
+	st.ipCounted = a.ipConns.Acquire(c.IP(), a.cfg.MaxConnsPerIP)
+	a.metrics.Connections.Inc()
+	a.metrics.ConnectionsTotal.Inc()
+	if !st.userCounted || !st.ipCounted {
+		// Many handshakes raced past the check at once.
+		c.Error("too_many_connections", "too many open connections")
+		c.CloseAfterFlush("too many connections")
+		return
+	}
+	if _, err := a.hub.Subscribe(context.Background(), c, hub.UserChannel(c.UserID()), nil, 0); err != nil {
+		a.log.Error("user channel", "socket_id", c.ID(), "err", err)
+	}
+	a.armExpiry(c, st)
+}
+
+// onDisconnect leaves every channel of c and forgets its state.
+func (a *app) onDisconnect(c *socket.Conn, reason string) {
+	for _, ch := range a.hub.ChannelsOf(c.ID()) {
+		a.leave(c, ch)
+	}
+	if st := a.conns.take(c.ID()); st != nil {
+		st.stopExpiry()
+		if st.userCounted {
+			a.userConns.Release(c.UserID())
+		}
+		if st.ipCounted {
+			a.ipConns.Release(c.IP())
+		}
+	}
+	a.metrics.Connections.Dec()
+	a.metrics.Disconnects.WithLabelValues(reason).Inc()
+	if reason == socket.ReasonSlowConsumer {
+		a.metrics.SlowConsumers.Inc()
+	}
+}
+
+// armExpiry schedules the token's expiry: at exp the client gets jetsocket:token_expired
+// and the connection closes, unless a refresh came first.
+func (a *app) armExpiry(c *socket.Conn, st *connState) {
+	exp := c.Claims().Expiry()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.expiry != nil {
+		st.expiry.Stop()
+	}
+	st.expiry = time.AfterFunc(time.Until(exp), func() { a.expire(c) })
+}
+
+func (a *app) expire(c *socket.Conn) {
+	exp := c.Claims().Expiry()
+	if time.Now().Before(exp) {
+		return // refreshed meanwhile; the new timer handles it
+	}
+	a.metrics.TokenExpiries.Inc()
+	a.log.Info("token expired", "socket_id", c.ID(), "user_id", c.UserID())
+	c.Emit(eventTokenExpired, map[string]any{"expired_at": exp.UTC().Format(time.RFC3339)})
+	c.CloseAfterFlush(reasonTokenExpired)
+}
+
+// onRefresh handles jetsocket:refresh {token}: a valid token for the same user replaces
+// the connection's claims and moves its expiry.
+func (a *app) onRefresh(c *socket.Conn, _ string, args []json.RawMessage) any {
+	a.metrics.MessagesIn.WithLabelValues("refresh").Inc()
+	var req struct {
+		Token string `json:"token"`
+	}
+	fail := func(e *errs.Error, outcome string) any {
+		a.metrics.TokenRefreshes.WithLabelValues(outcome).Inc()
+		a.log.Warn("token refresh refused", "socket_id", c.ID(), "user_id", c.UserID(), "reason", outcome)
+		return map[string]any{"ok": false, "status": e.Kind.Status(), "code": e.Code, "error": e.Message}
+	}
+	if err := decodeArg(args, &req); err != nil {
+		return fail(a.socketError(err, "refresh", c), "invalid_payload")
+	}
+	claims, err := a.tokens.Verify(req.Token)
+	if err != nil {
+		msg := "token invalid"
+		if te, ok := err.(*tokens.Error); ok {
+			msg = te.Message()
+		}
+		return fail(errs.New(errs.Unauthorized, "invalid_token", msg), string(tokens.ReasonOf(err)))
+	}
+	if claims.UserID() != c.UserID() {
+		return fail(errs.New(errs.Forbidden, "forbidden", "the new token is for another user"), "other_user")
+	}
+	c.SetClaims(claims)
+	a.armExpiry(c, a.conns.get(c.ID()))
+	a.metrics.TokenRefreshes.WithLabelValues("ok").Inc()
+	a.log.Info("token refreshed", "socket_id", c.ID(), "user_id", c.UserID())
+	return map[string]any{"ok": true, "expires_at": claims.Expiry().UTC().Format(time.RFC3339)}
+}
