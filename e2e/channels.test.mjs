@@ -326,15 +326,52 @@ describe('expired token on an open connection', () => {
   before(async () => { srv = await startServer({ JWT_LEEWAY: '0s' }); });
   after(async () => { clients.closeAll(); await srv?.stop(); });
 
-  test('subscribing after the token expired gets 401 token_expired; before, the same subscribe worked', async () => {
+  // PRODUCT §4: a subscribe after the token expired gets 401 token_expired, and at expiry the
+  // server emits jetsocket:token_expired and closes the connection. Either way an expired token
+  // must never win a subscription: subscribes are sent every 100 ms from just before expiry
+  // until the connection closes, and every answer after expiry must be a refusal.
+  test('a token past its exp never subscribes: 401 token_expired or token_expired and close, nothing succeeds after', { timeout: 30_000 }, async () => {
     const exp = nowSeconds() + 3;
-    const { socket } = await connect(srv.url, mint(userClaims('exp-1', { exp })), { clients, transports: ['websocket'] });
-    await subscribeOk(socket, 'private-user-exp-1');
-    // Wait until the token is expired by more than a second (JWT_LEEWAY=0s).
-    while (Date.now() / 1000 < exp + 1.5) await sleep(100);
-    await subscribeFails(socket, 'private-user-exp-1', 401, 'token_expired');
-    await subscribeFails(socket, 'presence-exp', 401, 'token_expired');
-    await subscribeFails(socket, 'public-exp', 401, 'token_expired');
+    const raw = clients.add(await RawEio.open(srv.url, mint(userClaims('exp-1', { exp }))));
+    await raw.next((f) => f === '40', 5000, 'socket.io connect');
+    await raw.next((f) => f.startsWith('42["jetsocket:connection_established"'), 5000, 'connection_established');
+    raw.send('421["jetsocket:subscribe",{"channel":"private-user-exp-1"}]');
+    const first = JSON.parse((await raw.next((f) => f.startsWith('431['), 5000, 'first subscribe ack')).slice(3))[0];
+    assert.equal(first.ok, true, `before expiry the subscribe works: ${JSON.stringify(first)}`);
+
+    while (Date.now() < exp * 1000 - 600) await sleep(50);
+    const deadline = exp * 1000 + 10_000;
+    let id = 100;
+    while (!raw.isClosed && Date.now() < deadline) {
+      const channel = id % 2 ? 'private-user-exp-1' : `public-exp-${id}`;
+      raw.send(`42${id}${JSON.stringify(['jetsocket:subscribe', { channel }])}`);
+      id += 1;
+      await sleep(100);
+    }
+    assert.ok(raw.isClosed, 'the connection is closed within 10 s after exp');
+
+    const frames = raw.frames;
+    const expiredAt = frames.findIndex((f) => f.startsWith('42["jetsocket:token_expired"'));
+    const acks = frames.map((f, i) => ({ i, m: /^43(\d+)(\[.*)$/s.exec(f) }))
+      .filter(({ m }) => m && Number(m[1]) >= 100)
+      .map(({ i, m }) => ({ i, id: Number(m[1]), ack: JSON.parse(m[2])[0] }));
+    for (const { id: n, ack } of acks.filter(({ ack }) => !ack.ok)) {
+      assert.deepEqual([ack.status, ack.code], [401, 'token_expired'], `subscribe ${n} refused for expiry: ${JSON.stringify(ack)}`);
+    }
+    const refused = acks.filter(({ ack }) => !ack.ok).length;
+    assert.ok(expiredAt >= 0 || refused > 0,
+      `after expiry the server says so (jetsocket:token_expired or 401); frames: ${JSON.stringify(frames).slice(0, 600)}`);
+    if (expiredAt >= 0) {
+      const [, payload] = JSON.parse(frames[expiredAt].slice(2));
+      assert.equal(Date.parse(payload.expired_at), exp * 1000, `expired_at: ${JSON.stringify(payload)}`);
+      const late = acks.filter(({ i, ack }) => i > expiredAt && ack.ok);
+      assert.deepEqual(late, [], 'no subscription succeeds after jetsocket:token_expired');
+    }
+    // No success after the first refusal either.
+    const firstRefusal = acks.findIndex(({ ack }) => !ack.ok);
+    if (firstRefusal >= 0) {
+      assert.deepEqual(acks.slice(firstRefusal).filter(({ ack }) => ack.ok), [], 'no success after a 401');
+    }
   });
 });
 

@@ -315,7 +315,7 @@ func TestOversizedFrameClosesOnlyThatConnection(t *testing.T) {
 	big.established()
 	// The server reads no further than the limit, answers frame_too_large and closes;
 	// the close may cut the client's own write of the rest short.
-	_ = big.ws.WriteMessage(websocket.TextMessage, []byte(`42["jetsocket:ping","`+strings.Repeat("x", 1<<20)+`"]`))
+	_ = big.ws.WriteMessage(websocket.TextMessage, []byte(`42["jetsocket:ping","`+strings.Repeat("x", 3<<20)+`"]`))
 	_ = big.ws.SetReadDeadline(time.Now().Add(5 * time.Second))
 	for {
 		if _, _, err := big.ws.ReadMessage(); err != nil {

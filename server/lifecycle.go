@@ -94,12 +94,13 @@ func (a *app) armExpiry(c *socket.Conn, st *connState) {
 	if st.expiry != nil {
 		st.expiry.Stop()
 	}
-	st.expiry = time.AfterFunc(time.Until(exp), func() { a.expire(c) })
+	// JWT_LEEWAY applies here as everywhere else a token's exp is checked.
+	st.expiry = time.AfterFunc(time.Until(exp.Add(a.cfg.JWTLeeway)), func() { a.expire(c) })
 }
 
 func (a *app) expire(c *socket.Conn) {
 	exp := c.Claims().Expiry()
-	if time.Now().Before(exp) {
+	if time.Now().Before(exp.Add(a.cfg.JWTLeeway)) {
 		return // refreshed meanwhile; the new timer handles it
 	}
 	a.metrics.TokenExpiries.Inc()

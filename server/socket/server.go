@@ -60,6 +60,10 @@ const (
 	ReasonAuth          = "authentication failed"
 )
 
+// maxDrainBytes is how much of an oversized frame is read and thrown away to keep the
+// connection; beyond it the connection is closed instead.
+const maxDrainBytes = 1 << 20
+
 // Handler handles one event from a client. args are the event's arguments after the name,
 // as raw JSON. When the client asked for an ack, the return value is sent as the ack's
 // payload. Handlers of one connection run one at a time, in arrival order.
@@ -348,8 +352,18 @@ func (s *Server) readLoop(c *Conn) (reason string) {
 			return ReasonClientGone
 		}
 		if int64(len(frame)) > max {
-			// Do not drain a frame of unknown size: tell the client, then close.
-			c.Error(CodeFrameTooLarge, fmt.Sprintf("packets are limited to %d bytes", max))
+			msg := fmt.Sprintf("packets are limited to %d bytes", max)
+			// A moderately oversized frame is read to its end and dropped, so the
+			// connection survives and the client sees the error; a huge one is not
+			// drained: tell the client, then close.
+			if n, _ := io.CopyN(io.Discard, rc, maxDrainBytes); n < maxDrainBytes {
+				if err := rc.Close(); err != nil {
+					return ReasonClientGone
+				}
+				c.Error(CodeFrameTooLarge, msg+": packet dropped")
+				continue
+			}
+			c.Error(CodeFrameTooLarge, msg)
 			c.CloseAfterFlush(ReasonFrameTooLarge)
 			_ = rc.Close() // returns once the writer has closed the session
 			return ReasonFrameTooLarge

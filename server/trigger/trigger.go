@@ -77,7 +77,7 @@ func (s *Service) Validate(ev Event) (json.RawMessage, []target, error) {
 		return nil, nil, invalid("event names starting with %q are reserved", reservedEvent)
 	}
 	var data string
-	if len(ev.Data) == 0 || json.Unmarshal(ev.Data, &data) != nil {
+	if len(ev.Data) == 0 || string(ev.Data) == "null" || json.Unmarshal(ev.Data, &data) != nil {
 		return nil, nil, invalid("data is required and must be a string (JSON-encode objects, as Pusher's SDKs do)")
 	}
 	if len(data) > s.maxPayload {

@@ -48,6 +48,7 @@ func TestValidate(t *testing.T) {
 		{"long name", Event{Name: strings.Repeat("n", 201), Channel: "c", Data: str("1")}, errs.Invalid, ""},
 		{"data not a string", Event{Name: "e", Channel: "c", Data: json.RawMessage(`{"x":1}`)}, errs.Invalid, ""},
 		{"no data", Event{Name: "e", Channel: "c"}, errs.Invalid, ""},
+		{"null data", Event{Name: "e", Channel: "c", Data: json.RawMessage("null")}, errs.Invalid, ""},
 		{"too large", Event{Name: "e", Channel: "c", Data: str(strings.Repeat("x", 101))}, errs.TooLarge, ""},
 		{"no channel", Event{Name: "e", Data: str("1")}, errs.Invalid, ""},
 		{"both", Event{Name: "e", Channel: "c", Channels: []string{"d"}, Data: str("1")}, errs.Invalid, ""},
