@@ -41,14 +41,9 @@ func (a *app) clientEventWebhook(ev *ClientEvent) {
 	})
 }
 
-// subscriptionGauge moves the subscriptions gauge of channel's type by delta.
-func (a *app) subscriptionGauge(channel string, delta float64) {
-	if hub.Internal(channel) {
-		return
-	}
-	if ch, err := channels.Parse(channel); err == nil {
-		a.metrics.Subscriptions.WithLabelValues(ch.Kind.String()).Add(delta)
-	}
+// subscriptionGauge moves the subscriptions gauge of ch's type by delta.
+func (a *app) subscriptionGauge(ch channels.Channel, delta float64) {
+	a.metrics.Subscriptions.WithLabelValues(ch.Kind.String()).Add(delta)
 }
 
 // countingPublisher counts what the trigger service publishes.

@@ -177,7 +177,7 @@ func (a *app) subscribe(c *socket.Conn, req subscribeRequest) (*presenceInfo, st
 		return nil, "", fmt.Errorf("hub subscribe %s: %w", ch.Name, err)
 	}
 	if !already {
-		a.subscriptionGauge(ch.Name, 1)
+		a.subscriptionGauge(ch, 1)
 		for _, r := range roomsFor(a.ext.Rooms, ch.Name) {
 			if r.OnSubscribe != nil {
 				r.OnSubscribe(ctx, RoomEvent{Channel: ch.Name, SocketID: c.ID(), UserID: c.UserID(), Claims: claims, Trigger: a.triggers})
@@ -226,7 +226,9 @@ func (a *app) leave(c *socket.Conn, channel string) {
 	if hub.Internal(channel) {
 		return
 	}
-	a.subscriptionGauge(channel, -1)
+	if ch, err := channels.Parse(channel); err == nil { // it was valid when subscribed
+		a.subscriptionGauge(ch, -1)
+	}
 	for _, r := range roomsFor(a.ext.Rooms, channel) {
 		if r.OnUnsubscribe != nil {
 			r.OnUnsubscribe(ctx, RoomEvent{Channel: channel, SocketID: c.ID(), UserID: c.UserID(), Claims: c.Claims(), Trigger: a.triggers})
