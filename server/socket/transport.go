@@ -60,10 +60,7 @@ type handedPacket struct {
 }
 
 // handoff holds handed-off packets by Engine.IO session id until a conn reads them.
-// Every polling and upgraded websocket read asks it first, so an empty handoff (the
-// common case) answers from an atomic count without taking the lock.
 type handoff struct {
-	n  atomic.Int64 // sessions with packets waiting
 	mu sync.Mutex
 	m  map[string][]handedPacket
 }
@@ -71,21 +68,12 @@ type handoff struct {
 func newHandoff() *handoff { return &handoff{m: make(map[string][]handedPacket)} }
 
 func (h *handoff) push(sid string, ps []handedPacket) {
-	if len(ps) == 0 {
-		return
-	}
 	h.mu.Lock()
-	if len(h.m[sid]) == 0 {
-		h.n.Add(1)
-	}
 	h.m[sid] = append(h.m[sid], ps...)
 	h.mu.Unlock()
 }
 
 func (h *handoff) pop(sid string) (handedPacket, bool) {
-	if h.n.Load() == 0 {
-		return handedPacket{}, false
-	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	ps := h.m[sid]
@@ -93,7 +81,7 @@ func (h *handoff) pop(sid string) (handedPacket, bool) {
 		return handedPacket{}, false
 	}
 	if len(ps) == 1 {
-		h.delete(sid)
+		delete(h.m, sid)
 	} else {
 		h.m[sid] = ps[1:]
 	}
@@ -101,20 +89,9 @@ func (h *handoff) pop(sid string) (handedPacket, bool) {
 }
 
 func (h *handoff) drop(sid string) {
-	if h.n.Load() == 0 {
-		return
-	}
 	h.mu.Lock()
-	h.delete(sid)
+	delete(h.m, sid)
 	h.mu.Unlock()
-}
-
-// delete forgets sid's packets; h.mu is held.
-func (h *handoff) delete(sid string) {
-	if _, ok := h.m[sid]; ok {
-		delete(h.m, sid)
-		h.n.Add(-1)
-	}
 }
 
 func (h *handoff) len() int {
