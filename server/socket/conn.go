@@ -14,9 +14,11 @@ import (
 
 // Conn is one accepted socket.io connection.
 //
-// Everything sent to it goes through a bounded queue drained by one writer goroutine, so
-// a sender never waits for the network: a connection whose queue is full is closed as a
-// slow consumer instead of stalling the sender.
+// Everything sent to it goes through a bounded queue, so a sender never waits for the
+// network: a connection whose queue is full is closed as a slow consumer instead of
+// stalling the sender. A writer goroutine runs only while the queue has frames and ends
+// when it is empty: an idle connection costs no goroutine, no stack and no queue buffer
+// for writing (most of a server's connections are idle most of the time).
 type Conn struct {
 	srv    *Server
 	sess   engineio.Conn
@@ -29,13 +31,16 @@ type Conn struct {
 	flood       *rate.Limiter // packets dropped before the client is cut off
 	errNotice   *rate.Limiter // jetsocket:error notices, so errors cannot flood the queue
 
-	out        chan []byte // socket.io packet texts; nil is "close after what is queued"
-	done       chan struct{}
-	writerDone chan struct{}
-
+	done      chan struct{} // closed by Close
 	closeOnce sync.Once
-	mu        sync.Mutex
-	reason    string
+
+	mu         sync.Mutex
+	queue      [][]byte // socket.io packet texts not yet written
+	writing    bool     // a writer goroutine is draining queue
+	closing    bool     // Close was called: nothing more is queued or started
+	flushClose bool     // close once queue is written (CloseAfterFlush)
+	reason     string
+	writers    sync.WaitGroup
 }
 
 // ID is the connection's socket id, in Pusher's form.
@@ -89,19 +94,26 @@ func (c *Conn) ack(id int64, payload any) {
 }
 
 func (c *Conn) sendFrame(frame []byte) bool {
-	select {
-	case <-c.done:
+	c.mu.Lock()
+	if c.closing || c.flushClose {
+		c.mu.Unlock()
 		return false
-	default:
 	}
-	select {
-	case c.out <- frame:
-		return true
-	default:
-		c.srv.log.Warn("slow consumer disconnected", "socket_id", c.id, "user_id", c.UserID(), "queued", len(c.out))
+	if len(c.queue) >= c.srv.opts.SendQueue {
+		queued := len(c.queue)
+		c.mu.Unlock()
+		c.srv.log.Warn("slow consumer disconnected", "socket_id", c.id, "user_id", c.UserID(), "queued", queued)
 		c.Close(ReasonSlowConsumer)
 		return false
 	}
+	c.queue = append(c.queue, frame)
+	if !c.writing {
+		c.writing = true
+		c.writers.Add(1)
+		go c.writeLoop()
+	}
+	c.mu.Unlock()
+	return true
 }
 
 // Close closes the connection now; queued packets are dropped.
@@ -111,22 +123,25 @@ func (c *Conn) Close(reason string) {
 		if c.reason == "" {
 			c.reason = reason
 		}
+		c.closing = true
+		c.queue = nil
 		c.mu.Unlock()
 		close(c.done)
 		_ = c.sess.Close()
 	})
 }
 
-// CloseAfterFlush closes the connection once what is queued now has been written.
+// CloseAfterFlush closes the connection once what is queued now has been written;
+// nothing queued later is sent.
 func (c *Conn) CloseAfterFlush(reason string) {
 	c.mu.Lock()
 	if c.reason == "" {
 		c.reason = reason
 	}
+	c.flushClose = true
+	idle := !c.writing
 	c.mu.Unlock()
-	select {
-	case c.out <- nil:
-	default:
+	if idle {
 		c.Close(reason)
 	}
 }
@@ -137,19 +152,32 @@ func (c *Conn) closeReason() string {
 	return c.reason
 }
 
+// waitWriter waits for a running writer to end; only after Close, which stops new ones.
+func (c *Conn) waitWriter() { c.writers.Wait() }
+
+// writeLoop drains the queue, then ends.
 func (c *Conn) writeLoop() {
-	defer close(c.writerDone)
+	defer c.writers.Done()
 	for {
-		select {
-		case <-c.done:
-			return
-		case frame := <-c.out:
-			if frame == nil {
+		c.mu.Lock()
+		batch := c.queue
+		c.queue = nil
+		if len(batch) == 0 || c.closing {
+			c.writing = false
+			flushClose := c.flushClose && !c.closing
+			c.mu.Unlock()
+			if flushClose {
 				c.Close(c.closeReason())
-				return
 			}
+			return
+		}
+		c.mu.Unlock()
+		for _, frame := range batch {
 			if err := c.write(frame); err != nil {
 				c.Close(ReasonClientGone)
+				c.mu.Lock()
+				c.writing = false
+				c.mu.Unlock()
 				return
 			}
 		}

@@ -286,7 +286,6 @@ func (s *Server) serve(sess engineio.Conn) {
 	c := s.newConn(sess, claims)
 	s.log.Info("socket connected", "socket_id", c.id, "user_id", claims.UserID(), "ip", c.ip, "transport", transportName(sess.URL()))
 
-	go c.writeLoop()
 	c.sendFrame([]byte{'0'}) // socket.io CONNECT for the root namespace
 	established, _ := EncodeEvent(EventConnectionEstablished, map[string]string{"socket_id": c.id, "user_id": claims.UserID()})
 	c.sendFrame(established)
@@ -296,7 +295,7 @@ func (s *Server) serve(sess engineio.Conn) {
 
 	reason := s.readLoop(c)
 	c.Close(reason)
-	<-c.writerDone
+	c.waitWriter()
 	reason = c.closeReason()
 
 	s.mu.Lock()
@@ -312,9 +311,7 @@ func (s *Server) newConn(sess engineio.Conn, claims *tokens.Claims) *Conn {
 	c := &Conn{
 		srv:         s,
 		sess:        sess,
-		out:         make(chan []byte, s.opts.SendQueue),
 		done:        make(chan struct{}),
-		writerDone:  make(chan struct{}),
 		ip:          remoteIP(sess.RemoteAddr()),
 		connectedAt: time.Now(),
 		inbound:     rate.NewLimiter(rate.Limit(s.opts.InboundRate), s.opts.InboundBurst),

@@ -16,7 +16,6 @@ import (
 	"github.com/googollee/go-socket.io/engineio/payload"
 	"github.com/googollee/go-socket.io/engineio/transport"
 	"github.com/googollee/go-socket.io/engineio/transport/polling"
-	"github.com/googollee/go-socket.io/engineio/transport/websocket"
 )
 
 // The polling-to-websocket upgrade of go-socket.io v1.7.0 loses messages in both
@@ -243,12 +242,12 @@ func (c *graceConn) handOff(w http.ResponseWriter, r *http.Request, sid string) 
 // handoffWebsocket wraps go-socket.io's websocket transport so that a session's
 // websocket first delivers the packets posted during its upgrade.
 type handoffWebsocket struct {
-	*websocket.Transport
+	*wsTransport
 	handoff *handoff
 }
 
 func (t handoffWebsocket) Accept(w http.ResponseWriter, r *http.Request) (transport.Conn, error) {
-	c, err := t.Transport.Accept(w, r)
+	c, err := t.wsTransport.Accept(w, r)
 	if err != nil {
 		return nil, err
 	}
@@ -284,11 +283,6 @@ func (c *handoffConn) Close() error {
 	return c.Conn.Close()
 }
 
-// ServeHTTP keeps the request's goroutine until the conn closes, as the library expects.
-func (c *handoffConn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	c.Conn.(http.Handler).ServeHTTP(w, r)
-}
-
 func isTemporary(err error) bool {
 	te, ok := err.(payload.Error)
 	return ok && te.Temporary()
@@ -321,6 +315,6 @@ func newTransports(checkOrigin func(*http.Request) bool, maxFrame int64) []trans
 			handoff:  h,
 			maxFrame: maxFrame,
 		},
-		handoffWebsocket{Transport: &websocket.Transport{CheckOrigin: checkOrigin}, handoff: h},
+		handoffWebsocket{wsTransport: &wsTransport{checkOrigin: checkOrigin}, handoff: h},
 	}
 }

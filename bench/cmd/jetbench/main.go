@@ -1,0 +1,252 @@
+// Command jetbench is Jetsocket's load tool. "compare" starts Jetsocket and the Node
+// socket.io 4 reference server in turn, drives both with the same Engine.IO v3 clients
+// and writes a report with both sets of figures and their ratios; "run" drives a server
+// that is already running. See BENCHMARKS.md.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jetsocket/jetsocket/bench/harness"
+	"github.com/jetsocket/jetsocket/bench/load"
+	"github.com/jetsocket/jetsocket/bench/report"
+	"github.com/jetsocket/jetsocket/tokens"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "jetbench:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: jetbench compare [flags]   start both servers in turn and compare them
+       jetbench run [flags]       drive a server that is already running`
+
+func run(ctx context.Context, args []string, out io.Writer) error {
+	if len(args) == 0 {
+		return errors.New(usage)
+	}
+	switch args[0] {
+	case "compare":
+		return compare(ctx, args[1:], out)
+	case "run":
+		return runOne(ctx, args[1:], out)
+	default:
+		return fmt.Errorf("unknown command %q\n%s", args[0], usage)
+	}
+}
+
+// shape holds the flags both commands share.
+type shape struct {
+	ns          string
+	concurrency int
+	events      int
+	burst       int
+	settle      time.Duration
+	sources     int
+}
+
+func (s *shape) register(fl *flag.FlagSet) {
+	fl.StringVar(&s.ns, "n", "2000,10000", "comma-separated connection counts")
+	fl.IntVar(&s.concurrency, "concurrency", 100, "connects in flight")
+	fl.IntVar(&s.events, "events", 30, "events sent one at a time (latency)")
+	fl.IntVar(&s.burst, "burst", 30, "events sent back to back (deliveries per second)")
+	fl.DurationVar(&s.settle, "settle", 5*time.Second, "idle time before memory is read")
+	fl.IntVar(&s.sources, "sources", 16, "loopback source addresses to spread connections over (127.0.0.1..)")
+}
+
+func (s *shape) parseNs() ([]int, error) {
+	var ns []int
+	for _, f := range strings.Split(s.ns, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("-n: %q is not a positive count", f)
+		}
+		ns = append(ns, n)
+	}
+	return ns, nil
+}
+
+func (s *shape) config(n int, out io.Writer) load.Config {
+	var ips []net.IP
+	for i := 1; i <= s.sources; i++ {
+		ips = append(ips, net.IPv4(127, 0, 0, byte(i)))
+	}
+	return load.Config{
+		N: n, Concurrency: s.concurrency, LatencyEvents: s.events, BurstEvents: s.burst,
+		Settle: s.settle, LocalIPs: ips,
+		Logf: func(format string, args ...any) { fmt.Fprintf(out, "  "+format+"\n", args...) },
+	}
+}
+
+// tokenMinter issues a distinct user's token per connection, signed with secret.
+func tokenMinter(secret string) (func(int) (string, error), error) {
+	m, err := tokens.NewManager(tokens.Config{Secret: []byte(secret), TTL: 2 * time.Hour, Leeway: 30 * time.Second})
+	if err != nil {
+		return nil, err
+	}
+	return func(i int) (string, error) {
+		id := "bench-" + strconv.Itoa(i)
+		tok, _, err := m.Issue(tokens.User{ID: id, Name: "Bench " + strconv.Itoa(i)})
+		return tok, err
+	}, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func compare(ctx context.Context, args []string, out io.Writer) error {
+	fl := flag.NewFlagSet("compare", flag.ContinueOnError)
+	var s shape
+	s.register(fl)
+	bin := fl.String("jetsocket", ".bin/jetsocket", "the jetsocket binary")
+	nodeDir := fl.String("node", "bench/node", "directory of the Node reference server (npm ci done)")
+	servers := fl.String("servers", "jetsocket,node", "which servers to run, in order")
+	outDir := fl.String("out", "bench/results", "directory for results.json, report.md and latency.png")
+	strict := fl.Bool("strict", false, "exit non-zero when a message is lost or a server fails (the targets never fail the run)")
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	ns, err := s.parseNs()
+	if err != nil {
+		return err
+	}
+	creds := harness.Credentials{JWTSecret: randomHex(32), AppID: "bench", AppKey: "bench-key", AppSecret: randomHex(16)}
+	mint, err := tokenMinter(creds.JWTSecret)
+	if err != nil {
+		return err
+	}
+	specs := map[string]harness.Spec{"jetsocket": harness.Jetsocket(*bin), "node": harness.Node(*nodeDir)}
+	var order []string
+	for _, name := range strings.Split(*servers, ",") {
+		name = strings.TrimSpace(name)
+		if _, ok := specs[name]; !ok {
+			return fmt.Errorf("-servers: unknown server %q (jetsocket, node)", name)
+		}
+		order = append(order, name)
+	}
+
+	rep := &report.Run{
+		Started: time.Now(), Machine: report.ReadMachine(),
+		Settings: report.Settings{Ns: ns, Concurrency: s.concurrency, LatencyEvents: s.events, BurstEvents: s.burst, Settle: s.settle.String()},
+	}
+	fmt.Fprintf(out, "jetbench compare: N=%v, servers %v, on %s (%d cores)\n", ns, order, rep.Machine.CPU, rep.Machine.Cores)
+	for _, n := range ns {
+		for _, name := range order {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "%s, N=%d\n", name, n)
+			res, err := runServer(ctx, specs[name], creds, mint, s.config(n, out))
+			if res != nil {
+				rep.Results = append(rep.Results, res)
+			}
+			if err != nil {
+				fmt.Fprintf(out, "  error: %v\n", err)
+				rep.Errors = append(rep.Errors, fmt.Sprintf("%s N=%d: %v", name, n, err))
+			}
+		}
+	}
+	if err := rep.Write(*outDir); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	fmt.Fprintf(out, "\nreport: %s/report.md\n", *outDir)
+	if len(order) == 2 {
+		for _, line := range rep.Targets() {
+			fmt.Fprintln(out, "  "+line)
+		}
+	}
+	if *strict {
+		if len(rep.Errors) > 0 {
+			return fmt.Errorf("%d runs failed: %s", len(rep.Errors), strings.Join(rep.Errors, "; "))
+		}
+		for _, r := range rep.Results {
+			if r.Lost() != 0 || r.Expected == 0 || r.ConnectFailures > 0 || r.Disconnected > 0 {
+				return fmt.Errorf("%s N=%d: delivered %d of %d, %d connect failures, %d disconnected", r.Server, r.N, r.Delivered, r.Expected, r.ConnectFailures, r.Disconnected)
+			}
+		}
+	}
+	return nil
+}
+
+// runServer starts a fresh server, drives it once and stops it. The server is stopped
+// before the clients close, so the TIME_WAITs land on the server's side and do not eat
+// the load tool's ephemeral ports.
+func runServer(ctx context.Context, spec harness.Spec, creds harness.Credentials, mint func(int) (string, error), cfg load.Config) (*load.Result, error) {
+	p, err := harness.Start(ctx, spec, creds)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Stop()
+	time.Sleep(time.Second) // let start-up allocations settle before the baseline
+	died := false
+	cfg.BeforeClose = func() {
+		died = p.Exited()
+		p.Stop()
+	}
+	res, err := load.Run(ctx, load.Target{
+		Name: spec.Name, URL: p.URL, AppID: creds.AppID, Key: creds.AppKey, Secret: creds.AppSecret,
+		Token: mint, PID: p.PID,
+	}, cfg)
+	if died && err == nil {
+		err = fmt.Errorf("%w:\n%s", harness.ErrExited, p.Output())
+	}
+	return res, err
+}
+
+func runOne(ctx context.Context, args []string, out io.Writer) error {
+	fl := flag.NewFlagSet("run", flag.ContinueOnError)
+	var s shape
+	s.register(fl)
+	rawURL := fl.String("url", "http://127.0.0.1:8080", "the server's base URL")
+	pid := fl.Int("pid", 0, "the server's process id, to read its memory (optional)")
+	appID := fl.String("app-id", os.Getenv("APP_ID"), "HTTP API app id (APP_ID)")
+	key := fl.String("key", os.Getenv("APP_KEY"), "HTTP API key (APP_KEY)")
+	secret := fl.String("secret", os.Getenv("APP_SECRET"), "HTTP API secret (APP_SECRET)")
+	jwtSecret := fl.String("jwt-secret", os.Getenv("JWT_SECRET"), "the server's JWT secret, to mint tokens (JWT_SECRET)")
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	ns, err := s.parseNs()
+	if err != nil {
+		return err
+	}
+	u, err := url.Parse(*rawURL)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("-url: %q is not a base URL", *rawURL)
+	}
+	mint, err := tokenMinter(*jwtSecret)
+	if err != nil {
+		return fmt.Errorf("-jwt-secret: %w", err)
+	}
+	for _, n := range ns {
+		res, err := load.Run(ctx, load.Target{Name: u.Host, URL: u, AppID: *appID, Key: *key, Secret: *secret, Token: mint, PID: *pid}, s.config(n, out))
+		if err != nil {
+			return err
+		}
+		if res.Lost() != 0 {
+			return fmt.Errorf("N=%d: delivered %d of %d", n, res.Delivered, res.Expected)
+		}
+	}
+	return nil
+}

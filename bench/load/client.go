@@ -1,0 +1,268 @@
+// Package load drives a socket.io server the way browsers do, at scale: Engine.IO v3 /
+// socket.io 2 over websockets (what socket.io-client 2.x speaks), JWT in the handshake
+// query, subscribe with an ack, events published through the Pusher-signed HTTP API, and
+// pings kept up. The same client drives Jetsocket and the Node reference server.
+package load
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Engine.IO v3 packet types as text, and the socket.io packet types after "4".
+const (
+	eioOpen    = '0'
+	eioClose   = '1'
+	eioPing    = '2'
+	eioPong    = '3'
+	eioMessage = '4'
+
+	sioConnect = '0'
+	sioEvent   = '2'
+	sioAck     = '3'
+	sioError   = '4'
+)
+
+// EventConnectionEstablished is the event both servers send once a connection is ready.
+const EventConnectionEstablished = "jetsocket:connection_established"
+
+// client is one socket.io connection.
+type client struct {
+	ws           *websocket.Conn
+	pingInterval time.Duration
+
+	wmu    sync.Mutex // gorilla allows one writer at a time
+	nextID int
+
+	amu  sync.Mutex
+	acks map[int]chan json.RawMessage
+
+	event    string     // the event name whose deliveries are recorded
+	onEvent  func(seq int, sentNanos, recvNanos int64)
+	readDone chan struct{}
+	readErr  atomic.Value // error
+}
+
+// dialer returns a websocket dialer that spreads connections over local loopback
+// addresses, so tens of thousands of connections (and their TIME_WAITs across runs) do
+// not run out of ephemeral ports of one source address.
+func dialer(localIPs []net.IP) *websocket.Dialer {
+	var n atomic.Uint64
+	nd := &net.Dialer{Timeout: 10 * time.Second}
+	return &websocket.Dialer{
+		HandshakeTimeout: 15 * time.Second,
+		ReadBufferSize:   2048,
+		WriteBufferSize:  1024,
+		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			d := *nd
+			if len(localIPs) > 0 {
+				d.LocalAddr = &net.TCPAddr{IP: localIPs[n.Add(1)%uint64(len(localIPs))]}
+			}
+			return d.DialContext(ctx, network, addr)
+		},
+	}
+}
+
+// socketURL is the Engine.IO v3 websocket URL of base with token in the query.
+func socketURL(base *url.URL, token string) string {
+	u := *base
+	switch u.Scheme {
+	case "https":
+		u.Scheme = "wss"
+	default:
+		u.Scheme = "ws"
+	}
+	u.Path = "/socket.io/"
+	q := url.Values{}
+	q.Set("EIO", "3")
+	q.Set("transport", "websocket")
+	q.Set("token", token)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// connect dials and reads until the server's connection_established event, which is
+// when a client can use the connection.
+func connect(ctx context.Context, d *websocket.Dialer, wsURL string) (*client, error) {
+	ws, resp, err := d.DialContext(ctx, wsURL, nil)
+	if err != nil {
+		if resp != nil {
+			return nil, fmt.Errorf("dial: %w (HTTP %d)", err, resp.StatusCode)
+		}
+		return nil, fmt.Errorf("dial: %w", err)
+	}
+	c := &client{ws: ws, acks: make(map[int]chan json.RawMessage), readDone: make(chan struct{})}
+	deadline := time.Now().Add(15 * time.Second)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	_ = ws.SetReadDeadline(deadline)
+	for {
+		_, msg, err := ws.ReadMessage()
+		if err != nil {
+			ws.Close()
+			return nil, fmt.Errorf("handshake: %w", err)
+		}
+		if len(msg) == 0 {
+			continue
+		}
+		switch {
+		case msg[0] == eioOpen:
+			var open struct {
+				PingInterval int `json:"pingInterval"`
+			}
+			if err := json.Unmarshal(msg[1:], &open); err != nil {
+				ws.Close()
+				return nil, fmt.Errorf("handshake: open packet: %w", err)
+			}
+			c.pingInterval = time.Duration(open.PingInterval) * time.Millisecond
+		case msg[0] == eioMessage && len(msg) > 1 && msg[1] == sioError:
+			ws.Close()
+			return nil, fmt.Errorf("handshake: refused: %s", msg[2:])
+		case msg[0] == eioMessage && len(msg) > 1 && msg[1] == sioEvent:
+			if name, _, ok := parseEvent(msg[2:]); ok && name == EventConnectionEstablished {
+				_ = ws.SetReadDeadline(time.Time{})
+				return c, nil
+			}
+		case msg[0] == eioClose:
+			ws.Close()
+			return nil, errors.New("handshake: server closed the session")
+		}
+	}
+}
+
+// start runs the read loop: acks go to their waiters, events named c.event to onEvent.
+func (c *client) start(event string, onEvent func(seq int, sentNanos, recvNanos int64)) {
+	c.event, c.onEvent = event, onEvent
+	go c.readLoop()
+}
+
+func (c *client) readLoop() {
+	defer close(c.readDone)
+	for {
+		_, msg, err := c.ws.ReadMessage()
+		if err != nil {
+			c.readErr.Store(err)
+			return
+		}
+		recv := time.Now().UnixNano() // before any parsing: the tool's own work is not the server's latency
+		if len(msg) < 2 || msg[0] != eioMessage {
+			continue // pongs
+		}
+		switch msg[1] {
+		case sioEvent:
+			name, args, ok := parseEvent(msg[2:])
+			if !ok || name != c.event || c.onEvent == nil || len(args) == 0 {
+				continue
+			}
+			var p struct {
+				Data struct {
+					T   int64 `json:"t"`
+					Seq int   `json:"seq"`
+				} `json:"data"`
+			}
+			if json.Unmarshal(args[0], &p) == nil {
+				c.onEvent(p.Data.Seq, p.Data.T, recv)
+			}
+		case sioAck:
+			id, rest := leadingInt(msg[2:])
+			var args []json.RawMessage
+			if id < 0 || json.Unmarshal(rest, &args) != nil {
+				continue
+			}
+			c.amu.Lock()
+			ch := c.acks[id]
+			delete(c.acks, id)
+			c.amu.Unlock()
+			if ch != nil {
+				var first json.RawMessage
+				if len(args) > 0 {
+					first = args[0]
+				}
+				ch <- first
+			}
+		}
+	}
+}
+
+// emitAck sends event with payload and waits for the ack's first argument.
+func (c *client) emitAck(ctx context.Context, event string, payload any) (json.RawMessage, error) {
+	body, err := json.Marshal([]any{event, payload})
+	if err != nil {
+		return nil, err
+	}
+	ch := make(chan json.RawMessage, 1)
+	c.wmu.Lock()
+	id := c.nextID
+	c.nextID++
+	c.amu.Lock()
+	c.acks[id] = ch
+	c.amu.Unlock()
+	frame := append([]byte("42"+strconv.Itoa(id)), body...)
+	err = c.ws.WriteMessage(websocket.TextMessage, frame)
+	c.wmu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("emit %s: %w", event, err)
+	}
+	select {
+	case a := <-ch:
+		return a, nil
+	case <-c.readDone:
+		return nil, fmt.Errorf("emit %s: connection closed", event)
+	case <-ctx.Done():
+		return nil, fmt.Errorf("emit %s: no ack: %w", event, ctx.Err())
+	}
+}
+
+// ping sends an Engine.IO ping; the server must see one every pingInterval.
+func (c *client) ping() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_ = c.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	return c.ws.WriteMessage(websocket.TextMessage, []byte{eioPing})
+}
+
+func (c *client) close() {
+	_ = c.ws.Close()
+}
+
+// parseEvent splits a socket.io event body `[id]["name", args...]`.
+func parseEvent(b []byte) (name string, args []json.RawMessage, ok bool) {
+	_, b = leadingInt(b)
+	var arr []json.RawMessage
+	if json.Unmarshal(b, &arr) != nil || len(arr) == 0 {
+		return "", nil, false
+	}
+	if json.Unmarshal(arr[0], &name) != nil {
+		return "", nil, false
+	}
+	return name, arr[1:], true
+}
+
+// leadingInt parses the packet id that may precede a socket.io packet's JSON; -1 when
+// there is none.
+func leadingInt(b []byte) (int, []byte) {
+	i := 0
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
+	}
+	if i == 0 {
+		return -1, b
+	}
+	n, err := strconv.Atoi(string(b[:i]))
+	if err != nil {
+		return -1, b
+	}
+	return n, bytes.TrimSpace(b[i:])
+}

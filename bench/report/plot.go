@@ -1,0 +1,72 @@
+package report
+
+import (
+	"fmt"
+	"image/color"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+)
+
+// Plot draws fan-out latency (p50 and p99) against subscribers for both servers.
+func (r *Run) Plot(path string) error {
+	p := plot.New()
+	p.Title.Text = "Fan-out latency against subscribers (one channel)"
+	p.X.Label.Text = "subscribers (N)"
+	p.Y.Label.Text = "delivery latency (ms, log scale)"
+	p.Y.Scale = plot.LogScale{}
+	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Legend.Top = true
+	p.Legend.Left = true
+	p.Add(plotter.NewGrid())
+
+	series := []struct {
+		server string
+		label  string
+		color  color.RGBA
+		dashed bool
+	}{
+		{"jetsocket", "jetsocket p99", color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}, false},
+		{"jetsocket", "jetsocket p50", color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}, true},
+		{"node", "node socket.io 4 p99", color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}, false},
+		{"node", "node socket.io 4 p50", color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}, true},
+	}
+	for i, s := range series {
+		var pts plotter.XYs
+		for _, n := range r.Settings.Ns {
+			x := r.Find(s.server, n)
+			if x == nil {
+				continue
+			}
+			v := x.LatencyP99
+			if i%2 == 1 {
+				v = x.LatencyP50
+			}
+			if v > 0 {
+				pts = append(pts, plotter.XY{X: float64(n), Y: v})
+			}
+		}
+		if len(pts) == 0 {
+			continue
+		}
+		line, points, err := plotter.NewLinePoints(pts)
+		if err != nil {
+			return fmt.Errorf("plot %s: %w", s.label, err)
+		}
+		line.Color, points.Color = s.color, s.color
+		line.Width = vg.Points(2)
+		points.Shape = draw.CircleGlyph{}
+		if s.dashed {
+			line.Dashes = []vg.Length{vg.Points(6), vg.Points(4)}
+			points.Shape = draw.BoxGlyph{}
+		}
+		p.Add(line, points)
+		p.Legend.Add(s.label, line, points)
+	}
+	if err := p.Save(8*vg.Inch, 5*vg.Inch, path); err != nil {
+		return fmt.Errorf("plot: %w", err)
+	}
+	return nil
+}
