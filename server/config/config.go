@@ -78,6 +78,8 @@ type Config struct {
 
 	TrustedProxies  []string
 	ShutdownTimeout time.Duration
+	DebugAddr       string // pprof listener; empty: off
+
 
 	LogFormat string
 	LogLevel  string
@@ -284,6 +286,17 @@ func Load(getenv func(string) string) (*Config, []string, error) {
 	}
 	if c.ShutdownTimeout, err = duration(get, "SHUTDOWN_TIMEOUT", 10*time.Second, 0, 10*time.Minute); err != nil {
 		return nil, nil, err
+	}
+
+	if c.DebugAddr = get("DEBUG_ADDR"); c.DebugAddr != "" {
+		host, _, err := net.SplitHostPort(c.DebugAddr)
+		if err != nil {
+			return nil, nil, bad("DEBUG_ADDR", "must be host:port (%v)", err)
+		}
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			// Profiles expose memory contents: never on a public interface.
+			return nil, nil, bad("DEBUG_ADDR", "must be a loopback address such as 127.0.0.1:6060, got %q", c.DebugAddr)
+		}
 	}
 
 	c.LogFormat = strings.ToLower(get("LOG_FORMAT"))

@@ -266,12 +266,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
+// serve sets a session up, then hands it to a fresh goroutine for the rest of its life:
+// see readLoop for why.
 func (s *Server) serve(sess engineio.Conn) {
-	defer s.serving.Done()
-	defer s.engine.Remove(sess.ID())
-
 	claims, err := s.opts.Authenticate(sess.URL())
 	if err != nil {
+		defer s.serving.Done()
+		defer s.engine.Remove(sess.ID())
 		// The middleware checked this token an instant ago; it can only have expired
 		// in between. Tell the client and close.
 		s.log.Warn("socket refused after handshake", "reason", string(tokens.ReasonOf(err)), "ip", remoteIP(sess.RemoteAddr()))
@@ -292,7 +293,13 @@ func (s *Server) serve(sess engineio.Conn) {
 	if s.opts.OnConnect != nil {
 		s.opts.OnConnect(c)
 	}
+	go s.run(c)
+}
 
+// run reads the connection until it ends, then cleans up.
+func (s *Server) run(c *Conn) {
+	defer s.serving.Done()
+	defer s.engine.Remove(c.sess.ID())
 	reason := s.readLoop(c)
 	c.Close(reason)
 	c.waitWriter()
@@ -304,7 +311,7 @@ func (s *Server) serve(sess engineio.Conn) {
 	if s.opts.OnDisconnect != nil {
 		s.opts.OnDisconnect(c, reason)
 	}
-	s.log.Info("socket disconnected", "socket_id", c.id, "user_id", claims.UserID(), "reason", reason, "duration", time.Since(c.connectedAt).Round(time.Millisecond).String())
+	s.log.Info("socket disconnected", "socket_id", c.id, "user_id", c.UserID(), "reason", reason, "duration", time.Since(c.connectedAt).Round(time.Millisecond).String())
 }
 
 func (s *Server) newConn(sess engineio.Conn, claims *tokens.Claims) *Conn {
@@ -331,6 +338,12 @@ func (s *Server) newConn(sess engineio.Conn, claims *tokens.Claims) *Conn {
 	return c
 }
 
+// readLoop reads packets and dispatches them one at a time, in order. Its goroutine is
+// the one an idle connection keeps, parked in a read: every byte of stack it ever grows
+// to stays for the life of the connection (the runtime shrinks a stack only when less
+// than a quarter of it is in use). So it does nothing deep itself: authentication and
+// OnConnect ran on another goroutine, and each packet is decoded and handled on a
+// short-lived one while this one waits. Measured with bench/: the parked stack halves.
 func (s *Server) readLoop(c *Conn) (reason string) {
 	max := int64(s.opts.MaxFrameBytes)
 	for {
@@ -377,15 +390,26 @@ func (s *Server) readLoop(c *Conn) (reason string) {
 			c.Error(CodeRateLimited, "too many packets: packet dropped")
 			continue
 		}
-		p, err := DecodePacket(frame)
-		if err != nil {
-			c.Error(CodeBadPacket, "malformed socket.io packet: "+err.Error())
-			continue
-		}
-		if stop := s.dispatch(c, p); stop {
+		if stop := s.handleOff(c, frame); stop {
 			return ReasonClientClose
 		}
 	}
+}
+
+// handleOff decodes and dispatches frame on a goroutine of its own and waits for it.
+func (s *Server) handleOff(c *Conn, frame []byte) (stop bool) {
+	done := make(chan bool, 1)
+	go func() { done <- s.handle(c, frame) }()
+	return <-done
+}
+
+func (s *Server) handle(c *Conn, frame []byte) (stop bool) {
+	p, err := DecodePacket(frame)
+	if err != nil {
+		c.Error(CodeBadPacket, "malformed socket.io packet: "+err.Error())
+		return false
+	}
+	return s.dispatch(c, p)
 }
 
 func (s *Server) dispatch(c *Conn, p Packet) (stop bool) {

@@ -1,12 +1,14 @@
 package socket
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -196,4 +198,29 @@ func (s *scriptedConn) NextReader() (frame.Type, packet.Type, io.ReadCloser, err
 	p := s.packets[0]
 	s.packets = s.packets[1:]
 	return p.ft, p.pt, p.reader(), nil
+}
+
+// The library echoes every Engine.IO ping with io.Copy; a frame reader that cannot write
+// itself out costs a 32 KiB buffer per ping.
+func TestFrameReaderEchoesWithoutBigBuffers(t *testing.T) {
+	payload := strings.Repeat("probe", 300) // larger than the pooled buffer: several rounds
+	var out strings.Builder
+	n, err := io.Copy(&out, frameReader{strings.NewReader(payload)})
+	if err != nil || n != int64(len(payload)) || out.String() != payload {
+		t.Fatalf("copied %d bytes, err %v; equal %v", n, err, out.String() == payload)
+	}
+	var sink bytes.Buffer
+	sink.Grow(64)
+	const rounds = 200
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range rounds {
+		sink.Reset()
+		// A bare writer, like the frame writer the session echoes into (no ReadFrom).
+		_, _ = io.Copy(struct{ io.Writer }{&sink}, frameReader{strings.NewReader("probe")})
+	}
+	runtime.ReadMemStats(&after)
+	if per := (after.TotalAlloc - before.TotalAlloc) / rounds; per > 1024 {
+		t.Fatalf("io.Copy of a ping allocates %d bytes per call, want under 1 KiB (no 32 KiB buffer)", per)
+	}
 }
