@@ -20,15 +20,19 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-step "npm ci (e2e, example-client)"
+step "npm ci (e2e, example-client, bench/node)"
 (cd e2e && npm ci --no-audit --no-fund --loglevel=error)
 (cd example-client && npm ci --no-audit --no-fund --loglevel=error)
+(cd bench/node && npm ci --no-audit --no-fund --loglevel=error)
 
 step "go vet"
 go vet ./...
 
 step "go test -race"
 go test -race -count=1 ./...
+
+step "bench module: go vet, go test -race"
+(cd bench && go vet ./... && go test -race -count=1 ./...)
 
 step "fuzz (${FUZZTIME} each)"
 go test -run '^$' -fuzz '^FuzzDecodePacket$' -fuzztime "$FUZZTIME" ./server/socket
@@ -37,3 +41,14 @@ step "end-to-end"
 mkdir -p .bin
 go build -o .bin/jetsocket .
 (cd e2e && JETSOCKET_BIN="$PWD/../.bin/jetsocket" node --test --test-concurrency=1 ./)
+
+# The benchmark's whole pipeline at a small N: both servers, the load tool, the report
+# and the plot. -strict fails on any lost message or failed connection; the figures
+# themselves are never asserted (BENCHMARKS.md).
+step "benchmark smoke run (small N)"
+(cd bench && go build -o ../.bin/jetbench ./cmd/jetbench)
+smoke_out="$(mktemp -d)"
+.bin/jetbench compare -jetsocket .bin/jetsocket -node bench/node -n 50 -events 3 -burst 3 \
+  -settle 200ms -concurrency 10 -strict -out "$smoke_out"
+test -s "$smoke_out/report.md" && test -s "$smoke_out/latency.png" && test -s "$smoke_out/results.json"
+rm -rf "$smoke_out"

@@ -361,6 +361,37 @@ func TestNoGoroutineLeak(t *testing.T) {
 	}
 }
 
+// An idle websocket connection keeps exactly one goroutine, parked in its read: the
+// net/http goroutine ends after the upgrade (our websocket transport is no
+// http.Handler), the writer runs only while something is queued, and handlers run on
+// short-lived goroutines. go-socket.io's own transport kept four.
+func TestIdleConnectionKeepsOneGoroutine(t *testing.T) {
+	ts := startServer(t, nil)
+	token := ts.login(t, "carol", "carol123")
+	warm, _, err := ts.dial(t, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	warm.established()
+	base := settledGoroutines(0)
+	const n = 40
+	for i := range n {
+		c, _, err := ts.dial(t, token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.established()
+		if res := c.ack(1, "jetsocket:subscribe", map[string]string{"channel": "idle-room"}); res["ok"] != true {
+			t.Fatalf("subscribe %d: %v", i, res)
+		}
+		_ = c.ws.WriteMessage(websocket.TextMessage, []byte("2")) // an Engine.IO ping, echoed by the session
+	}
+	got := settledGoroutines(0) - base
+	if got < n || got > n+3 {
+		t.Fatalf("%d idle connections hold %d goroutines, want %d (one each)", n, got, n)
+	}
+}
+
 // settledGoroutines waits for the goroutine count to fall to target (or to stop
 // falling) and returns it.
 func settledGoroutines(target int) int {

@@ -1,0 +1,127 @@
+package load_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/jetsocket/jetsocket/bench/load"
+	"github.com/jetsocket/jetsocket/server"
+	"github.com/jetsocket/jetsocket/tokens"
+)
+
+const (
+	jwtSecret = "bench-test-secret-0123456789abcdef0123456789"
+	appSecret = "bench-app-secret-0123456789"
+)
+
+// startJetsocket runs the real server in-process on a free port.
+func startJetsocket(t *testing.T) *url.URL {
+	t.Helper()
+	env := map[string]string{
+		"ADDR": "127.0.0.1:0", "JWT_SECRET": jwtSecret, "APP_ID": "bench", "APP_KEY": "bench-key",
+		"APP_SECRET": appSecret, "LOG_LEVEL": "error", "MAX_CONNECTIONS_PER_USER": "0", "MAX_CONNECTIONS_PER_IP": "0",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	addr := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- server.RunWith(ctx, server.Options{
+			Args: []string{"-env-file", ""}, Getenv: func(k string) string { return env[k] },
+			Stdout: io.Discard, Stderr: os.Stderr, Ready: func(a net.Addr) { addr <- a },
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server: %v", err)
+		}
+	})
+	select {
+	case a := <-addr:
+		return &url.URL{Scheme: "http", Host: a.String()}
+	case err := <-done:
+		t.Fatalf("server did not start: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("server did not start in 10s")
+	}
+	return nil
+}
+
+func minter(t *testing.T) func(int) (string, error) {
+	m, err := tokens.NewManager(tokens.Config{Secret: []byte(jwtSecret), TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(i int) (string, error) {
+		tok, _, err := m.Issue(tokens.User{ID: "u" + strconv.Itoa(i)})
+		return tok, err
+	}
+}
+
+// The load tool works end to end against the real server: every connection is
+// accepted, subscribed with an ack, and gets every triggered event exactly once. Only
+// counts are checked; timings are measurements, not assertions.
+func TestRunDeliversEverything(t *testing.T) {
+	u := startJetsocket(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := load.Run(ctx, load.Target{
+		Name: "jetsocket", URL: u, AppID: "bench", Key: "bench-key", Secret: appSecret,
+		Token: minter(t), PID: os.Getpid(),
+	}, load.Config{N: 30, Concurrency: 10, LatencyEvents: 4, BurstEvents: 6, Settle: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Connected != 30 || res.Subscribed != 30 || res.ConnectFailures != 0 {
+		t.Fatalf("connected %d, subscribed %d, failed %d: %v", res.Connected, res.Subscribed, res.ConnectFailures, res.ConnectErrors)
+	}
+	if res.Expected != 300 || res.Delivered != 300 || res.Duplicates != 0 || res.Lost() != 0 {
+		t.Fatalf("delivered %d of %d (%d duplicates)", res.Delivered, res.Expected, res.Duplicates)
+	}
+	if res.TriggerFailures != 0 || res.Disconnected != 0 {
+		t.Fatalf("%d trigger failures (%s), %d disconnected", res.TriggerFailures, res.TriggerFailureText, res.Disconnected)
+	}
+	if res.LatencyP50 <= 0 || res.LatencyMax < res.LatencyP99 || res.LatencyP99 < res.LatencyP50 || res.DeliveriesPerSec <= 0 || res.RSSIdle <= 0 {
+		t.Fatalf("figures not measured: %+v", res)
+	}
+}
+
+// A refused token is a counted connect failure, not a hang or a crash of the tool.
+func TestRunCountsRefusedConnections(t *testing.T) {
+	u := startJetsocket(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := load.Run(ctx, load.Target{
+		Name: "jetsocket", URL: u, AppID: "bench", Key: "bench-key", Secret: appSecret,
+		Token: func(int) (string, error) { return "not-a-token", nil },
+	}, load.Config{N: 3, LatencyEvents: 1})
+	if err == nil {
+		t.Fatal("Run succeeded with no connection")
+	}
+	if res == nil || res.ConnectFailures != 3 || len(res.ConnectErrors) == 0 {
+		t.Fatalf("result %+v", res)
+	}
+}
+
+// A wrong app secret is reported as trigger failures and lost deliveries.
+func TestRunReportsRefusedTriggers(t *testing.T) {
+	u := startJetsocket(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := load.Run(ctx, load.Target{
+		Name: "jetsocket", URL: u, AppID: "bench", Key: "bench-key", Secret: "wrong-secret-0123456789",
+		Token: minter(t),
+	}, load.Config{N: 2, LatencyEvents: 2, EventTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.TriggerFailures != 2 || res.Lost() != 4 {
+		t.Fatalf("trigger failures %d (%s), lost %d", res.TriggerFailures, res.TriggerFailureText, res.Lost())
+	}
+}

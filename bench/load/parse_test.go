@@ -1,0 +1,33 @@
+package load
+
+import "testing"
+
+func TestParseEvent(t *testing.T) {
+	name, args, ok := parseEvent([]byte(`["tick",{"channel":"bench","data":{"t":5,"seq":2}}]`))
+	if !ok || name != "tick" || len(args) != 1 {
+		t.Fatalf("got %q %d %v", name, len(args), ok)
+	}
+	if name, _, ok := parseEvent([]byte(`12["jetsocket:x"]`)); !ok || name != "jetsocket:x" {
+		t.Fatalf("with ack id: %q %v", name, ok)
+	}
+	for _, bad := range []string{``, `[]`, `[1]`, `{`, `["a"`} {
+		if _, _, ok := parseEvent([]byte(bad)); ok {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	ns := []int64{5e6, 1e6, 3e6, 2e6, 4e6}
+	for _, c := range []struct {
+		p    float64
+		want float64
+	}{{50, 3}, {100, 5}, {1, 1}, {99, 5}} {
+		if got := percentile(ns, c.p); got != c.want {
+			t.Errorf("p%v = %v, want %v", c.p, got, c.want)
+		}
+	}
+	if percentile(nil, 50) != 0 {
+		t.Error("empty")
+	}
+}
