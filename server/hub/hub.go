@@ -1,8 +1,9 @@
 // Package hub keeps channel subscriptions and delivers messages to subscribers.
 //
-// Delivery never goes through go-socket.io's rooms: each message is encoded once and
-// handed to every subscriber's bounded send queue (socket.Conn.SendFrame), which never
-// blocks; a subscriber that cannot keep up is disconnected by its queue, not waited for.
+// Delivery never goes through go-socket.io's rooms: each message is encoded once, as
+// the websocket frame every subscriber gets, and handed to each subscriber
+// (socket.Conn.SendFrame), which writes it at once or queues it and never blocks; a
+// subscriber that cannot keep up is disconnected by its queue, not waited for.
 // Cross-node fan-out sits behind Broker and presence behind Presence, each with an
 // in-memory implementation here; a message from another node enters through the same
 // deliver path as a local one.
@@ -14,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -31,7 +33,7 @@ const (
 type Conn interface {
 	ID() string
 	UserID() string
-	SendFrame(frame []byte) bool
+	SendFrame(f socket.Frame) bool
 	Close(reason string)
 }
 
@@ -317,7 +319,7 @@ func (h *Hub) deliver(m Message) {
 			return
 		}
 	}
-	frame, err := socket.EncodeEvent(m.Event, json.RawMessage(payload))
+	packet, err := socket.EncodeEvent(m.Event, json.RawMessage(payload))
 	if err != nil {
 		h.log.Error("encode message", "channel", m.Channel, "event", m.Event, "err", err)
 		return
@@ -326,12 +328,41 @@ func (h *Hub) deliver(m Message) {
 	// Sent outside the lock: SendFrame never blocks, but closing a slow consumer
 	// should not hold up subscribes either.
 	targets := h.targets(m)
-	for _, c := range targets {
-		c.SendFrame(frame)
-	}
+	sendAll(targets, socket.NewFrame(packet))
 	if h.hooks.Delivered != nil {
 		h.hooks.Delivered(len(targets))
 	}
+}
+
+// fanOutShard is the fewest subscribers worth a goroutine of their own in sendAll.
+const fanOutShard = 256
+
+// sendAll hands f to every target. A send is mostly one write syscall (socket.Conn
+// writes a free websocket at once), so a large channel is split across up to
+// GOMAXPROCS goroutines: the last subscriber of 10,000 waits for half as many writes
+// on two cores.
+func sendAll(targets []Conn, f socket.Frame) {
+	workers := min(runtime.GOMAXPROCS(0), len(targets)/fanOutShard)
+	if workers <= 1 {
+		for _, c := range targets {
+			c.SendFrame(f)
+		}
+		return
+	}
+	per := (len(targets) + workers - 1) / workers
+	var wg sync.WaitGroup
+	for lo := per; lo < len(targets); lo += per {
+		part := targets[lo:min(lo+per, len(targets))]
+		wg.Go(func() {
+			for _, c := range part {
+				c.SendFrame(f)
+			}
+		})
+	}
+	for _, c := range targets[:per] {
+		c.SendFrame(f)
+	}
+	wg.Wait()
 }
 
 // targets snapshots the subscribers m goes to.

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/jetsocket/jetsocket/server/socket"
 )
 
 // fakeConn records frames; full makes SendFrame refuse, as a slow consumer's queue does.
@@ -21,13 +23,13 @@ type fakeConn struct {
 
 func (c *fakeConn) ID() string     { return c.id }
 func (c *fakeConn) UserID() string { return c.user }
-func (c *fakeConn) SendFrame(f []byte) bool {
+func (c *fakeConn) SendFrame(f socket.Frame) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.full {
 		return false
 	}
-	c.frames = append(c.frames, string(f))
+	c.frames = append(c.frames, string(f.Text()))
 	return true
 }
 func (c *fakeConn) Close(string) {
@@ -199,10 +201,10 @@ func BenchmarkFanOut1000(b *testing.B) {
 
 type discardConn struct{ id string }
 
-func (d *discardConn) ID() string              { return d.id }
-func (d *discardConn) UserID() string          { return "u" }
-func (d *discardConn) SendFrame(_ []byte) bool { return true }
-func (d *discardConn) Close(string)            {}
+func (d *discardConn) ID() string                  { return d.id }
+func (d *discardConn) UserID() string              { return "u" }
+func (d *discardConn) SendFrame(socket.Frame) bool { return true }
+func (d *discardConn) Close(string)                {}
 
 func TestUserChannelAndTerminate(t *testing.T) {
 	var hooked []string

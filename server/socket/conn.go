@@ -1,6 +1,7 @@
 package socket
 
 import (
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,11 +15,16 @@ import (
 
 // Conn is one accepted socket.io connection.
 //
-// Everything sent to it goes through a bounded queue, so a sender never waits for the
-// network: a connection whose queue is full is closed as a slow consumer instead of
-// stalling the sender. A writer goroutine runs only while the queue has frames and ends
-// when it is empty: an idle connection costs no goroutine, no stack and no queue buffer
-// for writing (most of a server's connections are idle most of the time).
+// A sender never waits for the network. On a websocket over plain TCP with nothing
+// queued, a frame is written to the socket at once, in the sender's call, by a write
+// that does not wait (the hub's fan-out to thousands of subscribers costs one syscall
+// each, no goroutine, no per-recipient framing). Whatever the socket does not take at
+// once, and everything on polling or TLS, goes through a bounded queue drained by a
+// writer goroutine; a connection whose queue is full is closed as a slow consumer
+// instead of stalling the sender. The writer runs only while the queue has frames and
+// writes all of them with one writev: an idle connection costs no goroutine, no stack
+// and no queue buffer for writing (most of a server's connections are idle most of the
+// time).
 type Conn struct {
 	srv    *Server
 	sess   engineio.Conn
@@ -35,10 +41,12 @@ type Conn struct {
 	closeOnce sync.Once
 
 	mu         sync.Mutex
-	queue      [][]byte // socket.io packet texts not yet written
-	writing    bool     // a writer goroutine is draining queue
-	closing    bool     // Close was called: nothing more is queued or started
-	flushClose bool     // close once queue is written (CloseAfterFlush)
+	ws         *wsConn // the websocket frames are written to directly, once known
+	wsState    uint8   // wsUnknown until the session is on a websocket
+	queue      []Frame // not yet written
+	writing    bool    // a writer goroutine is draining queue
+	closing    bool    // Close was called: nothing more is queued or started
+	flushClose bool    // close once queue is written (CloseAfterFlush)
 	reason     string
 	writers    sync.WaitGroup
 }
@@ -61,6 +69,27 @@ func (c *Conn) IP() string { return c.ip }
 // Done is closed when the connection closes.
 func (c *Conn) Done() <-chan struct{} { return c.done }
 
+// The session's transport, as far as direct writes go.
+const (
+	wsUnknown  uint8 = iota // polling, maybe upgrading: look again next time
+	wsDirect                // c.ws is set
+	wsIndirect              // a websocket over TLS: always through the session
+)
+
+// websocket returns the websocket to write frames to directly, or nil. Under mu.
+func (c *Conn) websocket() *wsConn {
+	if c.wsState == wsUnknown {
+		if ws := websocketOf(c.sess.RemoteAddr()); ws != nil {
+			if ws.direct() {
+				c.ws, c.wsState = ws, wsDirect
+			} else {
+				c.wsState = wsIndirect
+			}
+		}
+	}
+	return c.ws
+}
+
 // Emit encodes and queues an event. It returns false when the connection is closed or
 // was just closed as a slow consumer.
 func (c *Conn) Emit(event string, payload any) bool {
@@ -69,12 +98,13 @@ func (c *Conn) Emit(event string, payload any) bool {
 		c.srv.log.Error("encode event", "event", event, "err", err)
 		return false
 	}
-	return c.sendFrame(frame)
+	return c.sendFrame(NewFrame(frame))
 }
 
-// SendFrame queues a packet encoded once by EncodeEvent, possibly shared by many
-// connections: it must not be modified afterwards.
-func (c *Conn) SendFrame(frame []byte) bool { return c.sendFrame(frame) }
+// SendFrame sends a frame, possibly shared by many connections. It never waits for the
+// network; it returns false when the connection is closed or was just closed as a slow
+// consumer.
+func (c *Conn) SendFrame(f Frame) bool { return c.sendFrame(f) }
 
 // Error sends jetsocket:error {code, message}, at most a few per second.
 func (c *Conn) Error(code, message string) {
@@ -90,14 +120,30 @@ func (c *Conn) ack(id int64, payload any) {
 		c.srv.log.Error("encode ack", "err", err)
 		return
 	}
-	c.sendFrame(frame)
+	c.sendFrame(NewFrame(frame))
 }
 
-func (c *Conn) sendFrame(frame []byte) bool {
+func (c *Conn) sendFrame(f Frame) bool {
 	c.mu.Lock()
 	if c.closing || c.flushClose {
 		c.mu.Unlock()
 		return false
+	}
+	if !c.writing && len(c.queue) == 0 {
+		// Nothing ahead of f: write it now if the websocket is free (TryLock fails only
+		// while a pong or another frame is being written).
+		if ws := c.websocket(); ws != nil && ws.wmu.TryLock() {
+			n := ws.writeNow(f.wire)
+			if n < len(f.wire) {
+				// The socket is full: the writer finishes the frame, and wmu stays
+				// held until it has, so nothing lands in the middle of it.
+				c.startWriter(f.wire[n:])
+			} else {
+				ws.wmu.Unlock()
+			}
+			c.mu.Unlock()
+			return true
+		}
 	}
 	if len(c.queue) >= c.srv.opts.SendQueue {
 		queued := len(c.queue)
@@ -106,14 +152,20 @@ func (c *Conn) sendFrame(frame []byte) bool {
 		c.Close(ReasonSlowConsumer)
 		return false
 	}
-	c.queue = append(c.queue, frame)
+	c.queue = append(c.queue, f)
 	if !c.writing {
-		c.writing = true
-		c.writers.Add(1)
-		go c.writeLoop()
+		c.startWriter(nil)
 	}
 	c.mu.Unlock()
 	return true
+}
+
+// startWriter starts the writer goroutine; rest is the tail of a frame that was partly
+// written directly, with ws.wmu still held. Under mu.
+func (c *Conn) startWriter(rest []byte) {
+	c.writing = true
+	c.writers.Add(1)
+	go c.writeLoop(rest)
 }
 
 // Close closes the connection now; queued packets are dropped.
@@ -155,9 +207,18 @@ func (c *Conn) closeReason() string {
 // waitWriter waits for a running writer to end; only after Close, which stops new ones.
 func (c *Conn) waitWriter() { c.writers.Wait() }
 
-// writeLoop drains the queue, then ends.
-func (c *Conn) writeLoop() {
+// writeLoop finishes a partly written frame (rest, under ws.wmu), drains the queue,
+// then ends.
+func (c *Conn) writeLoop(rest []byte) {
 	defer c.writers.Done()
+	if rest != nil {
+		err := c.ws.writeFrames(net.Buffers{rest})
+		c.ws.wmu.Unlock()
+		if err != nil {
+			c.writeFailed()
+			return
+		}
+	}
 	for {
 		c.mu.Lock()
 		batch := c.queue
@@ -171,17 +232,40 @@ func (c *Conn) writeLoop() {
 			}
 			return
 		}
+		ws := c.websocket()
 		c.mu.Unlock()
-		for _, frame := range batch {
-			if err := c.write(frame); err != nil {
-				c.Close(ReasonClientGone)
-				c.mu.Lock()
-				c.writing = false
-				c.mu.Unlock()
-				return
-			}
+		if err := c.writeBatch(ws, batch); err != nil {
+			c.writeFailed()
+			return
 		}
 	}
+}
+
+// writeBatch writes frames in order: on a direct websocket with one writev, else one
+// by one through the Engine.IO session.
+func (c *Conn) writeBatch(ws *wsConn, batch []Frame) error {
+	if ws != nil {
+		bufs := make(net.Buffers, len(batch))
+		for i, f := range batch {
+			bufs[i] = f.wire
+		}
+		ws.wmu.Lock()
+		defer ws.wmu.Unlock()
+		return ws.writeFrames(bufs)
+	}
+	for _, f := range batch {
+		if err := c.write(f.Text()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Conn) writeFailed() {
+	c.Close(ReasonClientGone)
+	c.mu.Lock()
+	c.writing = false
+	c.mu.Unlock()
 }
 
 func (c *Conn) write(frame []byte) error {

@@ -88,6 +88,8 @@ type Options struct {
 	Logger       *slog.Logger
 	OnConnect    func(*Conn)
 	OnDisconnect func(c *Conn, reason string)
+
+	afterOpen func() // tests only: widens the library's handshake race (sessionIDs)
 }
 
 func (o *Options) defaults() {
@@ -118,6 +120,7 @@ func (o *Options) defaults() {
 type Server struct {
 	opts   Options
 	engine *engineio.Server
+	ids    *sessionIDs
 	log    *slog.Logger
 
 	handlers map[string]Handler
@@ -151,12 +154,13 @@ func NewServer(opts Options) (*Server, error) {
 		handlers:   make(map[string]Handler),
 		conns:      make(map[string]*Conn),
 		acceptDone: make(chan struct{}),
+		ids:        newSessionIDs(),
 	}
 	s.engine = engineio.NewServer(&engineio.Options{
 		PingInterval:       opts.PingInterval,
 		PingTimeout:        opts.PingTimeout,
-		Transports:         newTransports(opts.CheckOrigin, int64(opts.MaxFrameBytes)),
-		SessionIDGenerator: sessionIDs{},
+		Transports:         newTransports(opts.CheckOrigin, int64(opts.MaxFrameBytes), opts.afterOpen),
+		SessionIDGenerator: s.ids,
 	})
 	return s, nil
 }
@@ -172,7 +176,9 @@ func (s *Server) HandlePrefix(prefix string, h Handler) {
 
 // ServeHTTP serves the Engine.IO endpoint.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Query().Get("sid") == "" {
+	if sid := r.URL.Query().Get("sid"); sid != "" {
+		s.ids.waitReady(sid, r.Context().Done())
+	} else {
 		s.mu.RLock()
 		if s.closing {
 			s.mu.RUnlock()
@@ -197,6 +203,7 @@ func (s *Server) Serve() error {
 		if err != nil {
 			return nil // only after engine.Close
 		}
+		s.ids.accepted(sess.ID())
 		s.mu.RLock()
 		closing := s.closing
 		if !closing {
@@ -287,12 +294,15 @@ func (s *Server) serve(sess engineio.Conn) {
 	c := s.newConn(sess, claims)
 	s.log.Info("socket connected", "socket_id", c.id, "user_id", claims.UserID(), "ip", c.ip, "transport", transportName(sess.URL()))
 
-	c.sendFrame([]byte{'0'}) // socket.io CONNECT for the root namespace
-	established, _ := EncodeEvent(EventConnectionEstablished, map[string]string{"socket_id": c.id, "user_id": claims.UserID()})
-	c.sendFrame(established)
+	c.sendFrame(NewFrame([]byte{'0'})) // socket.io CONNECT for the root namespace
+	// OnConnect runs before connection_established goes out (a frame may reach the
+	// client within this call): a client that has it is already counted against the
+	// limits and on its user's channel. A connection OnConnect refuses never gets it.
 	if s.opts.OnConnect != nil {
 		s.opts.OnConnect(c)
 	}
+	established, _ := EncodeEvent(EventConnectionEstablished, map[string]string{"socket_id": c.id, "user_id": claims.UserID()})
+	c.sendFrame(NewFrame(established))
 	go s.run(c)
 }
 
@@ -416,7 +426,7 @@ func (s *Server) dispatch(c *Conn, p Packet) (stop bool) {
 	switch p.Type {
 	case PacketEvent:
 		if p.Namespace != "/" {
-			c.sendFrame(encodeError(p.Namespace, "Invalid namespace"))
+			c.sendFrame(NewFrame(encodeError(p.Namespace, "Invalid namespace")))
 			return false
 		}
 		h := s.handlers[p.Event]
@@ -444,7 +454,7 @@ func (s *Server) dispatch(c *Conn, p Packet) (stop bool) {
 		return p.Namespace == "/"
 	case PacketConnect:
 		if p.Namespace != "/" {
-			c.sendFrame(encodeError(p.Namespace, "Invalid namespace"))
+			c.sendFrame(NewFrame(encodeError(p.Namespace, "Invalid namespace")))
 		}
 	case PacketBinaryEvent, PacketBinaryAck:
 		c.Error(CodeBinary, "binary packets are not supported")

@@ -104,8 +104,9 @@ func (p handedPacket) reader() io.ReadCloser { return io.NopCloser(bytes.NewRead
 // upgradeSafePolling wraps go-socket.io's polling transport; see graceConn.
 type upgradeSafePolling struct {
 	*polling.Transport
-	handoff  *handoff
-	maxFrame int64
+	handoff   *handoff
+	maxFrame  int64
+	afterOpen func() // tests only: runs once a session's OPEN packet is written
 }
 
 func (t upgradeSafePolling) Accept(w http.ResponseWriter, r *http.Request) (transport.Conn, error) {
@@ -113,14 +114,15 @@ func (t upgradeSafePolling) Accept(w http.ResponseWriter, r *http.Request) (tran
 	if err != nil {
 		return nil, err
 	}
-	return &graceConn{Conn: c, handoff: t.handoff, maxFrame: t.maxFrame}, nil
+	return &graceConn{Conn: c, handoff: t.handoff, maxFrame: t.maxFrame, afterOpen: t.afterOpen}, nil
 }
 
 // graceConn is a polling conn that survives the upgrade races described above.
 type graceConn struct {
 	transport.Conn
-	handoff  *handoff
-	maxFrame int64
+	handoff   *handoff
+	maxFrame  int64
+	afterOpen func()
 
 	mu      sync.Mutex
 	sid     string // learnt from the first request that carries it
@@ -186,7 +188,22 @@ func (c *graceConn) NextWriter(ft frame.Type, pt packet.Type) (io.WriteCloser, e
 			time.Sleep(pausedRetryDelay)
 		}
 	}
+	if err == nil && pt == packet.OPEN && c.afterOpen != nil {
+		return hookedWriter{w, c.afterOpen}, nil
+	}
 	return w, err
+}
+
+// hookedWriter runs after once its frame is written.
+type hookedWriter struct {
+	io.WriteCloser
+	after func()
+}
+
+func (w hookedWriter) Close() error {
+	err := w.WriteCloser.Close()
+	w.after()
+	return err
 }
 
 // ServeHTTP answers the polling requests; the session requires an http.Handler.
@@ -291,18 +308,86 @@ func isTemporary(err error) bool {
 // sessionIDs generates Engine.IO session ids. The library's default is a counter, and a
 // guessed sid lets anyone read or write another client's polling session; these are
 // 128 random bits.
-type sessionIDs struct{}
+//
+// It also closes a race of the library's handshake: go-socket.io writes the OPEN packet
+// (which tells the client its sid) and only then, on another goroutine, adds the session
+// to its map. A polling client answers the handshake with a GET for that sid at once,
+// and when the GET wins, the library answers 400 "invalid sid" and the client gives up
+// (measured: 3 of 1,280 default-option connects). So every sid handed out is pending
+// until Accept returns its session, which the library does only after adding it, and a
+// request for a pending sid waits for that (waitReady) before it reaches the library.
+type sessionIDs struct {
+	mu        sync.Mutex
+	pending   map[string]pendingID
+	lastSweep time.Time
+}
 
-func (sessionIDs) NewID() string {
+type pendingID struct {
+	ready chan struct{}
+	since time.Time
+}
+
+// pendingTTL bounds how long a sid stays pending: a session whose OPEN packet failed is
+// never accepted, and its entry is swept after this.
+const pendingTTL = 30 * time.Second
+
+// readyWait is how long a request for a pending sid waits for its session.
+const readyWait = 5 * time.Second
+
+func newSessionIDs() *sessionIDs { return &sessionIDs{pending: make(map[string]pendingID)} }
+
+func (g *sessionIDs) NewID() string {
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		panic("crypto/rand: " + err.Error())
 	}
-	return base64.RawURLEncoding.EncodeToString(b[:])
+	id := base64.RawURLEncoding.EncodeToString(b[:])
+	now := time.Now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if now.Sub(g.lastSweep) > pendingTTL {
+		g.lastSweep = now
+		for sid, p := range g.pending {
+			if now.Sub(p.since) > pendingTTL {
+				close(p.ready)
+				delete(g.pending, sid)
+			}
+		}
+	}
+	g.pending[id] = pendingID{ready: make(chan struct{}), since: now}
+	return id
+}
+
+// accepted marks sid's session as in the library's map.
+func (g *sessionIDs) accepted(sid string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if p, ok := g.pending[sid]; ok {
+		close(p.ready)
+		delete(g.pending, sid)
+	}
+}
+
+// waitReady returns once sid is not pending (at once for nearly every request), after
+// readyWait, or when done is closed.
+func (g *sessionIDs) waitReady(sid string, done <-chan struct{}) {
+	g.mu.Lock()
+	p, ok := g.pending[sid]
+	g.mu.Unlock()
+	if !ok {
+		return
+	}
+	t := time.NewTimer(readyWait)
+	defer t.Stop()
+	select {
+	case <-p.ready:
+	case <-t.C:
+	case <-done:
+	}
 }
 
 // newTransports lists websocket last so polling clients are offered the upgrade.
-func newTransports(checkOrigin func(*http.Request) bool, maxFrame int64) []transport.Transport {
+func newTransports(checkOrigin func(*http.Request) bool, maxFrame int64, afterOpen func()) []transport.Transport {
 	h := newHandoff()
 	return []transport.Transport{
 		upgradeSafePolling{
@@ -312,8 +397,9 @@ func newTransports(checkOrigin func(*http.Request) bool, maxFrame int64) []trans
 				// the library must not echo any origin itself.
 				CheckOrigin: func(*http.Request) bool { return false },
 			},
-			handoff:  h,
-			maxFrame: maxFrame,
+			handoff:   h,
+			maxFrame:  maxFrame,
+			afterOpen: afterOpen,
 		},
 		handoffWebsocket{wsTransport: &wsTransport{checkOrigin: checkOrigin}, handoff: h},
 	}

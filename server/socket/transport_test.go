@@ -88,7 +88,7 @@ func TestGraceConnDelaysCloseOnlyWhilePaused(t *testing.T) {
 // The wrapper must sit in the transport list the server uses, polling first so that
 // polling clients are offered the upgrade.
 func TestTransportsOrder(t *testing.T) {
-	ts := newTransports(nil, 1024)
+	ts := newTransports(nil, 1024, nil)
 	if len(ts) != 2 || ts[0].Name() != "polling" || ts[1].Name() != "websocket" {
 		t.Fatalf("transports: %v", ts)
 	}
@@ -99,8 +99,9 @@ func TestTransportsOrder(t *testing.T) {
 
 func TestSessionIDsAreRandom(t *testing.T) {
 	seen := map[string]bool{}
+	g := newSessionIDs()
 	for range 1000 {
-		id := sessionIDs{}.NewID()
+		id := g.NewID()
 		if len(id) < 22 || seen[id] {
 			t.Fatalf("weak or repeated sid %q", id)
 		}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/googollee/go-socket.io/engineio/frame"
@@ -58,6 +59,23 @@ func (t *wsTransport) Accept(w http.ResponseWriter, r *http.Request) (transport.
 	c := &wsConn{ws: ws, url: *r.URL}
 	c.dec = packet.NewDecoder(wsFrames{c})
 	c.enc = packet.NewEncoder(wsFrames{c})
+	// A plain TCP conn is written directly (see writeNow); TLS conns go through gorilla.
+	if tc, ok := ws.UnderlyingConn().(*net.TCPConn); ok {
+		if raw, err := tc.SyscallConn(); err == nil {
+			c.tcp, c.raw = tc, raw
+		}
+	}
+	// Control frames gorilla answers by itself (pong, close) must not land inside a
+	// frame written directly, so they take wmu too. They are only tried: the reader
+	// goroutine that runs these may itself hold wmu (the session's ping echo), and a
+	// pong skipped while another frame is being written costs the client nothing it
+	// relies on (browsers never send websocket pings; Engine.IO pings are data frames).
+	ws.SetPingHandler(func(data string) error {
+		return c.tryControl(websocket.PongMessage, []byte(data))
+	})
+	ws.SetCloseHandler(func(code int, _ string) error {
+		return c.tryControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ""))
+	})
 	return c, nil
 }
 
@@ -67,16 +85,75 @@ func (t *wsTransport) Dial(*url.URL, http.Header) (transport.Conn, error) {
 }
 
 // wsConn is one websocket connection. Reads come from one goroutine at a time (the
-// session's read loop); writes from several (the connection's writer and the session's
-// pong), so a writer holds wmu from NextWriter until it closes the frame.
+// session's read loop); writes from several (the connection's writer, the hub's fan-out
+// and the session's pong), so a writer holds wmu from NextWriter until it closes the
+// frame, and a direct write (writeNow, writeFrames) holds it until every byte is out.
 type wsConn struct {
 	ws  *websocket.Conn
 	url url.URL
 	dec *packet.Decoder
 	enc *packet.Encoder
+	tcp *net.TCPConn    // nil on TLS: no direct writes
+	raw syscall.RawConn // tcp's, for writes that must not wait
 
 	wmu sync.Mutex
 	cur io.WriteCloser // the frame being written, under wmu
+	wdl time.Time      // the session's write deadline, under wmu
+}
+
+// direct reports whether frames can be written to the socket as they are.
+func (c *wsConn) direct() bool { return c.raw != nil }
+
+// writeNow writes as much of b as the socket takes at once, without waiting for it to
+// drain, and returns how much that was: the hub's fan-out calls it for each subscriber
+// and must never wait for one. The caller holds wmu, and keeps holding it until the
+// rest of b is written (writeFrames), so nothing else lands inside the frame.
+func (c *wsConn) writeNow(b []byte) int {
+	n := 0
+	err := c.raw.Write(func(fd uintptr) bool {
+		for n < len(b) {
+			m, err := syscall.Write(int(fd), b[n:])
+			if err == syscall.EINTR {
+				continue
+			}
+			if m <= 0 || err != nil {
+				break // EAGAIN (socket buffer full) or a dead peer: the writer finds out
+			}
+			n += m
+		}
+		return true // never wait for the poller
+	})
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// writeFrames writes bufs with one writev, waiting for the socket as long as the
+// session's write deadline allows. The caller holds wmu. The deadline is set here each
+// time: gorilla sets the socket's own deadline only when it writes, and its control
+// frames leave a short one behind.
+func (c *wsConn) writeFrames(bufs net.Buffers) error {
+	if err := c.tcp.SetWriteDeadline(c.wdl); err != nil {
+		return err
+	}
+	_, err := bufs.WriteTo(c.tcp)
+	return err
+}
+
+func (c *wsConn) tryControl(mt int, data []byte) error {
+	if !c.wmu.TryLock() {
+		return nil
+	}
+	defer c.wmu.Unlock()
+	err := c.ws.WriteControl(mt, data, time.Now().Add(time.Second))
+	if err == websocket.ErrCloseSent {
+		return nil
+	}
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		return nil
+	}
+	return err
 }
 
 func (c *wsConn) NextReader() (frame.Type, packet.Type, io.ReadCloser, error) {
@@ -90,14 +167,33 @@ func (c *wsConn) NextWriter(ft frame.Type, pt packet.Type) (io.WriteCloser, erro
 func (c *wsConn) Close() error                      { return c.ws.Close() }
 func (c *wsConn) URL() url.URL                      { return c.url }
 func (c *wsConn) LocalAddr() net.Addr               { return c.ws.LocalAddr() }
-func (c *wsConn) RemoteAddr() net.Addr              { return c.ws.RemoteAddr() }
+func (c *wsConn) RemoteAddr() net.Addr              { return wsAddr{c.ws.RemoteAddr(), c} }
 func (c *wsConn) RemoteHeader() http.Header         { return http.Header{} }
 func (c *wsConn) SetReadDeadline(t time.Time) error { return c.ws.SetReadDeadline(t) }
 
 func (c *wsConn) SetWriteDeadline(t time.Time) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	c.wdl = t
 	return c.ws.SetWriteDeadline(t)
+}
+
+// wsAddr is a websocket conn's remote address. It also leads from an Engine.IO session
+// to its websocket, which the library does not expose: session.RemoteAddr returns the
+// current transport's, so once a session is on the websocket (from the start, or after
+// its upgrade has swapped it in) the socket layer finds the conn to write frames to.
+// Only this file makes one, so a client cannot forge it.
+type wsAddr struct {
+	net.Addr
+	c *wsConn
+}
+
+// websocketOf returns the websocket a session's address leads to, if any.
+func websocketOf(a net.Addr) *wsConn {
+	if w, ok := a.(wsAddr); ok {
+		return w.c
+	}
+	return nil
 }
 
 // wsFrames adapts a wsConn to the frame reader and writer the packet codec wants.

@@ -1,0 +1,45 @@
+package socket
+
+import "encoding/binary"
+
+// Frame is an outgoing socket.io packet, encoded once for every connection it goes to.
+// It holds the whole websocket frame that carries the packet (header, Engine.IO message
+// type '4', packet text): frames from a server are not masked, so these bytes are the
+// same on every websocket connection and are written to the socket as they are, with no
+// per-recipient framing. Polling connections get the packet text through the Engine.IO
+// session instead.
+type Frame struct {
+	wire []byte // websocket header, '4', packet text
+	text int    // offset of the packet text in wire
+}
+
+// NewFrame wraps a socket.io packet text (EncodeEvent, EncodeAck) for sending.
+func NewFrame(packet []byte) Frame {
+	n := 1 + len(packet) // Engine.IO's '4' and the packet
+	var hdr [10]byte
+	hdr[0] = 0x81 // FIN, text
+	h := 2
+	switch {
+	case n < 126:
+		hdr[1] = byte(n)
+	case n <= 0xffff:
+		hdr[1] = 126
+		binary.BigEndian.PutUint16(hdr[2:], uint16(n))
+		h = 4
+	default:
+		hdr[1] = 127
+		binary.BigEndian.PutUint64(hdr[2:], uint64(n))
+		h = 10
+	}
+	wire := make([]byte, 0, h+n)
+	wire = append(wire, hdr[:h]...)
+	wire = append(wire, '4')
+	wire = append(wire, packet...)
+	return Frame{wire: wire, text: h + 1}
+}
+
+// Text is the socket.io packet text.
+func (f Frame) Text() []byte { return f.wire[f.text:] }
+
+// Len is the packet text's length.
+func (f Frame) Len() int { return len(f.wire) - f.text }
