@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"strconv"
@@ -48,7 +49,7 @@ type client struct {
 	amu  sync.Mutex
 	acks map[int]chan json.RawMessage
 
-	event    string     // the event name whose deliveries are recorded
+	event    string // the event name whose deliveries are recorded
 	onEvent  func(seq int, sentNanos, recvNanos int64)
 	readDone chan struct{}
 	readErr  atomic.Value // error
@@ -148,22 +149,37 @@ func (c *client) start(event string, onEvent func(seq int, sentNanos, recvNanos 
 	go c.readLoop()
 }
 
+// readLoop reads frames into one buffer per connection and reads the timing events with
+// a scan rather than encoding/json. The tool shares the cores with the server it
+// measures, and every microsecond it spends per delivery delays the deliveries after
+// it: with ReadMessage and encoding/json it cost about 18 µs per delivery (CPU profile
+// at 10,000 connections), more than the server's write.
 func (c *client) readLoop() {
 	defer close(c.readDone)
+	buf := make([]byte, 0, 512)
 	for {
-		_, msg, err := c.ws.ReadMessage()
+		var err error
+		buf, err = c.readFrame(buf[:0])
 		if err != nil {
 			c.readErr.Store(err)
 			return
 		}
 		recv := time.Now().UnixNano() // before any parsing: the tool's own work is not the server's latency
+		msg := buf
 		if len(msg) < 2 || msg[0] != eioMessage {
 			continue // pongs
 		}
 		switch msg[1] {
 		case sioEvent:
+			if c.onEvent == nil {
+				continue
+			}
+			if seq, sent, ok := scanTick(msg[2:], c.event); ok {
+				c.onEvent(seq, sent, recv)
+				continue
+			}
 			name, args, ok := parseEvent(msg[2:])
-			if !ok || name != c.event || c.onEvent == nil || len(args) == 0 {
+			if !ok || name != c.event || len(args) == 0 {
 				continue
 			}
 			var p struct {
@@ -194,6 +210,60 @@ func (c *client) readLoop() {
 			}
 		}
 	}
+}
+
+// readFrame appends the next message to buf.
+func (c *client) readFrame(buf []byte) ([]byte, error) {
+	_, r, err := c.ws.NextReader()
+	if err != nil {
+		return buf, err
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// scanTick reads the timing event the tool triggers, as both servers deliver it:
+// ["<event>",{"channel":"...","data":{"t":<nanos>,"seq":<n>}}]. Anything else is left
+// to the JSON path (ok false).
+func scanTick(b []byte, event string) (seq int, sent int64, ok bool) {
+	if len(b) < len(event)+4 || b[0] != '[' || b[1] != '"' || string(b[2:2+len(event)]) != event || b[2+len(event)] != '"' {
+		return 0, 0, false
+	}
+	i := bytes.Index(b, []byte(`"data":{"t":`))
+	if i < 0 {
+		return 0, 0, false
+	}
+	rest := b[i+len(`"data":{"t":`):]
+	t, rest, ok := scanInt(rest)
+	if !ok || !bytes.HasPrefix(rest, []byte(`,"seq":`)) {
+		return 0, 0, false
+	}
+	s, rest, ok := scanInt(rest[len(`,"seq":`):])
+	if !ok || len(rest) == 0 || rest[0] != '}' {
+		return 0, 0, false
+	}
+	return int(s), t, true
+}
+
+// scanInt parses the non-negative decimal at the start of b.
+func scanInt(b []byte) (int64, []byte, bool) {
+	var n int64
+	i := 0
+	for ; i < len(b) && b[i] >= '0' && b[i] <= '9' && i < 19; i++ {
+		n = n*10 + int64(b[i]-'0')
+	}
+	return n, b[i:], i > 0
 }
 
 // emitAck sends event with payload and waits for the ack's first argument.

@@ -17,6 +17,25 @@ func TestParseEvent(t *testing.T) {
 	}
 }
 
+func TestScanTick(t *testing.T) {
+	seq, sent, ok := scanTick([]byte(`["tick",{"channel":"bench","data":{"t":1764633600123456789,"seq":27}}]`), "tick")
+	if !ok || seq != 27 || sent != 1764633600123456789 {
+		t.Fatalf("got seq %d sent %d ok %v", seq, sent, ok)
+	}
+	// What the scan does not recognise goes to the JSON path, never to a wrong value.
+	for _, other := range []string{
+		`["tock",{"channel":"bench","data":{"t":1,"seq":2}}]`,
+		`["tick",{"channel":"bench","data":{"seq":2,"t":1}}]`,
+		`["tick",{"channel":"bench","data":{"t":1,"seq":2,"x":3}}]`,
+		`["tick",{"channel":"bench","data":{"t":-1,"seq":2}}]`,
+		`["tick"]`, `["tic`, ``,
+	} {
+		if _, _, ok := scanTick([]byte(other), "tick"); ok {
+			t.Errorf("%s scanned", other)
+		}
+	}
+}
+
 func TestPercentile(t *testing.T) {
 	ns := []int64{5e6, 1e6, 3e6, 2e6, 4e6}
 	for _, c := range []struct {

@@ -48,7 +48,7 @@ type Config struct {
 	// BeforeClose, when set, runs before the clients disconnect (a harness stops the
 	// server there, so the TIME_WAITs land on its side).
 	BeforeClose func()
-	Logf          func(format string, args ...any)
+	Logf        func(format string, args ...any)
 }
 
 // Defaults fills in what c leaves zero.

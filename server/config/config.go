@@ -80,7 +80,6 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	DebugAddr       string // pprof listener; empty: off
 
-
 	LogFormat string
 	LogLevel  string
 }

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -61,6 +62,7 @@ type shape struct {
 	burst       int
 	settle      time.Duration
 	sources     int
+	cpuProfile  string
 }
 
 func (s *shape) register(fl *flag.FlagSet) {
@@ -70,6 +72,23 @@ func (s *shape) register(fl *flag.FlagSet) {
 	fl.IntVar(&s.burst, "burst", 30, "events sent back to back (deliveries per second)")
 	fl.DurationVar(&s.settle, "settle", 5*time.Second, "idle time before memory is read")
 	fl.IntVar(&s.sources, "sources", 16, "loopback source addresses to spread connections over (127.0.0.1..)")
+	fl.StringVar(&s.cpuProfile, "cpuprofile", "", "write the load tool's own CPU profile here (its cost is part of every latency)")
+}
+
+// profile starts the load tool's CPU profile when asked; the returned func stops it.
+func (s *shape) profile() (stop func(), err error) {
+	if s.cpuProfile == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(s.cpuProfile)
+	if err != nil {
+		return nil, fmt.Errorf("-cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("-cpuprofile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 func (s *shape) parseNs() ([]int, error) {
@@ -131,6 +150,11 @@ func compare(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	stopProfile, err := s.profile()
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	creds := harness.Credentials{JWTSecret: randomHex(32), AppID: "bench", AppKey: "bench-key", AppSecret: randomHex(16)}
 	mint, err := tokenMinter(creds.JWTSecret)
 	if err != nil {
@@ -239,6 +263,11 @@ func runOne(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("-jwt-secret: %w", err)
 	}
+	stopProfile, err := s.profile()
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	for _, n := range ns {
 		res, err := load.Run(ctx, load.Target{Name: u.Host, URL: u, AppID: *appID, Key: *key, Secret: *secret, Token: mint, PID: *pid}, s.config(n, out))
 		if err != nil {
