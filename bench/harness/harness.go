@@ -189,5 +189,17 @@ func Node(dir string) Spec {
 	}
 }
 
+// Floor is the spec for the bare fan-out server (package floor) that jetbench at bin
+// runs with "jetbench floor".
+func Floor(bin string) Spec {
+	return Spec{
+		Name: "floor",
+		Command: func(port int) *exec.Cmd {
+			return exec.Command(bin, "floor", "-addr", "127.0.0.1:"+strconv.Itoa(port))
+		},
+		Env: func(int, Credentials) []string { return nil },
+	}
+}
+
 // ErrExited is returned when a server died during a run.
 var ErrExited = errors.New("server exited during the run")

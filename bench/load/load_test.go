@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jetsocket/jetsocket/bench/floor"
 	"github.com/jetsocket/jetsocket/bench/load"
 	"github.com/jetsocket/jetsocket/server"
 	"github.com/jetsocket/jetsocket/tokens"
@@ -123,5 +124,33 @@ func TestRunReportsRefusedTriggers(t *testing.T) {
 	}
 	if res.TriggerFailures != 2 || res.Lost() != 4 {
 		t.Fatalf("trigger failures %d (%s), lost %d", res.TriggerFailures, res.TriggerFailureText, res.Lost())
+	}
+}
+
+// The floor server (the benchmark's baseline) speaks enough of the protocol for the
+// tool: everything is delivered once.
+func TestRunAgainstTheFloor(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- floor.Serve(ctx, ln) }()
+	res, err := load.Run(ctx, load.Target{
+		Name: "floor", URL: &url.URL{Scheme: "http", Host: ln.Addr().String()}, AppID: "bench",
+		Token: func(int) (string, error) { return "unchecked", nil },
+	}, load.Config{N: 20, Concurrency: 5, LatencyEvents: 3, BurstEvents: 3, Settle: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Connected != 20 || res.Delivered != 120 || res.Lost() != 0 || res.Duplicates != 0 || res.TriggerFailures != 0 {
+		t.Fatalf("connected %d, delivered %d of %d, %d duplicates, %d trigger failures (%s)",
+			res.Connected, res.Delivered, res.Expected, res.Duplicates, res.TriggerFailures, res.TriggerFailureText)
+	}
+	cancel()
+	if err := <-served; err != nil {
+		t.Fatalf("floor: %v", err)
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 )
 
-// Plot draws fan-out latency (p50 and p99) against subscribers for both servers.
+// Plot draws fan-out latency (p50 and p99) against subscribers for every server run.
 func (r *Run) Plot(path string) error {
 	p := plot.New()
 	p.Title.Text = "Fan-out latency against subscribers (one channel)"
@@ -32,6 +32,8 @@ func (r *Run) Plot(path string) error {
 		{"jetsocket", "jetsocket p50", color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}, true},
 		{"node", "node socket.io 4 p99", color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}, false},
 		{"node", "node socket.io 4 p50", color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}, true},
+		{"floor", "floor (bare write loop) p99", color.RGBA{R: 0x7f, G: 0x7f, B: 0x7f, A: 0xff}, false},
+		{"floor", "floor (bare write loop) p50", color.RGBA{R: 0x7f, G: 0x7f, B: 0x7f, A: 0xff}, true},
 	}
 	for i, s := range series {
 		var pts plotter.XYs

@@ -127,6 +127,7 @@ func (r *Run) Markdown(w io.Writer) {
 		row("delivered / expected", delivered(j), delivered(nd), "", "all")
 	}
 	fmt.Fprintln(w)
+	r.floorTable(w)
 	for _, x := range r.Results {
 		if x.ConnectFailures > 0 || x.Disconnected > 0 || x.TriggerFailures > 0 || x.Duplicates > 0 {
 			fmt.Fprintf(w, "- %s N=%d: %d connect failures %v, %d disconnected during the run, %d trigger failures %s, %d duplicates\n",
@@ -134,6 +135,33 @@ func (r *Run) Markdown(w io.Writer) {
 		}
 	}
 	fmt.Fprintln(w, "\n![fan-out latency against subscribers](latency.png)")
+}
+
+// floorTable puts both servers' fan-out latency next to the floor's (package floor:
+// one frame written to each subscriber in a plain loop, nothing else), the least this
+// machine allows a single-threaded server.
+func (r *Run) floorTable(w io.Writer) {
+	var rows []string
+	for _, n := range r.Settings.Ns {
+		f, j, nd := r.Find("floor", n), r.Find("jetsocket", n), r.Find("node", n)
+		if f == nil || j == nil || nd == nil {
+			continue
+		}
+		rows = append(rows, fmt.Sprintf("| %d | %s / %s | %s / %s | %s / %s | %s | %s |", n,
+			f1(f.LatencyP50), f1(f.LatencyP99), f1(j.LatencyP50), f1(j.LatencyP99), f1(nd.LatencyP50), f1(nd.LatencyP99),
+			ratio(j.LatencyP99, f.LatencyP99), ratio(nd.LatencyP99, f.LatencyP99)))
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "Against the floor: a bare Go server that checks nothing and writes one prebuilt frame to each subscriber in a plain loop (`bench/floor`), the least a single-threaded server can do for the same fan-out on this machine.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| N | floor p50 / p99 (ms) | jetsocket p50 / p99 | node p50 / p99 | jetsocket p99 / floor | node p99 / floor |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	for _, row := range rows {
+		fmt.Fprintln(w, row)
+	}
+	fmt.Fprintln(w)
 }
 
 // Targets reports, per N, which of the issue's targets hold.

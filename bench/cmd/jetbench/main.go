@@ -17,11 +17,13 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/jetsocket/jetsocket/bench/floor"
 	"github.com/jetsocket/jetsocket/bench/harness"
 	"github.com/jetsocket/jetsocket/bench/load"
 	"github.com/jetsocket/jetsocket/bench/report"
@@ -37,8 +39,9 @@ func main() {
 	}
 }
 
-const usage = `usage: jetbench compare [flags]   start both servers in turn and compare them
-       jetbench run [flags]       drive a server that is already running`
+const usage = `usage: jetbench compare [flags]   start the servers in turn and compare them
+       jetbench run [flags]       drive a server that is already running
+       jetbench floor -addr A     serve the bare fan-out floor (compare starts it itself)`
 
 func run(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) == 0 {
@@ -49,6 +52,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return compare(ctx, args[1:], out)
 	case "run":
 		return runOne(ctx, args[1:], out)
+	case "floor":
+		return serveFloor(ctx, args[1:])
 	default:
 		return fmt.Errorf("unknown command %q\n%s", args[0], usage)
 	}
@@ -140,7 +145,7 @@ func compare(ctx context.Context, args []string, out io.Writer) error {
 	s.register(fl)
 	bin := fl.String("jetsocket", ".bin/jetsocket", "the jetsocket binary")
 	nodeDir := fl.String("node", "bench/node", "directory of the Node reference server (npm ci done)")
-	servers := fl.String("servers", "jetsocket,node", "which servers to run, in order")
+	servers := fl.String("servers", "jetsocket,node,floor", "which servers to run, in order (floor: the bare fan-out loop, a baseline for latency)")
 	outDir := fl.String("out", "bench/results", "directory for results.json, report.md and latency.png")
 	strict := fl.Bool("strict", false, "exit non-zero when a message is lost or a server fails (the targets never fail the run)")
 	if err := fl.Parse(args); err != nil {
@@ -160,12 +165,16 @@ func compare(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	specs := map[string]harness.Spec{"jetsocket": harness.Jetsocket(*bin), "node": harness.Node(*nodeDir)}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("floor server: %w", err)
+	}
+	specs := map[string]harness.Spec{"jetsocket": harness.Jetsocket(*bin), "node": harness.Node(*nodeDir), "floor": harness.Floor(self)}
 	var order []string
 	for _, name := range strings.Split(*servers, ",") {
 		name = strings.TrimSpace(name)
 		if _, ok := specs[name]; !ok {
-			return fmt.Errorf("-servers: unknown server %q (jetsocket, node)", name)
+			return fmt.Errorf("-servers: unknown server %q (jetsocket, node, floor)", name)
 		}
 		order = append(order, name)
 	}
@@ -195,7 +204,7 @@ func compare(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("write report: %w", err)
 	}
 	fmt.Fprintf(out, "\nreport: %s/report.md\n", *outDir)
-	if len(order) == 2 {
+	if slices.Contains(order, "jetsocket") && slices.Contains(order, "node") {
 		for _, line := range rep.Targets() {
 			fmt.Fprintln(out, "  "+line)
 		}
@@ -236,6 +245,20 @@ func runServer(ctx context.Context, spec harness.Spec, creds harness.Credentials
 		err = fmt.Errorf("%w:\n%s", harness.ErrExited, p.Output())
 	}
 	return res, err
+}
+
+// serveFloor runs the bare fan-out server (package floor) until ctx ends.
+func serveFloor(ctx context.Context, args []string) error {
+	fl := flag.NewFlagSet("floor", flag.ContinueOnError)
+	addr := fl.String("addr", "127.0.0.1:8080", "listen address")
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	return floor.Serve(ctx, ln)
 }
 
 func runOne(ctx context.Context, args []string, out io.Writer) error {
