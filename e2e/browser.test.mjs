@@ -1,6 +1,7 @@
 // The demo page (public/) in a real headless Chromium against the real binary:
 // log in, connect over socket.io-client 2.x, show the socket id and user; a wrong password
-// and a refused token show errors and leave no connection.
+// and a refused token show errors and leave no connection; the chat uses every channel
+// type between two browsers, with backend messages from the official pusher SDK.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync } from 'node:fs';
@@ -8,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { startServer } from './helpers/server.mjs';
+import { MASTER_KEY_B64, appEnv, sdk } from './helpers/pusher.mjs';
 
 const CHROMIUM = '/usr/bin/chromium';
 const WAIT_MS = 15_000;
@@ -19,7 +21,7 @@ describe('browser demo page', { skip, timeout: 120_000 }, () => {
   const shotDir = mkdtempSync(join(tmpdir(), 'jetsocket-browser-'));
 
   before(async () => {
-    server = await startServer();
+    server = await startServer(appEnv({ ENCRYPTION_MASTER_KEY: MASTER_KEY_B64 }));
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       timeout: 30_000,
@@ -172,5 +174,73 @@ describe('browser demo page', { skip, timeout: 120_000 }, () => {
     assert.equal(await storedSession(page), null, 'refused token cleared');
     assert.ok(seen.socketRequests.length >= 1, 'the page tried the handshake');
     assert.deepEqual(seen.errors, []);
+  });
+
+  // The chat panel: one room per channel type.
+  const room = (page, channel) => `.room[data-channel="${channel}"]`;
+  async function joinRoom(page, seen, channel, want = 'joined') {
+    await page.locator(`${room(page, channel)} .room-toggle`).click();
+    await waitForText(page, seen, `${room(page, channel)} .room-state`, want);
+  }
+  async function say(page, channel, message) {
+    await page.locator(`${room(page, channel)} input`).fill(message);
+    await page.locator(`${room(page, channel)} button[type=submit]`).click();
+  }
+
+  test('the chat: presence members and client events between two browsers, backend messages in the public and the encrypted room, refusals shown', async (t) => {
+    const a = await openPage(t);
+    const b = await openPage(t);
+    await logIn(a.page, 'alice', 'alice123');
+    await logIn(b.page, 'bob', 'bob123');
+    for (const { page, seen } of [a, b]) {
+      await waitForText(page, seen, '#status', 'connected');
+      await page.locator('#chat-panel').waitFor({ state: 'visible', timeout: WAIT_MS });
+    }
+
+    // Presence: the member list from the ack, then member_added; client events both ways.
+    await joinRoom(a.page, a.seen, 'presence-lobby');
+    await waitForText(a.page, a.seen, `${room(a.page, 'presence-lobby')} .members`, 'Alice Admin (1)');
+    await joinRoom(b.page, b.seen, 'presence-lobby');
+    await waitForText(b.page, b.seen, `${room(b.page, 'presence-lobby')} .members`, 'Alice Admin (1)Bob Builder (2)');
+    await waitForText(a.page, a.seen, `${room(a.page, 'presence-lobby')} .members`, 'Alice Admin (1)Bob Builder (2)');
+    await say(b.page, 'presence-lobby', 'hello from bob <b>not bold</b>');
+    await waitForText(a.page, a.seen, `${room(a.page, 'presence-lobby')} .messages`, /Bob Builderhello from bob <b>not bold<\/b>/);
+    await waitForText(b.page, b.seen, `${room(b.page, 'presence-lobby')} .messages`, /mehello from bob/);
+    assert.equal(await a.page.locator(`${room(a.page, 'presence-lobby')} .messages b`).count(), 0, 'a message is text, never markup');
+
+    // Private (group staff): both are members.
+    await joinRoom(a.page, a.seen, 'private-group-staff');
+    await joinRoom(b.page, b.seen, 'private-group-staff');
+    await say(a.page, 'private-group-staff', 'staff only');
+    await waitForText(b.page, b.seen, `${room(b.page, 'private-group-staff')} .messages`, /user 1staff only/);
+
+    // Public and encrypted rooms carry what the backend publishes with the pusher SDK.
+    await joinRoom(a.page, a.seen, 'chat');
+    await joinRoom(b.page, b.seen, 'chat');
+    await joinRoom(a.page, a.seen, 'private-encrypted-group-staff');
+    await joinRoom(b.page, b.seen, 'private-encrypted-group-staff', /^error 403: /);
+    const pusher = sdk(server, { encryptionMasterKeyBase64: MASTER_KEY_B64 });
+    await pusher.trigger('chat', 'message', { text: 'from the backend' });
+    await pusher.trigger('private-encrypted-group-staff', 'message', { text: 'secret news' });
+    for (const { page, seen } of [a, b]) {
+      await waitForText(page, seen, `${room(page, 'chat')} .messages`, /backendfrom the backend/);
+    }
+    await waitForText(a.page, a.seen, `${room(a.page, 'private-encrypted-group-staff')} .messages`, /secret news/);
+    assert.equal(await b.page.locator(`${room(b.page, 'private-encrypted-group-staff')} .messages li`).count(), 0, 'no message for a refused subscriber');
+
+    // Leaving the presence room removes bob from alice's list.
+    await b.page.locator(`${room(b.page, 'presence-lobby')} .room-toggle`).click();
+    await waitForText(a.page, a.seen, `${room(a.page, 'presence-lobby')} .members`, 'Alice Admin (1)');
+    await waitForText(a.page, a.seen, `${room(a.page, 'presence-lobby')} .messages`, /Bob Builder left/);
+
+    const shot = join(shotDir, 'demo-chat.png');
+    await a.page.screenshot({ path: shot, fullPage: true });
+    t.diagnostic(`screenshot: ${shot}`);
+
+    // Logging out hides the chat; the next login starts with no room joined.
+    await a.page.locator('#logout-button').click();
+    assert.ok(await a.page.locator('#chat-panel').isHidden(), 'chat hidden after logout');
+    assert.deepEqual(a.seen.errors, []);
+    assert.deepEqual(b.seen.errors, []);
   });
 });

@@ -1,7 +1,7 @@
 // Jetsocket demo page: log in, connect over socket.io, show what happens.
 //
-// No framework and no build step. The file is laid out in small parts so later panels
-// (channels, presence, chat) can plug in without a rewrite:
+// No framework and no build step. The file is laid out in small parts so panels (the
+// chat in chat.js) plug in without a rewrite:
 //   session  - the token kept in sessionStorage
 //   api      - HTTP calls (POST /login)
 //   view     - everything that touches the DOM
@@ -161,7 +161,8 @@
   // ---------------------------------------------------------------- events
 
   // listeners: event name -> [handler]. Socket events are attached to every new socket;
-  // "app:*" names are fired by this file (app:connected, app:established, app:disconnected).
+  // "app:*" names are fired by this file (app:connected, app:established, app:disconnected,
+  // app:closed).
   var listeners = {};
 
   function on(name, handler) {
@@ -270,6 +271,7 @@
     socket.close();
     resetConnectionFacts();
     setStatus('disconnected');
+    fire('app:closed'); // the page closed it (log out, new session): panels reset
   }
 
   // emit sends an event and resolves with the ack, or rejects after ACK_TIMEOUT_MS.
