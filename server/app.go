@@ -14,6 +14,7 @@ import (
 	"net/http/pprof"
 	"net/url"
 	"os"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -258,11 +259,14 @@ func newApp(cfg *config.Config, log *slog.Logger, ext Extensions) (*app, error) 
 		tokens:       tm,
 		users:        store,
 		loginLimiter: limit.NewKeyed(cfg.LoginRateLimit.N, cfg.LoginRateLimit.Per, maxLoginLimiterKeys),
-		authorizer:   channels.NewAuthorizer(&channels.Rules{Roles: cfg.ChannelRoles}, ext.Guards...),
-		ext:          ext,
-		userConns:    limit.NewCounter(),
-		ipConns:      limit.NewCounter(),
-		metrics:      metrics.New(),
+		// Developers' guards first, then a backend's signed authorization (Pusher's
+		// authorizeChannel), then the claim rules.
+		authorizer: channels.NewAuthorizer(&channels.Rules{Roles: cfg.ChannelRoles},
+			append(slices.Clone(ext.Guards), channels.Delegated(cfg.AppKey, cfg.AppSecret))...),
+		ext:       ext,
+		userConns: limit.NewCounter(),
+		ipConns:   limit.NewCounter(),
+		metrics:   metrics.New(),
 	}
 	if len(cfg.WebhookURLs) > 0 {
 		a.webhooks, err = webhook.New(webhook.Options{

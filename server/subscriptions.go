@@ -167,6 +167,17 @@ func (a *app) subscribe(c *socket.Conn, req subscribeRequest) (*presenceInfo, st
 	var member *hub.Member
 	if ch.Kind == channels.Presence {
 		member = &hub.Member{UserID: claims.UserID(), Info: a.userInfo(c)}
+		if req.Auth != "" {
+			// The backend's signature vouches for channel_data: its user is the member.
+			// Checked here again, not taken from whichever guard allowed the channel.
+			pd, err := channels.VerifyAuth(a.cfg.AppKey, a.cfg.AppSecret, channels.Request{
+				Channel: ch, SocketID: c.ID(), Auth: req.Auth, ChannelData: req.ChannelData,
+			})
+			if err != nil {
+				return nil, "", err
+			}
+			member = &hub.Member{UserID: pd.UserID, Info: pd.UserInfo}
+		}
 	}
 	ctx := context.Background()
 	members, err := a.hub.Subscribe(ctx, c, ch.Name, member, a.cfg.PresenceMaxMembers)

@@ -36,9 +36,12 @@ export function emitAck(socket, event, payload, ms = 5000) {
 /**
  * subscribe emits jetsocket:subscribe {channel} and resolves {ack, event}: the ack and the
  * subscription_succeeded/_error event for the same channel (the first one of either kind
- * that names the channel).
+ * that names the channel). `request` is the channel name, or the whole payload
+ * ({channel, auth, channel_data} for a delegated authorization).
  */
-export async function subscribe(socket, channel, ms = 5000) {
+export async function subscribe(socket, request, ms = 5000) {
+  const payload = typeof request === 'string' ? { channel: request } : request;
+  const channel = payload.channel;
   const eventP = withTimeout(new Promise((resolve) => {
     const onOk = (p) => { if (p?.channel === channel) { off(); resolve({ name: SUBSCRIBED, payload: p }); } };
     const onErr = (p) => { if (p?.channel === channel) { off(); resolve({ name: SUB_ERROR, payload: p }); } };
@@ -46,14 +49,17 @@ export async function subscribe(socket, channel, ms = 5000) {
     socket.on(SUBSCRIBED, onOk);
     socket.on(SUB_ERROR, onErr);
   }), ms, `subscription event for ${channel}`);
-  const ack = await emitAck(socket, 'jetsocket:subscribe', { channel }, ms);
+  const ack = await emitAck(socket, 'jetsocket:subscribe', payload, ms);
   const event = await eventP;
   return { ack, event };
 }
 
+const channelOf = (request) => (typeof request === 'string' ? request : request.channel);
+
 /** subscribeOk subscribes and asserts success (ack and event); resolves with the ack. */
-export async function subscribeOk(socket, channel, ms = 5000) {
-  const { ack, event } = await subscribe(socket, channel, ms);
+export async function subscribeOk(socket, request, ms = 5000) {
+  const channel = channelOf(request);
+  const { ack, event } = await subscribe(socket, request, ms);
   assert.equal(ack?.ok, true, `subscribe ${channel}: ack ${JSON.stringify(ack)}`);
   assert.equal(ack.channel, channel, `subscribe ${channel}: ack channel`);
   assert.equal(event.name, SUBSCRIBED, `subscribe ${channel}: event ${event.name} ${JSON.stringify(event.payload)}`);
@@ -65,8 +71,9 @@ export async function subscribeOk(socket, channel, ms = 5000) {
  * subscribeFails subscribes, asserts the refusal (ack and subscription_error with the same
  * channel, status and code, and a non-empty error text); resolves with the ack.
  */
-export async function subscribeFails(socket, channel, status, code, ms = 5000) {
-  const { ack, event } = await subscribe(socket, channel, ms);
+export async function subscribeFails(socket, request, status, code, ms = 5000) {
+  const channel = channelOf(request);
+  const { ack, event } = await subscribe(socket, request, ms);
   const what = `subscribe ${JSON.stringify(channel).slice(0, 80)}: ack ${JSON.stringify(ack)}`;
   assert.equal(ack?.ok, false, what);
   assert.equal(ack.channel, channel, `${what}: channel`);

@@ -115,8 +115,15 @@ type Hub struct {
 	log      *slog.Logger
 
 	mu       sync.RWMutex
-	channels map[string]map[string]Conn // channel → socket id → conn
-	conns    map[string]map[string]bool // socket id → its channels (true: presence)
+	channels map[string]map[string]Conn         // channel → socket id → conn
+	conns    map[string]map[string]subscription // socket id → its channels
+}
+
+// subscription is one channel of a connection. A presence member is usually the
+// connection's user, but a delegated authorization's channel_data may name another.
+type subscription struct {
+	presence bool
+	member   string // the presence member's user id
 }
 
 // New returns a Hub using broker and presence (NewMemoryBroker and NewMemoryPresence
@@ -128,7 +135,7 @@ func New(broker Broker, presence Presence, hooks Hooks, log *slog.Logger) *Hub {
 		hooks:    hooks,
 		log:      log,
 		channels: make(map[string]map[string]Conn),
-		conns:    make(map[string]map[string]bool),
+		conns:    make(map[string]map[string]subscription),
 	}
 	broker.Start(h.deliver)
 	return h
@@ -155,8 +162,8 @@ func (h *Hub) Subscriptions(socketID string) int {
 	return n
 }
 
-// Subscribe adds c to channel. For a presence channel, member is c's user and max the
-// member cap; the first connection of a user announces member_added to the others.
+// Subscribe adds c to channel. For a presence channel, member is who c is there (its
+// user, or the one a delegated authorization names) and max the member cap; the first connection of a user announces member_added to the others.
 // Subscribing again is harmless. It returns the members of a presence channel.
 func (h *Hub) Subscribe(ctx context.Context, c Conn, channel string, member *Member, max int) ([]Member, error) {
 	if h.Subscribed(c.ID(), channel) {
@@ -183,10 +190,14 @@ func (h *Hub) Subscribe(ctx context.Context, c Conn, channel string, member *Mem
 	subs[c.ID()] = c
 	mine := h.conns[c.ID()]
 	if mine == nil {
-		mine = make(map[string]bool)
+		mine = make(map[string]subscription)
 		h.conns[c.ID()] = mine
 	}
-	mine[channel] = member != nil
+	sub := subscription{}
+	if member != nil {
+		sub = subscription{presence: true, member: member.UserID}
+	}
+	mine[channel] = sub
 	h.mu.Unlock()
 
 	if occupied && h.hooks.ChannelOccupied != nil && !Internal(channel) {
@@ -218,7 +229,7 @@ func (h *Hub) Subscribe(ctx context.Context, c Conn, channel string, member *Mem
 // channel announces member_removed. Unsubscribing from a channel c is not on is harmless.
 func (h *Hub) Unsubscribe(ctx context.Context, c Conn, channel string) {
 	h.mu.Lock()
-	isPresence, ok := h.conns[c.ID()][channel]
+	sub, ok := h.conns[c.ID()][channel]
 	if !ok {
 		h.mu.Unlock()
 		return
@@ -235,16 +246,16 @@ func (h *Hub) Unsubscribe(ctx context.Context, c Conn, channel string) {
 	}
 	h.mu.Unlock()
 
-	if isPresence {
-		last, err := h.presence.Leave(ctx, channel, c.ID(), c.UserID())
+	if sub.presence {
+		last, err := h.presence.Leave(ctx, channel, c.ID(), sub.member)
 		if err != nil {
 			h.log.Error("presence leave", "channel", channel, "socket_id", c.ID(), "err", err)
 		}
 		if last {
 			if h.hooks.MemberRemoved != nil {
-				h.hooks.MemberRemoved(channel, c.UserID())
+				h.hooks.MemberRemoved(channel, sub.member)
 			}
-			payload, _ := json.Marshal(map[string]string{"channel": channel, "user_id": c.UserID()})
+			payload, _ := json.Marshal(map[string]string{"channel": channel, "user_id": sub.member})
 			if err := h.Publish(ctx, Message{Channel: channel, Event: EventMemberRemoved, Payload: payload}); err != nil {
 				h.log.Error("publish member_removed", "channel", channel, "err", err)
 			}
