@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -25,8 +26,8 @@ type Triggers interface {
 
 // ChannelState answers the channel queries.
 type ChannelState interface {
-	Channels(prefix string) map[string]int
-	LocalSubscribers(channel string) int
+	Channels(ctx context.Context, prefix string) (map[string]int, error)
+	Subscribers(ctx context.Context, channel string) (int, error)
 	Members(ctx context.Context, channel string) ([]hub.Member, error)
 }
 
@@ -114,8 +115,13 @@ func ListChannels(st ChannelState, log *slog.Logger) gin.HandlerFunc {
 			Abort(c, log, errs.New(errs.Invalid, "invalid_request", "info=user_count needs filter_by_prefix=presence-"))
 			return
 		}
+		occupied, err := st.Channels(c.Request.Context(), prefix)
+		if err != nil {
+			Abort(c, log, fmt.Errorf("list channels: %w", err))
+			return
+		}
 		out := map[string]map[string]int{}
-		for name, subs := range st.Channels(prefix) {
+		for name, subs := range occupied {
 			attrs := map[string]int{}
 			if info["subscription_count"] {
 				attrs["subscription_count"] = subs
@@ -152,7 +158,11 @@ func ChannelInfo(st ChannelState, log *slog.Logger) gin.HandlerFunc {
 			Abort(c, log, errs.New(errs.Invalid, "invalid_request", "user_count is only available for presence channels"))
 			return
 		}
-		subs := st.LocalSubscribers(ch.Name)
+		subs, err := st.Subscribers(c.Request.Context(), ch.Name)
+		if err != nil {
+			Abort(c, log, fmt.Errorf("channel %s: %w", ch.Name, err))
+			return
+		}
 		out := gin.H{"occupied": subs > 0}
 		if info["subscription_count"] {
 			out["subscription_count"] = subs

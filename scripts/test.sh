@@ -12,9 +12,10 @@ FUZZTIME="${FUZZTIME:-300000x}"
 
 step() { printf '\n==> %s\n' "$*"; }
 
-# System packages: Debian's chromium for the browser test.
+# System packages: Debian's chromium for the browser test, redis-server for many-node mode.
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 if ((${#missing[@]})); then
   step "installing ${missing[*]}"
   SUDO=""

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/jetsocket/jetsocket/server/channels"
+	"github.com/jetsocket/jetsocket/server/cluster"
 	"github.com/jetsocket/jetsocket/server/config"
 	"github.com/jetsocket/jetsocket/server/hub"
 	"github.com/jetsocket/jetsocket/server/limit"
@@ -146,6 +147,13 @@ func RunWith(ctx context.Context, o Options) error {
 	if err := httpSrv.Shutdown(sctx); err != nil {
 		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 	}
+	// After the sockets (their disconnects leave the shared presence and counts), before
+	// the webhooks (what is still held is reaped now, which may be webhooks).
+	if app.cluster != nil {
+		if err := app.cluster.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("cluster: %w", err))
+		}
+	}
 	// After the sockets: their disconnects vacate channels, which are webhooks too.
 	if app.webhooks != nil {
 		if err := app.webhooks.Close(sctx); err != nil {
@@ -228,6 +236,7 @@ type app struct {
 	ipConns      *limit.Counter
 	metrics      *metrics.Metrics
 	webhooks     *webhook.Sender // nil without WEBHOOK_URL
+	cluster      *cluster.Node   // nil without REDIS_URL
 	ext          Extensions
 	origins      *middleware.Origins
 	shuttingDown atomic.Bool
@@ -278,7 +287,22 @@ func newApp(cfg *config.Config, log *slog.Logger, ext Extensions) (*app, error) 
 			return nil, err
 		}
 	}
-	a.hub = hub.New(hub.NewMemoryBroker(), hub.NewMemoryPresence(), a.hubHooks(), log)
+	// One node keeps everything in memory; with REDIS_URL the hub's messages, presence
+	// and channel counts go through Redis and the nodes act as one.
+	var broker hub.Broker = hub.NewMemoryBroker()
+	var presence hub.Presence = hub.NewMemoryPresence()
+	var counts hub.Counts
+	if cfg.RedisURL != "" {
+		a.cluster, err = cluster.Open(context.Background(), cluster.Options{URL: cfg.RedisURL, App: cfg.AppID, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("many-node mode (REDIS_URL): %w", err)
+		}
+		broker, presence, counts = a.cluster, a.cluster, a.cluster
+	}
+	a.hub = hub.New(broker, presence, counts, a.hubHooks(), log)
+	if a.cluster != nil {
+		a.cluster.SetReaper(a.hub)
+	}
 	a.triggers = trigger.New(countingPublisher{a.hub, a.metrics.Published.WithLabelValues("api")}, cfg.EncryptionMasterKey, cfg.MaxPayloadBytes)
 	a.conns = &connStates{m: make(map[string]*connState), mk: func() *connState {
 		return &connState{

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"time"
@@ -78,6 +80,13 @@ func (a *app) routes() http.Handler {
 func (a *app) ready() error {
 	if a.shuttingDown.Load() {
 		return errors.New("shutting down")
+	}
+	if a.cluster != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := a.cluster.Ping(ctx); err != nil {
+			return fmt.Errorf("redis unreachable: %w", err)
+		}
 	}
 	return nil
 }

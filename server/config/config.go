@@ -240,10 +240,6 @@ func Load(getenv func(string) string) (*Config, []string, error) {
 		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
 			return nil, nil, bad("REDIS_URL", "must look like redis://host:6379/0")
 		}
-		// Many-node mode is not built yet. Starting anyway would run one node alone
-		// while the operator believes the nodes share channels and presence: events
-		// would silently miss every subscriber on the other nodes.
-		return nil, nil, bad("REDIS_URL", "many-node mode is not implemented yet; unset it to run a single node")
 	}
 
 	if c.LoginRateLimit, err = rateLimit(get, "LOGIN_RATE_LIMIT", RateLimit{N: 100, Per: 15 * time.Minute}); err != nil {

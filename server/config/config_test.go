@@ -41,7 +41,7 @@ func TestParses(t *testing.T) {
 		"APP_ENV": "production", "JWT_SECRET": goodSecret, "APP_ID": "42", "APP_KEY": "k", "APP_SECRET": "0123456789abcdef",
 		"USERS_FILE": "/etc/users.json", "ALLOWED_ORIGINS": "https://App.example.com, http://localhost:3000",
 		"LOGIN_RATE_LIMIT": "5/1m", "JWT_TTL": "15m", "ENCRYPTION_MASTER_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
-		"WEBHOOK_URL": "https://hooks.example.com/a,http://127.0.0.1:9/b",
+		"WEBHOOK_URL": "https://hooks.example.com/a,http://127.0.0.1:9/b", "REDIS_URL": "redis://localhost:6379/0",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +92,6 @@ func TestRefusals(t *testing.T) {
 		{"origin no scheme", map[string]string{"ALLOWED_ORIGINS": "a.example"}, "ALLOWED_ORIGINS"},
 		{"webhook not http", map[string]string{"WEBHOOK_URL": "ftp://x"}, "WEBHOOK_URL"},
 		{"redis not redis", map[string]string{"REDIS_URL": "http://x"}, "REDIS_URL"},
-		{"redis: many-node mode not built", map[string]string{"REDIS_URL": "redis://localhost:6379/0"}, "REDIS_URL"},
 		{"rate zero", map[string]string{"LOGIN_RATE_LIMIT": "0"}, "LOGIN_RATE_LIMIT"},
 		{"rate bad window", map[string]string{"LOGIN_RATE_LIMIT": "5/forever"}, "LOGIN_RATE_LIMIT"},
 		{"client rate", map[string]string{"CLIENT_EVENT_RATE": "ten"}, "CLIENT_EVENT_RATE"},
@@ -131,14 +130,5 @@ func TestRefusals(t *testing.T) {
 				t.Fatal("error repeats the secret")
 			}
 		})
-	}
-}
-
-// A valid REDIS_URL stops start-up and says why: many-node mode is not built, and one
-// node running alone behind a load balancer would lose events silently.
-func TestRedisURLRefusedUntilManyNodeMode(t *testing.T) {
-	_, _, err := Load(env(map[string]string{"REDIS_URL": "redis://localhost:6379/0"}))
-	if err == nil || !strings.Contains(err.Error(), "many-node mode is not implemented") {
-		t.Fatalf("got %v", err)
 	}
 }

@@ -96,6 +96,18 @@ type Presence interface {
 	Members(ctx context.Context, channel string) ([]Member, error)
 }
 
+// Counts keeps how many subscriptions each channel has across every node, for
+// many-node mode; with none the hub's own are the whole truth. Internal channels are
+// never counted.
+type Counts interface {
+	// Add changes channel's count by delta (+1 or -1) and returns the new total.
+	Add(ctx context.Context, channel string, delta int) (int, error)
+	// All lists the occupied channels whose names start with prefix, with their totals.
+	All(ctx context.Context, prefix string) (map[string]int, error)
+	// Get is channel's total.
+	Get(ctx context.Context, channel string) (int, error)
+}
+
 // Hooks observe channel life (for webhooks and metrics). Each may be nil. They run on
 // the caller's goroutine and must not block.
 type Hooks struct {
@@ -111,6 +123,7 @@ type Hooks struct {
 type Hub struct {
 	broker   Broker
 	presence Presence
+	counts   Counts // nil: one node
 	hooks    Hooks
 	log      *slog.Logger
 
@@ -127,11 +140,12 @@ type subscription struct {
 }
 
 // New returns a Hub using broker and presence (NewMemoryBroker and NewMemoryPresence
-// for a single node).
-func New(broker Broker, presence Presence, hooks Hooks, log *slog.Logger) *Hub {
+// for a single node) and counts (nil for a single node).
+func New(broker Broker, presence Presence, counts Counts, hooks Hooks, log *slog.Logger) *Hub {
 	h := &Hub{
 		broker:   broker,
 		presence: presence,
+		counts:   counts,
 		hooks:    hooks,
 		log:      log,
 		channels: make(map[string]map[string]Conn),
@@ -200,7 +214,7 @@ func (h *Hub) Subscribe(ctx context.Context, c Conn, channel string, member *Mem
 	mine[channel] = sub
 	h.mu.Unlock()
 
-	if occupied && h.hooks.ChannelOccupied != nil && !Internal(channel) {
+	if h.count(ctx, channel, 1, occupied) && h.hooks.ChannelOccupied != nil {
 		h.hooks.ChannelOccupied(channel)
 	}
 	if member == nil {
@@ -252,16 +266,10 @@ func (h *Hub) Unsubscribe(ctx context.Context, c Conn, channel string) {
 			h.log.Error("presence leave", "channel", channel, "socket_id", c.ID(), "err", err)
 		}
 		if last {
-			if h.hooks.MemberRemoved != nil {
-				h.hooks.MemberRemoved(channel, sub.member)
-			}
-			payload, _ := json.Marshal(map[string]string{"channel": channel, "user_id": sub.member})
-			if err := h.Publish(ctx, Message{Channel: channel, Event: EventMemberRemoved, Payload: payload}); err != nil {
-				h.log.Error("publish member_removed", "channel", channel, "err", err)
-			}
+			h.MemberGone(ctx, channel, sub.member)
 		}
 	}
-	if vacated && h.hooks.ChannelVacated != nil && !Internal(channel) {
+	if h.count(ctx, channel, -1, vacated) && h.hooks.ChannelVacated != nil {
 		h.hooks.ChannelVacated(channel)
 	}
 }
@@ -288,16 +296,40 @@ func (h *Hub) Members(ctx context.Context, channel string) ([]Member, error) {
 	return h.presence.Members(ctx, channel)
 }
 
-// LocalSubscribers is the number of this node's connections subscribed to channel.
-func (h *Hub) LocalSubscribers(channel string) int {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	return len(h.channels[channel])
+// count records a subscription (delta 1) or its end (-1) of a channel and reports
+// whether that occupied or vacated it: on this node alone (local, the hub's own map's
+// answer) or, with Counts, across every node. Internal channels are never reported.
+func (h *Hub) count(ctx context.Context, channel string, delta int, local bool) bool {
+	if Internal(channel) {
+		return false
+	}
+	if h.counts == nil {
+		return local
+	}
+	total, err := h.counts.Add(ctx, channel, delta)
+	if err != nil {
+		h.log.Error("channel count", "channel", channel, "err", err)
+		return false
+	}
+	return (delta > 0 && total == 1) || (delta < 0 && total == 0)
 }
 
-// Channels lists this node's occupied channels whose names start with prefix, with
-// their subscription counts. Internal channels are left out.
-func (h *Hub) Channels(prefix string) map[string]int {
+// Subscribers is the number of connections subscribed to channel, on every node.
+func (h *Hub) Subscribers(ctx context.Context, channel string) (int, error) {
+	if h.counts != nil && !Internal(channel) {
+		return h.counts.Get(ctx, channel)
+	}
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.channels[channel]), nil
+}
+
+// Channels lists the occupied channels (on every node) whose names start with prefix,
+// with their subscription counts. Internal channels are left out.
+func (h *Hub) Channels(ctx context.Context, prefix string) (map[string]int, error) {
+	if h.counts != nil {
+		return h.counts.All(ctx, prefix)
+	}
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	out := make(map[string]int)
@@ -306,7 +338,31 @@ func (h *Hub) Channels(prefix string) map[string]int {
 			out[ch] = len(subs)
 		}
 	}
-	return out
+	return out, nil
+}
+
+// MemberGone announces that userID left a presence channel without this node seeing
+// it go (its node died and another reaped it): member_removed to the subscribers and
+// the MemberRemoved hook, as a leave does.
+func (h *Hub) MemberGone(ctx context.Context, channel, userID string) {
+	if h.hooks.MemberRemoved != nil {
+		h.hooks.MemberRemoved(channel, userID)
+	}
+	h.publishMemberRemoved(ctx, channel, userID)
+}
+
+// ChannelGone reports a channel vacated by a dead node's reaping.
+func (h *Hub) ChannelGone(channel string) {
+	if h.hooks.ChannelVacated != nil && !Internal(channel) {
+		h.hooks.ChannelVacated(channel)
+	}
+}
+
+func (h *Hub) publishMemberRemoved(ctx context.Context, channel, userID string) {
+	payload, _ := json.Marshal(map[string]string{"channel": channel, "user_id": userID})
+	if err := h.Publish(ctx, Message{Channel: channel, Event: EventMemberRemoved, Payload: payload}); err != nil {
+		h.log.Error("publish member_removed", "channel", channel, "err", err)
+	}
 }
 
 // deliver hands m to this node's subscribers, encoding it once for all of them.

@@ -44,7 +44,7 @@ func (c *fakeConn) got() []string {
 }
 
 func newHub(hooks Hooks) *Hub {
-	return New(NewMemoryBroker(), NewMemoryPresence(), hooks, slog.New(slog.DiscardHandler))
+	return New(NewMemoryBroker(), NewMemoryPresence(), nil, hooks, slog.New(slog.DiscardHandler))
 }
 
 func member(id string) *Member {
@@ -124,7 +124,7 @@ func TestPresenceCountsUsersOnce(t *testing.T) {
 	if got := strings.Join(events, ","); got != want {
 		t.Fatalf("hooks: %s\nwant   %s", got, want)
 	}
-	if n := h.LocalSubscribers(ch); n != 0 {
+	if n, _ := h.Subscribers(ctx, ch); n != 0 {
 		t.Fatalf("%d subscribers left", n)
 	}
 }
@@ -218,7 +218,7 @@ func TestUserChannelAndTerminate(t *testing.T) {
 	if len(hooked) != 1 || hooked[0] != "news" {
 		t.Fatalf("hooks saw internal channels: %v", hooked)
 	}
-	if chans := h.Channels(""); len(chans) != 1 || chans["news"] != 1 {
+	if chans, _ := h.Channels(ctx, ""); len(chans) != 1 || chans["news"] != 1 {
 		t.Fatalf("listing: %v", chans)
 	}
 	if h.Subscriptions("3") != 1 {
