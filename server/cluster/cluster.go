@@ -108,8 +108,9 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		n.rdb.Close()
 		return nil, fmt.Errorf("redis: %w", err)
 	}
-	n.done.Add(1)
+	n.done.Add(2)
 	go n.heartbeat()
+	go n.reapLoop()
 	n.log.Info("cluster node joined", "node", n.id)
 	return n, nil
 }
@@ -322,6 +323,8 @@ func (n *Node) beat(ctx context.Context) error {
 	return n.rdb.HSet(ctx, n.key+"nodes", n.id, time.Now().UnixMilli()).Err()
 }
 
+// heartbeat says every Heartbeat that this node is alive. reapLoop looks for dead nodes
+// on a goroutine of its own: a long reaping must not delay this node's beat.
 func (n *Node) heartbeat() {
 	defer n.done.Done()
 	t := time.NewTicker(n.opts.Heartbeat)
@@ -339,6 +342,22 @@ func (n *Node) heartbeat() {
 		if err := n.beat(ctx); err != nil {
 			n.log.Warn("cluster heartbeat failed", "node", n.id, "err", err)
 		}
+		cancel()
+	}
+}
+
+func (n *Node) reapLoop() {
+	defer n.done.Done()
+	t := time.NewTicker(n.opts.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		// A dead node with many connections takes a while; its lock lasts a minute.
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
 		n.reapDead(ctx)
 		cancel()
 	}
