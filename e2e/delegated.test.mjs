@@ -2,14 +2,15 @@
 // pusher SDK's authorizeChannel, for this connection's socket_id; the signature grants the
 // channel where the claim rules would not. A presence channel's channel_data names the
 // member. Wrong signatures are refused with 403 invalid_auth, never passed to the rules.
+// A user sign-in signed with authenticateUser gets what is sent to that user.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from './helpers/server.mjs';
 import { Clients } from './helpers/clients.mjs';
 import {
-  MEMBER_ADDED, MEMBER_REMOVED, join, subscribeOk, subscribeFails, unsubscribe, record, waitForMatch, flush,
+  MEMBER_ADDED, MEMBER_REMOVED, join, emitAck, subscribeOk, subscribeFails, unsubscribe, record, waitForMatch, flush, disconnected,
 } from './helpers/channels.mjs';
-import { MASTER_KEY_B64, appEnv, sdk } from './helpers/pusher.mjs';
+import { MASTER_KEY_B64, appEnv, sdk, ok } from './helpers/pusher.mjs';
 
 describe('delegated authorization: channels signed by an app backend with the pusher SDK', () => {
   let srv;
@@ -67,6 +68,26 @@ describe('delegated authorization: channels signed by an app backend with the pu
     await subscribeFails(socket, { channel: ch, auth: signed.auth, channel_data: JSON.stringify({ user_id: 'admin' }) }, 403, 'invalid_auth');
     const bare = pusher.authorizeChannel(info.socket_id, ch);
     await subscribeFails(socket, { channel: ch, auth: bare.auth }, 400, 'invalid_channel_data');
+  });
+
+  test('user sign-in: a connection the backend signs in as a user gets what is sent to that user', async () => {
+    const { socket, info } = await join(srv.url, clients, 'del-6');
+    const signed = pusher.authenticateUser(info.socket_id, { id: 'crm-9', name: 'CRM user' });
+    assert.deepEqual(await emitAck(socket, 'jetsocket:signin', signed), { ok: true, user_id: 'crm-9' });
+    const notes = record(socket, 'note');
+    await ok(pusher.sendToUser('crm-9', 'note', { text: 'for crm-9' }), 'sendToUser');
+    await waitForMatch(notes, (m) => m.data?.text === 'for crm-9', 5000, 'note for the signed-in user');
+
+    const { socket: other } = await join(srv.url, clients, 'del-7');
+    const stolen = await emitAck(other, 'jetsocket:signin', signed);
+    assert.deepEqual([stolen.ok, stolen.status, stolen.code], [false, 403, 'invalid_auth'], JSON.stringify(stolen));
+    const noId = pusher.authenticateUser(info.socket_id, { id: 'x' });
+    const bad = await emitAck(socket, 'jetsocket:signin', { auth: noId.auth, user_data: '{"name":"no id"}' });
+    assert.equal(bad.code, 'invalid_auth', 'user_data changed after signing');
+
+    const gone = disconnected(socket);
+    await ok(pusher.terminateUserConnections('crm-9'), 'terminate the signed-in user');
+    await gone;
   });
 
   test('the server kept serving: a plain subscribe still works', async () => {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/jetsocket/jetsocket/server/channels"
 	"github.com/jetsocket/jetsocket/server/errs"
 	"github.com/jetsocket/jetsocket/server/hub"
 	"github.com/jetsocket/jetsocket/server/socket"
@@ -17,6 +18,7 @@ import (
 const (
 	eventTokenExpired = "jetsocket:token_expired"
 	eventRefresh      = "jetsocket:refresh"
+	eventSignin       = "jetsocket:signin"
 )
 
 // reasonTokenExpired closes a connection whose token expired without a refresh.
@@ -140,4 +142,41 @@ func (a *app) onRefresh(c *socket.Conn, _ string, args []json.RawMessage) any {
 	a.metrics.TokenRefreshes.WithLabelValues("ok").Inc()
 	a.log.Info("token refreshed", "socket_id", c.ID(), "user_id", c.UserID())
 	return map[string]any{"ok": true, "expires_at": claims.Expiry().UTC().Format(time.RFC3339)}
+}
+
+// onSignin handles jetsocket:signin {auth, user_data}, Pusher's user authentication: an
+// app backend signed (authenticateUser) that this socket is the user in user_data. The
+// connection then also gets what is sent to that user (#server-to-user-<id>, terminate)
+// besides what is sent to its token's user. Signing in again replaces the previous one.
+func (a *app) onSignin(c *socket.Conn, _ string, args []json.RawMessage) any {
+	a.metrics.MessagesIn.WithLabelValues("signin").Inc()
+	var req struct {
+		Auth     string `json:"auth"`
+		UserData string `json:"user_data"`
+	}
+	err := decodeArg(args, &req)
+	var id string
+	if err == nil {
+		id, err = channels.VerifyUser(a.cfg.AppKey, a.cfg.AppSecret, c.ID(), req.Auth, req.UserData)
+	}
+	if err != nil {
+		e := a.socketError(err, "signin", c)
+		a.log.Warn("signin refused", "socket_id", c.ID(), "user_id", c.UserID(), "code", e.Code)
+		return map[string]any{"ok": false, "status": e.Kind.Status(), "code": e.Code, "error": e.Message}
+	}
+	st := a.conns.get(c.ID())
+	st.mu.Lock()
+	prev := st.signedIn
+	st.signedIn = id
+	st.mu.Unlock()
+	ctx := context.Background()
+	if prev != "" && prev != id && prev != c.UserID() {
+		a.hub.Unsubscribe(ctx, c, hub.UserChannel(prev))
+	}
+	if _, err := a.hub.Subscribe(ctx, c, hub.UserChannel(id), nil, 0); err != nil {
+		e := a.socketError(err, "signin", c)
+		return map[string]any{"ok": false, "status": e.Kind.Status(), "code": e.Code, "error": e.Message}
+	}
+	a.log.Info("signed in", "socket_id", c.ID(), "user_id", c.UserID(), "signed_in_as", id)
+	return map[string]any{"ok": true, "user_id": id}
 }

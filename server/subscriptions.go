@@ -36,8 +36,9 @@ type connState struct {
 	userCounted  bool // holds a place in the per-user connection count
 	ipCounted    bool
 
-	mu     sync.Mutex
-	expiry *time.Timer
+	mu       sync.Mutex
+	expiry   *time.Timer
+	signedIn string // the user a backend signed this connection in as (jetsocket:signin)
 }
 
 func (st *connState) stopExpiry() {
@@ -102,6 +103,7 @@ func (a *app) registerChannelHandlers() {
 	a.sockets.Handle(eventSubscribe, a.onSubscribe)
 	a.sockets.Handle(eventUnsubscribe, a.onUnsubscribe)
 	a.sockets.Handle(eventRefresh, a.onRefresh)
+	a.sockets.Handle(eventSignin, a.onSignin)
 	a.sockets.HandlePrefix(clientEventPrefix, a.onClientEvent)
 }
 

@@ -102,3 +102,30 @@ func parsePresenceData(s string) (*PresenceData, error) {
 	}
 	return &PresenceData{UserID: id, UserInfo: info}, nil
 }
+
+// UserAuth is the auth an app backend signs for a user sign-in of socketID with userData
+// (Pusher's authenticateUser): APP_KEY:hex HMAC-SHA256 of socket_id::user::user_data.
+func UserAuth(key, secret, socketID, userData string) string {
+	return key + ":" + apisig.Sign(secret, socketID+"::user::"+userData)
+}
+
+// VerifyUser checks a sign-in's auth for socketID and returns the user id in userData
+// ({id, ...}, the id a non-empty string).
+func VerifyUser(key, secret, socketID, auth, userData string) (string, error) {
+	if gotKey, _, ok := strings.Cut(auth, ":"); !ok || gotKey != key {
+		return "", errs.New(errs.Forbidden, "invalid_auth", "auth must be \"<app key>:<signature>\" for this app")
+	}
+	if len(userData) > MaxChannelData {
+		return "", errs.New(errs.Invalid, "invalid_user_data", fmt.Sprintf("user_data is limited to %d bytes", MaxChannelData))
+	}
+	if !hmac.Equal([]byte(auth), []byte(UserAuth(key, secret, socketID, userData))) {
+		return "", errs.New(errs.Forbidden, "invalid_auth", "auth is not a valid signature of this socket id and user_data")
+	}
+	var u struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal([]byte(userData), &u); err != nil || u.ID == "" || len(u.ID) > 128 {
+		return "", errs.New(errs.Invalid, "invalid_user_data", "user_data must be a JSON object with a non-empty string id of at most 128 characters")
+	}
+	return u.ID, nil
+}

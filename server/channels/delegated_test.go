@@ -100,3 +100,28 @@ func TestDelegatedRefuses(t *testing.T) {
 		})
 	}
 }
+
+func TestVerifyUser(t *testing.T) {
+	data := `{"id":"12345","name":"x"}`
+	auth := sign("1234.1234::user::" + data)
+	if got := UserAuth(appKey, appSecret, "1234.1234", data); got != auth {
+		t.Fatalf("UserAuth %s", got)
+	}
+	if id, err := VerifyUser(appKey, appSecret, "1234.1234", auth, data); err != nil || id != "12345" {
+		t.Fatalf("valid sign-in: %q %v", id, err)
+	}
+	for name, c := range map[string]struct{ socket, auth, data, code string }{
+		"another socket":      {"9.9", auth, data, "invalid_auth"},
+		"tampered user_data":  {"1234.1234", auth, `{"id":"1"}`, "invalid_auth"},
+		"another key":         {"1234.1234", "k:" + strings.Split(auth, ":")[1], data, "invalid_auth"},
+		"no id":               {"1.2", sign(`1.2::user::{"name":"x"}`), `{"name":"x"}`, "invalid_user_data"},
+		"numeric id":          {"1.2", sign(`1.2::user::{"id":5}`), `{"id":5}`, "invalid_user_data"},
+		"user_data too large": {"1.2", appKey + ":00", strings.Repeat("a", MaxChannelData+1), "invalid_user_data"},
+	} {
+		_, err := VerifyUser(appKey, appSecret, c.socket, c.auth, c.data)
+		var e *errs.Error
+		if !errors.As(err, &e) || e.Code != c.code {
+			t.Errorf("%s: got %v, want %s", name, err, c.code)
+		}
+	}
+}
