@@ -83,6 +83,9 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	// go-redis prints its own complaints (failed dials) with the standard logger; they
+	// go to ours instead, as one warning each. Its logger is process-wide.
+	redis.SetLogger(redisLog{o.Logger})
 	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, err
@@ -113,6 +116,12 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	go n.reapLoop()
 	n.log.Info("cluster node joined", "node", n.id)
 	return n, nil
+}
+
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(_ context.Context, format string, v ...any) {
+	l.log.Warn("redis: " + fmt.Sprintf(format, v...))
 }
 
 // ID is this node's id.

@@ -267,12 +267,14 @@ func TestADeadNodeIsReaped(t *testing.T) {
 	if len(ms) != 1 || ms[0].UserID != "u1" {
 		t.Fatalf("members after the reaping: %v", ms)
 	}
-	if c, _ := live.Get(ctx, "shared"); c != 1 {
-		t.Fatalf("shared count %d, want the live node's 1", c)
-	}
-	if nodes, _ := live.rdb.HKeys(ctx, live.key+"nodes").Result(); !slices.Equal(nodes, []string{live.id}) {
-		t.Fatalf("nodes %v", nodes)
-	}
+	eventually(t, "the shared count to drop to the live node's 1", func() bool {
+		c, _ := live.Get(ctx, "shared")
+		return c == 1
+	})
+	eventually(t, "the dead node to leave the list", func() bool {
+		nodes, _ := live.rdb.HKeys(ctx, live.key+"nodes").Result()
+		return slices.Equal(nodes, []string{live.id})
+	})
 	_ = dead.ps.Close()
 	_ = dead.rdb.Close()
 }
