@@ -177,7 +177,8 @@ func (h *Hub) Subscriptions(socketID string) int {
 }
 
 // Subscribe adds c to channel. For a presence channel, member is who c is there (its
-// user, or the one a delegated authorization names) and max the member cap; the first connection of a user announces member_added to the others.
+// user, or the one a delegated authorization names) and max the member cap; the first
+// connection of a user announces member_added to the others.
 // Subscribing again is harmless. It returns the members of a presence channel.
 func (h *Hub) Subscribe(ctx context.Context, c Conn, channel string, member *Member, max int) ([]Member, error) {
 	if h.Subscribed(c.ID(), channel) {
@@ -348,20 +349,16 @@ func (h *Hub) MemberGone(ctx context.Context, channel, userID string) {
 	if h.hooks.MemberRemoved != nil {
 		h.hooks.MemberRemoved(channel, userID)
 	}
-	h.publishMemberRemoved(ctx, channel, userID)
+	payload, _ := json.Marshal(map[string]string{"channel": channel, "user_id": userID})
+	if err := h.Publish(ctx, Message{Channel: channel, Event: EventMemberRemoved, Payload: payload}); err != nil {
+		h.log.Error("publish member_removed", "channel", channel, "err", err)
+	}
 }
 
 // ChannelGone reports a channel vacated by a dead node's reaping.
 func (h *Hub) ChannelGone(channel string) {
 	if h.hooks.ChannelVacated != nil && !Internal(channel) {
 		h.hooks.ChannelVacated(channel)
-	}
-}
-
-func (h *Hub) publishMemberRemoved(ctx context.Context, channel, userID string) {
-	payload, _ := json.Marshal(map[string]string{"channel": channel, "user_id": userID})
-	if err := h.Publish(ctx, Message{Channel: channel, Event: EventMemberRemoved, Payload: payload}); err != nil {
-		h.log.Error("publish member_removed", "channel", channel, "err", err)
 	}
 }
 

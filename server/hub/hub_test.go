@@ -233,3 +233,67 @@ func TestUserChannelAndTerminate(t *testing.T) {
 		t.Fatal("terminate closed the wrong connections")
 	}
 }
+
+// sharedCounts stands in for many-node mode's counts: one total per channel for every hub.
+type sharedCounts struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (s *sharedCounts) Add(_ context.Context, ch string, d int) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.n[ch] += d
+	return s.n[ch], nil
+}
+
+func (s *sharedCounts) All(_ context.Context, prefix string) (map[string]int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int{}
+	for ch, n := range s.n {
+		if n > 0 && strings.HasPrefix(ch, prefix) {
+			out[ch] = n
+		}
+	}
+	return out, nil
+}
+
+func (s *sharedCounts) Get(_ context.Context, ch string) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n[ch], nil
+}
+
+// With counts shared by several hubs (nodes), a channel is occupied by the first
+// subscription on any node and vacated by the last, and listings are the totals.
+func TestSharedCountsDecideOccupiedAndVacated(t *testing.T) {
+	counts := &sharedCounts{n: map[string]int{}}
+	var events []string
+	hooks := func(node string) Hooks {
+		return Hooks{
+			ChannelOccupied: func(ch string) { events = append(events, node+" occupied "+ch) },
+			ChannelVacated:  func(ch string) { events = append(events, node+" vacated "+ch) },
+		}
+	}
+	log := slog.New(slog.DiscardHandler)
+	h1 := New(NewMemoryBroker(), NewMemoryPresence(), counts, hooks("1"), log)
+	h2 := New(NewMemoryBroker(), NewMemoryPresence(), counts, hooks("2"), log)
+	ctx := context.Background()
+	a, b := &fakeConn{id: "1.1", user: "a"}, &fakeConn{id: "2.1", user: "b"}
+	h1.Subscribe(ctx, a, "news", nil, 0)
+	h2.Subscribe(ctx, b, "news", nil, 0)
+	h2.Subscribe(ctx, b, UserChannel("b"), nil, 0) // internal: never counted
+	if n, _ := h1.Subscribers(ctx, "news"); n != 2 {
+		t.Fatalf("subscribers seen from node 1: %d", n)
+	}
+	if all, _ := h2.Channels(ctx, ""); len(all) != 1 || all["news"] != 2 {
+		t.Fatalf("listing from node 2: %v", all)
+	}
+	h1.Unsubscribe(ctx, a, "news")
+	h2.Unsubscribe(ctx, b, "news")
+	want := "1 occupied news,2 vacated news"
+	if got := strings.Join(events, ","); got != want {
+		t.Fatalf("hooks %s, want %s", got, want)
+	}
+}
