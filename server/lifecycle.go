@@ -121,7 +121,7 @@ func (a *app) onRefresh(c *socket.Conn, _ string, args []json.RawMessage) any {
 	fail := func(e *errs.Error, outcome string) any {
 		a.metrics.TokenRefreshes.WithLabelValues(outcome).Inc()
 		a.log.Warn("token refresh refused", "socket_id", c.ID(), "user_id", c.UserID(), "reason", outcome)
-		return map[string]any{"ok": false, "status": e.Kind.Status(), "code": e.Code, "error": e.Message}
+		return refusal(e)
 	}
 	if err := decodeArg(args, &req); err != nil {
 		return fail(a.socketError(err, "refresh", c), "invalid_payload")
@@ -162,7 +162,7 @@ func (a *app) onSignin(c *socket.Conn, _ string, args []json.RawMessage) any {
 	if err != nil {
 		e := a.socketError(err, "signin", c)
 		a.log.Warn("signin refused", "socket_id", c.ID(), "user_id", c.UserID(), "code", e.Code)
-		return map[string]any{"ok": false, "status": e.Kind.Status(), "code": e.Code, "error": e.Message}
+		return refusal(e)
 	}
 	st := a.conns.get(c.ID())
 	st.mu.Lock()
@@ -174,8 +174,7 @@ func (a *app) onSignin(c *socket.Conn, _ string, args []json.RawMessage) any {
 		a.hub.Unsubscribe(ctx, c, hub.UserChannel(prev))
 	}
 	if _, err := a.hub.Subscribe(ctx, c, hub.UserChannel(id), nil, 0); err != nil {
-		e := a.socketError(err, "signin", c)
-		return map[string]any{"ok": false, "status": e.Kind.Status(), "code": e.Code, "error": e.Message}
+		return refusal(a.socketError(err, "signin", c))
 	}
 	a.log.Info("signed in", "socket_id", c.ID(), "user_id", c.UserID(), "signed_in_as", id)
 	return map[string]any{"ok": true, "user_id": id}

@@ -225,7 +225,7 @@ func (a *app) onUnsubscribe(c *socket.Conn, _ string, args []json.RawMessage) an
 	var req subscribeRequest
 	if err := decodeArg(args, &req); err != nil {
 		e := a.socketError(err, "unsubscribe", c)
-		return map[string]any{"ok": false, "status": e.Kind.Status(), "code": e.Code, "error": e.Message}
+		return refusal(e)
 	}
 	if a.hub.Subscribed(c.ID(), req.Channel) {
 		a.leave(c, req.Channel)
@@ -260,7 +260,7 @@ func (a *app) onClientEvent(c *socket.Conn, event string, args []json.RawMessage
 		e := a.socketError(err, "client event", c)
 		a.metrics.ClientEventsDropped.WithLabelValues(e.Code).Inc()
 		c.Error(e.Code, e.Message)
-		return map[string]any{"ok": false, "status": e.Kind.Status(), "code": e.Code, "error": e.Message}
+		return refusal(e)
 	}
 	return map[string]any{"ok": true}
 }
@@ -314,6 +314,11 @@ func (a *app) clientEvent(c *socket.Conn, event string, args []json.RawMessage) 
 }
 
 // decodeArg decodes the first event argument, which must be a JSON object, into v.
+// refusal is the ack of a refused socket request: {ok:false, status, code, error}.
+func refusal(e *errs.Error) map[string]any {
+	return map[string]any{"ok": false, "status": e.Kind.Status(), "code": e.Code, "error": e.Message}
+}
+
 func decodeArg(args []json.RawMessage, v any) error {
 	if len(args) == 0 || len(args[0]) == 0 || args[0][0] != '{' {
 		return errs.New(errs.Invalid, "invalid_payload", "the payload must be a JSON object")

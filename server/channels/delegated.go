@@ -51,9 +51,8 @@ type PresenceData struct {
 // VerifyAuth checks r's delegated authorization. For a presence channel it also decodes
 // channel_data, whose user then is the member (nil for other channels).
 func VerifyAuth(key, secret string, r Request) (*PresenceData, error) {
-	gotKey, _, ok := strings.Cut(r.Auth, ":")
-	if !ok || gotKey != key {
-		return nil, errs.New(errs.Forbidden, "invalid_auth", "auth must be \"<app key>:<signature>\" for this app")
+	if err := checkKey(key, r.Auth); err != nil {
+		return nil, err
 	}
 	if len(r.ChannelData) > MaxChannelData {
 		return nil, errs.New(errs.Invalid, "invalid_channel_data", fmt.Sprintf("channel_data is limited to %d bytes", MaxChannelData))
@@ -61,9 +60,8 @@ func VerifyAuth(key, secret string, r Request) (*PresenceData, error) {
 	if r.Channel.Kind != Presence && r.ChannelData != "" {
 		return nil, errs.New(errs.Invalid, "invalid_channel_data", "channel_data is only for presence channels")
 	}
-	want := ChannelAuth(key, secret, r.SocketID, r.Channel.Name, r.ChannelData)
-	if !hmac.Equal([]byte(r.Auth), []byte(want)) {
-		return nil, errs.New(errs.Forbidden, "invalid_auth", "auth is not a valid signature of this socket id and channel")
+	if err := checkSignature(r.Auth, ChannelAuth(key, secret, r.SocketID, r.Channel.Name, r.ChannelData), "channel"); err != nil {
+		return nil, err
 	}
 	if r.Channel.Kind != Presence {
 		return nil, nil
@@ -112,14 +110,14 @@ func UserAuth(key, secret, socketID, userData string) string {
 // VerifyUser checks a sign-in's auth for socketID and returns the user id in userData
 // ({id, ...}, the id a non-empty string).
 func VerifyUser(key, secret, socketID, auth, userData string) (string, error) {
-	if gotKey, _, ok := strings.Cut(auth, ":"); !ok || gotKey != key {
-		return "", errs.New(errs.Forbidden, "invalid_auth", "auth must be \"<app key>:<signature>\" for this app")
+	if err := checkKey(key, auth); err != nil {
+		return "", err
 	}
 	if len(userData) > MaxChannelData {
 		return "", errs.New(errs.Invalid, "invalid_user_data", fmt.Sprintf("user_data is limited to %d bytes", MaxChannelData))
 	}
-	if !hmac.Equal([]byte(auth), []byte(UserAuth(key, secret, socketID, userData))) {
-		return "", errs.New(errs.Forbidden, "invalid_auth", "auth is not a valid signature of this socket id and user_data")
+	if err := checkSignature(auth, UserAuth(key, secret, socketID, userData), "user_data"); err != nil {
+		return "", err
 	}
 	var u struct {
 		ID string `json:"id"`
@@ -128,4 +126,20 @@ func VerifyUser(key, secret, socketID, auth, userData string) (string, error) {
 		return "", errs.New(errs.Invalid, "invalid_user_data", "user_data must be a JSON object with a non-empty string id of at most 128 characters")
 	}
 	return u.ID, nil
+}
+
+// checkKey refuses an auth that is not "<key>:..." for this app's key.
+func checkKey(key, auth string) error {
+	if got, _, ok := strings.Cut(auth, ":"); !ok || got != key {
+		return errs.New(errs.Forbidden, "invalid_auth", "auth must be \"<app key>:<signature>\" for this app")
+	}
+	return nil
+}
+
+// checkSignature compares auth with the expected one in constant time.
+func checkSignature(auth, want, what string) error {
+	if !hmac.Equal([]byte(auth), []byte(want)) {
+		return errs.New(errs.Forbidden, "invalid_auth", "auth is not a valid signature of this socket id and "+what)
+	}
+	return nil
 }

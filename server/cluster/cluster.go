@@ -59,9 +59,10 @@ type Node struct {
 	opts Options
 	log  *slog.Logger
 
-	mu      sync.Mutex
-	deliver func(hub.Message)
-	reaper  Reaper
+	deliver func(hub.Message) // set by Start, before the hub publishes anything
+
+	mu     sync.Mutex
+	reaper Reaper
 
 	stop chan struct{}
 	done sync.WaitGroup
@@ -112,8 +113,8 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		return nil, fmt.Errorf("redis: %w", err)
 	}
 	n.done.Add(2)
-	go n.heartbeat()
-	go n.reapLoop()
+	go n.every(n.heartbeatOnce)
+	go n.every(n.reapOnce)
 	n.log.Info("cluster node joined", "node", n.id)
 	return n, nil
 }
@@ -147,6 +148,7 @@ func (n *Node) Close() error {
 	// What this node still holds (connections that did not leave cleanly) is reaped
 	// now rather than by the others later.
 	n.reap(ctx, n.id)
+	n.rdb.HDel(ctx, n.key+"nodes", n.id)
 	err := n.ps.Close()
 	return errors.Join(err, n.rdb.Close())
 }
@@ -158,11 +160,10 @@ type envelope struct {
 	Msg  hub.Message `json:"m"`
 }
 
-// Start delivers messages from the other nodes to deliver.
+// Start delivers messages from the other nodes to deliver. The hub calls it once, when
+// it is made, before anything is published.
 func (n *Node) Start(deliver func(hub.Message)) {
-	n.mu.Lock()
 	n.deliver = deliver
-	n.mu.Unlock()
 	n.done.Add(1)
 	go func() {
 		defer n.done.Done()
@@ -190,10 +191,7 @@ func (n *Node) Start(deliver func(hub.Message)) {
 
 // Publish delivers m here at once and to every other node through Redis.
 func (n *Node) Publish(ctx context.Context, m hub.Message) error {
-	n.mu.Lock()
-	deliver := n.deliver
-	n.mu.Unlock()
-	deliver(m)
+	n.deliver(m)
 	b, err := json.Marshal(envelope{Node: n.id, Msg: m})
 	if err != nil {
 		return fmt.Errorf("cluster: encode: %w", err)
@@ -292,7 +290,12 @@ return total`)
 
 // Add changes channel's subscription count across every node by delta.
 func (n *Node) Add(ctx context.Context, channel string, delta int) (int, error) {
-	t, err := addScript.Run(ctx, n.rdb, []string{n.key + "subscriptions", n.nodeKey(n.id, "subscriptions")}, channel, delta).Int()
+	return n.add(ctx, n.id, channel, delta)
+}
+
+// add changes channel's total and node's share of it.
+func (n *Node) add(ctx context.Context, node, channel string, delta int) (int, error) {
+	t, err := addScript.Run(ctx, n.rdb, []string{n.key + "subscriptions", n.nodeKey(node, "subscriptions")}, channel, delta).Int()
 	if err != nil {
 		return 0, fmt.Errorf("cluster: channel count: %w", err)
 	}
@@ -332,44 +335,35 @@ func (n *Node) beat(ctx context.Context) error {
 	return n.rdb.HSet(ctx, n.key+"nodes", n.id, time.Now().UnixMilli()).Err()
 }
 
-// heartbeat says every Heartbeat that this node is alive. reapLoop looks for dead nodes
-// on a goroutine of its own: a long reaping must not delay this node's beat.
-func (n *Node) heartbeat() {
+// every runs f every Heartbeat until Close. The heartbeat and the reaping run on loops
+// of their own: a long reaping must not delay this node's beat.
+func (n *Node) every(f func()) {
 	defer n.done.Done()
 	t := time.NewTicker(n.opts.Heartbeat)
 	defer t.Stop()
 	for {
 		select {
 		case <-n.stop:
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			n.rdb.HDel(ctx, n.key+"nodes", n.id)
-			cancel()
 			return
 		case <-t.C:
+			f()
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), n.opts.Heartbeat)
-		if err := n.beat(ctx); err != nil {
-			n.log.Warn("cluster heartbeat failed", "node", n.id, "err", err)
-		}
-		cancel()
 	}
 }
 
-func (n *Node) reapLoop() {
-	defer n.done.Done()
-	t := time.NewTicker(n.opts.Heartbeat)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.stop:
-			return
-		case <-t.C:
-		}
-		// A dead node with many connections takes a while; its lock lasts a minute.
-		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
-		n.reapDead(ctx)
-		cancel()
+func (n *Node) heartbeatOnce() {
+	ctx, cancel := context.WithTimeout(context.Background(), n.opts.Heartbeat)
+	defer cancel()
+	if err := n.beat(ctx); err != nil {
+		n.log.Warn("cluster heartbeat failed", "node", n.id, "err", err)
 	}
+}
+
+func (n *Node) reapOnce() {
+	// A dead node with many connections takes a while; its lock lasts a minute.
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	defer cancel()
+	n.reapDead(ctx)
 }
 
 // reapDead reaps every node whose heartbeat is older than DeadAfter. One node reaps
@@ -428,15 +422,13 @@ func (n *Node) reap(ctx context.Context, node string) {
 		if c <= 0 {
 			continue
 		}
-		total, err := n.rdb.HIncrBy(ctx, n.key+"subscriptions", ch, int64(-c)).Result()
+		total, err := n.add(ctx, node, ch, -c)
 		if err != nil {
+			n.log.Error("cluster reap: count", "node", node, "channel", ch, "err", err)
 			continue
 		}
-		if total <= 0 {
-			n.rdb.HDel(ctx, n.key+"subscriptions", ch)
-			if r != nil {
-				r.ChannelGone(ch)
-			}
+		if total == 0 && r != nil {
+			r.ChannelGone(ch)
 		}
 	}
 	n.rdb.Del(ctx, n.nodeKey(node, "presence"), n.nodeKey(node, "subscriptions"))
