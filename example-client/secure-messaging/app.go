@@ -30,7 +30,7 @@ var pageTemplate = template.Must(template.ParseFS(pageFiles, "page.html"))
 
 // Limits of the example's input.
 const (
-	maxMessageRunes = 2000    // a chat line, not a document
+	maxMessageRunes = 2000     // a chat line, not a document
 	maxBodyBytes    = 16 << 10 // JSON {message, socket_id} with room to spare
 	eventName       = "secure-message"
 )
