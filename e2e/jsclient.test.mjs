@@ -268,18 +268,18 @@ describe('JS client: token lifetime and server restarts', { timeout: 120_000 }, 
   test('before the token expires a fresh one goes out with jetsocket:refresh and the connection stays', async () => {
     srv = await startServer(appEnv({ JWT_LEEWAY: '0s' }));
     let calls = 0;
-    const token = () => { calls++; return signJwt(claims(userClaims('ttl-1', { exp: nowSeconds() + 4 }))); };
+    const token = () => { calls++; return signJwt(claims(userClaims('ttl-1', { exp: nowSeconds() + 8 }))); };
     const js = new Jetsocket(APP.key, { host: srv.url, token, io, retryMinMs: 100 });
     clients.push(js);
     const expired = [];
     js.bind('jetsocket:token_expired', (d) => expired.push(d));
     await waitState(js, 'connected');
     const socketId = js.connection.socket_id;
-    const firstExp = Date.now() + 4000;
+    const firstExp = Date.now() + 8000;
     await once(js.connection, 'token_refreshed', 10_000);
     assert.equal(calls, 2);
     // Past the first token's expiry (no leeway): still the same connection.
-    await waitUntil(() => Date.now() > firstExp + 1000, 10_000, 'first token expired');
+    await waitUntil(() => Date.now() > firstExp + 1000, 15_000, 'first token expired');
     assert.equal((await js.connection.ping()).pong, true);
     assert.equal(js.connection.socket_id, socketId, 'never reconnected');
     assert.deepEqual(expired, []);
