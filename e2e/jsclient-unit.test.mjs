@@ -226,6 +226,12 @@ describe('JS client: connection states', () => {
     assert.equal(Jetsocket.tokenExpiry('not a jwt'), 0);
   });
 
+  test('one file for require and import: the same constructor', async () => {
+    const imported = (await import('../public/js/jetsocket.js')).default;
+    assert.equal(imported, Jetsocket);
+    assert.equal(Jetsocket.Jetsocket, Jetsocket);
+  });
+
   test('options are checked', () => {
     assert.throws(() => new Jetsocket('k', { host: 'http://x', io: fakeIo() }), /token option is required/);
     assert.throws(() => new Jetsocket('k', { token: 't', io: fakeIo() }), /host option is required/);

@@ -122,12 +122,26 @@ describe('JS client against the real server', { timeout: 120_000 }, () => {
   test('public, private and presence channels: events with metadata, client events, members, errors', async () => {
     const a = client('js-a', { groups: ['team'] });
     const b = client('js-b', { groups: ['team'] });
+    const everything = [];
+    a.bind_global((event, data, meta) => everything.push({ event, data, meta }));
     const pub = await subscribed(a, 'js-news');
+    assert.ok(everything.some((e) => e.event === 'jetsocket:connection_established' && e.data.user_id === 'js-a'), 'bind_global sees the connection\'s own events');
     const got = once(pub, 'headline');
     const global = once(a, 'headline');
     await ok(pusher.trigger('js-news', 'headline', { text: 'hello' }), 'trigger');
     assert.deepEqual(await got, [{ text: 'hello' }, { channel: 'js-news' }]);
     assert.deepEqual(await global, [{ text: 'hello' }, { channel: 'js-news' }], 'client-level bind sees every channel');
+    assert.deepEqual(everything.at(-1), { event: 'headline', data: { text: 'hello' }, meta: { channel: 'js-news' } });
+
+    // unbind: a callback removed gets nothing more.
+    const unbound = [];
+    const cb = (d) => unbound.push(d);
+    pub.bind('headline', cb);
+    pub.unbind('headline', cb);
+    const next = once(pub, 'headline');
+    await ok(pusher.trigger('js-news', 'headline', { text: 'again' }), 'trigger again');
+    await next;
+    assert.deepEqual(unbound, []);
 
     // Refusals arrive on the channel as {status, code, error}.
     const denied = await subscribeError(b, 'private-group-other');
