@@ -87,6 +87,10 @@ describe('browser demo page', { skip, timeout: 120_000 }, () => {
     assert.ok(await page.locator('#session-panel').isHidden(), 'session panel hidden before login');
     assert.match(await text(page, '.hint'), /bob/);
     assert.equal(await page.evaluate(() => typeof window.io), 'function', 'socket.io client loaded');
+    assert.equal(await page.evaluate(() => typeof window.Jetsocket), 'function', 'the Jetsocket client loaded');
+    const js = await fetch(`${server.url}/js/jetsocket.js`);
+    assert.equal(js.status, 200, 'the client is served at /js/jetsocket.js');
+    assert.match(js.headers.get('content-type'), /javascript/);
     const vendor = await fetch(`${server.url}/vendor/socket.io.min.js`);
     assert.equal(vendor.status, 200);
     assert.match(await vendor.text(), /^\/\*!\s*\n \* Socket\.IO v2\.5\.0/, 'vendored client keeps its licence header');

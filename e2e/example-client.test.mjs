@@ -88,6 +88,22 @@ describe('example client', { timeout: 180_000 }, () => {
     assert.match(r.stderr, /cannot reach .*ECONNREFUSED/, show(r));
   });
 
+  test('--subscribe joins channels through the JS client and reports refusals', async () => {
+    let sent = false;
+    const r = await run(['--url', server.url, '--username', 'bob', '--password', 'bob123',
+      '--subscribe', 'presence-ex', '--subscribe', 'private-group-ops'], {
+      onStdout: (out, child) => {
+        if (!sent && out.includes('-- subscribed to presence-ex') && out.includes('-- subscribe private-group-ops refused')) {
+          sent = true;
+          child.kill('SIGINT');
+        }
+      },
+    });
+    assert.ok(sent, `never subscribed\n${show(r)}`);
+    assert.match(r.stdout, /^-- subscribe private-group-ops refused: 403 forbidden$/m, show(r));
+    assert.equal(r.code, 0, show(r));
+  });
+
   test('without --once it keeps listening and exits 0 on Ctrl-C (SIGINT)', async () => {
     let sent = false;
     const r = await run(['--url', server.url, '--username', 'bob', '--password', 'bob123'], {

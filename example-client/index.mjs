@@ -3,9 +3,14 @@
 // pings once and prints every event the server sends until Ctrl-C (or, with --once,
 // exits after the ping).
 //
-// Jetsocket speaks Engine.IO v3, so this uses socket.io-client 2.x.
+// It uses the Jetsocket JS client (public/js/jetsocket.js) over socket.io-client 2.x, which
+// it passes in: Jetsocket speaks Engine.IO v3.
 import { parseArgs } from 'node:util';
+import { createRequire } from 'node:module';
 import io from 'socket.io-client';
+
+// The Jetsocket JS client, the same file the server serves at /js/jetsocket.js.
+const Jetsocket = createRequire(import.meta.url)('../public/js/jetsocket.js');
 
 const USAGE = `Usage: node index.mjs [options]
 
@@ -14,6 +19,7 @@ const USAGE = `Usage: node index.mjs [options]
   --password <secret>  that user's password  (env JETSOCKET_PASSWORD)
   --once               exit after the first ping instead of listening for events
   --websocket          use the websocket transport only (default: polling, then upgrade)
+  --subscribe <name>   subscribe to a channel while listening (repeatable)
   --timeout <seconds>  how long to wait for login, connection and ping (default 10)
   -h, --help           show this help
 
@@ -41,6 +47,7 @@ function parseOptions(argv) {
         password: { type: 'string' },
         once: { type: 'boolean', default: false },
         websocket: { type: 'boolean', default: false },
+        subscribe: { type: 'string', multiple: true, default: [] },
         timeout: { type: 'string', default: '10' },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -59,6 +66,8 @@ function parseOptions(argv) {
     password: values.password || process.env.JETSOCKET_PASSWORD || '',
     once: values.once,
     websocket: values.websocket,
+    channels: values.subscribe,
+    appKey: process.env.JETSOCKET_APP_KEY || 'jetsocket-key',
     timeoutMs: Number(values.timeout) * 1000,
   };
   if (!opts.username || !opts.password) {
@@ -102,104 +111,78 @@ async function login({ url, username, password, timeoutMs }) {
 }
 
 /**
- * handshakeStatus digs the HTTP status out of a socket.io-client 2.x connect_error:
- * polling reports it as a number in err.description, websocket inside a ws error message.
+ * connect starts the Jetsocket client (public/js/jetsocket.js). Its token function logs in
+ * again when the token is about to expire, so every reconnect and every refresh gets a
+ * valid one. Resolves with the connection_established payload ({socket_id, user_id});
+ * rejects when the server refuses the token, or (with --once) when the first attempt fails,
+ * or after the timeout.
  */
-function handshakeStatus(err) {
-  const d = err?.description;
-  if (typeof d === 'number') return d;
-  const m = /Unexpected server response: (\d+)/.exec(d?.message || '');
-  return m ? Number(m[1]) : 0;
-}
-
-function describeConnectError(err) {
-  const status = handshakeStatus(err);
-  if (status === 401) return 'connection refused (401): the server did not accept the token';
-  return `connection failed: ${err?.message || err}${status ? ` (HTTP ${status})` : ''}`;
-}
-
-/** logAllEvents prints every event from the server (2.x has no onAny: wrap onevent). */
-function logAllEvents(socket) {
-  const onevent = socket.onevent;
-  socket.onevent = function (packet) {
-    const [name, ...args] = packet.data || [];
-    print(`<- ${name} ${args.map(json).join(' ')}`.trimEnd());
-    return onevent.call(this, packet);
+function connect(opts, session) {
+  let current = session;
+  const token = async () => {
+    if (Date.parse(current.expires_at) - Date.now() < 60_000) current = await login(opts);
+    return current.token;
   };
-}
-
-/**
- * connect opens the socket and resolves with the connection_established payload
- * ({socket_id, user_id}); rejects on a refused handshake or after the timeout.
- */
-function connect({ url, websocket, once, timeoutMs }, token) {
-  const socket = io(url, {
-    query: { token },
-    transports: websocket ? ['websocket'] : ['polling', 'websocket'],
-    reconnection: !once, // a one-shot run should fail fast, not retry
-    forceNew: true,
+  const client = new Jetsocket(opts.appKey, {
+    host: opts.url,
+    token,
+    io,
+    transports: opts.websocket ? ['websocket'] : ['polling', 'websocket'],
+    connectTimeoutMs: opts.timeoutMs,
+    autoConnect: false,
   });
-  logAllEvents(socket);
+  // Every event from the server, channels' and the connection's own.
+  client.bind_global((event, data) => print(`<- ${event} ${json(data)}`.trimEnd()));
 
   const established = new Promise((resolve, reject) => {
-    let lastError = null;
     const timer = setTimeout(() => {
-      const why = socket.connected ? 'connected, but no jetsocket:connection_established arrived'
-        : lastError ? describeConnectError(lastError) : 'no connection';
-      reject(new CliError(`${why} within ${timeoutMs / 1000} s`));
-    }, timeoutMs);
-    const done = (fn, value) => {
-      clearTimeout(timer);
-      socket.off('connect_error', onError);
-      fn(value);
-    };
-    const onError = (err) => {
-      lastError = err;
-      // A refused token will not get better by retrying; other errors may (server starting).
-      if (once || handshakeStatus(err) === 401) done(reject, new CliError(describeConnectError(err)));
-    };
-    socket.on('connect_error', onError);
-    socket.once('jetsocket:connection_established', (info) => done(resolve, info));
+      const why = client.connection.reason ? describeFailure(client.connection.reason) : 'no connection';
+      reject(new CliError(`${why} within ${opts.timeoutMs / 1000} s`));
+    }, opts.timeoutMs);
+    const done = (fn, value) => { clearTimeout(timer); fn(value); };
+    client.connection.bind('connected', (info) => done(resolve, info));
+    client.connection.bind('failed', (reason) => done(reject, new CliError(describeFailure(reason))));
+    // A one-shot run fails fast; a long-running one lets the client retry (server starting).
+    client.connection.bind('unavailable', (reason) => { if (opts.once) done(reject, new CliError(describeFailure(reason))); });
   });
-  return { socket, established };
+  client.connect();
+  return { client, established };
 }
 
-/** ping emits jetsocket:ping and resolves with {answer, ms} when the server acks. */
-function ping(socket, timeoutMs) {
-  return new Promise((resolve, reject) => {
-    const started = process.hrtime.bigint();
-    const timer = setTimeout(() => reject(new CliError(`no answer to jetsocket:ping within ${timeoutMs / 1000} s`)), timeoutMs);
-    socket.emit('jetsocket:ping', (answer) => {
-      clearTimeout(timer);
-      resolve({ answer, ms: Number(process.hrtime.bigint() - started) / 1e6 });
-    });
-  });
+function describeFailure(reason) {
+  if (reason.status === 401) return 'connection refused (401): the server did not accept the token';
+  return `connection failed: ${reason.error}${reason.status ? ` (HTTP ${reason.status})` : ''}`;
 }
 
-/** watch keeps a long-running client informed about disconnects and reconnects. */
-function watch(socket, finish) {
-  socket.on('disconnect', (reason) => {
-    if (reason === 'io server disconnect') {
-      finish(1, `the server closed the connection`);
-    } else if (reason !== 'io client disconnect') {
-      print(`-- disconnected (${reason}), reconnecting...`);
-    }
+/** ping asks the server for a pong and resolves with {answer, ms}. */
+async function ping(client) {
+  const started = process.hrtime.bigint();
+  try {
+    const answer = await client.connection.ping();
+    return { answer, ms: Number(process.hrtime.bigint() - started) / 1e6 };
+  } catch (err) {
+    throw new CliError(err.message);
+  }
+}
+
+/** watch keeps a long-running client informed about its connection. */
+function watch(client, finish) {
+  client.connection.bind('state_change', ({ previous, current }) => {
+    if (current === 'connecting' || current === 'unavailable') print(`-- ${current} (was ${previous}), reconnecting...`);
+    if (current === 'connected' && previous !== 'initialized') print(`-- reconnected: socket_id=${client.connection.socket_id}`);
   });
-  socket.on('reconnect', (attempt) => print(`-- reconnected after ${attempt} attempt(s)`));
-  socket.on('connect_error', (err) => {
-    if (handshakeStatus(err) === 401) finish(1, `${describeConnectError(err)}; log in again`);
-  });
+  client.connection.bind('failed', (reason) => finish(1, `${describeFailure(reason)}; log in again`));
 }
 
 async function main() {
-  let socket = null;
+  let client = null;
   let finished = false;
-  // finish closes the socket and ends the process with `code`, printing `error` if given.
+  // finish closes the connection and ends the process with `code`, printing `error` if given.
   const finish = (code, error) => {
     if (finished) return;
     finished = true;
     if (error) process.stderr.write(`error: ${error}\n`);
-    socket?.close();
+    client?.disconnect();
     process.exitCode = code;
     // socket.io may hold a polling request open for a moment; do not wait for it.
     setTimeout(() => process.exit(code), 500).unref();
@@ -218,17 +201,22 @@ async function main() {
     const who = session.user ? `${session.user.name || opts.username} (user id ${session.user.id})` : opts.username;
     print(`logged in as ${who}; token expires at ${session.expires_at}`);
 
-    const conn = connect(opts, session.token);
-    socket = conn.socket;
+    const conn = connect(opts, session);
+    client = conn.client;
     const info = await conn.established;
     if (finished) return;
-    print(`connected: socket_id=${info.socket_id} user_id=${info.user_id} transport=${socket.io.engine.transport.name}`);
+    print(`connected: socket_id=${info.socket_id} user_id=${info.user_id} transport=${client.connection.transportName()}`);
 
-    const { answer, ms } = await ping(socket, opts.timeoutMs);
+    const { answer, ms } = await ping(client);
     print(`ping: round trip ${ms.toFixed(1)} ms, answer ${json(answer)}`);
 
     if (opts.once) return finish(0);
-    watch(socket, finish);
+    for (const name of opts.channels) {
+      const ch = client.subscribe(name);
+      ch.bind('jetsocket:subscription_succeeded', () => print(`-- subscribed to ${name}`));
+      ch.bind('jetsocket:subscription_error', (e) => print(`-- subscribe ${name} refused: ${e.status} ${e.code}`));
+    }
+    watch(client, finish);
     print('-- listening for events; press Ctrl-C to exit');
   } catch (err) {
     if (err instanceof CliError) finish(err.exitCode, err.message);

@@ -1,24 +1,23 @@
-// Jetsocket demo page: log in, connect over socket.io, show what happens.
+// Jetsocket demo page: log in, connect with the Jetsocket client, show what happens.
 //
 // No framework and no build step. The file is laid out in small parts so panels (the
 // chat in chat.js) plug in without a rewrite:
 //   session  - the token kept in sessionStorage
 //   api      - HTTP calls (POST /login)
 //   view     - everything that touches the DOM
-//   events   - a tiny registry: app.on(name, fn) for socket events and app:* lifecycle events
-//   socket   - connect / disconnect / emit with ack
-// A new panel registers its handlers with app.on(...) and sends with app.emit(...).
+//   events   - a tiny registry: app.on(name, fn) for app:* lifecycle events
+//   connection - the Jetsocket client (js/jetsocket.js): connect / disconnect / ping
+// A new panel registers with app.on(...) and uses app.client() (channels, bind, trigger).
 (function () {
   'use strict';
 
   var STORAGE_KEY = 'jetsocket.session';
   var MAX_LOG_ENTRIES = 300;
-  var ACK_TIMEOUT_MS = 5000;
 
   var state = {
     session: null, // {token, expires_at, user: {id, name}}
-    socket: null,  // the socket.io-client Socket while logged in
-    established: null, // {socket_id, user_id} from jetsocket:connection_established
+    client: null,  // the Jetsocket client while logged in
+    established: null, // {socket_id, user_id} of the current connection
   };
 
   // ---------------------------------------------------------------- session
@@ -160,14 +159,12 @@
 
   // ---------------------------------------------------------------- events
 
-  // listeners: event name -> [handler]. Socket events are attached to every new socket;
-  // "app:*" names are fired by this file (app:connected, app:established, app:disconnected,
-  // app:closed).
+  // listeners: "app:*" lifecycle events fired by this file for the panels (app:connected
+  // with the Jetsocket client, app:established with {socket_id, user_id}, app:closed).
   var listeners = {};
 
   function on(name, handler) {
     (listeners[name] = listeners[name] || []).push(handler);
-    if (state.socket && name.indexOf('app:') !== 0) state.socket.on(name, handler);
   }
 
   function fire(name, payload) {
@@ -176,120 +173,75 @@
     });
   }
 
-  // ---------------------------------------------------------------- socket
+  // ---------------------------------------------------------------- connection
 
+  // connect starts the Jetsocket client (js/jetsocket.js). It asks the token function on
+  // every connect and reconnect, reconnects by itself, re-subscribes the rooms' channels
+  // after a reconnect and reports its state.
   function connect(session) {
     disconnect();
-    setStatus('connecting');
     log('info', 'connecting to ' + location.origin);
-
-    var socket = io(location.origin, {
-      query: { token: session.token },
-      forceNew: true,
+    var client = new Jetsocket('demo', {
+      token: function () { return state.session && state.session.token; },
+      autoConnect: false,
     });
-    state.socket = socket;
+    state.client = client;
 
-    logIncomingEvents(socket);
-    watchTransport(socket);
-
-    socket.on('connect', function () {
-      setStatus('connected');
+    client.connection.bind('state_change', function (change) {
+      if (state.client !== client) return;
+      if (change.current !== 'failed') setStatus(change.current);
+      if (change.current !== 'connected') resetConnectionFacts();
+      log('info', 'state ' + change.previous + ' \u2192 ' + change.current);
+    });
+    client.connection.bind('connected', function (info) {
+      state.established = info;
+      setText('socket-id', info && info.socket_id);
+      setText('user', info && info.user_id);
+      setText('transport', client.connection.transportName());
       $('ping-button').disabled = false;
-      log('info', 'connected');
-      fire('app:connected', socket);
+      fire('app:established', info);
+    });
+    client.connection.bind('error', function (err) {
+      log('error', 'connection: ' + err.error + (err.status ? ' (HTTP ' + err.status + ')' : ''));
+    });
+    // The client asked the token function once more after a 401 and was refused again.
+    client.connection.bind('failed', function (reason) {
+      if (reason && reason.status === 401) {
+        endSession('The server refused your session. Please sign in again.');
+        setStatus('error: token refused (401)');
+        return;
+      }
+      setStatus('error: ' + (reason ? reason.error : 'failed'));
+    });
+    client.bind_global(function (event, data) { log('in', event, data); });
+    client.bind('jetsocket:token_expired', function () {
+      endSession('Your session expired. Please sign in again.');
+    });
+    client.bind('jetsocket:error', function (err) {
+      log('error', 'server error ' + (err && err.code) + ': ' + (err && err.message));
     });
 
-    socket.on('disconnect', function (reason) {
-      resetConnectionFacts();
-      log('info', 'disconnected: ' + reason);
-      // Only these two are final; otherwise socket.io reconnects by itself.
-      var final = reason === 'io client disconnect' || reason === 'io server disconnect';
-      setStatus(final ? 'disconnected' : 'connecting');
-      fire('app:disconnected', reason);
-    });
-
-    socket.on('connect_error', function (err) { onConnectError(socket, err); });
-    socket.on('connect_timeout', function () { setStatus('error: connection timed out'); });
-    socket.on('reconnect_attempt', function (n) {
-      setStatus('connecting');
-      log('info', 'reconnecting (attempt ' + n + ')');
-    });
-    socket.on('reconnect_failed', function () { setStatus('error: could not reconnect'); });
-
-    Object.keys(listeners).forEach(function (name) {
-      if (name.indexOf('app:') === 0) return;
-      listeners[name].forEach(function (fn) { socket.on(name, fn); });
-    });
-  }
-
-  // A refused handshake reaches socket.io-client 2.x as connect_error whose `description`
-  // is the HTTP status of the polling request: 401 means the token was refused.
-  function onConnectError(socket, err) {
-    var status = err && typeof err.description === 'number' ? err.description : 0;
-    if (status === 401) {
-      log('error', 'the server refused the token (HTTP 401)');
-      endSession('The server refused your session. Please sign in again.');
-      setStatus('error: token refused (401)');
-      return;
-    }
-    var message = (err && err.message) || String(err);
-    if (status) message += ' (HTTP ' + status + ')';
-    log('error', 'connect_error: ' + message);
-    setStatus('error: ' + message);
-  }
-
-  // logIncomingEvents logs every event the server sends. socket.io-client 2.x has no
-  // onAny, so wrap the socket's onevent.
-  function logIncomingEvents(socket) {
-    var original = socket.onevent;
-    socket.onevent = function (packet) {
-      var args = packet.data || [];
-      log('in', String(args[0]), args.length > 1 ? args[1] : undefined);
-      return original.call(this, packet);
-    };
-  }
-
-  // watchTransport shows polling/websocket. The manager opens a new engine on every
-  // (re)connect; each engine may later upgrade from polling to websocket.
-  function watchTransport(socket) {
-    socket.io.on('open', function () {
-      var engine = socket.io.engine;
-      setText('transport', engine.transport && engine.transport.name);
-      engine.on('upgrade', function (transport) {
-        setText('transport', transport.name);
-        log('info', 'transport upgraded to ' + transport.name);
-      });
-    });
+    fire('app:connected', client);
+    client.connect();
   }
 
   function disconnect() {
-    if (!state.socket) return;
-    var socket = state.socket;
-    state.socket = null;
-    socket.off();
-    socket.io.off();
-    socket.close();
+    if (!state.client) return;
+    var client = state.client;
+    state.client = null;
+    client.disconnect();
     resetConnectionFacts();
     setStatus('disconnected');
     fire('app:closed'); // the page closed it (log out, new session): panels reset
   }
 
-  // emit sends an event and resolves with the ack, or rejects after ACK_TIMEOUT_MS.
-  function emit(name, payload) {
-    return new Promise(function (resolve, reject) {
-      var socket = state.socket;
-      if (!socket || !socket.connected) return reject(new Error('not connected'));
-      var timer = setTimeout(function () { reject(new Error(name + ': no answer in ' + ACK_TIMEOUT_MS + ' ms')); }, ACK_TIMEOUT_MS);
-      var ack = function (answer) { clearTimeout(timer); resolve(answer); };
-      log('out', name, payload);
-      if (payload === undefined) socket.emit(name, ack); else socket.emit(name, payload, ack);
-    });
-  }
-
   function ping() {
+    if (!state.client) return;
     var started = performance.now();
-    emit('jetsocket:ping').then(function (answer) {
+    log('out', 'jetsocket:ping');
+    state.client.connection.ping().then(function (answer) {
       var ms = Math.round(performance.now() - started);
+      setText('transport', state.client && state.client.connection.transportName());
       log('info', 'pong in ' + ms + ' ms', answer);
     }, function (err) {
       log('error', err.message);
@@ -309,20 +261,6 @@
     clearSession();
     showLogin(message);
   }
-
-  // Handlers every page needs; later panels add theirs the same way.
-  on('jetsocket:connection_established', function (info) {
-    state.established = info;
-    setText('socket-id', info && info.socket_id);
-    setText('user', info && info.user_id);
-    fire('app:established', info);
-  });
-  on('jetsocket:token_expired', function () {
-    endSession('Your session expired. Please sign in again.');
-  });
-  on('jetsocket:error', function (err) {
-    log('error', 'server error ' + (err && err.code) + ': ' + (err && err.message));
-  });
 
   function onLoginSubmit(event) {
     event.preventDefault();
@@ -365,11 +303,14 @@
   }
 
   // A small handle for later panels and for debugging in the console.
-  window.jetsocketApp = { state: state, on: on, emit: emit, log: log };
+  window.jetsocketApp = {
+    state: state, on: on, log: log,
+    client: function () { return state.client; },
+  };
 
-  if (typeof io !== 'function') {
+  if (typeof io !== 'function' || typeof Jetsocket !== 'function') {
     document.addEventListener('DOMContentLoaded', function () {
-      setStatus('error: socket.io client failed to load');
+      setStatus('error: the Jetsocket client failed to load');
     });
     return;
   }

@@ -1,11 +1,11 @@
-// Jetsocket demo chat: one room per channel type, on the page's connection (app.js).
+// Jetsocket demo chat: one room per channel type, on the page's Jetsocket client (app.js).
 //
 //   chat                          public: anyone connected; backends publish "message"
 //   private-group-staff           private: group "staff" (alice, bob); client events
 //   presence-lobby                presence: anyone, with the member list; client events
 //   private-encrypted-group-staff end-to-end encrypted: staff with the encrypted-channels
 //                                 permission (alice); backends publish encrypted
-//                                 "message" events, decrypted here with the channel key
+//                                 "message" events, decrypted by the client
 //
 // Messages are shown with textContent only: whatever a peer or a backend sends is text.
 (function () {
@@ -38,8 +38,7 @@
     var box = $('rooms');
     ROOMS.forEach(function (r) {
       r.joined = false;
-      r.members = {};
-      r.key = null;
+      r.ch = null; // the Jetsocket channel while joined
       var root = el('article', 'room');
       root.dataset.channel = r.channel;
       var head = el('header', 'room-head');
@@ -87,11 +86,7 @@
       r.input.disabled = !joined;
       r.sendButton.disabled = !joined;
     }
-    if (!joined) {
-      r.members = {};
-      r.key = null;
-      renderMembers(r);
-    }
+    if (!joined) renderMembers(r);
   }
 
   function addMessage(r, who, text, kind) {
@@ -103,45 +98,75 @@
     r.list.scrollTop = r.list.scrollHeight;
   }
 
+  // renderMembers lists the presence channel's members (channel.members of the client).
   function renderMembers(r) {
     if (!r.memberList) return;
     r.memberList.textContent = '';
-    Object.keys(r.members).sort().forEach(function (id) {
-      var info = r.members[id] || {};
-      r.memberList.appendChild(el('li', 'member', info.name ? info.name + ' (' + id + ')' : id));
+    if (!r.joined || !r.ch || !r.ch.members) return;
+    var all = [];
+    r.ch.members.each(function (m) { all.push(m); });
+    all.sort(function (x, y) { return x.id < y.id ? -1 : x.id > y.id ? 1 : 0; });
+    all.forEach(function (m) {
+      var info = m.info || {};
+      r.memberList.appendChild(el('li', 'member', info.name ? info.name + ' (' + m.id + ')' : m.id));
     });
   }
 
   // ---------------------------------------------------------------- actions
 
+  // join subscribes the room's channel with the Jetsocket client, which keeps it across
+  // reconnects (subscription_succeeded fires again after each) until leave().
   function join(r) {
+    var client = app.client();
+    if (!client) return;
     r.toggle.disabled = true;
-    app.emit('jetsocket:subscribe', { channel: r.channel }).then(function (ack) {
+    r.state.textContent = 'joining';
+    var ch = client.subscribe(r.channel);
+    r.ch = ch;
+    ch.unbind();
+    ch.bind('jetsocket:subscription_succeeded', function () {
       r.toggle.disabled = false;
-      if (!ack || !ack.ok) {
-        setJoined(r, false, 'error ' + (ack && ack.status) + ': ' + (ack && ack.error));
-        return;
-      }
-      if (ack.presence && ack.presence.hash) r.members = Object.assign({}, ack.presence.hash);
-      if (ack.shared_secret) r.key = decodeBase64(ack.shared_secret);
       setJoined(r, true, 'joined');
       renderMembers(r);
-    }, function (err) {
+    });
+    ch.bind('jetsocket:subscription_error', function (err) {
       r.toggle.disabled = false;
-      setJoined(r, false, 'error: ' + err.message);
+      client.unsubscribe(r.channel); // a refusal is final for the demo: no retry on reconnect
+      setJoined(r, false, 'error ' + err.status + ': ' + err.error);
+    });
+    ch.bind('jetsocket:member_added', function (m) {
+      renderMembers(r);
+      addMessage(r, '', (m.info && m.info.name || m.id) + ' joined', 'info');
+    });
+    ch.bind('jetsocket:member_removed', function (m) {
+      renderMembers(r);
+      addMessage(r, '', (m.info && m.info.name || m.id) + ' left', 'info');
+    });
+    // Backend messages; on the encrypted channel the client has decrypted them already.
+    ch.bind('message', function (data) {
+      addMessage(r, r.kind === 'encrypted' ? 'backend, decrypted' : 'backend', textOf(data));
+    });
+    ch.bind('jetsocket:decryption_error', function () {
+      addMessage(r, 'backend', 'a message that does not decrypt with this channel\u2019s key', 'error');
+    });
+    ch.bind('client-message', function (data, meta) {
+      var member = ch.members && ch.members.get(meta.user_id);
+      addMessage(r, member && member.info && member.info.name ? member.info.name : 'user ' + meta.user_id, textOf(data));
     });
   }
 
   function leave(r) {
-    app.emit('jetsocket:unsubscribe', { channel: r.channel }).catch(function () {});
+    var client = app.client();
+    if (client) client.unsubscribe(r.channel);
+    r.ch = null;
     setJoined(r, false, 'not joined');
   }
 
   function send(r) {
     var text = r.input.value.trim();
-    if (!text) return;
+    if (!text || !r.ch) return;
     r.input.value = '';
-    app.emit('client-message', { channel: r.channel, data: { text: text } }).then(function (ack) {
+    r.ch.trigger('client-message', { text: text }).then(function (ack) {
       if (ack && ack.ok) addMessage(r, 'me', text, 'mine');
       else addMessage(r, 'not sent', (ack && ack.error) || 'refused', 'error');
     }, function (err) {
@@ -149,89 +174,25 @@
     });
   }
 
-  // ---------------------------------------------------------------- encryption
-
-  function decodeBase64(s) {
-    var bin = atob(s);
-    var out = new Uint8Array(bin.length);
-    for (var i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-    return out;
-  }
-
-  // decrypt opens {nonce, ciphertext} with the channel key (NaCl secretbox, as Pusher's
-  // SDKs seal it); null when it does not open.
-  function decrypt(r, data) {
-    if (!r.key || !window.nacl || !data || typeof data.nonce !== 'string' || typeof data.ciphertext !== 'string') return null;
-    try {
-      var plain = window.nacl.secretbox.open(decodeBase64(data.ciphertext), decodeBase64(data.nonce), r.key);
-      if (!plain) return null;
-      return JSON.parse(new TextDecoder().decode(plain));
-    } catch (e) {
-      return null;
-    }
-  }
-
   function textOf(data) {
     if (data && typeof data === 'object' && typeof data.text === 'string') return data.text;
     return typeof data === 'string' ? data : JSON.stringify(data);
   }
 
-  // ---------------------------------------------------------------- socket events
+  // ---------------------------------------------------------------- lifecycle
 
-  app.on('message', function (m) {
-    var r = m && byChannel[m.channel];
-    if (!r || !r.joined) return;
-    if (r.kind === 'encrypted') {
-      var plain = decrypt(r, m.data);
-      if (plain === null) addMessage(r, 'backend', 'a message that does not decrypt with this channel\u2019s key', 'error');
-      else addMessage(r, 'backend, decrypted', textOf(plain));
-      return;
-    }
-    addMessage(r, 'backend', textOf(m.data));
-  });
-
-  app.on('client-message', function (m) {
-    var r = m && byChannel[m.channel];
-    if (!r || !r.joined) return;
-    var info = r.members[m.user_id];
-    addMessage(r, info && info.name ? info.name : 'user ' + m.user_id, textOf(m.data));
-  });
-
-  app.on('jetsocket:member_added', function (m) {
-    var r = m && byChannel[m.channel];
-    if (!r || !r.joined) return;
-    r.members[m.user_id] = m.user_info || {};
-    renderMembers(r);
-    addMessage(r, '', (m.user_info && m.user_info.name || m.user_id) + ' joined', 'info');
-  });
-
-  app.on('jetsocket:member_removed', function (m) {
-    var r = m && byChannel[m.channel];
-    if (!r || !r.joined) return;
-    var info = r.members[m.user_id];
-    delete r.members[m.user_id];
-    renderMembers(r);
-    addMessage(r, '', (info && info.name || m.user_id) + ' left', 'info');
-  });
-
-  // The server forgets subscriptions with the connection; a new connection starts with
-  // none, so every room goes back to "not joined".
+  // A new connection: the rooms can be joined (joined ones come back by themselves).
   app.on('app:established', function () {
     $('chat-panel').hidden = false;
-    ROOMS.forEach(function (r) {
-      setJoined(r, false, 'not joined');
-      r.toggle.disabled = false;
-    });
+    ROOMS.forEach(function (r) { r.toggle.disabled = false; });
   });
-  function resetRooms() {
+  // The page closed the client (log out): every room starts over.
+  app.on('app:closed', function () {
     ROOMS.forEach(function (r) {
+      r.ch = null;
       setJoined(r, false, 'not joined');
       r.toggle.disabled = true;
     });
-  }
-  app.on('app:disconnected', resetRooms);
-  app.on('app:closed', function () {
-    resetRooms();
     $('chat-panel').hidden = true;
   });
 

@@ -6,7 +6,7 @@ import (
 	"io/fs"
 )
 
-//go:embed *.html *.js *.css vendor
+//go:embed *.html *.js *.css vendor js
 var files embed.FS
 
 // FS is the demo's files, rooted at the directory.

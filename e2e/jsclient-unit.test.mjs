@@ -1,0 +1,455 @@
+// Unit tests of the JS client (public/js/jetsocket.js) in Node with a fake io(): the
+// connection state machine, token handling, channels, presence, encryption. No server:
+// the fake plays the server's side of each socket.io-client 2.x socket the client opens.
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
+import nacl from 'tweetnacl';
+import { waitUntil } from './helpers/channels.mjs';
+import { signJwt, claims, nowSeconds } from './helpers/jwt.mjs';
+
+const require = createRequire(import.meta.url);
+const Jetsocket = require('../public/js/jetsocket.js');
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+/** FakeSocket mirrors the parts of a socket.io-client 2.x Socket the client uses. */
+class FakeSocket {
+  constructor(url, opts) {
+    this.url = url;
+    this.opts = opts;
+    this.listeners = {};
+    this.sent = []; // {name, payload, ack}
+    this.closed = false;
+    this.io = { engine: { transport: { name: 'websocket' } } };
+  }
+  on(ev, fn) { (this.listeners[ev] = this.listeners[ev] || []).push(fn); return this; }
+  fire(ev, ...args) { for (const fn of this.listeners[ev] || []) fn(...args); }
+  onevent(packet) { this.fire(...packet.data); }
+  emit(name, ...args) {
+    const ack = typeof args[args.length - 1] === 'function' ? args.pop() : null;
+    // ack answers as the server would and then lets the client's promise chains run.
+    this.sent.push({ name, payload: args[0], ack: ack && (async (...a) => { ack(...a); await tick(); }) });
+  }
+  close() { this.closed = true; }
+  // The server's side:
+  serverEmit(name, payload) { this.onevent({ data: [name, payload] }); }
+  establish(socketId = '1.1', userId = '1') {
+    this.fire('connect');
+    this.serverEmit('jetsocket:connection_established', { socket_id: socketId, user_id: userId });
+  }
+  refuse(status) { this.fire('connect_error', Object.assign(new Error('xhr poll error'), { type: 'TransportError', description: status })); }
+  drop(reason = 'transport close') { this.fire('disconnect', reason); }
+  sentNamed(name) { return this.sent.filter((s) => s.name === name); }
+  async waitSent(name, n = 1) {
+    await waitUntil(() => this.sentNamed(name).length >= n, 3000, `${n} x ${name}; sent ${JSON.stringify(this.sent.map((s) => s.name))}`);
+    return this.sentNamed(name)[n - 1];
+  }
+}
+
+/** fakeIo returns an io() that records every socket it opens. */
+function fakeIo() {
+  const sockets = [];
+  const io = (url, opts) => { const s = new FakeSocket(url, opts); sockets.push(s); return s; };
+  io.sockets = sockets;
+  io.last = () => sockets[sockets.length - 1];
+  io.waitSocket = async (n) => { await waitUntil(() => sockets.length >= n, 3000, `socket #${n}`); return sockets[n - 1]; };
+  return io;
+}
+
+/** client builds a Jetsocket on a fake io, recording its state changes. */
+function client(opts = {}) {
+  const io = fakeIo();
+  let n = 0;
+  const tokens = [];
+  const token = opts.token ?? (() => { const t = signJwt(claims({ jti: String(++n) })); tokens.push(t); return t; });
+  const js = new Jetsocket('app-key', { host: 'http://rt.test', io, nacl, token, retryMinMs: 10, retryMaxMs: 40, ackTimeoutMs: 1000, autoConnect: false, ...opts });
+  const states = [];
+  js.connection.bind('state_change', (s) => states.push(`${s.previous}>${s.current}`));
+  return { js, io, states, tokens };
+}
+
+async function connected(js, io, n = 1, socketId = `${n}.${n}`) {
+  const s = await io.waitSocket(n);
+  s.establish(socketId);
+  assert.equal(js.connection.state, 'connected');
+  return s;
+}
+
+const key = (channel, master) => createHash('sha256').update(Buffer.concat([Buffer.from(channel), master])).digest();
+function seal(data, k) {
+  const nonce = randomBytes(24);
+  const box = nacl.secretbox(new Uint8Array(Buffer.from(JSON.stringify(data))), new Uint8Array(nonce), new Uint8Array(k));
+  return { nonce: nonce.toString('base64'), ciphertext: Buffer.from(box).toString('base64') };
+}
+
+describe('JS client: connection states', () => {
+  test('initialized -> connecting -> connected; the token goes in the handshake query; socket_id set', async () => {
+    const { js, io, states, tokens } = client();
+    assert.equal(js.connection.state, 'initialized');
+    const perState = [];
+    js.connection.bind('connected', (info) => perState.push(info));
+    js.connect();
+    const s = await io.waitSocket(1);
+    assert.equal(s.url, 'http://rt.test');
+    assert.deepEqual(s.opts.query, { token: tokens[0] });
+    assert.equal(s.opts.reconnection, false, 'reconnects are the client\'s own');
+    s.establish('12.34', '7');
+    assert.deepEqual(states, ['initialized>connecting', 'connecting>connected']);
+    assert.equal(js.connection.socket_id, '12.34');
+    assert.equal(js.connection.user_id, '7');
+    assert.deepEqual(perState, [{ socket_id: '12.34', user_id: '7' }]);
+    js.disconnect();
+    assert.equal(s.closed, true);
+    assert.deepEqual(states.slice(-1), ['connected>disconnected']);
+    assert.equal(js.connection.socket_id, null);
+  });
+
+  test('a lost connection reconnects with a fresh token from the function and re-subscribes every channel', async () => {
+    const { js, io, states, tokens } = client();
+    js.connect();
+    const first = await connected(js, io, 1);
+    js.subscribe('news');
+    await (await first.waitSent('jetsocket:subscribe')).ack({ ok: true, channel: 'news' });
+    assert.equal(js.channel('news').subscribed, true);
+
+    first.drop();
+    assert.equal(js.connection.state, 'connecting');
+    assert.equal(js.channel('news').subscribed, false, 'not subscribed while disconnected');
+    const second = await io.waitSocket(2);
+    assert.equal(tokens.length, 2, 'the token function is called for the reconnect');
+    assert.deepEqual(second.opts.query, { token: tokens[1] }, 'the reconnect carries the new token, not the first');
+    second.establish('2.2');
+    const sub = await second.waitSent('jetsocket:subscribe');
+    assert.deepEqual(sub.payload, { channel: 'news' });
+    await sub.ack({ ok: true, channel: 'news' });
+    assert.equal(js.channel('news').subscribed, true);
+    assert.deepEqual(states, ['initialized>connecting', 'connecting>connected', 'connected>connecting', 'connecting>connected']);
+    js.disconnect();
+  });
+
+  test('a refused handshake (401) asks the token function once more, then fails with the reason', async () => {
+    const { js, io, states, tokens } = client();
+    const errors = [];
+    js.connection.bind('error', (e) => errors.push(e));
+    js.connect();
+    (await io.waitSocket(1)).refuse(401);
+    (await io.waitSocket(2)).refuse(401);
+    await waitUntil(() => js.connection.state === 'failed', 3000, 'failed');
+    assert.equal(tokens.length, 2);
+    assert.deepEqual(states, ['initialized>connecting', 'connecting>failed']);
+    assert.equal(js.connection.reason.status, 401);
+    assert.equal(errors.at(-1).type, 'AuthError');
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(io.sockets.length, 2, 'no further attempt after failed');
+  });
+
+  test('a 401 whose retry succeeds connects', async () => {
+    const { js, io } = client();
+    js.connect();
+    (await io.waitSocket(1)).refuse(401);
+    await connected(js, io, 2);
+    js.disconnect();
+  });
+
+  test('a refused static token fails at once', async () => {
+    const { js, io, states } = client({ token: 'a.static.token' });
+    js.connect();
+    (await io.waitSocket(1)).refuse(401);
+    assert.deepEqual(states, ['initialized>connecting', 'connecting>failed']);
+    assert.equal(io.sockets.length, 1);
+  });
+
+  test('other failures go to unavailable and retry with backoff; connect() after failed starts over', async () => {
+    const { js, io, states } = client();
+    js.connect();
+    (await io.waitSocket(1)).refuse(503);
+    assert.equal(js.connection.state, 'unavailable');
+    assert.equal(js.connection.reason.status, 503);
+    (await io.waitSocket(2)).refuse(0);
+    await connected(js, io, 3);
+    assert.deepEqual(states, ['initialized>connecting', 'connecting>unavailable', 'unavailable>connected']);
+    js.disconnect();
+    js.connect();
+    await connected(js, io, 4);
+    js.disconnect();
+  });
+
+  test('a token function that throws or rejects is a failed attempt, retried', async () => {
+    let n = 0;
+    const { js, io } = client({ token: async () => { if (++n < 3) throw new Error('login service down'); return signJwt(claims()); } });
+    js.connect();
+    await connected(js, io, 1);
+    assert.equal(n, 3);
+    js.disconnect();
+  });
+
+  test('no connection_established within connectTimeoutMs: unavailable, retried', async () => {
+    const { js, io } = client({ connectTimeoutMs: 50 });
+    js.connect();
+    const s = await io.waitSocket(1);
+    await waitUntil(() => js.connection.state === 'unavailable', 3000, 'unavailable');
+    assert.equal(s.closed, true);
+    assert.equal(js.connection.reason.type, 'TimeoutError');
+    await connected(js, io, 2);
+    js.disconnect();
+  });
+
+  test('disconnect() while retrying stops every retry', async () => {
+    const { js, io } = client();
+    js.connect();
+    (await io.waitSocket(1)).refuse(500);
+    js.disconnect();
+    await new Promise((r) => setTimeout(r, 150));
+    assert.equal(io.sockets.length, 1);
+    assert.equal(js.connection.state, 'disconnected');
+  });
+
+  test('before the token expires a fresh one is sent with jetsocket:refresh', async () => {
+    let n = 0;
+    const { js, io } = client({ token: () => signJwt(claims({ jti: String(++n), exp: nowSeconds() + 2 })) });
+    const refreshed = [];
+    js.connection.bind('token_refreshed', (r) => refreshed.push(r));
+    js.connect();
+    const s = await connected(js, io, 1);
+    const r = await s.waitSent('jetsocket:refresh');
+    assert.equal(n, 2);
+    assert.match(r.payload.token, /^ey/);
+    await r.ack({ ok: true, expires_at: 'later' });
+    assert.deepEqual(refreshed, [{ expires_at: 'later' }]);
+    js.disconnect();
+  });
+
+  test('Jetsocket.tokenExpiry reads exp from the JWT payload', () => {
+    assert.equal(Jetsocket.tokenExpiry(signJwt(claims({ exp: 1234 }))), 1234000);
+    assert.equal(Jetsocket.tokenExpiry('not a jwt'), 0);
+  });
+
+  test('one file for require and import: the same constructor', async () => {
+    const imported = (await import('../public/js/jetsocket.js')).default;
+    assert.equal(imported, Jetsocket);
+    assert.equal(Jetsocket.Jetsocket, Jetsocket);
+  });
+
+  test('options are checked', () => {
+    assert.throws(() => new Jetsocket('k', { host: 'http://x', io: fakeIo() }), /token option is required/);
+    assert.throws(() => new Jetsocket('k', { token: 't', io: fakeIo() }), /host option is required/);
+  });
+});
+
+describe('JS client: channels', () => {
+  test('subscribe before connecting, succeeded and error events with {status, code, error}, unsubscribe', async () => {
+    const { js, io } = client();
+    const a = js.subscribe('news');
+    const b = js.subscribe('private-nope');
+    assert.equal(js.subscribe('news'), a, 'the same channel object');
+    assert.deepEqual(js.allChannels().map((c) => c.name), ['news', 'private-nope']);
+    const got = [];
+    a.bind('jetsocket:subscription_succeeded', (d) => got.push(['ok', d]));
+    b.bind('jetsocket:subscription_error', (e) => got.push(['err', e]));
+    js.connect();
+    const s = await connected(js, io, 1);
+    const [sa, sb] = [await s.waitSent('jetsocket:subscribe', 1), await s.waitSent('jetsocket:subscribe', 2)];
+    await sa.ack({ ok: true, channel: 'news' });
+    await sb.ack({ ok: false, channel: 'private-nope', status: 403, code: 'forbidden', error: 'no rule allows it' });
+    // The server's own events for the same outcome do not fire them twice.
+    s.serverEmit('jetsocket:subscription_succeeded', { ok: true, channel: 'news' });
+    s.serverEmit('jetsocket:subscription_error', { channel: 'private-nope', status: 403, code: 'forbidden', error: 'x' });
+    assert.deepEqual(got, [
+      ['ok', { ok: true, channel: 'news' }],
+      ['err', { type: 'SubscriptionError', status: 403, code: 'forbidden', error: 'no rule allows it' }],
+    ]);
+    assert.equal(b.subscribed, false);
+
+    js.unsubscribe('news');
+    assert.deepEqual((await s.waitSent('jetsocket:unsubscribe')).payload, { channel: 'news' });
+    assert.equal(js.channel('news'), undefined);
+    assert.throws(() => js.subscribe('#server-to-user-1'), /internal channels/);
+    js.disconnect();
+  });
+
+  test('a refresh that takes a channel away reports subscription_error on it', async () => {
+    const { js, io } = client();
+    js.connect();
+    const s = await connected(js, io, 1);
+    const ch = js.subscribe('private-group-x');
+    await (await s.waitSent('jetsocket:subscribe')).ack({ ok: true, channel: 'private-group-x' });
+    const errs = [];
+    ch.bind('jetsocket:subscription_error', (e) => errs.push(e));
+    s.serverEmit('jetsocket:subscription_error', { channel: 'private-group-x', status: 403, code: 'forbidden', error: 'gone' });
+    assert.deepEqual(errs, [{ type: 'SubscriptionError', status: 403, code: 'forbidden', error: 'gone' }]);
+    assert.equal(ch.subscribed, false);
+    js.disconnect();
+  });
+
+  test('events reach channel and client bindings as (data, metadata); bind_global; unbind', async () => {
+    const { js, io } = client();
+    js.connect();
+    const s = await connected(js, io, 1);
+    const ch = js.subscribe('private-room');
+    await (await s.waitSent('jetsocket:subscribe')).ack({ ok: true, channel: 'private-room' });
+    const got = [];
+    const onMsg = (d, m) => got.push(['ch', d, m]);
+    ch.bind('client-msg', onMsg);
+    ch.bind_global((e, d) => got.push(['chg', e, d]));
+    js.bind('client-msg', (d, m) => got.push(['js', d, m]));
+    js.bind('note', (d, m) => got.push(['user', d, m]));
+    s.serverEmit('client-msg', { channel: 'private-room', data: { t: 1 }, user_id: '9' });
+    s.serverEmit('client-msg', { channel: 'not-subscribed', data: { t: 2 } });
+    s.serverEmit('note', { channel: '#server-to-user-1', data: 'hi' });
+    ch.unbind('client-msg', onMsg);
+    s.serverEmit('client-msg', { channel: 'private-room', data: { t: 3 }, user_id: '9' });
+    assert.deepEqual(got, [
+      ['chg', 'client-msg', { t: 1 }],
+      ['ch', { t: 1 }, { channel: 'private-room', user_id: '9' }],
+      ['js', { t: 1 }, { channel: 'private-room', user_id: '9' }],
+      ['user', 'hi', { channel: '#server-to-user-1' }],
+      ['chg', 'client-msg', { t: 3 }],
+      ['js', { t: 3 }, { channel: 'private-room', user_id: '9' }],
+    ]);
+    js.disconnect();
+  });
+
+  test('trigger: client-* on private channels, throws on public and encrypted ones and for other names', async () => {
+    const { js, io } = client();
+    js.connect();
+    const s = await connected(js, io, 1);
+    const priv = js.subscribe('private-room');
+    const pub = js.subscribe('news');
+    const enc = js.subscribe('private-encrypted-room');
+    await s.waitSent('jetsocket:subscribe', 3);
+    for (const x of s.sentNamed('jetsocket:subscribe')) await x.ack({ ok: true, channel: x.payload.channel, shared_secret: Buffer.alloc(32).toString('base64') });
+    assert.throws(() => pub.trigger('client-x', 1), /private- or presence-/);
+    assert.throws(() => enc.trigger('client-x', 1), /encrypted/);
+    assert.throws(() => priv.trigger('x', 1), /client-/);
+    const p = priv.trigger('client-typing', { on: true });
+    const sent = await s.waitSent('client-typing');
+    assert.deepEqual(sent.payload, { channel: 'private-room', data: { on: true } });
+    await sent.ack({ ok: true });
+    assert.deepEqual(await p, { ok: true });
+    js.disconnect();
+  });
+
+  test('presence: members from the ack, kept in step with member_added / member_removed', async () => {
+    const { js, io } = client();
+    js.connect();
+    const s = await connected(js, io, 1, '5.5');
+    const ch = js.subscribe('presence-lobby');
+    const events = [];
+    ch.bind('jetsocket:subscription_succeeded', (m) => events.push(['ok', m.count]));
+    ch.bind('jetsocket:member_added', (m) => events.push(['added', m]));
+    ch.bind('jetsocket:member_removed', (m) => events.push(['removed', m]));
+    await (await s.waitSent('jetsocket:subscribe')).ack({
+      ok: true, channel: 'presence-lobby', presence: { count: 2, ids: ['1', '2'], hash: { 1: { name: 'Alice' }, 2: { name: 'Bob' } } },
+    });
+    assert.equal(ch.members.count, 2);
+    assert.deepEqual(ch.members.me, { id: '1', info: { name: 'Alice' } });
+    assert.deepEqual(ch.members.get('2'), { id: '2', info: { name: 'Bob' } });
+    s.serverEmit('jetsocket:member_added', { channel: 'presence-lobby', user_id: '3', user_info: { name: 'Carol' } });
+    s.serverEmit('jetsocket:member_removed', { channel: 'presence-lobby', user_id: '2' });
+    s.serverEmit('jetsocket:member_removed', { channel: 'presence-lobby', user_id: 'unknown' });
+    const seen = [];
+    ch.members.each((m) => seen.push(m.id));
+    assert.deepEqual(seen.sort(), ['1', '3']);
+    assert.equal(ch.members.count, 2);
+    assert.equal(ch.members.get('2'), null);
+    assert.deepEqual(events, [
+      ['ok', 2],
+      ['added', { id: '3', info: { name: 'Carol' } }],
+      ['removed', { id: '2', info: { name: 'Bob' } }],
+    ]);
+    js.disconnect();
+  });
+
+  test('channelAuthorization: form-encoded POST of socket_id and channel_name; auth and channel_data sent, me from channel_data', async () => {
+    const calls = [];
+    const fetch = async (url, init) => {
+      calls.push({ url, init });
+      return new Response(JSON.stringify({ auth: 'k:sig', channel_data: JSON.stringify({ user_id: 'crm-1', user_info: {} }) }), { status: 200 });
+    };
+    const { js, io } = client({ fetch, channelAuthorization: { endpoint: '/auth', headers: { 'X-Csrf': 'c' }, params: { extra: 'y' } } });
+    js.connect();
+    const s = await connected(js, io, 1, '7.8');
+    const ch = js.subscribe('presence-crm');
+    js.subscribe('public-news'); // no auth for public channels
+    const sub = await s.waitSent('jetsocket:subscribe', 2);
+    const bySub = Object.fromEntries(s.sentNamed('jetsocket:subscribe').map((x) => [x.payload.channel, x]));
+    assert.equal(calls.length, 1);
+    assert.equal(calls[0].url, 'http://rt.test/auth');
+    assert.equal(calls[0].init.method, 'POST');
+    assert.equal(calls[0].init.headers['Content-Type'], 'application/x-www-form-urlencoded');
+    assert.equal(calls[0].init.headers['X-Csrf'], 'c');
+    assert.deepEqual(Object.fromEntries(new URLSearchParams(calls[0].init.body)), { extra: 'y', socket_id: '7.8', channel_name: 'presence-crm' });
+    assert.deepEqual(bySub['presence-crm'].payload, { channel: 'presence-crm', auth: 'k:sig', channel_data: '{"user_id":"crm-1","user_info":{}}' });
+    assert.deepEqual(bySub['public-news'].payload, { channel: 'public-news' });
+    assert.ok(sub);
+    await bySub['presence-crm'].ack({ ok: true, channel: 'presence-crm', presence: { count: 1, ids: ['crm-1'], hash: { 'crm-1': {} } } });
+    assert.equal(ch.members.me.id, 'crm-1');
+    js.disconnect();
+  });
+
+  test('an auth endpoint that refuses gives subscription_error with its status, and nothing is sent', async () => {
+    const fetch = async () => new Response('{"error":"no"}', { status: 403 });
+    const { js, io } = client({ fetch, channelAuthorization: { endpoint: 'http://app.test/auth' } });
+    js.connect();
+    const s = await connected(js, io, 1);
+    const ch = js.subscribe('private-x');
+    const err = await new Promise((r) => ch.bind('jetsocket:subscription_error', r));
+    assert.equal(err.status, 403);
+    assert.equal(err.type, 'AuthError');
+    assert.equal(s.sentNamed('jetsocket:subscribe').length, 0);
+    js.disconnect();
+  });
+
+  test('signin: POSTs socket_id to userAuthentication and sends jetsocket:signin, again after a reconnect', async () => {
+    const bodies = [];
+    const fetch = async (url, init) => { bodies.push(init.body); return new Response(JSON.stringify({ auth: 'k:s', user_data: '{"id":"u1"}' })); };
+    const { js, io } = client({ fetch, userAuthentication: { endpoint: 'http://app.test/user-auth' } });
+    js.connect();
+    const s = await connected(js, io, 1, '1.2');
+    const p = js.signin();
+    const sent = await s.waitSent('jetsocket:signin');
+    assert.deepEqual(sent.payload, { auth: 'k:s', user_data: '{"id":"u1"}' });
+    await sent.ack({ ok: true, user_id: 'u1' });
+    assert.deepEqual(await p, { ok: true, user_id: 'u1' });
+    assert.deepEqual(bodies, ['socket_id=1.2']);
+    s.drop();
+    const s2 = await connected(js, io, 2, '3.4');
+    await s2.waitSent('jetsocket:signin');
+    assert.deepEqual(bodies, ['socket_id=1.2', 'socket_id=3.4']);
+    js.disconnect();
+  });
+
+  test('encrypted: payloads decrypted with shared_secret; one that does not decrypt fires decryption_error and re-subscribes once', async () => {
+    const master = randomBytes(32);
+    const { js, io } = client();
+    js.connect();
+    const s = await connected(js, io, 1);
+    const ch = js.subscribe('private-encrypted-room');
+    const got = [];
+    ch.bind('secret', (d, m) => got.push(['secret', d, m]));
+    ch.bind('jetsocket:decryption_error', (e) => got.push(['decryption_error', e.event]));
+    ch.bind('jetsocket:subscription_succeeded', () => got.push(['succeeded']));
+    const k = key('private-encrypted-room', master);
+    await (await s.waitSent('jetsocket:subscribe')).ack({ ok: true, channel: 'private-encrypted-room', shared_secret: k.toString('base64') });
+    s.serverEmit('secret', { channel: 'private-encrypted-room', data: seal({ text: 'caf\u00e9' }, k) });
+    const wrong = key('private-encrypted-room', randomBytes(32));
+    s.serverEmit('secret', { channel: 'private-encrypted-room', data: seal({ text: 'x' }, wrong) });
+    s.serverEmit('secret', { channel: 'private-encrypted-room', data: seal({ text: 'y' }, wrong) });
+    s.serverEmit('secret', { channel: 'private-encrypted-room', data: 'plaintext' });
+    const again = await s.waitSent('jetsocket:subscribe', 2);
+    assert.equal(s.sentNamed('jetsocket:subscribe').length, 2, 'one re-subscribe for a fresh key');
+    await again.ack({ ok: true, channel: 'private-encrypted-room', shared_secret: wrong.toString('base64') });
+    s.serverEmit('secret', { channel: 'private-encrypted-room', data: seal({ text: 'new key' }, wrong) });
+    assert.deepEqual(got, [
+      ['succeeded'],
+      ['secret', { text: 'caf\u00e9' }, { channel: 'private-encrypted-room' }],
+      ['decryption_error', 'secret'],
+      ['decryption_error', 'secret'],
+      ['decryption_error', 'secret'],
+      ['secret', { text: 'new key' }, { channel: 'private-encrypted-room' }],
+    ]);
+    js.disconnect();
+  });
+});

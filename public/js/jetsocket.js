@@ -1,0 +1,772 @@
+/*!
+ * Jetsocket JS client: Pusher's client model (connection states, channels, presence,
+ * encrypted channels, delegated authorization) over a Jetsocket server's socket.io endpoint.
+ * One file, no build step. Browser: <script src="/js/jetsocket.js"> gives `Jetsocket`
+ * (socket.io-client 2.x as `io` and, for encrypted channels, tweetnacl as `nacl` loaded
+ * first). Node: require or import it; socket.io-client and tweetnacl are required from
+ * node_modules unless passed as options.io and options.nacl.
+ */
+(function (root, factory) {
+  if (typeof define === 'function' && define.amd) define([], factory);
+  else if (typeof module === 'object' && module.exports) module.exports = factory();
+  else root.Jetsocket = factory();
+})(typeof self !== 'undefined' ? self : this, function () {
+  'use strict';
+
+  var globalScope = typeof globalThis !== 'undefined' ? globalThis
+    : typeof self !== 'undefined' ? self : typeof window !== 'undefined' ? window : {};
+
+  // Defaults; every one can be overridden in the options.
+  var DEFAULTS = {
+    path: '/socket.io',
+    connectTimeoutMs: 10000, // no connection_established by then: the attempt failed
+    ackTimeoutMs: 10000,     // an emit with an ack that gets no answer by then rejects
+    retryMinMs: 1000,        // first wait after a failed attempt; doubles up to retryMaxMs
+    retryMaxMs: 30000,
+    refreshMarginMs: 60000,  // refresh the token this long before it expires (at most a quarter of its life)
+  };
+
+  // ------------------------------------------------------------------ small helpers
+
+  function optionalRequire(name) {
+    try {
+      // eslint-disable-next-line no-undef
+      return typeof require === 'function' ? require(name) : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function base64ToBytes(s) {
+    var bin = typeof atob === 'function' ? atob(s) : Buffer.from(s, 'base64').toString('binary');
+    var out = new Uint8Array(bin.length);
+    for (var i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  }
+
+  function base64UrlToText(s) {
+    s = s.replace(/-/g, '+').replace(/_/g, '/');
+    while (s.length % 4) s += '=';
+    return utf8Decode(base64ToBytes(s));
+  }
+
+  function utf8Decode(bytes) {
+    if (typeof TextDecoder === 'function') return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    return Buffer.from(bytes).toString('utf8');
+  }
+
+  // tokenExpiry returns the JWT's exp in milliseconds, or 0 when it has none or is not a JWT.
+  function tokenExpiry(token) {
+    try {
+      var payload = JSON.parse(base64UrlToText(String(token).split('.')[1]));
+      return typeof payload.exp === 'number' ? payload.exp * 1000 : 0;
+    } catch (e) {
+      return 0;
+    }
+  }
+
+  function isPrivate(name) { return name.indexOf('private-') === 0; }
+  function isPresence(name) { return name.indexOf('presence-') === 0; }
+  function isEncrypted(name) { return name.indexOf('private-encrypted-') === 0; }
+  function needsAuth(name) { return isPrivate(name) || isPresence(name); }
+
+  function errorOf(type, status, code, message) {
+    return { type: type, status: status, code: code, error: message };
+  }
+
+  // ------------------------------------------------------------------ dispatcher
+
+  // Dispatcher keeps callbacks per event name and global ones (which get the name first).
+  // A callback that throws is reported on the console and never stops the others.
+  function Dispatcher() {
+    this.callbacks = {};
+    this.globals = [];
+  }
+  Dispatcher.prototype.bind = function (event, callback, context) {
+    (this.callbacks[event] = this.callbacks[event] || []).push({ fn: callback, context: context });
+  };
+  Dispatcher.prototype.unbind = function (event, callback) {
+    if (event === undefined || event === null) {
+      if (!callback) { this.callbacks = {}; return; }
+      for (var e in this.callbacks) this.unbind(e, callback);
+      return;
+    }
+    if (!callback) { delete this.callbacks[event]; return; }
+    var list = (this.callbacks[event] || []).filter(function (c) { return c.fn !== callback; });
+    if (list.length) this.callbacks[event] = list; else delete this.callbacks[event];
+  };
+  Dispatcher.prototype.bind_global = function (callback) { this.globals.push(callback); };
+  Dispatcher.prototype.unbind_global = function (callback) {
+    this.globals = callback ? this.globals.filter(function (c) { return c !== callback; }) : [];
+  };
+  Dispatcher.prototype.emit = function (event, data, metadata) {
+    var i;
+    var globals = this.globals.slice();
+    for (i = 0; i < globals.length; i++) safeCall(globals[i], null, [event, data, metadata]);
+    var list = (this.callbacks[event] || []).slice();
+    for (i = 0; i < list.length; i++) safeCall(list[i].fn, list[i].context, [data, metadata]);
+  };
+  function safeCall(fn, context, args) {
+    try {
+      fn.apply(context || globalScope, args);
+    } catch (e) {
+      if (typeof console !== 'undefined') console.error('Jetsocket: callback failed', e);
+    }
+  }
+
+  // ------------------------------------------------------------------ transport
+
+  // The transport is the only code that knows socket.io-client 2.x: how a handshake carries
+  // the token (the query string), how a refused handshake reports its HTTP status, how to
+  // see every incoming event (2.x has no onAny). Moving to socket.io-client 4.x changes this
+  // function only: token in `auth`, refusals as connect_error data, socket.onAny.
+  //
+  // open(token, handlers) starts one connection attempt; handlers: event(name, payload),
+  // refused(status, error) before the connection is up, closed(reason) after it was up.
+  // Reconnection is ours (reconnection: false): socket.io-client 2.x would keep the first
+  // query, and so the first token, for every reconnect.
+  function socketIO2Transport(io, url, options) {
+    return function open(token, handlers) {
+      var socket = io(url, {
+        path: options.path,
+        transports: options.transports,
+        query: { token: token },
+        forceNew: true,
+        reconnection: false,
+        timeout: options.connectTimeoutMs,
+      });
+      var ended = false;
+      var up = false;
+      var original = socket.onevent;
+      socket.onevent = function (packet) {
+        var args = packet.data || [];
+        if (!ended) handlers.event(String(args[0]), args[1]);
+        if (original) return original.call(this, packet);
+      };
+      socket.on('connect', function () { up = true; });
+      function refused(err) {
+        if (ended) return;
+        ended = true;
+        socket.close();
+        handlers.refused(handshakeStatus(err), err);
+      }
+      socket.on('connect_error', refused);
+      socket.on('connect_timeout', function () { refused(new Error('connect timeout')); });
+      socket.on('error', function (err) { if (!up) refused(err); });
+      socket.on('disconnect', function (reason) {
+        if (ended) return;
+        ended = true;
+        socket.close();
+        handlers.closed(reason);
+      });
+      return {
+        emit: function (name, payload, ack) {
+          var args = [name];
+          if (payload !== undefined) args.push(payload);
+          if (ack) args.push(ack);
+          socket.emit.apply(socket, args);
+        },
+        close: function () {
+          ended = true;
+          socket.close();
+        },
+        name: function () {
+          var engine = socket.io && socket.io.engine;
+          return engine && engine.transport ? engine.transport.name : '';
+        },
+      };
+    };
+  }
+
+  // handshakeStatus digs the HTTP status out of a socket.io-client 2.x connect_error:
+  // polling reports it as a number in err.description, Node's ws in the message of
+  // err.description; browsers do not expose a websocket handshake's status (0).
+  function handshakeStatus(err) {
+    var d = err && err.description;
+    if (typeof d === 'number') return d;
+    var m = /Unexpected server response: (\d+)/.exec((d && d.message) || (err && err.message) || '');
+    return m ? Number(m[1]) : 0;
+  }
+
+  // ------------------------------------------------------------------ connection
+
+  var STATES = ['initialized', 'connecting', 'connected', 'unavailable', 'failed', 'disconnected'];
+
+  // Connection is the state machine: initialized -> connecting -> connected; a lost
+  // connection goes back to connecting, a failed attempt to unavailable (retried with
+  // backoff), a refused token (twice) to failed, disconnect() to disconnected.
+  function Connection(client, options, openTransport) {
+    this.state = 'initialized';
+    this.socket_id = null;
+    this.user_id = null;
+    this.reason = null; // why the last attempt failed, or why the state is failed
+    this.client = client;
+    this.options = options;
+    this.openTransport = openTransport;
+    this.dispatcher = new Dispatcher();
+    this.transport = null;
+    this.token = null;
+    this.attempt = 0; // bumped on every attempt and stop: late callbacks of older ones are ignored
+    this.failures = 0;
+    this.authRetried = false;
+    this.timers = {};
+  }
+  Connection.prototype.bind = function (e, cb, ctx) { this.dispatcher.bind(e, cb, ctx); return this; };
+  Connection.prototype.unbind = function (e, cb) { this.dispatcher.unbind(e, cb); return this; };
+  Connection.prototype.bind_global = function (cb) { this.dispatcher.bind_global(cb); return this; };
+  Connection.prototype.unbind_global = function (cb) { this.dispatcher.unbind_global(cb); return this; };
+
+  Connection.prototype.setState = function (next, data) {
+    var previous = this.state;
+    if (previous === next) return;
+    this.state = next;
+    this.dispatcher.emit('state_change', { previous: previous, current: next });
+    this.dispatcher.emit(next, data);
+  };
+
+  Connection.prototype.connect = function () {
+    if (this.state === 'connecting' || this.state === 'connected' || this.state === 'unavailable') return;
+    this.failures = 0;
+    this.authRetried = false;
+    this.reason = null;
+    this.setState('connecting');
+    this.startAttempt();
+  };
+
+  Connection.prototype.disconnect = function () {
+    this.stop('disconnected', null);
+  };
+
+  // stop ends every attempt and timer and settles in `state` (disconnected or failed).
+  Connection.prototype.stop = function (state, reason) {
+    var wasConnected = this.state === 'connected';
+    this.attempt++;
+    this.clearTimers();
+    if (this.transport) { this.transport.close(); this.transport = null; }
+    this.socket_id = null;
+    if (wasConnected) this.client.onDisconnected();
+    if (reason) {
+      this.reason = reason;
+      this.dispatcher.emit('error', reason);
+    }
+    this.setState(state, reason || undefined);
+  };
+
+  Connection.prototype.clearTimers = function () {
+    for (var k in this.timers) clearTimeout(this.timers[k]);
+    this.timers = {};
+  };
+
+  Connection.prototype.later = function (name, ms, fn) {
+    clearTimeout(this.timers[name]);
+    var self = this;
+    this.timers[name] = setTimeout(function () { delete self.timers[name]; fn(); }, ms);
+  };
+
+  // fetchToken calls the token option (string or sync/async function) for this attempt.
+  Connection.prototype.fetchToken = function () {
+    var t = this.options.token;
+    try {
+      return Promise.resolve(typeof t === 'function' ? t() : t);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  };
+
+  Connection.prototype.startAttempt = function () {
+    var self = this;
+    var attempt = ++this.attempt;
+    this.later('connect', this.options.connectTimeoutMs, function () {
+      if (attempt !== self.attempt) return;
+      self.attemptFailed(errorOf('TimeoutError', 0, 'timeout', 'no connection within ' + self.options.connectTimeoutMs + ' ms'));
+    });
+    this.fetchToken().then(function (token) {
+      if (attempt !== self.attempt) return;
+      if (typeof token !== 'string' || !token) throw new Error('the token option gave no token');
+      self.token = token;
+      self.transport = self.openTransport(token, {
+        event: function (name, payload) { if (attempt === self.attempt) self.onEvent(name, payload); },
+        refused: function (status, err) { if (attempt === self.attempt) self.onRefused(status, err); },
+        closed: function (reason) { if (attempt === self.attempt) self.onClosed(reason); },
+      });
+    }).catch(function (err) {
+      if (attempt !== self.attempt) return;
+      self.attemptFailed(errorOf('TokenError', 0, 'token_unavailable', 'the token option failed: ' + (err && err.message || err)));
+    });
+  };
+
+  Connection.prototype.onEvent = function (name, payload) {
+    if (name === 'jetsocket:connection_established') {
+      clearTimeout(this.timers.connect);
+      this.failures = 0;
+      this.authRetried = false;
+      this.reason = null;
+      this.socket_id = payload && payload.socket_id;
+      this.user_id = payload && payload.user_id != null ? String(payload.user_id) : null;
+      this.scheduleRefresh();
+      this.setState('connected', payload);
+      this.client.onConnected(payload);
+      this.client.onEvent(name, payload);
+      return;
+    }
+    this.client.onEvent(name, payload);
+  };
+
+  // onRefused: a handshake the server answered with an error. A 401 means the token was
+  // refused: get a new one once (it may just have expired), then give up.
+  Connection.prototype.onRefused = function (status, err) {
+    this.transport = null;
+    var message = (err && (err.message || err.description && err.description.message)) || String(err);
+    if (status === 401) {
+      if (!this.authRetried && typeof this.options.token === 'function') {
+        this.authRetried = true;
+        this.startAttempt();
+        return;
+      }
+      this.stop('failed', errorOf('AuthError', 401, 'invalid_token', 'the server refused the token'));
+      return;
+    }
+    this.attemptFailed(errorOf('TransportError', status, status === 429 ? 'too_many_connections' : 'transport_error', message));
+  };
+
+  Connection.prototype.onClosed = function (reason) {
+    this.transport = null;
+    if (this.state !== 'connected') {
+      this.attemptFailed(errorOf('TransportError', 0, 'closed', 'closed before the connection was up: ' + reason));
+      return;
+    }
+    this.clearTimers();
+    this.socket_id = null;
+    this.client.onDisconnected();
+    this.setState('connecting');
+    var self = this;
+    var attempt = ++this.attempt;
+    // A short random wait, so that clients dropped together by a restart do not all come back at once.
+    this.later('retry', Math.random() * this.options.retryMinMs, function () {
+      if (attempt === self.attempt) self.startAttempt();
+    });
+  };
+
+  Connection.prototype.attemptFailed = function (reason) {
+    this.attempt++;
+    this.clearTimers();
+    if (this.transport) { this.transport.close(); this.transport = null; }
+    this.reason = reason;
+    this.dispatcher.emit('error', reason);
+    this.setState('unavailable', reason);
+    var delay = Math.min(this.options.retryMaxMs, this.options.retryMinMs * Math.pow(2, this.failures++));
+    delay = delay / 2 + Math.random() * delay / 2;
+    var self = this;
+    var attempt = this.attempt;
+    this.later('retry', delay, function () {
+      if (attempt === self.attempt) self.startAttempt();
+    });
+  };
+
+  // scheduleRefresh arms a timer that fetches a new token before this one expires and sends
+  // it with jetsocket:refresh, so the server does not close the connection.
+  Connection.prototype.scheduleRefresh = function () {
+    var exp = tokenExpiry(this.token);
+    if (!exp || typeof this.options.token !== 'function') return;
+    var left = exp - Date.now();
+    var margin = Math.min(this.options.refreshMarginMs, Math.max(0, left / 4));
+    var self = this;
+    var attempt = this.attempt;
+    this.later('refresh', Math.max(0, left - margin), function () {
+      if (attempt !== self.attempt) return;
+      self.fetchToken().then(function (token) {
+        if (attempt !== self.attempt) return null;
+        return self.emitWithAck('jetsocket:refresh', { token: token }).then(function (ack) {
+          if (attempt !== self.attempt) return;
+          if (!ack || !ack.ok) throw Object.assign(new Error((ack && ack.error) || 'refresh refused'), { ack: ack });
+          self.token = token;
+          self.dispatcher.emit('token_refreshed', { expires_at: ack.expires_at });
+          self.scheduleRefresh();
+        });
+      }).catch(function (err) {
+        if (attempt !== self.attempt) return;
+        // The server closes the connection at expiry; the reconnect fetches a token anew.
+        var ack = err && err.ack;
+        self.dispatcher.emit('error', errorOf('RefreshError', ack && ack.status || 0, ack && ack.code || 'refresh_failed', err && err.message || String(err)));
+      });
+    });
+  };
+
+  // emitWithAck sends an event on the current connection and resolves with the ack.
+  Connection.prototype.emitWithAck = function (name, payload) {
+    var transport = this.transport;
+    var ms = this.options.ackTimeoutMs;
+    if (!transport || this.state !== 'connected') return Promise.reject(new Error('Jetsocket: not connected'));
+    return new Promise(function (resolve, reject) {
+      var timer = setTimeout(function () { reject(new Error('Jetsocket: no answer to ' + name + ' in ' + ms + ' ms')); }, ms);
+      transport.emit(name, payload, function (ack) {
+        clearTimeout(timer);
+        resolve(ack);
+      });
+    });
+  };
+
+  Connection.prototype.send = function (name, payload) {
+    if (this.transport && this.state === 'connected') this.transport.emit(name, payload);
+  };
+
+  // ping asks the server for a pong: {pong: true, time_ms}.
+  Connection.prototype.ping = function () { return this.emitWithAck('jetsocket:ping', undefined); };
+
+  // transportName is the socket.io transport in use ('polling' or 'websocket').
+  Connection.prototype.transportName = function () { return this.transport ? this.transport.name() : ''; };
+
+  // ------------------------------------------------------------------ presence members
+
+  // Members is a presence channel's member list: {id: info}, with the current user as me.
+  function Members() { this.reset(); }
+  Members.prototype.reset = function () {
+    this.members = {};
+    this.count = 0;
+    this.myID = null;
+    this.me = null;
+  };
+  Members.prototype.get = function (id) {
+    id = String(id);
+    return Object.prototype.hasOwnProperty.call(this.members, id) ? { id: id, info: this.members[id] } : null;
+  };
+  Members.prototype.each = function (fn) {
+    for (var id in this.members) fn({ id: id, info: this.members[id] });
+  };
+  Members.prototype.setAll = function (presence, myID) {
+    this.members = {};
+    var hash = (presence && presence.hash) || {};
+    var ids = (presence && presence.ids) || Object.keys(hash);
+    for (var i = 0; i < ids.length; i++) this.members[String(ids[i])] = hash[ids[i]] || {};
+    this.count = Object.keys(this.members).length;
+    this.myID = myID;
+    this.me = myID === null ? null : this.get(myID);
+  };
+  Members.prototype.add = function (id, info) {
+    id = String(id);
+    if (!Object.prototype.hasOwnProperty.call(this.members, id)) this.count++;
+    this.members[id] = info || {};
+    return this.get(id);
+  };
+  Members.prototype.remove = function (id) {
+    var member = this.get(id);
+    if (member) {
+      delete this.members[member.id];
+      this.count--;
+    }
+    return member;
+  };
+
+  // ------------------------------------------------------------------ channels
+
+  // Channel is a subscription the client keeps across reconnects until unsubscribe().
+  function Channel(client, name) {
+    this.name = name;
+    this.client = client;
+    this.subscribed = false;
+    this.subscriptionPending = false;
+    this.dispatcher = new Dispatcher();
+    this.members = isPresence(name) ? new Members() : undefined;
+    this.key = null;       // the channel key of an encrypted channel (Uint8Array)
+    this.rekeyed = false;  // a fresh key was asked for since the last payload that decrypted
+    this.request = 0;      // bumped per subscribe request: late answers of older ones are ignored
+  }
+  Channel.prototype.bind = function (e, cb, ctx) { this.dispatcher.bind(e, cb, ctx); return this; };
+  Channel.prototype.unbind = function (e, cb) { this.dispatcher.unbind(e, cb); return this; };
+  Channel.prototype.bind_global = function (cb) { this.dispatcher.bind_global(cb); return this; };
+  Channel.prototype.unbind_global = function (cb) { this.dispatcher.unbind_global(cb); return this; };
+  Channel.prototype.emit = function (event, data, metadata) { this.dispatcher.emit(event, data, metadata); };
+  Channel.prototype.subscribe = function () { this.client.subscribe(this.name); return this; };
+  Channel.prototype.unsubscribe = function () { this.client.unsubscribe(this.name); };
+
+  // trigger sends a client event to the channel's other subscribers and resolves with the
+  // server's ack ({ok:true} or {ok:false, status, code, error}). Only client-* events on
+  // private and presence channels; encrypted and public channels throw.
+  Channel.prototype.trigger = function (event, data) {
+    if (String(event).indexOf('client-') !== 0) throw new Error("Jetsocket: client events must start with 'client-': " + event);
+    if (isEncrypted(this.name)) throw new Error('Jetsocket: client events are not allowed on encrypted channels (' + this.name + ')');
+    if (!needsAuth(this.name)) throw new Error('Jetsocket: client events need a private- or presence- channel (' + this.name + ')');
+    if (!this.subscribed) return Promise.reject(new Error('Jetsocket: not subscribed to ' + this.name));
+    return this.client.connection.emitWithAck(event, { channel: this.name, data: data });
+  };
+
+  // decrypt opens an encrypted channel's {nonce, ciphertext}; undefined when it does not.
+  Channel.prototype.decrypt = function (data) {
+    var nacl = this.client.nacl;
+    if (!this.key || !nacl || !data || typeof data.nonce !== 'string' || typeof data.ciphertext !== 'string') return undefined;
+    try {
+      var plain = nacl.secretbox.open(base64ToBytes(data.ciphertext), base64ToBytes(data.nonce), this.key);
+      if (!plain) return undefined;
+      var text = utf8Decode(plain);
+      try { return JSON.parse(text); } catch (e) { return text; }
+    } catch (e) {
+      return undefined;
+    }
+  };
+
+  // ------------------------------------------------------------------ the client
+
+  function Jetsocket(key, options) {
+    if (!(this instanceof Jetsocket)) return new Jetsocket(key, options);
+    options = options || {};
+    this.key = key;
+    this.options = {};
+    for (var d in DEFAULTS) this.options[d] = DEFAULTS[d];
+    for (var o in options) if (options[o] !== undefined) this.options[o] = options[o];
+    if (!this.options.token) throw new Error('Jetsocket: the token option is required (a JWT or a function returning one)');
+
+    var host = this.options.host || (globalScope.location && globalScope.location.origin);
+    if (!host) throw new Error('Jetsocket: the host option is required outside a browser');
+    this.host = String(host).replace(/\/+$/, '');
+
+    var io = this.options.io || globalScope.io || optionalRequire('socket.io-client');
+    if (typeof io !== 'function') throw new Error('Jetsocket: socket.io-client 2.x not found (load /vendor/socket.io.min.js or pass options.io)');
+    this.nacl = this.options.nacl || globalScope.nacl || null; // required lazily, for encrypted channels
+
+    this.channels = {};
+    this.dispatcher = new Dispatcher();
+    this.signinWanted = false;
+    var transport = this.options.transport || socketIO2Transport(io, this.host, this.options);
+    this.connection = new Connection(this, this.options, transport);
+    if (this.options.autoConnect !== false) this.connect();
+  }
+
+  Jetsocket.prototype.connect = function () { this.connection.connect(); return this; };
+  Jetsocket.prototype.disconnect = function () { this.connection.disconnect(); return this; };
+  Jetsocket.prototype.bind = function (e, cb, ctx) { this.dispatcher.bind(e, cb, ctx); return this; };
+  Jetsocket.prototype.unbind = function (e, cb) { this.dispatcher.unbind(e, cb); return this; };
+  Jetsocket.prototype.bind_global = function (cb) { this.dispatcher.bind_global(cb); return this; };
+  Jetsocket.prototype.unbind_global = function (cb) { this.dispatcher.unbind_global(cb); return this; };
+  Jetsocket.prototype.channel = function (name) { return this.channels[name]; };
+  Jetsocket.prototype.allChannels = function () {
+    var out = [];
+    for (var n in this.channels) out.push(this.channels[n]);
+    return out;
+  };
+
+  // subscribe returns the channel (the same one when called again) and subscribes it now
+  // if connected, else as soon as the connection is up; and again after every reconnect.
+  Jetsocket.prototype.subscribe = function (name) {
+    name = String(name);
+    if (name.charAt(0) === '#') throw new Error('Jetsocket: internal channels cannot be subscribed: ' + name);
+    if (isEncrypted(name) && !this.encryption()) {
+      throw new Error('Jetsocket: encrypted channels need tweetnacl (load /vendor/nacl-fast.min.js or pass options.nacl)');
+    }
+    var ch = this.channels[name];
+    if (!ch) ch = this.channels[name] = new Channel(this, name);
+    if (!ch.subscribed && !ch.subscriptionPending && this.connection.state === 'connected') this.subscribeChannel(ch, false);
+    return ch;
+  };
+
+  Jetsocket.prototype.unsubscribe = function (name) {
+    var ch = this.channels[name];
+    if (!ch) return;
+    delete this.channels[name];
+    var was = ch.subscribed || ch.subscriptionPending;
+    this.resetChannel(ch);
+    if (was) this.connection.send('jetsocket:unsubscribe', { channel: name });
+  };
+
+  Jetsocket.prototype.resetChannel = function (ch) {
+    ch.request++;
+    ch.subscribed = false;
+    ch.subscriptionPending = false;
+    ch.key = null;
+    if (ch.members) ch.members.reset();
+  };
+
+  Jetsocket.prototype.encryption = function () {
+    if (!this.nacl) this.nacl = optionalRequire('tweetnacl');
+    return this.nacl;
+  };
+
+  // authorize asks the app's channelAuthorization endpoint (when configured) to sign this
+  // subscription: a form-encoded POST of socket_id and channel_name, as Pusher's client does.
+  Jetsocket.prototype.authorize = function (channelName, socketId) {
+    var auth = this.options.channelAuthorization;
+    if (!auth || !needsAuth(channelName)) return Promise.resolve(null);
+    return this.askBackend(auth, { socket_id: socketId, channel_name: channelName });
+  };
+
+  Jetsocket.prototype.askBackend = function (conf, params) {
+    if (typeof conf.customHandler === 'function') {
+      return new Promise(function (resolve, reject) {
+        conf.customHandler({ socketId: params.socket_id, channelName: params.channel_name }, function (err, data) {
+          if (err) reject(errorOf('AuthError', err.status || 0, 'auth_failed', err.message || String(err)));
+          else resolve(data);
+        });
+      });
+    }
+    var fetchFn = this.options.fetch || globalScope.fetch;
+    var body = [];
+    var all = {};
+    var k;
+    var extra = conf.params || {};
+    for (k in extra) all[k] = extra[k];
+    for (k in params) all[k] = params[k];
+    for (k in all) body.push(encodeURIComponent(k) + '=' + encodeURIComponent(all[k]));
+    var headers = { 'Content-Type': 'application/x-www-form-urlencoded' };
+    var confHeaders = typeof conf.headers === 'function' ? conf.headers() : (conf.headers || {});
+    for (k in confHeaders) headers[k] = confHeaders[k];
+    var endpoint = conf.endpoint || '';
+    if (globalScope.location === undefined && endpoint.charAt(0) === '/') endpoint = this.host + endpoint;
+    return Promise.resolve(fetchFn(endpoint, { method: 'POST', headers: headers, body: body.join('&'), credentials: 'same-origin' }))
+      .then(function (res) {
+        return res.text().then(function (text) {
+          if (!res.ok) throw errorOf('AuthError', res.status, 'auth_failed', 'the endpoint ' + conf.endpoint + ' answered ' + res.status);
+          try { return JSON.parse(text); } catch (e) { throw errorOf('AuthError', res.status, 'auth_failed', 'the endpoint ' + conf.endpoint + ' answered with no JSON'); }
+        });
+      }, function (err) {
+        throw errorOf('AuthError', 0, 'auth_failed', 'cannot reach ' + conf.endpoint + ': ' + (err && err.message || err));
+      });
+  };
+
+  // subscribeChannel sends jetsocket:subscribe (after the auth endpoint, if any). `quiet` is a
+  // re-subscribe for a fresh key, which fires no subscription_succeeded.
+  Jetsocket.prototype.subscribeChannel = function (ch, quiet) {
+    var self = this;
+    var conn = this.connection;
+    var request = ++ch.request;
+    var socketId = conn.socket_id;
+    var current = function () { return request === ch.request && self.channels[ch.name] === ch && conn.socket_id === socketId; };
+    ch.subscriptionPending = true;
+    var authData = null;
+    this.authorize(ch.name, socketId).then(function (auth) {
+      if (!current()) return null;
+      authData = auth;
+      var payload = { channel: ch.name };
+      if (auth && auth.auth) payload.auth = auth.auth;
+      if (auth && auth.channel_data) payload.channel_data = auth.channel_data;
+      return conn.emitWithAck('jetsocket:subscribe', payload).then(function (ack) {
+        if (!current()) return;
+        ch.subscriptionPending = false;
+        if (!ack || !ack.ok) {
+          self.resetChannel(ch);
+          ch.emit('jetsocket:subscription_error', errorOf('SubscriptionError', ack && ack.status || 0, ack && ack.code || 'unknown', ack && ack.error || 'subscription refused'));
+          return;
+        }
+        ch.subscribed = true;
+        var secret = ack.shared_secret || (authData && authData.shared_secret);
+        if (isEncrypted(ch.name)) ch.key = secret ? base64ToBytes(secret) : null;
+        if (ch.members) {
+          var myID = conn.user_id;
+          if (authData && authData.channel_data) {
+            try { myID = String(JSON.parse(authData.channel_data).user_id); } catch (e) { /* the server refused it already */ }
+          }
+          ch.members.setAll(ack.presence, myID);
+        }
+        if (!quiet) ch.emit('jetsocket:subscription_succeeded', ch.members || ack);
+      });
+    }).catch(function (err) {
+      if (!current()) return;
+      ch.subscriptionPending = false;
+      ch.subscribed = false;
+      var e = err && err.type ? err : errorOf('SubscriptionError', 0, 'subscribe_failed', err && err.message || String(err));
+      ch.emit('jetsocket:subscription_error', e);
+    });
+  };
+
+  // signin signs this connection in as the user the app's userAuthentication endpoint
+  // names (Pusher's user authentication), now and after every reconnect.
+  Jetsocket.prototype.signin = function () {
+    if (!this.options.userAuthentication) throw new Error('Jetsocket: signin() needs the userAuthentication option');
+    this.signinWanted = true;
+    if (this.connection.state !== 'connected') return Promise.resolve(null);
+    return this.doSignin();
+  };
+
+  Jetsocket.prototype.doSignin = function () {
+    var self = this;
+    var conn = this.connection;
+    var socketId = conn.socket_id;
+    return this.askBackend(this.options.userAuthentication, { socket_id: socketId }).then(function (auth) {
+      return conn.emitWithAck('jetsocket:signin', { auth: auth && auth.auth, user_data: auth && auth.user_data });
+    }).then(function (ack) {
+      if (ack && ack.ok) {
+        self.user = { id: String(ack.user_id) };
+        self.dispatcher.emit('jetsocket:signin_success', { user_id: ack.user_id });
+        return ack;
+      }
+      throw errorOf('SigninError', ack && ack.status || 0, ack && ack.code || 'signin_failed', ack && ack.error || 'sign-in refused');
+    }).catch(function (err) {
+      var e = err && err.type ? err : errorOf('SigninError', 0, 'signin_failed', err && err.message || String(err));
+      if (conn.socket_id === socketId) self.dispatcher.emit('jetsocket:signin_error', e);
+      throw e;
+    });
+  };
+
+  // onConnected re-subscribes every channel (the server forgets them with the connection)
+  // and signs in again.
+  Jetsocket.prototype.onConnected = function () {
+    for (var n in this.channels) this.subscribeChannel(this.channels[n], false);
+    if (this.signinWanted) this.doSignin().catch(function () { /* reported as jetsocket:signin_error */ });
+  };
+
+  Jetsocket.prototype.onDisconnected = function () {
+    for (var n in this.channels) this.resetChannel(this.channels[n]);
+    this.user = undefined;
+  };
+
+  // onEvent routes one server event: presence and subscription bookkeeping, channel events
+  // (decrypted on encrypted channels), and everything to the client's own bindings.
+  Jetsocket.prototype.onEvent = function (name, payload) {
+    var chName = payload && typeof payload.channel === 'string' ? payload.channel : null;
+    var ch = chName ? this.channels[chName] : null;
+    switch (name) {
+      case 'jetsocket:subscription_succeeded':
+        return; // the subscribe's ack already told us
+      case 'jetsocket:subscription_error':
+        // Unprompted: a token refresh took a channel away (a pending subscribe has its ack).
+        if (ch && ch.subscribed && !ch.subscriptionPending) {
+          this.resetChannel(ch);
+          ch.emit(name, errorOf('SubscriptionError', payload.status, payload.code, payload.error));
+        }
+        return;
+      case 'jetsocket:member_added':
+      case 'jetsocket:member_removed':
+        if (!ch || !ch.members || !ch.subscribed) return;
+        var member = name === 'jetsocket:member_added'
+          ? ch.members.add(payload.user_id, payload.user_info)
+          : ch.members.remove(payload.user_id);
+        if (member) ch.emit(name, member);
+        return;
+    }
+    if (!chName) {
+      this.dispatcher.emit(name, payload, {});
+      return;
+    }
+    var metadata = { channel: chName };
+    if (payload.user_id !== undefined) metadata.user_id = String(payload.user_id);
+    if (chName.charAt(0) === '#') {
+      // Sent to this user (sendToUser): no channel object, the client's bindings only.
+      this.dispatcher.emit(name, payload.data, metadata);
+      return;
+    }
+    if (!ch || !ch.subscribed) return;
+    var data = payload.data;
+    if (isEncrypted(chName)) {
+      data = ch.decrypt(payload.data);
+      if (data === undefined) {
+        ch.emit('jetsocket:decryption_error', { event: name, error: 'the payload does not decrypt with the channel key' });
+        if (!ch.rekeyed) {
+          ch.rekeyed = true;
+          this.subscribeChannel(ch, true);
+        }
+        return;
+      }
+      ch.rekeyed = false;
+    }
+    ch.emit(name, data, metadata);
+    this.dispatcher.emit(name, data, metadata);
+  };
+
+  Jetsocket.Channel = Channel;
+  Jetsocket.Members = Members;
+  Jetsocket.Connection = Connection;
+  Jetsocket.STATES = STATES.slice();
+  Jetsocket.socketIO2Transport = socketIO2Transport;
+  Jetsocket.tokenExpiry = tokenExpiry;
+  Jetsocket.Jetsocket = Jetsocket;
+  Jetsocket['default'] = Jetsocket;
+  return Jetsocket;
+});
