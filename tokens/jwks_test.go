@@ -28,7 +28,7 @@ const testIssuer = "https://idp.example.com/"
 // provider is an identity provider's JWKS endpoint: its keys can be swapped and it can
 // be made to fail; it counts the fetches.
 type provider struct {
-	t    *testing.T
+	t    testing.TB
 	srv  *httptest.Server
 	mu   sync.Mutex
 	body []byte
@@ -41,7 +41,7 @@ type pubKey struct {
 	key      any    // a public key, or []byte for an "oct" key
 }
 
-func newProvider(t *testing.T, keys ...pubKey) *provider {
+func newProvider(t testing.TB, keys ...pubKey) *provider {
 	p := &provider{t: t}
 	p.set(keys...)
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -141,7 +141,7 @@ var (
 	keysVal  testKeys
 )
 
-func genKeys(t *testing.T) testKeys {
+func genKeys(t testing.TB) testKeys {
 	t.Helper()
 	keysOnce.Do(func() {
 		must := func(err error) {
@@ -454,6 +454,32 @@ func TestNewKeySetChecksURL(t *testing.T) {
 	for _, u := range []string{"", "ftp://x/jwks", "/jwks.json", "http://"} {
 		if _, err := NewKeySet(KeySetOptions{URL: u}); err == nil {
 			t.Errorf("%q accepted", u)
+		}
+	}
+}
+
+// BenchmarkVerifyHS256WithJWKS is the handshake's check of our own token when a JWKS is
+// configured too (the header is read once more to route the token).
+func BenchmarkVerifyHS256WithJWKS(b *testing.B) {
+	k := genKeys(b)
+	p := newProvider(b, pubKey{"rsa", "RS256", &k.rsa.PublicKey})
+	ks, err := NewKeySet(KeySetOptions{URL: p.srv.URL})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ks.Close()
+	m, err := NewManager(Config{Secret: testSecret, TTL: time.Hour, Keys: ks})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok, _, err := m.Issue(User{ID: "1", Name: "A", Groups: []string{"g"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := m.Verify(tok); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
