@@ -36,8 +36,8 @@ const (
 	minRSABits = 2048
 )
 
-// AsymmetricAlgs are the algorithms accepted for tokens verified with a JWKS key.
-var AsymmetricAlgs = []string{"RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"}
+// asymmetricAlgs are the algorithms accepted for tokens verified with a JWKS key.
+var asymmetricAlgs = []string{"RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"}
 
 // KeySetOptions configure a KeySet.
 type KeySetOptions struct {

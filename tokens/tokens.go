@@ -83,7 +83,7 @@ type Config struct {
 	TTL      time.Duration
 	Leeway   time.Duration
 	Now      func() time.Time // for tests; time.Now when nil
-	// Keys, if set, verify an identity provider's tokens (AsymmetricAlgs), whose claims
+	// Keys, if set, verify an identity provider's tokens (asymmetricAlgs), whose claims
 	// Mapping maps.
 	Keys    *KeySet
 	Mapping ClaimMapping
@@ -248,7 +248,7 @@ func (m *Manager) ownKey(t *jwt.Token) (any, error) {
 func (m *Manager) verifyForeign(token string) (*Claims, error) {
 	mc := jwt.MapClaims{}
 	_, err := m.foreign.ParseWithClaims(token, mc, func(t *jwt.Token) (any, error) {
-		if !slices.Contains(AsymmetricAlgs, t.Method.Alg()) {
+		if !slices.Contains(asymmetricAlgs, t.Method.Alg()) {
 			return nil, errAlgorithm
 		}
 		return m.cfg.Keys.key(t)
