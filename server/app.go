@@ -86,6 +86,9 @@ func RunWith(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	if app.keys != nil {
+		defer app.keys.Close()
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -225,6 +228,7 @@ type app struct {
 	cfg          *config.Config
 	log          *slog.Logger
 	tokens       *tokens.Manager
+	keys         *tokens.KeySet // nil without JWKS_URL
 	users        *users.Store
 	loginLimiter *limit.Keyed
 	sockets      *socket.Server
@@ -242,10 +246,24 @@ type app struct {
 	shuttingDown atomic.Bool
 }
 
-func newApp(cfg *config.Config, log *slog.Logger, ext Extensions) (*app, error) {
+func newApp(cfg *config.Config, log *slog.Logger, ext Extensions) (_ *app, err error) {
+	mx := metrics.New()
+	keys, err := newKeySet(cfg, log, mx)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil && keys != nil {
+			keys.Close()
+		}
+	}()
+	secrets := cfg.JWTSecrets
+	if len(secrets) == 0 { // a Config built by hand
+		secrets = []tokens.Secret{{Key: cfg.JWTSecret}}
+	}
 	tm, err := tokens.NewManager(tokens.Config{
-		Secret: cfg.JWTSecret, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
-		TTL: cfg.JWTTTL, Leeway: cfg.JWTLeeway,
+		Secrets: secrets, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
+		TTL: cfg.JWTTTL, Leeway: cfg.JWTLeeway, Keys: keys, Mapping: cfg.ClaimMapping,
 	})
 	if err != nil {
 		return nil, err
@@ -266,6 +284,7 @@ func newApp(cfg *config.Config, log *slog.Logger, ext Extensions) (*app, error) 
 		cfg:          cfg,
 		log:          log,
 		tokens:       tm,
+		keys:         keys,
 		users:        store,
 		loginLimiter: limit.NewKeyed(cfg.LoginRateLimit.N, cfg.LoginRateLimit.Per, maxLoginLimiterKeys),
 		// Developers' guards first, then a backend's signed authorization (Pusher's
@@ -275,7 +294,7 @@ func newApp(cfg *config.Config, log *slog.Logger, ext Extensions) (*app, error) 
 		ext:       ext,
 		userConns: limit.NewCounter(),
 		ipConns:   limit.NewCounter(),
-		metrics:   metrics.New(),
+		metrics:   mx,
 	}
 	if len(cfg.WebhookURLs) > 0 {
 		a.webhooks, err = webhook.New(webhook.Options{
@@ -328,4 +347,27 @@ func newApp(cfg *config.Config, log *slog.Logger, ext Extensions) (*app, error) 
 	a.registerSocketHandlers()
 	a.registerChannelHandlers()
 	return a, nil
+}
+
+// newKeySet loads the identity provider's keys (JWKS_URL); nil without one. A provider
+// unreachable now does not stop the start: /readyz answers 503 until its keys load.
+func newKeySet(cfg *config.Config, log *slog.Logger, mx *metrics.Metrics) (*tokens.KeySet, error) {
+	if cfg.JWKSURL == "" {
+		return nil, nil
+	}
+	keys, err := tokens.NewKeySet(tokens.KeySetOptions{
+		URL: cfg.JWKSURL, Refresh: cfg.JWKSRefresh, UnknownKID: cfg.JWKSUnknownKID, Log: log,
+		OnFetch: func(err error, n int) {
+			outcome := "ok"
+			if err != nil {
+				outcome = "error"
+			}
+			mx.JWKSRefreshes.WithLabelValues(outcome).Inc()
+			mx.JWKSKeys.Set(float64(n))
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("config: JWKS_URL: %w", err)
+	}
+	return keys, nil
 }

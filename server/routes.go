@@ -81,6 +81,11 @@ func (a *app) ready() error {
 	if a.shuttingDown.Load() {
 		return errors.New("shutting down")
 	}
+	if a.keys != nil {
+		if err := a.keys.Ready(); err != nil {
+			return err
+		}
+	}
 	if a.cluster != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()

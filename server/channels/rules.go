@@ -125,7 +125,7 @@ func (rs *Rules) Check(claims *tokens.Claims, ch Channel) error {
 	if err := rs.checkName(claims, ch); err != nil {
 		return err
 	}
-	if ch.Kind == PrivateEncrypted && claims.Role != RoleAdmin && !claims.HasPermission(PermissionEncrypted) {
+	if ch.Kind == PrivateEncrypted && !claims.HasRole(RoleAdmin) && !claims.HasPermission(PermissionEncrypted) {
 		return Denied("encrypted channels need the encrypted-channels permission")
 	}
 	return nil
@@ -146,7 +146,7 @@ func (rs *Rules) checkName(claims *tokens.Claims, ch Channel) error {
 	}
 	for _, r := range rs.Roles {
 		if ok, _ := path.Match(r.Pattern, ch.Name); ok {
-			if slices.Contains(r.Roles, claims.Role) {
+			if slices.ContainsFunc(r.Roles, claims.HasRole) {
 				return nil
 			}
 			return Denied("role not allowed on this channel")

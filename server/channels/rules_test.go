@@ -46,6 +46,11 @@ func TestRules(t *testing.T) {
 	carol.Subject = "3"
 	dave := &tokens.Claims{Role: "user"}
 	dave.Subject = "4"
+	// A provider's token: several roles, mapped (Role is the first of Roles).
+	erin := &tokens.Claims{Role: "viewer", Roles: []string{"viewer", "moderator"}}
+	erin.Subject = "5"
+	frank := &tokens.Claims{Role: "viewer", Roles: []string{"viewer", "admin"}}
+	frank.Subject = "6"
 
 	tests := []struct {
 		channel string
@@ -80,6 +85,11 @@ func TestRules(t *testing.T) {
 		{"private-encrypted-group-support", carol, true},
 		{"private-encrypted-group-staff", bob, false},
 		{"private-encrypted-secret", alice, false}, // no name rule
+		{"private-moderator-queue", erin, true},    // second role of a list
+		{"private-admin-panel", erin, false},
+		{"private-admin-panel", frank, true},
+		{"private-encrypted-user-6", frank, true}, // admin in a role list opens encrypted channels
+		{"private-encrypted-user-5", erin, false},
 	}
 	for _, tt := range tests {
 		name := "nobody"

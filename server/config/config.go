@@ -42,12 +42,18 @@ type Config struct {
 	TLSCertFile string
 	TLSKeyFile  string
 
-	JWTSecret          []byte
-	JWTSecretGenerated bool // development only: random per start
+	JWTSecret          []byte          // the signing secret: the first of JWTSecrets
+	JWTSecrets         []tokens.Secret // JWT_SECRET: one plain secret, or id:secret entries
+	JWTSecretGenerated bool            // development only: random per start
 	JWTIssuer          string
 	JWTAudience        string
 	JWTTTL             time.Duration
 	JWTLeeway          time.Duration
+
+	JWKSURL        string // an identity provider's keys; empty: our own tokens only
+	JWKSRefresh    time.Duration
+	JWKSUnknownKID time.Duration       // least time between refreshes for unknown kids
+	ClaimMapping   tokens.ClaimMapping // where provider tokens keep our claims
 
 	AppID              string
 	AppKey             string
@@ -144,14 +150,15 @@ func Load(getenv func(string) string) (*Config, []string, error) {
 	}
 
 	if s := getenv("JWT_SECRET"); s != "" {
-		if len(s) < tokens.MinSecretBytes {
-			return nil, nil, bad("JWT_SECRET", "must be at least %d bytes, got %d", tokens.MinSecretBytes, len(s))
+		if c.JWTSecrets, err = tokens.ParseSecrets(s); err != nil {
+			return nil, nil, bad("JWT_SECRET", "%v", err)
 		}
-		c.JWTSecret = []byte(s)
+		c.JWTSecret = c.JWTSecrets[0].Key
 	} else if prod {
 		return nil, nil, bad("JWT_SECRET", "required when APP_ENV=production")
 	} else {
 		c.JWTSecret = randomSecret()
+		c.JWTSecrets = []tokens.Secret{{Key: c.JWTSecret}}
 		c.JWTSecretGenerated = true
 		warnings = append(warnings, "JWT_SECRET not set: using a random secret for this run; tokens will not survive a restart")
 	}
@@ -161,6 +168,9 @@ func Load(getenv func(string) string) (*Config, []string, error) {
 		return nil, nil, err
 	}
 	if c.JWTLeeway, err = duration(get, "JWT_LEEWAY", 30*time.Second, 0, time.Hour); err != nil {
+		return nil, nil, err
+	}
+	if warnings, err = c.loadProvider(get, warnings); err != nil {
 		return nil, nil, err
 	}
 
@@ -318,6 +328,62 @@ func Load(getenv func(string) string) (*Config, []string, error) {
 		return nil, nil, bad("LOG_LEVEL", "must be debug, info, warn or error, got %q", c.LogLevel)
 	}
 	return c, warnings, nil
+}
+
+// loadProvider reads the identity provider's variables: JWKS_URL, its intervals and
+// the claim mapping.
+func (c *Config) loadProvider(get func(string) string, warnings []string) ([]string, error) {
+	var err error
+	if c.JWKSURL = get("JWKS_URL"); c.JWKSURL != "" {
+		u, err := url.Parse(c.JWKSURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, bad("JWKS_URL", "must be an http(s) URL such as https://tenant.auth0.com/.well-known/jwks.json")
+		}
+		if c.Production() && u.Scheme != "https" && !loopback(u.Hostname()) {
+			// Keys fetched over plain HTTP can be swapped by anyone on the path.
+			return nil, bad("JWKS_URL", "must be https when APP_ENV=production")
+		}
+		if c.JWTIssuer == "" {
+			// A provider's keys may sign tokens of other tenants or projects
+			// (Firebase, Google): only the issuer tells ours apart.
+			return nil, bad("JWT_ISSUER", "required with JWKS_URL: set it to the provider's issuer (the iss of its tokens)")
+		}
+	}
+	if c.JWKSRefresh, err = duration(get, "JWKS_REFRESH_INTERVAL", tokens.DefaultJWKSRefresh, 10*time.Second, 24*time.Hour); err != nil {
+		return nil, err
+	}
+	if c.JWKSUnknownKID, err = duration(get, "JWKS_UNKNOWN_KID_INTERVAL", tokens.DefaultJWKSUnknownKID, time.Second, time.Hour); err != nil {
+		return nil, err
+	}
+	m := &c.ClaimMapping
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{
+		{"CLAIM_USER_ID", &m.UserID}, {"CLAIM_NAME", &m.Name}, {"CLAIM_ROLES", &m.Roles},
+		{"CLAIM_GROUPS", &m.Groups}, {"CLAIM_PERMISSIONS", &m.Permissions},
+	} {
+		v := get(f.name)
+		if v == "" {
+			continue
+		}
+		if err := tokens.CheckClaimPath(v); err != nil {
+			return nil, bad(f.name, "must be a claim name or a dotted path such as realm_access.roles: %v", err)
+		}
+		*f.dst = v
+		if c.JWKSURL == "" {
+			warnings = append(warnings, f.name+" has no effect without JWKS_URL: it maps the claims of an identity provider's tokens")
+		}
+	}
+	return warnings, nil
+}
+
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func randomSecret() []byte {

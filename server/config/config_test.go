@@ -112,6 +112,22 @@ func TestRefusals(t *testing.T) {
 		{"conns per ip", map[string]string{"MAX_CONNECTIONS_PER_IP": "many"}, "MAX_CONNECTIONS_PER_IP"},
 		{"debug addr public", map[string]string{"DEBUG_ADDR": "0.0.0.0:6060"}, "DEBUG_ADDR"},
 		{"debug addr no port", map[string]string{"DEBUG_ADDR": "127.0.0.1"}, "DEBUG_ADDR"},
+		{"keyed secret short", map[string]string{"JWT_SECRET": "new:" + goodSecret + ",old:short"}, "JWT_SECRET"},
+		{"keyed secret repeated id", map[string]string{"JWT_SECRET": "a:" + goodSecret + ",a:" + goodSecret}, "JWT_SECRET"},
+		{"keyed secret bad id", map[string]string{"JWT_SECRET": "a b:" + goodSecret}, "JWT_SECRET"},
+		{"keyed secret entry without id", map[string]string{"JWT_SECRET": "a:" + goodSecret + "," + goodSecret}, "JWT_SECRET"},
+		{"jwks not a url", map[string]string{"JWKS_URL": "idp.example.com/jwks", "JWT_ISSUER": "x"}, "JWKS_URL"},
+		{"jwks not http", map[string]string{"JWKS_URL": "file:///etc/jwks.json", "JWT_ISSUER": "x"}, "JWKS_URL"},
+		{"jwks plain http in production", with(with(prod, "JWKS_URL", "http://idp.example.com/jwks"), "JWT_ISSUER", "x"), "JWKS_URL"},
+		{"jwks without issuer", map[string]string{"JWKS_URL": "https://idp.example.com/jwks"}, "JWT_ISSUER"},
+		{"jwks refresh too often", map[string]string{"JWKS_REFRESH_INTERVAL": "1s"}, "JWKS_REFRESH_INTERVAL"},
+		{"jwks refresh not a duration", map[string]string{"JWKS_REFRESH_INTERVAL": "hourly"}, "JWKS_REFRESH_INTERVAL"},
+		{"unknown kid interval zero", map[string]string{"JWKS_UNKNOWN_KID_INTERVAL": "0s"}, "JWKS_UNKNOWN_KID_INTERVAL"},
+		{"claim path empty segment", map[string]string{"CLAIM_ROLES": "realm_access..roles"}, "CLAIM_ROLES"},
+		{"claim path with space", map[string]string{"CLAIM_USER_ID": "user id"}, "CLAIM_USER_ID"},
+		{"claim path trailing dot", map[string]string{"CLAIM_PERMISSIONS": "scope."}, "CLAIM_PERMISSIONS"},
+		{"claim name leading dot", map[string]string{"CLAIM_NAME": ".name"}, "CLAIM_NAME"},
+		{"claim groups dots only", map[string]string{"CLAIM_GROUPS": "."}, "CLAIM_GROUPS"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -130,5 +146,49 @@ func TestRefusals(t *testing.T) {
 				t.Fatal("error repeats the secret")
 			}
 		})
+	}
+}
+
+func TestIdentityProvider(t *testing.T) {
+	c, warnings, err := Load(env(map[string]string{
+		"JWT_SECRET": "new:" + goodSecret + "-new, old:" + goodSecret,
+		"JWKS_URL":   "https://tenant.auth0.com/.well-known/jwks.json", "JWT_ISSUER": "https://tenant.auth0.com/",
+		"JWKS_REFRESH_INTERVAL": "15m", "JWKS_UNKNOWN_KID_INTERVAL": "30s",
+		"CLAIM_USER_ID": "sub", "CLAIM_ROLES": "https://example.com/roles", "CLAIM_GROUPS": "realm_access.groups",
+		"CLAIM_PERMISSIONS": "scope", "CLAIM_NAME": "nickname",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.JWTSecrets) != 2 || c.JWTSecrets[0].ID != "new" || string(c.JWTSecret) != goodSecret+"-new" {
+		t.Fatalf("secrets: %+v", c.JWTSecrets)
+	}
+	if c.JWKSURL == "" || c.JWKSRefresh != 15*time.Minute || c.JWKSUnknownKID != 30*time.Second {
+		t.Fatalf("jwks: %+v", c)
+	}
+	m := c.ClaimMapping
+	if m.UserID != "sub" || m.Roles != "https://example.com/roles" || m.Groups != "realm_access.groups" || m.Permissions != "scope" || m.Name != "nickname" {
+		t.Fatalf("mapping: %+v", m)
+	}
+	for _, w := range warnings {
+		if strings.Contains(w, "CLAIM_") {
+			t.Fatalf("warned with JWKS_URL set: %q", w)
+		}
+	}
+	// Plain HTTP on loopback is fine in production (a provider on the same host).
+	if _, _, err := Load(env(map[string]string{"APP_ENV": "production", "JWT_SECRET": goodSecret, "APP_ID": "1", "APP_KEY": "k",
+		"APP_SECRET": "0123456789abcdef", "USERS_FILE": "u.json", "JWKS_URL": "http://127.0.0.1:8081/jwks", "JWT_ISSUER": "x"})); err != nil {
+		t.Fatal(err)
+	}
+	// Defaults, and a plain secret kept whole.
+	c, warnings, err = Load(env(map[string]string{"JWT_SECRET": goodSecret, "CLAIM_ROLES": "roles"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.JWKSURL != "" || c.JWKSRefresh != time.Hour || c.JWKSUnknownKID != time.Minute || len(c.JWTSecrets) != 1 || c.JWTSecrets[0].ID != "" {
+		t.Fatalf("defaults: %+v", c)
+	}
+	if !strings.Contains(strings.Join(warnings, "\n"), "CLAIM_ROLES has no effect without JWKS_URL") {
+		t.Fatalf("no warning for a mapping without JWKS_URL: %q", warnings)
 	}
 }

@@ -31,6 +31,8 @@ type Metrics struct {
 	WebhookQueueDrops   prometheus.Counter
 	TokenExpiries       prometheus.Counter
 	TokenRefreshes      *prometheus.CounterVec // by outcome
+	JWKSRefreshes       *prometheus.CounterVec // identity provider key fetches, by outcome
+	JWKSKeys            prometheus.Gauge       // identity provider keys cached
 }
 
 // New creates and registers the collectors, plus Go runtime and process metrics.
@@ -55,6 +57,8 @@ func New() *Metrics {
 		WebhookQueueDrops:   prometheus.NewCounter(prometheus.CounterOpts{Name: "jetsocket_webhook_events_dropped_total", Help: "Webhook events dropped because the queue was full."}),
 		TokenExpiries:       prometheus.NewCounter(prometheus.CounterOpts{Name: "jetsocket_token_expiries_total", Help: "Connections closed at token expiry."}),
 		TokenRefreshes:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jetsocket_token_refreshes_total", Help: "Token refreshes, by outcome."}, []string{"outcome"}),
+		JWKSRefreshes:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jetsocket_jwks_refreshes_total", Help: "Fetches of the identity provider's keys (JWKS_URL), by outcome (ok, error)."}, []string{"outcome"}),
+		JWKSKeys:            prometheus.NewGauge(prometheus.GaugeOpts{Name: "jetsocket_jwks_keys", Help: "Identity provider keys cached."}),
 	}
 	r.MustRegister(
 		collectors.NewGoCollector(),
@@ -62,8 +66,11 @@ func New() *Metrics {
 		m.Connections, m.ConnectionsTotal, m.Disconnects, m.Subscriptions, m.SubscribeRefused,
 		m.MessagesIn, m.MessagesOut, m.Published, m.AuthFailures, m.Logins, m.ClientEventsDropped,
 		m.SlowConsumers, m.ConnectionsRefused, m.WebhookDeliveries, m.WebhookQueueDrops,
-		m.TokenExpiries, m.TokenRefreshes,
+		m.TokenExpiries, m.TokenRefreshes, m.JWKSRefreshes, m.JWKSKeys,
 	)
+	for _, o := range []string{"ok", "error"} {
+		m.JWKSRefreshes.WithLabelValues(o)
+	}
 	for _, t := range []string{"public", "private", "presence", "private-encrypted"} {
 		m.Subscriptions.WithLabelValues(t)
 	}
