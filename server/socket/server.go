@@ -176,16 +176,21 @@ func (s *Server) HandlePrefix(prefix string, h Handler) {
 
 // ServeHTTP serves the Engine.IO endpoint.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// JSONP polling (the "j" parameter) makes the library answer text/javascript that
+	// calls a function named by the caller: a script of anyone's choosing served from
+	// our origin, which defeats a CSP of 'self'. No client we support needs it.
+	if r.URL.Query().Has("j") {
+		writeJSONError(w, http.StatusBadRequest, "jsonp_not_supported", "JSONP polling is not supported; use XHR polling or websocket")
+		return
+	}
 	if sid := r.URL.Query().Get("sid"); sid != "" {
 		s.ids.waitReady(sid, r.Context().Done())
 	} else {
 		s.mu.RLock()
 		if s.closing {
 			s.mu.RUnlock()
-			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("Retry-After", "1")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, `{"error":"shutting_down","message":"server is shutting down"}`)
+			writeJSONError(w, http.StatusServiceUnavailable, "shutting_down", "server is shutting down")
 			return
 		}
 		s.handshakes.Add(1)
@@ -193,6 +198,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer s.handshakes.Done()
 	}
 	s.engine.ServeHTTP(w, r)
+}
+
+// writeJSONError answers {error, message}, as every refusal of the HTTP server is.
+func writeJSONError(w http.ResponseWriter, status int, code, message string) {
+	b, _ := json.Marshal(map[string]string{"error": code, "message": message})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
 }
 
 // Serve accepts sessions until Shutdown. It returns nil after Shutdown.
