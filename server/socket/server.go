@@ -129,6 +129,7 @@ type Server struct {
 	mu         sync.RWMutex
 	closing    bool
 	conns      map[string]*Conn // by socket id
+	sessions   map[string]*Conn // by Engine.IO session id
 	handshakes sync.WaitGroup   // handshake requests in the engine
 	serving    sync.WaitGroup   // connection goroutines
 	acceptDone chan struct{}
@@ -153,16 +154,37 @@ func NewServer(opts Options) (*Server, error) {
 		log:        opts.Logger,
 		handlers:   make(map[string]Handler),
 		conns:      make(map[string]*Conn),
+		sessions:   make(map[string]*Conn),
 		acceptDone: make(chan struct{}),
 		ids:        newSessionIDs(),
 	}
 	s.engine = engineio.NewServer(&engineio.Options{
-		PingInterval:       opts.PingInterval,
-		PingTimeout:        opts.PingTimeout,
-		Transports:         newTransports(opts.CheckOrigin, int64(opts.MaxFrameBytes), opts.afterOpen),
+		PingInterval: opts.PingInterval,
+		PingTimeout:  opts.PingTimeout,
+		Transports: newTransports(opts.CheckOrigin, int64(opts.MaxFrameBytes), handoffLimits{
+			// A client upgrading sends a packet or two meanwhile; these leave room for a
+			// burst and bound the rest.
+			packets: opts.InboundBurst,
+			bytes:   handoffFrames * opts.MaxFrameBytes,
+			charge:  s.chargeInbound,
+		}, opts.afterOpen),
 		SessionIDGenerator: s.ids,
 	})
 	return s, nil
+}
+
+// handoffFrames is how many largest frames a session may have posted during its
+// upgrade and not yet read.
+const handoffFrames = 8
+
+// chargeInbound counts n packets posted during sid's upgrade against its connection's
+// inbound rate limit. A session with no connection yet (still authenticating) is bounded
+// by the handoff's limits alone.
+func (s *Server) chargeInbound(sid string, n int) bool {
+	s.mu.RLock()
+	c := s.sessions[sid]
+	s.mu.RUnlock()
+	return c == nil || c.inbound.AllowN(time.Now(), n)
 }
 
 // Handle registers h for the event named event. Not safe once Serve has started.
@@ -330,6 +352,7 @@ func (s *Server) run(c *Conn) {
 
 	s.mu.Lock()
 	delete(s.conns, c.id)
+	delete(s.sessions, c.sess.ID())
 	s.mu.Unlock()
 	if s.opts.OnDisconnect != nil {
 		s.opts.OnDisconnect(c, reason)
@@ -358,6 +381,7 @@ func (s *Server) newConn(sess engineio.Conn, claims *tokens.Claims) *Conn {
 		}
 	}
 	s.conns[c.id] = c
+	s.sessions[sess.ID()] = c
 	return c
 }
 
@@ -404,7 +428,8 @@ func (s *Server) readLoop(c *Conn) (reason string) {
 		if err := rc.Close(); err != nil {
 			return ReasonClientGone
 		}
-		if !c.inbound.Allow() {
+		// A handed-off packet was counted when it was posted (chargeInbound).
+		if _, handed := rc.(handedReader); !handed && !c.inbound.Allow() {
 			if !c.flood.Allow() {
 				c.Error(CodeRateLimited, "too many packets: disconnecting")
 				c.CloseAfterFlush(ReasonFlood)
