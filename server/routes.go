@@ -23,7 +23,11 @@ func (a *app) routes() http.Handler {
 	r.HandleMethodNotAllowed = true
 	// Trust X-Forwarded-For only from the configured proxies (gin trusts all by default).
 	_ = r.SetTrustedProxies(a.cfg.TrustedProxies)
-	r.Use(middleware.Recover(a.log), middleware.RequestLog(a.log))
+	// Every body is read in full within REQUEST_BODY_TIMEOUT before routing goes on, at
+	// most the largest any route takes (the API's); routes cap their own below.
+	maxAPIBody := int64(10*a.cfg.MaxPayloadBytes) + 256<<10
+	r.Use(middleware.Recover(a.log), middleware.RequestLog(a.log),
+		middleware.ReadBody(maxAPIBody, a.cfg.RequestBodyTimeout, a.log))
 
 	r.GET("/healthz", handlers.Healthz())
 	r.GET("/readyz", handlers.Readyz(a.ready))
@@ -46,7 +50,6 @@ func (a *app) routes() http.Handler {
 	sock.Any("/*any", gin.WrapH(a.sockets))
 
 	// The Pusher-compatible HTTP API, signed as Pusher signs.
-	maxAPIBody := int64(10*a.cfg.MaxPayloadBytes) + 256<<10
 	api := r.Group("/apps/:app_id", middleware.APIAuth(a.cfg.AppID, a.cfg.AppKey, a.cfg.AppSecret, maxAPIBody, time.Now, a.log))
 	api.POST("/events", handlers.TriggerEvent(a.triggers, a.log))
 	api.POST("/batch_events", handlers.TriggerBatch(a.triggers, a.log))

@@ -76,9 +76,10 @@ type Config struct {
 	MaxConnsPerUser      int  // 0: unlimited
 	MaxConnsPerIP        int  // by TCP peer address; 0: unlimited
 
-	TrustedProxies  []string
-	ShutdownTimeout time.Duration
-	DebugAddr       string // pprof listener; empty: off
+	TrustedProxies     []string
+	RequestBodyTimeout time.Duration // a request's body must arrive within this
+	ShutdownTimeout    time.Duration
+	DebugAddr          string // pprof listener; empty: off
 
 	LogFormat string
 	LogLevel  string
@@ -282,6 +283,9 @@ func Load(getenv func(string) string) (*Config, []string, error) {
 			}
 		}
 		c.TrustedProxies = append(c.TrustedProxies, p)
+	}
+	if c.RequestBodyTimeout, err = duration(get, "REQUEST_BODY_TIMEOUT", 10*time.Second, time.Second, 10*time.Minute); err != nil {
+		return nil, nil, err
 	}
 	if c.ShutdownTimeout, err = duration(get, "SHUTDOWN_TIMEOUT", 10*time.Second, 0, 10*time.Minute); err != nil {
 		return nil, nil, err

@@ -110,6 +110,8 @@ func TestRefusals(t *testing.T) {
 		{"subscribe rate", map[string]string{"SUBSCRIBE_RATE": "x"}, "SUBSCRIBE_RATE"},
 		{"conns per user", map[string]string{"MAX_CONNECTIONS_PER_USER": "-1"}, "MAX_CONNECTIONS_PER_USER"},
 		{"conns per ip", map[string]string{"MAX_CONNECTIONS_PER_IP": "many"}, "MAX_CONNECTIONS_PER_IP"},
+		{"body timeout zero", map[string]string{"REQUEST_BODY_TIMEOUT": "0s"}, "REQUEST_BODY_TIMEOUT"},
+		{"body timeout bad", map[string]string{"REQUEST_BODY_TIMEOUT": "ten"}, "REQUEST_BODY_TIMEOUT"},
 		{"debug addr public", map[string]string{"DEBUG_ADDR": "0.0.0.0:6060"}, "DEBUG_ADDR"},
 		{"debug addr no port", map[string]string{"DEBUG_ADDR": "127.0.0.1"}, "DEBUG_ADDR"},
 	}
