@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -73,5 +74,50 @@ func TestBodiesMustArriveInTime(t *testing.T) {
 	ws.send(`27["jetsocket:ping"]`)
 	if p := ws.next(); !strings.HasPrefix(p, `37[{"pong":true`) {
 		t.Fatalf("ping after the timeout: %q", p)
+	}
+}
+
+// loginFrom posts a wrong password with extra headers and returns the status.
+func loginFrom(t *testing.T, ts *testServer, headers map[string]string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, ts.base+"/login", strings.NewReader(`{"username":"bob","password":"nope"}`))
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode
+}
+
+// Behind a trusted proxy the client address comes from the one header the operator
+// names; the other cannot be used to rotate one's address past the login limit.
+func TestClientAddressFromOneHeader(t *testing.T) {
+	for _, tt := range []struct {
+		header, other string // the configured header, and one that must be ignored
+		env           string
+	}{
+		{"X-Forwarded-For", "X-Real-IP", ""}, // the default
+		{"X-Real-IP", "X-Forwarded-For", "X-Real-IP"},
+	} {
+		t.Run(tt.header, func(t *testing.T) {
+			ts := startServer(t, map[string]string{"TRUSTED_PROXIES": "127.0.0.1", "LOGIN_RATE_LIMIT": "2/1h", "CLIENT_IP_HEADER": tt.env})
+			for i := range 3 {
+				code := loginFrom(t, ts, map[string]string{tt.other: fmt.Sprintf("203.0.113.%d", i+1)})
+				if want := map[bool]int{true: 401, false: 429}[i < 2]; code != want {
+					t.Fatalf("%s rotated, attempt %d: %d, want %d (the header must be ignored)", tt.other, i+1, code, want)
+				}
+			}
+			// The named header does tell clients apart: a new address has its own budget.
+			if code := loginFrom(t, ts, map[string]string{tt.header: "198.51.100.7"}); code != 401 {
+				t.Fatalf("%s of another client: %d, want 401", tt.header, code)
+			}
+			if !strings.Contains(ts.out.String(), "ip=198.51.100.7") {
+				t.Fatalf("the log does not name the resolved client:\n%s", ts.out)
+			}
+		})
 	}
 }

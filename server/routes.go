@@ -21,8 +21,10 @@ import (
 func (a *app) routes() http.Handler {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
-	// Trust X-Forwarded-For only from the configured proxies (gin trusts all by default).
+	// The client address comes from the one header CLIENT_IP_HEADER names, and only
+	// from the configured proxies (gin trusts every proxy and two headers by default).
 	_ = r.SetTrustedProxies(a.cfg.TrustedProxies)
+	r.RemoteIPHeaders = []string{a.cfg.ClientIPHeader}
 	// Every body is read in full within REQUEST_BODY_TIMEOUT before routing goes on, at
 	// most the largest any route takes (the API's); routes cap their own below.
 	maxAPIBody := int64(10*a.cfg.MaxPayloadBytes) + 256<<10
