@@ -5,9 +5,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // rawRequest sends head (request line and headers, without the blank line) and then
@@ -119,5 +123,86 @@ func TestClientAddressFromOneHeader(t *testing.T) {
 				t.Fatalf("the log does not name the resolved client:\n%s", ts.out)
 			}
 		})
+	}
+}
+
+// dialFrom opens a websocket whose request carries headers (a proxy's) and extra query.
+func (ts *testServer) dialFrom(t *testing.T, token string, headers http.Header, extraQuery string) (*wsClient, *http.Response, error) {
+	t.Helper()
+	u := "ws://" + ts.host + "/socket.io/?EIO=3&transport=websocket&token=" + url.QueryEscape(token) + extraQuery
+	ws, res, err := websocket.DefaultDialer.Dial(u, headers)
+	if err != nil {
+		return nil, res, err
+	}
+	t.Cleanup(func() { ws.Close() })
+	return &wsClient{t: t, ws: ws}, res, nil
+}
+
+// waitLog waits until the server's log contains s.
+func (ts *testServer) waitLog(t *testing.T, s string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(ts.out.String(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("log never had %q:\n%s", s, ts.out)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Behind a trusted proxy MAX_CONNECTIONS_PER_IP counts the client address the proxy
+// names, not the proxy: many clients behind one proxy are not locked out together, one
+// client is still limited, a closed connection frees its place, and the logs name the
+// address that was counted. A client cannot choose the address itself.
+func TestConnectionsPerClientAddressBehindAProxy(t *testing.T) {
+	ts := startServer(t, map[string]string{"TRUSTED_PROXIES": "127.0.0.1", "MAX_CONNECTIONS_PER_IP": "2", "MAX_CONNECTIONS_PER_USER": "0"})
+	tok := ts.login(t, "carol", "carol123")
+	from := func(ip string) http.Header { return http.Header{"X-Forwarded-For": {ip}} }
+
+	var first *wsClient
+	for i, ip := range []string{"203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.1"} {
+		c, res, err := ts.dialFrom(t, tok, from(ip), "")
+		if err != nil {
+			t.Fatalf("connection %d from %s refused: %v %v", i+1, ip, res, err)
+		}
+		c.established()
+		if i == 0 {
+			first = c
+		}
+	}
+	ts.waitLog(t, "ip=203.0.113.3")
+	_, res, err := ts.dialFrom(t, tok, from("203.0.113.1"), "")
+	if err == nil || res == nil || res.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("third connection from one client: %v %v", res, err)
+	}
+	ts.waitLog(t, `msg="socket refused" reason=too_many_connections user_id=3 ip=203.0.113.1`)
+
+	// Closing one frees its place (it was released under the address it was counted by).
+	first.ws.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, _, err := ts.dialFrom(t, tok, from("203.0.113.1"), "")
+		if err == nil {
+			c.established()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the place of a closed connection was never freed: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// A client's own claim to an address is replaced by the resolved one.
+	c, _, err := ts.dialFrom(t, tok, from("203.0.113.9"), "&jetsocket_client_ip=198.51.100.66")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.established()
+	ts.waitLog(t, "ip=203.0.113.9")
+	if !regexp.MustCompile(`msg="socket connected" socket_id=\S+ user_id=3 ip=203\.0\.113\.9 `).MatchString(ts.out.String()) {
+		t.Fatalf("the connection's log line does not name the counted address:\n%s", ts.out)
+	}
+	if strings.Contains(ts.out.String(), "198.51.100.66") {
+		t.Fatal("a client chose the address it is counted and logged by")
 	}
 }

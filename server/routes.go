@@ -14,6 +14,7 @@ import (
 	"github.com/jetsocket/jetsocket/middleware"
 	"github.com/jetsocket/jetsocket/public"
 	"github.com/jetsocket/jetsocket/server/errs"
+	"github.com/jetsocket/jetsocket/server/socket"
 	"github.com/jetsocket/jetsocket/tokens"
 )
 
@@ -41,7 +42,7 @@ func (a *app) routes() http.Handler {
 	}, a.log))
 	login.OPTIONS("", func(*gin.Context) {}) // answered by CORS
 
-	sock := r.Group("/socket.io", a.origins.CORS(),
+	sock := r.Group("/socket.io", a.origins.CORS(), stampClientIP,
 		middleware.LimitBody(int64(a.cfg.MaxPayloadBytes)*4+64<<10),
 		middleware.Handshake(middleware.HandshakeOptions{
 			Verifier:  a.tokens,
@@ -80,6 +81,13 @@ func (a *app) routes() http.Handler {
 		c.AbortWithStatusJSON(http.StatusMethodNotAllowed, errs.Body{Error: "method_not_allowed", Message: "method not allowed"})
 	})
 	return r
+}
+
+// stampClientIP hands the resolved client address to the socket layer, which counts
+// and logs connections by it.
+func stampClientIP(c *gin.Context) {
+	socket.SetClientIP(c.Request, c.ClientIP())
+	c.Next()
 }
 
 func (a *app) ready() error {

@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -317,7 +316,7 @@ func (s *Server) serve(sess engineio.Conn) {
 		defer s.engine.Remove(sess.ID())
 		// The middleware checked this token an instant ago; it can only have expired
 		// in between. Tell the client and close.
-		s.log.Warn("socket refused after handshake", "reason", string(tokens.ReasonOf(err)), "ip", remoteIP(sess.RemoteAddr()))
+		s.log.Warn("socket refused after handshake", "reason", string(tokens.ReasonOf(err)), "ip", sessionIP(sess.URL(), sess.RemoteAddr()))
 		if w, werr := sess.NextWriter(session.TEXT); werr == nil {
 			_, _ = w.Write(encodeError("/", "invalid_token"))
 			_ = w.Close()
@@ -365,7 +364,7 @@ func (s *Server) newConn(sess engineio.Conn, claims *tokens.Claims) *Conn {
 		srv:         s,
 		sess:        sess,
 		done:        make(chan struct{}),
-		ip:          remoteIP(sess.RemoteAddr()),
+		ip:          sessionIP(sess.URL(), sess.RemoteAddr()),
 		connectedAt: time.Now(),
 		inbound:     rate.NewLimiter(rate.Limit(s.opts.InboundRate), s.opts.InboundBurst),
 		flood:       rate.NewLimiter(rate.Limit(s.opts.InboundRate), 5*s.opts.InboundBurst),
@@ -513,17 +512,6 @@ func newSocketID() string {
 	hi := binary.BigEndian.Uint64(b[:8])%999_999_999 + 1
 	lo := binary.BigEndian.Uint64(b[8:])%999_999_999 + 1
 	return strconv.FormatUint(hi, 10) + "." + strconv.FormatUint(lo, 10)
-}
-
-func remoteIP(a net.Addr) string {
-	if a == nil {
-		return ""
-	}
-	s := a.String()
-	if host, _, err := net.SplitHostPort(s); err == nil {
-		return host
-	}
-	return s
 }
 
 func transportName(u url.URL) string {
