@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/jetsocket/jetsocket/server/channels"
+	"github.com/jetsocket/jetsocket/server/redact"
 	"github.com/jetsocket/jetsocket/tokens"
 )
 
@@ -232,7 +233,7 @@ func Load(getenv func(string) string) (*Config, []string, error) {
 	for _, w := range splitList(get("WEBHOOK_URL")) {
 		u, err := url.Parse(w)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, nil, bad("WEBHOOK_URL", "%q is not an http(s) URL", w)
+			return nil, nil, bad("WEBHOOK_URL", "%q is not an http(s) URL", redact.URL(w))
 		}
 		c.WebhookURLs = append(c.WebhookURLs, w)
 	}

@@ -156,3 +156,15 @@ func TestRefusals(t *testing.T) {
 		})
 	}
 }
+
+// A refused WEBHOOK_URL is named in the start-up error without its credentials.
+func TestWebhookURLErrorIsRedacted(t *testing.T) {
+	_, _, err := Load(env(map[string]string{"WEBHOOK_URL": "ftp://hook-user:pw-secret@hooks.example.com/x?token=tok-secret"}))
+	if err == nil {
+		t.Fatal("ftp webhook accepted")
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "pw-secret") || strings.Contains(msg, "tok-secret") || strings.Contains(msg, "hook-user") || !strings.Contains(msg, "hooks.example.com") {
+		t.Fatalf("error %q", msg)
+	}
+}

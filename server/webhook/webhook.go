@@ -22,6 +22,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/jetsocket/jetsocket/server/redact"
 )
 
 // Headers of a webhook request.
@@ -96,6 +98,7 @@ type Sender struct {
 
 type worker struct {
 	url     string
+	name    string // url for logs: credentials and query values redacted
 	batches chan []byte
 }
 
@@ -140,7 +143,7 @@ func New(o Options) (*Sender, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Sender{o: o, queue: make(chan Event, o.QueueSize), done: make(chan struct{}), ctx: ctx, stop: cancel}
 	for _, u := range o.URLs {
-		w := &worker{url: u, batches: make(chan []byte, o.Backlog)}
+		w := &worker{url: u, name: redact.URL(u), batches: make(chan []byte, o.Backlog)}
 		s.workers = append(s.workers, w)
 		s.wg.Add(1)
 		go s.work(w)
@@ -242,7 +245,7 @@ func (s *Sender) dispatch(events []Event) {
 		case w.batches <- body:
 		default:
 			s.o.OnDelivery("dropped")
-			s.o.Logger.Warn("webhook backlog full: batch dropped", "url", w.url, "events", len(events))
+			s.o.Logger.Warn("webhook backlog full: batch dropped", "url", w.name, "events", len(events))
 		}
 	}
 }
@@ -250,16 +253,16 @@ func (s *Sender) dispatch(events []Event) {
 func (s *Sender) work(w *worker) {
 	defer s.wg.Done()
 	for body := range w.batches {
-		s.deliver(w.url, body)
+		s.deliver(w, body)
 	}
 }
 
 // deliver POSTs body until a 2xx answer or RetryFor has passed.
-func (s *Sender) deliver(url string, body []byte) {
+func (s *Sender) deliver(w *worker, body []byte) {
 	start := time.Now()
 	backoff := s.o.FirstBackoff
 	for attempt := 1; ; attempt++ {
-		err := s.post(url, body)
+		err := s.post(w.url, body)
 		if err == nil {
 			s.o.OnDelivery("ok")
 			return
@@ -267,11 +270,11 @@ func (s *Sender) deliver(url string, body []byte) {
 		wait := backoff/2 + rand.N(backoff/2+1) // jitter keeps many nodes from retrying in step
 		if time.Since(start)+wait > s.o.RetryFor || s.ctx.Err() != nil {
 			s.o.OnDelivery("failed")
-			s.o.Logger.Error("webhook delivery failed", "url", url, "attempts", attempt, "err", err)
+			s.o.Logger.Error("webhook delivery failed", "url", w.name, "attempts", attempt, "err", redact.Error(err))
 			return
 		}
 		s.o.OnDelivery("retry")
-		s.o.Logger.Warn("webhook delivery will be retried", "url", url, "attempt", attempt, "in", wait.String(), "err", err)
+		s.o.Logger.Warn("webhook delivery will be retried", "url", w.name, "attempt", attempt, "in", wait.String(), "err", redact.Error(err))
 		select {
 		case <-time.After(wait):
 		case <-s.ctx.Done():

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -169,5 +170,67 @@ func TestVerifyRefuses(t *testing.T) {
 		if _, err := Verify(r, "k", secret); err != ErrSignature {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+// syncBuffer is a log sink safe for the workers' goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Receiver URLs may carry credentials; the log lines that name them (retries, give-ups,
+// dial errors that net/http words with the URL) must not.
+func TestLogsRedactReceiverURLs(t *testing.T) {
+	rc := &receiver{}
+	rc.failures.Store(1 << 30)
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	answering := strings.Replace(srv.URL, "http://", "http://hook-user:pw-secret-1@", 1) + "/hook?token=tok-secret-1"
+	unreachable := "http://hook-user:pw-secret-2@127.0.0.1:1/hook?token=tok-secret-2&sig=sig-secret-3"
+	logs := &syncBuffer{}
+	var failed atomic.Int32
+	s, err := New(Options{
+		URLs: []string{answering, unreachable}, Key: "app-key", Secret: secret, Window: time.Millisecond,
+		FirstBackoff: 5 * time.Millisecond, RetryFor: 50 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(logs, nil)),
+		OnDelivery: func(o string) {
+			if o == "failed" {
+				failed.Add(1)
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Send(Event{Name: ChannelVacated, Channel: "x"})
+	deadline := time.Now().Add(10 * time.Second)
+	for failed.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	_ = s.Close(context.Background())
+	out := logs.String()
+	if failed.Load() < 2 || !strings.Contains(out, "will be retried") || !strings.Contains(out, "delivery failed") {
+		t.Fatalf("premise: both receivers should have failed and logged:\n%s", out)
+	}
+	for _, secret := range []string{"pw-secret", "tok-secret", "sig-secret", "hook-user"} {
+		if strings.Contains(out, secret) {
+			t.Fatalf("%q reached the logs:\n%s", secret, out)
+		}
+	}
+	if !strings.Contains(out, "127.0.0.1:1/hook?sig=REDACTED&token=REDACTED") {
+		t.Fatalf("the logs no longer tell which receiver failed:\n%s", out)
 	}
 }
