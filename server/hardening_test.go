@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
@@ -204,5 +205,45 @@ func TestConnectionsPerClientAddressBehindAProxy(t *testing.T) {
 	}
 	if strings.Contains(ts.out.String(), "198.51.100.66") {
 		t.Fatal("a client chose the address it is counted and logged by")
+	}
+}
+
+// A webhook receiver that does not answer must not fail a graceful shutdown: after the
+// budget the server stops cleanly (exit 0) and logs what it abandoned.
+func TestShutdownWithPendingWebhooksSucceeds(t *testing.T) {
+	arrived := make(chan struct{}, 10)
+	hold := make(chan struct{})
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+		}
+	}))
+	defer receiver.Close()
+	defer close(hold)
+	ts := startServer(t, map[string]string{"WEBHOOK_URL": receiver.URL + "/hook?token=tok-secret-9", "SHUTDOWN_TIMEOUT": "1s"})
+	c, _, err := ts.dial(t, ts.login(t, "bob", "bob123"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.established()
+	if ack := c.ack(1, "jetsocket:subscribe", map[string]string{"channel": "news"}); ack["ok"] != true {
+		t.Fatalf("subscribe: %v", ack)
+	}
+	select {
+	case <-arrived: // channel_occupied is in flight, never answered
+	case <-time.After(10 * time.Second):
+		t.Fatal("no webhook arrived")
+	}
+	if err := ts.stop(); err != nil {
+		t.Fatalf("shutdown with a webhook pending failed: %v\n%s", err, ts.out)
+	}
+	out := ts.out.String()
+	if !strings.Contains(out, `msg="webhook batches not delivered"`) || !strings.Contains(out, "outcome=abandoned") {
+		t.Fatalf("the shutdown does not say what it abandoned:\n%s", out)
+	}
+	if strings.Contains(out, "tok-secret-9") {
+		t.Fatal("the webhook URL's token reached the logs")
 	}
 }
