@@ -19,11 +19,13 @@ import (
 //
 // Without it a client that sends its headers and then nothing holds a connection and a
 // goroutine for ever: handlers wait in their read, and even a route that never reads the
-// body waits, because net/http drains an unread body before it answers. http.Server's
-// ReadTimeout is no fit: it also cuts the Engine.IO long-poll and the websockets (the
-// deadline outlives the request into the hijacked conn and cancels the long-poll's
-// context). So the deadline is set per request, only while its body is read, and only
-// on requests that have one: the long-poll GET and the websocket upgrade have none.
+// body waits, because net/http drains an unread body before it answers. The deadline is
+// set per request, only while its body is read, and only on requests that have one (the
+// long-poll GET and the websocket upgrade have none). http.Server.ReadTimeout would bound
+// bodies too (net/http lifts the deadline once a body is read, so long-polls and
+// websockets would survive it), but a body cut off by it surfaces as whatever each
+// handler makes of a failed read, or as a silent close; here every route answers the
+// same clear error.
 //
 // Slower than timeout: 408 request_timeout. Over max: 413 too_large. Either way the
 // connection closes after the answer. Each route still applies its own, smaller limit.
