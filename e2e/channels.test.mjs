@@ -163,7 +163,7 @@ describe('subscribe: names, payloads and default rules', () => {
     await subscribeFails(admin, 'private-staff', 403, 'forbidden');
   });
 
-  test('private-encrypted-: needs a rule and then the encrypted-channels permission or role admin; ack carries the shared secret', async () => {
+  test('private-encrypted-: the encrypted-channels permission or role admin, plus any name rule that applies; ack carries the shared secret', async () => {
     const ch = 'private-encrypted-user-e1';
     const { socket: withPerm } = await join(srv.url, clients, 'e1', { permissions: ['encrypted-channels'] });
     const ack = await subscribeOk(withPerm, ch);
@@ -181,8 +181,11 @@ describe('subscribe: names, payloads and default rules', () => {
     // The user- rule still applies: the permission alone is not enough.
     const { socket: otherUser } = await join(srv.url, clients, 'e2', { permissions: ['encrypted-channels'] });
     await subscribeFails(otherUser, ch, 403, 'forbidden');
-    // No rule matches private-encrypted-nothing: denied like private-.
-    await subscribeFails(withPerm, 'private-encrypted-nothing', 403, 'forbidden');
+    // No name rule matches private-encrypted-secure-chat: the permission (or role admin) is enough.
+    const open = 'private-encrypted-secure-chat';
+    assert.equal((await subscribeOk(withPerm, open)).shared_secret, sharedSecret(open));
+    assert.equal((await subscribeOk(adminNoPerm, open)).shared_secret, sharedSecret(open));
+    await subscribeFails(plain, open, 403, 'forbidden');
 
     // A role rule for encrypted channels: role user allowed by the pattern, still needs the permission.
     const team = 'private-encrypted-team-blue';

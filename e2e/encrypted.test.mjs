@@ -194,7 +194,7 @@ describe('encrypted channels: SDK encrypts, server relays, subscriber decrypts',
       ['role moderator, own channel', '10', { role: 'moderator' }, 'private-encrypted-user-10'],
       ['permission, another user\'s channel', '8', permitted, ENC],
       ['permission, not in the group', '11', permitted, 'private-encrypted-group-vault'],
-      ['permission, no name rule', '12', permitted, 'private-encrypted-anything'],
+      ['no permission, no name rule', '12', {}, 'private-encrypted-secure-chat'],
     ];
     const watchers = [];
     for (const [what, subId, extra, ch] of denied) {

@@ -109,23 +109,47 @@ func readCredentials(c *gin.Context) (credentials, error) {
 	case "application/json":
 		dec := json.NewDecoder(body)
 		if err := dec.Decode(&cr); err != nil {
-			var tooLarge *http.MaxBytesError
-			if errors.As(err, &tooLarge) {
-				return cr, errs.New(errs.TooLarge, "too_large", "login body too large")
+			if tooLarge(err) {
+				return cr, errLoginTooLarge
 			}
 			return cr, errs.New(errs.Invalid, "invalid_request", "body must be a JSON object {username, password}")
 		}
-	case "application/x-www-form-urlencoded", "multipart/form-data":
+	case "application/x-www-form-urlencoded":
 		c.Request.Body = body
 		if err := c.Request.ParseForm(); err != nil {
+			if tooLarge(err) {
+				return cr, errLoginTooLarge
+			}
 			return cr, errs.New(errs.Invalid, "invalid_request", "malformed form body")
 		}
 		cr.Username, cr.Password = c.Request.PostForm.Get("username"), c.Request.PostForm.Get("password")
+	case "multipart/form-data":
+		// The body is capped at maxLoginBody, so the whole form fits in memory and no
+		// temporary file is written; RemoveAll is there should one ever be.
+		c.Request.Body = body
+		err := c.Request.ParseMultipartForm(maxLoginBody)
+		if f := c.Request.MultipartForm; f != nil {
+			defer func() { _ = f.RemoveAll() }()
+		}
+		if err != nil {
+			if tooLarge(err) {
+				return cr, errLoginTooLarge
+			}
+			return cr, errs.New(errs.Invalid, "invalid_request", "malformed multipart form body")
+		}
+		cr.Username, cr.Password = c.Request.PostForm.Get("username"), c.Request.PostForm.Get("password")
 	default:
-		return cr, errs.New(errs.Invalid, "invalid_request", "Content-Type must be application/json or application/x-www-form-urlencoded")
+		return cr, errs.New(errs.Invalid, "invalid_request", "Content-Type must be application/json, application/x-www-form-urlencoded or multipart/form-data")
 	}
 	if strings.TrimSpace(cr.Username) == "" || cr.Password == "" {
 		return cr, errs.New(errs.Invalid, "invalid_request", "username and password are required")
 	}
 	return cr, nil
+}
+
+var errLoginTooLarge = errs.New(errs.TooLarge, "too_large", "login body too large")
+
+func tooLarge(err error) bool {
+	var e *http.MaxBytesError
+	return errors.As(err, &e)
 }

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"time"
 
@@ -31,18 +30,13 @@ func (a *app) admit(claims *tokens.Claims, r *http.Request) error {
 		a.metrics.ConnectionsRefused.WithLabelValues("per_user").Inc()
 		return errs.New(errs.RateLimited, "too_many_connections", "this user has too many open connections")
 	}
-	if a.cfg.MaxConnsPerIP > 0 && a.ipConns.Count(peerIP(r.RemoteAddr)) >= a.cfg.MaxConnsPerIP {
+	// The address the proxy named (TRUSTED_PROXIES), the one onConnect counts and the
+	// logs name; not the TCP peer, which behind a proxy is the proxy.
+	if a.cfg.MaxConnsPerIP > 0 && a.ipConns.Count(socket.ClientIP(r)) >= a.cfg.MaxConnsPerIP {
 		a.metrics.ConnectionsRefused.WithLabelValues("per_ip").Inc()
 		return errs.New(errs.RateLimited, "too_many_connections", "this address has too many open connections")
 	}
 	return nil
-}
-
-func peerIP(addr string) string {
-	if host, _, err := net.SplitHostPort(addr); err == nil {
-		return host
-	}
-	return addr
 }
 
 // onConnect counts c against the limits, puts it on its user's internal channel (which

@@ -14,6 +14,7 @@ import (
 	"github.com/jetsocket/jetsocket/middleware"
 	"github.com/jetsocket/jetsocket/public"
 	"github.com/jetsocket/jetsocket/server/errs"
+	"github.com/jetsocket/jetsocket/server/socket"
 	"github.com/jetsocket/jetsocket/tokens"
 )
 
@@ -21,9 +22,15 @@ import (
 func (a *app) routes() http.Handler {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
-	// Trust X-Forwarded-For only from the configured proxies (gin trusts all by default).
+	// The client address comes from the one header CLIENT_IP_HEADER names, and only
+	// from the configured proxies (gin trusts every proxy and two headers by default).
 	_ = r.SetTrustedProxies(a.cfg.TrustedProxies)
-	r.Use(middleware.Recover(a.log), middleware.RequestLog(a.log))
+	r.RemoteIPHeaders = []string{a.cfg.ClientIPHeader}
+	// Every body is read in full within REQUEST_BODY_TIMEOUT before routing goes on, at
+	// most the largest any route takes (the API's); routes cap their own below.
+	maxAPIBody := int64(10*a.cfg.MaxPayloadBytes) + 256<<10
+	r.Use(middleware.Recover(a.log), middleware.RequestLog(a.log),
+		middleware.ReadBody(maxAPIBody, a.cfg.RequestBodyTimeout, a.log))
 
 	r.GET("/healthz", handlers.Healthz())
 	r.GET("/readyz", handlers.Readyz(a.ready))
@@ -35,7 +42,7 @@ func (a *app) routes() http.Handler {
 	}, a.log))
 	login.OPTIONS("", func(*gin.Context) {}) // answered by CORS
 
-	sock := r.Group("/socket.io", a.origins.CORS(),
+	sock := r.Group("/socket.io", a.origins.CORS(), stampClientIP,
 		middleware.LimitBody(int64(a.cfg.MaxPayloadBytes)*4+64<<10),
 		middleware.Handshake(middleware.HandshakeOptions{
 			Verifier:  a.tokens,
@@ -46,7 +53,6 @@ func (a *app) routes() http.Handler {
 	sock.Any("/*any", gin.WrapH(a.sockets))
 
 	// The Pusher-compatible HTTP API, signed as Pusher signs.
-	maxAPIBody := int64(10*a.cfg.MaxPayloadBytes) + 256<<10
 	api := r.Group("/apps/:app_id", middleware.APIAuth(a.cfg.AppID, a.cfg.AppKey, a.cfg.AppSecret, maxAPIBody, time.Now, a.log))
 	api.POST("/events", handlers.TriggerEvent(a.triggers, a.log))
 	api.POST("/batch_events", handlers.TriggerBatch(a.triggers, a.log))
@@ -75,6 +81,13 @@ func (a *app) routes() http.Handler {
 		c.AbortWithStatusJSON(http.StatusMethodNotAllowed, errs.Body{Error: "method_not_allowed", Message: "method not allowed"})
 	})
 	return r
+}
+
+// stampClientIP hands the resolved client address to the socket layer, which counts
+// and logs connections by it.
+func stampClientIP(c *gin.Context) {
+	socket.SetClientIP(c.Request, c.ClientIP())
+	c.Next()
 }
 
 func (a *app) ready() error {

@@ -114,7 +114,9 @@ type Rules struct {
 //     group-<gid>: only members of group <gid>;
 //   - a name matched by a CHANNEL_ROLES pattern: only those roles;
 //   - presence- with none of the above: anyone connected; private- with none: nobody;
-//   - private-encrypted- additionally needs the encrypted-channels permission or role admin.
+//   - private-encrypted-: the encrypted-channels permission or role admin, and where one
+//     of the name rules above applies, that rule as well (with none, the permission is
+//     enough: private-encrypted-secure-chat).
 func (rs *Rules) Check(claims *tokens.Claims, ch Channel) error {
 	if ch.Kind == Public {
 		return nil
@@ -122,40 +124,42 @@ func (rs *Rules) Check(claims *tokens.Claims, ch Channel) error {
 	if claims == nil {
 		return Denied("not authenticated")
 	}
-	if err := rs.checkName(claims, ch); err != nil {
-		return err
-	}
 	if ch.Kind == PrivateEncrypted && !claims.HasRole(RoleAdmin) && !claims.HasPermission(PermissionEncrypted) {
 		return Denied("encrypted channels need the encrypted-channels permission")
 	}
-	return nil
+	if applies, err := rs.nameRule(claims, ch); applies {
+		return err
+	}
+	if ch.Kind == Presence || ch.Kind == PrivateEncrypted {
+		return nil
+	}
+	return Denied("no rule allows this channel")
 }
 
-func (rs *Rules) checkName(claims *tokens.Claims, ch Channel) error {
+// nameRule applies the rule the channel's name falls under, if any: applies reports
+// whether one did, err its verdict.
+func (rs *Rules) nameRule(claims *tokens.Claims, ch Channel) (applies bool, err error) {
 	if id, ok := strings.CutPrefix(ch.Rest, "user-"); ok {
 		if id != "" && id == claims.UserID() {
-			return nil
+			return true, nil
 		}
-		return Denied("channel belongs to another user")
+		return true, Denied("channel belongs to another user")
 	}
 	if gid, ok := strings.CutPrefix(ch.Rest, "group-"); ok {
 		if gid != "" && claims.HasGroup(gid) {
-			return nil
+			return true, nil
 		}
-		return Denied("not a member of this group")
+		return true, Denied("not a member of this group")
 	}
 	for _, r := range rs.Roles {
 		if ok, _ := path.Match(r.Pattern, ch.Name); ok {
 			if slices.ContainsFunc(r.Roles, claims.HasRole) {
-				return nil
+				return true, nil
 			}
-			return Denied("role not allowed on this channel")
+			return true, Denied("role not allowed on this channel")
 		}
 	}
-	if ch.Kind == Presence {
-		return nil
-	}
-	return Denied("no rule allows this channel")
+	return false, nil
 }
 
 // Guard adapts the rules to a Guard.

@@ -33,7 +33,7 @@ func TestParse(t *testing.T) {
 }
 
 func TestRules(t *testing.T) {
-	roles, err := ParseRoleRules("private-admin-*=admin; private-moderator-*=admin,moderator;presence-staff-*=admin")
+	roles, err := ParseRoleRules("private-admin-*=admin; private-moderator-*=admin,moderator;presence-staff-*=admin;private-encrypted-mods-*=moderator")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,12 +84,22 @@ func TestRules(t *testing.T) {
 		{"private-encrypted-user-2", bob, false}, // own channel, but no permission
 		{"private-encrypted-group-support", carol, true},
 		{"private-encrypted-group-staff", bob, false},
-		{"private-encrypted-secret", alice, false}, // no name rule
-		{"private-moderator-queue", erin, true},    // second role of a list
+		{"private-moderator-queue", erin, true}, // second role of a list
 		{"private-admin-panel", erin, false},
 		{"private-admin-panel", frank, true},
 		{"private-encrypted-user-6", frank, true}, // admin in a role list opens encrypted channels
 		{"private-encrypted-user-5", erin, false},
+		// Encrypted: the permission (or role admin), and any name rule as well.
+		{"private-encrypted-secure-chat", alice, true},    // no name rule: the permission is enough
+		{"private-encrypted-secure-chat", carol, true},    // permission without role admin
+		{"private-encrypted-secure-chat", bob, false},     // neither
+		{"private-encrypted-secure-chat", nil, false},     // not authenticated
+		{"private-encrypted-group-staff", alice, true},    // admin in the group
+		{"private-encrypted-group-support", alice, false}, // admin, but not in the group
+		{"private-encrypted-user-3", alice, false},        // admin, but not that user
+		{"private-encrypted-mods-room", carol, true},      // CHANNEL_ROLES match and permission
+		{"private-encrypted-mods-room", alice, false},     // admin, but the role rule says moderator
+		{"private-encrypted-mods-room", dave, false},      // no permission
 	}
 	for _, tt := range tests {
 		name := "nobody"

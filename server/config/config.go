@@ -12,11 +12,13 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jetsocket/jetsocket/server/channels"
+	"github.com/jetsocket/jetsocket/server/redact"
 	"github.com/jetsocket/jetsocket/tokens"
 )
 
@@ -80,11 +82,13 @@ type Config struct {
 	MaxSubscriptions     int  // channels per connection
 	SubscribeRate        int  // subscribe attempts per second per connection
 	MaxConnsPerUser      int  // 0: unlimited
-	MaxConnsPerIP        int  // by TCP peer address; 0: unlimited
+	MaxConnsPerIP        int  // by client address (see TrustedProxies); 0: unlimited
 
-	TrustedProxies  []string
-	ShutdownTimeout time.Duration
-	DebugAddr       string // pprof listener; empty: off
+	TrustedProxies     []string
+	ClientIPHeader     string        // the one header a trusted proxy names the client in
+	RequestBodyTimeout time.Duration // a request's body must arrive within this
+	ShutdownTimeout    time.Duration
+	DebugAddr          string // pprof listener; empty: off
 
 	LogFormat string
 	LogLevel  string
@@ -239,7 +243,7 @@ func Load(getenv func(string) string) (*Config, []string, error) {
 	for _, w := range splitList(get("WEBHOOK_URL")) {
 		u, err := url.Parse(w)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, nil, bad("WEBHOOK_URL", "%q is not an http(s) URL", w)
+			return nil, nil, bad("WEBHOOK_URL", "%q is not an http(s) URL", redact.URL(w))
 		}
 		c.WebhookURLs = append(c.WebhookURLs, w)
 	}
@@ -292,6 +296,25 @@ func Load(getenv func(string) string) (*Config, []string, error) {
 			}
 		}
 		c.TrustedProxies = append(c.TrustedProxies, p)
+	}
+	// One header only: gin honours X-Real-IP as well as X-Forwarded-For by default, and a
+	// client behind a proxy that sets only one of them can rotate its address with the
+	// other (escaping the login and connection limits).
+	c.ClientIPHeader = get("CLIENT_IP_HEADER")
+	switch {
+	case c.ClientIPHeader == "":
+		c.ClientIPHeader = "X-Forwarded-For"
+	case strings.EqualFold(c.ClientIPHeader, "Forwarded"):
+		return nil, nil, bad("CLIENT_IP_HEADER", "the Forwarded header (RFC 7239) is not supported: name one that carries plain addresses, such as X-Forwarded-For or X-Real-IP")
+	case !headerName.MatchString(c.ClientIPHeader):
+		return nil, nil, bad("CLIENT_IP_HEADER", "%q is not an HTTP header name", c.ClientIPHeader)
+	default:
+		if len(c.TrustedProxies) == 0 {
+			warnings = append(warnings, "CLIENT_IP_HEADER is set but TRUSTED_PROXIES is empty: the header is ignored and clients are known by their TCP address")
+		}
+	}
+	if c.RequestBodyTimeout, err = duration(get, "REQUEST_BODY_TIMEOUT", 10*time.Second, time.Second, 10*time.Minute); err != nil {
+		return nil, nil, err
 	}
 	if c.ShutdownTimeout, err = duration(get, "SHUTDOWN_TIMEOUT", 10*time.Second, 0, 10*time.Minute); err != nil {
 		return nil, nil, err
@@ -385,6 +408,10 @@ func loopback(host string) bool {
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
 }
+
+// headerName is an HTTP header name as proxies write them (an RFC 9110 token, letters,
+// digits and '-' in practice).
+var headerName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,63}$`)
 
 func randomSecret() []byte {
 	b := make([]byte, 32)

@@ -60,6 +60,24 @@ func TestParses(t *testing.T) {
 	}
 }
 
+func TestClientIPHeader(t *testing.T) {
+	c, _, err := Load(env(nil))
+	if err != nil || c.ClientIPHeader != "X-Forwarded-For" {
+		t.Fatalf("default: %q %v", c.ClientIPHeader, err)
+	}
+	c, warnings, err := Load(env(map[string]string{"CLIENT_IP_HEADER": "X-Real-IP", "TRUSTED_PROXIES": "10.0.0.0/8"}))
+	if err != nil || c.ClientIPHeader != "X-Real-IP" {
+		t.Fatalf("set: %q %v", c.ClientIPHeader, err)
+	}
+	if strings.Contains(strings.Join(warnings, "\n"), "CLIENT_IP_HEADER") {
+		t.Fatalf("warned with trusted proxies: %q", warnings)
+	}
+	_, warnings, _ = Load(env(map[string]string{"CLIENT_IP_HEADER": "CF-Connecting-IP"}))
+	if !strings.Contains(strings.Join(warnings, "\n"), "CLIENT_IP_HEADER") {
+		t.Fatalf("no warning that the header is ignored without TRUSTED_PROXIES: %q", warnings)
+	}
+}
+
 func TestRefusals(t *testing.T) {
 	prod := map[string]string{"APP_ENV": "production", "JWT_SECRET": goodSecret, "APP_ID": "1", "APP_KEY": "k", "APP_SECRET": "0123456789abcdef", "USERS_FILE": "u.json"}
 	with := func(base map[string]string, k, v string) map[string]string {
@@ -110,6 +128,12 @@ func TestRefusals(t *testing.T) {
 		{"subscribe rate", map[string]string{"SUBSCRIBE_RATE": "x"}, "SUBSCRIBE_RATE"},
 		{"conns per user", map[string]string{"MAX_CONNECTIONS_PER_USER": "-1"}, "MAX_CONNECTIONS_PER_USER"},
 		{"conns per ip", map[string]string{"MAX_CONNECTIONS_PER_IP": "many"}, "MAX_CONNECTIONS_PER_IP"},
+		{"client ip header forwarded", map[string]string{"CLIENT_IP_HEADER": "Forwarded"}, "CLIENT_IP_HEADER"},
+		{"client ip header space", map[string]string{"CLIENT_IP_HEADER": "X Real IP"}, "CLIENT_IP_HEADER"},
+		{"client ip header list", map[string]string{"CLIENT_IP_HEADER": "X-Real-IP,X-Forwarded-For"}, "CLIENT_IP_HEADER"},
+		{"client ip header colon", map[string]string{"CLIENT_IP_HEADER": "X-Real-IP:"}, "CLIENT_IP_HEADER"},
+		{"body timeout zero", map[string]string{"REQUEST_BODY_TIMEOUT": "0s"}, "REQUEST_BODY_TIMEOUT"},
+		{"body timeout bad", map[string]string{"REQUEST_BODY_TIMEOUT": "ten"}, "REQUEST_BODY_TIMEOUT"},
 		{"debug addr public", map[string]string{"DEBUG_ADDR": "0.0.0.0:6060"}, "DEBUG_ADDR"},
 		{"debug addr no port", map[string]string{"DEBUG_ADDR": "127.0.0.1"}, "DEBUG_ADDR"},
 		{"keyed secret short", map[string]string{"JWT_SECRET": "new:" + goodSecret + ",old:short"}, "JWT_SECRET"},
@@ -190,5 +214,17 @@ func TestIdentityProvider(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(warnings, "\n"), "CLAIM_ROLES has no effect without JWKS_URL") {
 		t.Fatalf("no warning for a mapping without JWKS_URL: %q", warnings)
+	}
+}
+
+// A refused WEBHOOK_URL is named in the start-up error without its credentials.
+func TestWebhookURLErrorIsRedacted(t *testing.T) {
+	_, _, err := Load(env(map[string]string{"WEBHOOK_URL": "ftp://hook-user:pw-secret@hooks.example.com/x?token=tok-secret"}))
+	if err == nil {
+		t.Fatal("ftp webhook accepted")
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "pw-secret") || strings.Contains(msg, "tok-secret") || strings.Contains(msg, "hook-user") || !strings.Contains(msg, "hooks.example.com") {
+		t.Fatalf("error %q", msg)
 	}
 }

@@ -16,6 +16,7 @@ const (
 	TooLarge
 	RateLimited
 	Unavailable // shutting down or not ready
+	Timeout     // the client did not send its request in time
 )
 
 // Status is the HTTP status for k.
@@ -35,6 +36,8 @@ func (k Kind) Status() int {
 		return http.StatusTooManyRequests
 	case Unavailable:
 		return http.StatusServiceUnavailable
+	case Timeout:
+		return http.StatusRequestTimeout
 	default:
 		return http.StatusInternalServerError
 	}

@@ -53,7 +53,7 @@ func New() *Metrics {
 		ClientEventsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jetsocket_client_events_dropped_total", Help: "Client events refused, by code."}, []string{"code"}),
 		SlowConsumers:       prometheus.NewCounter(prometheus.CounterOpts{Name: "jetsocket_slow_consumers_total", Help: "Connections closed because their send queue was full."}),
 		ConnectionsRefused:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jetsocket_connections_refused_total", Help: "Handshakes refused by connection limits, by reason."}, []string{"reason"}),
-		WebhookDeliveries:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jetsocket_webhook_deliveries_total", Help: "Webhook POSTs, by outcome."}, []string{"outcome"}),
+		WebhookDeliveries:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jetsocket_webhook_deliveries_total", Help: "Webhook batches per receiver, by outcome: ok, retry, failed, dropped (backlog full), expired (too old), abandoned (at shutdown)."}, []string{"outcome"}),
 		WebhookQueueDrops:   prometheus.NewCounter(prometheus.CounterOpts{Name: "jetsocket_webhook_events_dropped_total", Help: "Webhook events dropped because the queue was full."}),
 		TokenExpiries:       prometheus.NewCounter(prometheus.CounterOpts{Name: "jetsocket_token_expiries_total", Help: "Connections closed at token expiry."}),
 		TokenRefreshes:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jetsocket_token_refreshes_total", Help: "Token refreshes, by outcome."}, []string{"outcome"}),

@@ -63,7 +63,8 @@ func (c *Conn) SetClaims(cl *tokens.Claims) { c.claims.Store(cl) }
 // UserID is the claims' subject.
 func (c *Conn) UserID() string { return c.Claims().UserID() }
 
-// IP is the client's address as the transport saw it.
+// IP is the client's address: as the HTTP layer resolved it (SetClientIP), else the
+// TCP peer's.
 func (c *Conn) IP() string { return c.ip }
 
 // Done is closed when the connection closes.

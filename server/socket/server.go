@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -129,6 +128,7 @@ type Server struct {
 	mu         sync.RWMutex
 	closing    bool
 	conns      map[string]*Conn // by socket id
+	sessions   map[string]*Conn // by Engine.IO session id
 	handshakes sync.WaitGroup   // handshake requests in the engine
 	serving    sync.WaitGroup   // connection goroutines
 	acceptDone chan struct{}
@@ -153,16 +153,37 @@ func NewServer(opts Options) (*Server, error) {
 		log:        opts.Logger,
 		handlers:   make(map[string]Handler),
 		conns:      make(map[string]*Conn),
+		sessions:   make(map[string]*Conn),
 		acceptDone: make(chan struct{}),
 		ids:        newSessionIDs(),
 	}
 	s.engine = engineio.NewServer(&engineio.Options{
-		PingInterval:       opts.PingInterval,
-		PingTimeout:        opts.PingTimeout,
-		Transports:         newTransports(opts.CheckOrigin, int64(opts.MaxFrameBytes), opts.afterOpen),
+		PingInterval: opts.PingInterval,
+		PingTimeout:  opts.PingTimeout,
+		Transports: newTransports(opts.CheckOrigin, int64(opts.MaxFrameBytes), handoffLimits{
+			// A client upgrading sends a packet or two meanwhile; these leave room for a
+			// burst and bound the rest.
+			packets: opts.InboundBurst,
+			bytes:   handoffFrames * opts.MaxFrameBytes,
+			charge:  s.chargeInbound,
+		}, opts.afterOpen),
 		SessionIDGenerator: s.ids,
 	})
 	return s, nil
+}
+
+// handoffFrames is how many largest frames a session may have posted during its
+// upgrade and not yet read.
+const handoffFrames = 8
+
+// chargeInbound counts n packets posted during sid's upgrade against its connection's
+// inbound rate limit. A session with no connection yet (still authenticating) is bounded
+// by the handoff's limits alone.
+func (s *Server) chargeInbound(sid string, n int) bool {
+	s.mu.RLock()
+	c := s.sessions[sid]
+	s.mu.RUnlock()
+	return c == nil || c.inbound.AllowN(time.Now(), n)
 }
 
 // Handle registers h for the event named event. Not safe once Serve has started.
@@ -176,16 +197,21 @@ func (s *Server) HandlePrefix(prefix string, h Handler) {
 
 // ServeHTTP serves the Engine.IO endpoint.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// JSONP polling (the "j" parameter) makes the library answer text/javascript that
+	// calls a function named by the caller: a script of anyone's choosing served from
+	// our origin, which defeats a CSP of 'self'. No client we support needs it.
+	if r.URL.Query().Has("j") {
+		writeJSONError(w, http.StatusBadRequest, "jsonp_not_supported", "JSONP polling is not supported; use XHR polling or websocket")
+		return
+	}
 	if sid := r.URL.Query().Get("sid"); sid != "" {
 		s.ids.waitReady(sid, r.Context().Done())
 	} else {
 		s.mu.RLock()
 		if s.closing {
 			s.mu.RUnlock()
-			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("Retry-After", "1")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, `{"error":"shutting_down","message":"server is shutting down"}`)
+			writeJSONError(w, http.StatusServiceUnavailable, "shutting_down", "server is shutting down")
 			return
 		}
 		s.handshakes.Add(1)
@@ -193,6 +219,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer s.handshakes.Done()
 	}
 	s.engine.ServeHTTP(w, r)
+}
+
+// writeJSONError answers {error, message}, as every refusal of the HTTP server is.
+func writeJSONError(w http.ResponseWriter, status int, code, message string) {
+	b, _ := json.Marshal(map[string]string{"error": code, "message": message})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
 }
 
 // Serve accepts sessions until Shutdown. It returns nil after Shutdown.
@@ -282,7 +316,7 @@ func (s *Server) serve(sess engineio.Conn) {
 		defer s.engine.Remove(sess.ID())
 		// The middleware checked this token an instant ago; it can only have expired
 		// in between. Tell the client and close.
-		s.log.Warn("socket refused after handshake", "reason", string(tokens.ReasonOf(err)), "ip", remoteIP(sess.RemoteAddr()))
+		s.log.Warn("socket refused after handshake", "reason", string(tokens.ReasonOf(err)), "ip", sessionIP(sess.URL(), sess.RemoteAddr()))
 		if w, werr := sess.NextWriter(session.TEXT); werr == nil {
 			_, _ = w.Write(encodeError("/", "invalid_token"))
 			_ = w.Close()
@@ -317,6 +351,7 @@ func (s *Server) run(c *Conn) {
 
 	s.mu.Lock()
 	delete(s.conns, c.id)
+	delete(s.sessions, c.sess.ID())
 	s.mu.Unlock()
 	if s.opts.OnDisconnect != nil {
 		s.opts.OnDisconnect(c, reason)
@@ -329,7 +364,7 @@ func (s *Server) newConn(sess engineio.Conn, claims *tokens.Claims) *Conn {
 		srv:         s,
 		sess:        sess,
 		done:        make(chan struct{}),
-		ip:          remoteIP(sess.RemoteAddr()),
+		ip:          sessionIP(sess.URL(), sess.RemoteAddr()),
 		connectedAt: time.Now(),
 		inbound:     rate.NewLimiter(rate.Limit(s.opts.InboundRate), s.opts.InboundBurst),
 		flood:       rate.NewLimiter(rate.Limit(s.opts.InboundRate), 5*s.opts.InboundBurst),
@@ -345,6 +380,7 @@ func (s *Server) newConn(sess engineio.Conn, claims *tokens.Claims) *Conn {
 		}
 	}
 	s.conns[c.id] = c
+	s.sessions[sess.ID()] = c
 	return c
 }
 
@@ -391,7 +427,8 @@ func (s *Server) readLoop(c *Conn) (reason string) {
 		if err := rc.Close(); err != nil {
 			return ReasonClientGone
 		}
-		if !c.inbound.Allow() {
+		// A handed-off packet was counted when it was posted (chargeInbound).
+		if _, handed := rc.(handedReader); !handed && !c.inbound.Allow() {
 			if !c.flood.Allow() {
 				c.Error(CodeRateLimited, "too many packets: disconnecting")
 				c.CloseAfterFlush(ReasonFlood)
@@ -475,17 +512,6 @@ func newSocketID() string {
 	hi := binary.BigEndian.Uint64(b[:8])%999_999_999 + 1
 	lo := binary.BigEndian.Uint64(b[8:])%999_999_999 + 1
 	return strconv.FormatUint(hi, 10) + "." + strconv.FormatUint(lo, 10)
-}
-
-func remoteIP(a net.Addr) string {
-	if a == nil {
-		return ""
-	}
-	s := a.String()
-	if host, _, err := net.SplitHostPort(s); err == nil {
-		return host
-	}
-	return s
 }
 
 func transportName(u url.URL) string {

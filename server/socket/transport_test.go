@@ -41,11 +41,14 @@ func (f *fakePolling) Pause()                                       { f.paused.S
 func (f *fakePolling) Resume()                                      { f.paused.Store(false) }
 func (f *fakePolling) ServeHTTP(http.ResponseWriter, *http.Request) {}
 
+// testLimits are roomy handoff limits for tests that are not about them.
+var testLimits = handoffLimits{packets: 100, bytes: 1 << 20}
+
 // The upgrade containment: go-socket.io closes the paused polling conn right after the
 // upgrade; the close must wait so the session's read loop sees "paused", not EOF.
 func TestGraceConnDelaysCloseOnlyWhilePaused(t *testing.T) {
 	inner := &fakePolling{}
-	c := &graceConn{Conn: inner, handoff: newHandoff()}
+	c := &graceConn{Conn: inner, handoff: newHandoff(testLimits)}
 	if _, ok := any(c).(pauser); !ok {
 		t.Fatal("graceConn must be a pauser or the library refuses to upgrade")
 	}
@@ -73,7 +76,7 @@ func TestGraceConnDelaysCloseOnlyWhilePaused(t *testing.T) {
 	}
 
 	inner2 := &fakePolling{}
-	c2 := &graceConn{Conn: inner2, handoff: newHandoff()}
+	c2 := &graceConn{Conn: inner2, handoff: newHandoff(testLimits)}
 	c2.Pause()
 	c2.Resume() // a failed upgrade resumes polling
 	if inner2.paused.Load() {
@@ -88,7 +91,7 @@ func TestGraceConnDelaysCloseOnlyWhilePaused(t *testing.T) {
 // The wrapper must sit in the transport list the server uses, polling first so that
 // polling clients are offered the upgrade.
 func TestTransportsOrder(t *testing.T) {
-	ts := newTransports(nil, 1024, nil)
+	ts := newTransports(nil, 1024, testLimits, nil)
 	if len(ts) != 2 || ts[0].Name() != "polling" || ts[1].Name() != "websocket" {
 		t.Fatalf("transports: %v", ts)
 	}
@@ -133,7 +136,7 @@ func digits(s string) bool {
 // A POST that reaches a paused polling conn is decoded and handed to the websocket of
 // the same session, which delivers it after the client's upgrade packet.
 func TestPostDuringUpgradeIsHandedToTheWebsocket(t *testing.T) {
-	h := newHandoff()
+	h := newHandoff(testLimits)
 	poll := &graceConn{Conn: &fakePolling{}, handoff: h, maxFrame: 1 << 10}
 	poll.Pause()
 
@@ -170,12 +173,16 @@ func TestPostDuringUpgradeIsHandedToTheWebsocket(t *testing.T) {
 
 // A failed upgrade resumes polling, which then delivers what was handed off.
 func TestHandedOffPacketsReturnToPollingIfUpgradeFails(t *testing.T) {
-	h := newHandoff()
+	h := newHandoff(testLimits)
 	poll := &graceConn{Conn: &fakePolling{}, handoff: h, maxFrame: 1 << 10}
 	poll.Pause()
 	req := httptest.NewRequest(http.MethodPost, "/socket.io/?sid=S2", strings.NewReader(`7:42["y"]`))
 	req.Header.Set("Content-Type", "text/plain;charset=UTF-8")
 	poll.ServeHTTP(httptest.NewRecorder(), req)
+	// The library closes the websocket of a failed upgrade, then resumes polling: the
+	// packets are the polling conn's to read, not the websocket's to drop.
+	ws := &handoffConn{Conn: &fakePolling{}, handoff: h, sid: "S2"}
+	_ = ws.Close()
 	poll.Resume()
 	_, pt, r, err := poll.NextReader()
 	if err != nil || pt != packet.MESSAGE {

@@ -4,13 +4,16 @@
 // X-Jetsocket-Signature (hex HMAC-SHA256 of the raw body keyed with the app secret).
 // Events are batched over a short window, queued in bounded memory and sent off the
 // message path, each receiver by its own worker; a non-2xx answer is retried with
-// exponential backoff for a bounded time.
+// exponential backoff for a bounded time. A receiver's backlog is bounded in batches
+// and in age, so a slow receiver falls behind by a minute at most; what is dropped is
+// counted and logged, and so is what a shutdown leaves undelivered.
 package webhook
 
 import (
 	"bytes"
 	"context"
 	"crypto/hmac"
+	crand "crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -22,6 +25,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/jetsocket/jetsocket/server/redact"
 )
 
 // Headers of a webhook request.
@@ -55,6 +60,10 @@ type Payload struct {
 	Events []Event `json:"events"`
 }
 
+// HeaderID names a batch; a retry of the batch carries the same id, so a receiver that
+// answered too late (and so gets the batch again) can tell it has seen it.
+const HeaderID = "X-Jetsocket-Webhook-Id"
+
 // Options configure a Sender. URLs, Key and Secret are required.
 type Options struct {
 	URLs   []string
@@ -65,15 +74,18 @@ type Options struct {
 	MaxBatch     int           // events per POST at most; default 100
 	QueueSize    int           // events waiting to be batched; default 10,000
 	Backlog      int           // batches waiting per receiver; default 100
-	RetryFor     time.Duration // how long a batch is retried; default 2m
+	MaxAge       time.Duration // a batch older than this is dropped, waiting or between retries; default 1m
+	RetryFor     time.Duration // how long a batch is retried; default 2m (MaxAge applies as well)
 	FirstBackoff time.Duration // default 500ms, doubling, with jitter
 	MaxBackoff   time.Duration // default 30s
 	Client       *http.Client  // default: 10s timeout
 
 	Logger *slog.Logger
-	// OnDelivery is told each POST's outcome: "ok", "retry", "failed" (gave up) or
-	// "dropped" (the receiver's backlog was full). OnQueueFull is told of each event
-	// dropped because the queue was full. Both may be nil.
+	// OnDelivery is told each batch's outcome per receiver: "ok", "retry" (a failed
+	// POST that will be retried), "failed" (gave up), "dropped" (the oldest batch,
+	// pushed out of a full backlog), "expired" (older than MaxAge) or "abandoned"
+	// (pending at shutdown). OnQueueFull is told of each event dropped because the
+	// queue was full. Both may be nil.
 	OnDelivery  func(outcome string)
 	OnQueueFull func()
 }
@@ -94,10 +106,28 @@ type Sender struct {
 	dropLog time.Time
 }
 
+// batch is one POST body, as queued for each receiver.
+type batch struct {
+	id      string
+	body    []byte
+	events  int
+	created time.Time
+}
+
+// worker delivers to one receiver, in order.
 type worker struct {
 	url     string
-	batches chan []byte
+	name    string // url for logs: credentials and query values redacted
+	batches chan batch
+
+	mu       sync.Mutex // the drop tallies below, logged at most every dropLogEvery
+	lastLog  time.Time
+	tally    map[string]int // batches per outcome since the last log line
+	tallyEvs map[string]int // their events
 }
+
+// dropLogEvery bounds the log lines a receiver that keeps falling behind causes.
+const dropLogEvery = 10 * time.Second
 
 // New starts a Sender.
 func New(o Options) (*Sender, error) {
@@ -115,6 +145,9 @@ func New(o Options) (*Sender, error) {
 	}
 	if o.Backlog <= 0 {
 		o.Backlog = 100
+	}
+	if o.MaxAge <= 0 {
+		o.MaxAge = time.Minute
 	}
 	if o.RetryFor <= 0 {
 		o.RetryFor = 2 * time.Minute
@@ -140,7 +173,7 @@ func New(o Options) (*Sender, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Sender{o: o, queue: make(chan Event, o.QueueSize), done: make(chan struct{}), ctx: ctx, stop: cancel}
 	for _, u := range o.URLs {
-		w := &worker{url: u, batches: make(chan []byte, o.Backlog)}
+		w := &worker{url: u, name: redact.URL(u), batches: make(chan batch, o.Backlog), tally: map[string]int{}, tallyEvs: map[string]int{}}
 		s.workers = append(s.workers, w)
 		s.wg.Add(1)
 		go s.work(w)
@@ -169,9 +202,10 @@ func (s *Sender) Send(ev Event) {
 	}
 }
 
-// Close sends what is queued and waits for the receivers, at most until ctx is done;
-// retries still pending then are abandoned.
-func (s *Sender) Close(ctx context.Context) error {
+// Close sends what is queued and waits for the receivers, at most until ctx is done.
+// What is still pending then (batches waiting, in flight or between retries) is
+// abandoned, counted and logged: a slow receiver does not fail the shutdown.
+func (s *Sender) Close(ctx context.Context) {
 	s.mu.Lock()
 	if !s.closed {
 		s.closed = true
@@ -186,11 +220,12 @@ func (s *Sender) Close(ctx context.Context) error {
 	}()
 	select {
 	case <-all:
-		return nil
 	case <-ctx.Done():
-		s.stop()
+		s.stop() // ends POSTs and retry waits; the workers abandon the rest
 		<-all
-		return fmt.Errorf("webhook: close: %w", ctx.Err())
+	}
+	for _, w := range s.workers {
+		w.flushTally(s.o.Logger, true)
 	}
 }
 
@@ -203,13 +238,13 @@ func (s *Sender) collect() {
 		}
 		close(s.done)
 	}()
-	var batch []Event
+	var events []Event
 	var timer <-chan time.Time
 	flush := func() {
-		if len(batch) > 0 {
-			s.dispatch(batch)
+		if len(events) > 0 {
+			s.dispatch(events)
 		}
-		batch, timer = nil, nil
+		events, timer = nil, nil
 	}
 	for {
 		select {
@@ -218,11 +253,11 @@ func (s *Sender) collect() {
 				flush()
 				return
 			}
-			batch = append(batch, ev)
-			if len(batch) == 1 {
+			events = append(events, ev)
+			if len(events) == 1 {
 				timer = time.After(s.o.Window)
 			}
-			if len(batch) >= s.o.MaxBatch {
+			if len(events) >= s.o.MaxBatch {
 				flush()
 			}
 		case <-timer:
@@ -231,65 +266,132 @@ func (s *Sender) collect() {
 	}
 }
 
+// dispatch queues a batch for every receiver. A full backlog drops its oldest batch
+// to make room: a receiver that fell behind gets the newest state, not the stalest.
 func (s *Sender) dispatch(events []Event) {
-	body, err := json.Marshal(Payload{TimeMS: time.Now().UnixMilli(), Events: events})
+	now := time.Now()
+	body, err := json.Marshal(Payload{TimeMS: now.UnixMilli(), Events: events})
 	if err != nil {
 		s.o.Logger.Error("webhook: encode", "err", err)
 		return
 	}
+	b := batch{id: newBatchID(), body: body, events: len(events), created: now}
 	for _, w := range s.workers {
-		select {
-		case w.batches <- body:
-		default:
-			s.o.OnDelivery("dropped")
-			s.o.Logger.Warn("webhook backlog full: batch dropped", "url", w.url, "events", len(events))
+		for {
+			select {
+			case w.batches <- b:
+			default:
+				// collect is the only sender, so once the oldest is out there is room,
+				// unless the worker took one meanwhile (then there is room too).
+				select {
+				case old := <-w.batches:
+					s.drop(w, old, "dropped")
+				default:
+				}
+				continue
+			}
+			break
 		}
 	}
 }
 
 func (s *Sender) work(w *worker) {
 	defer s.wg.Done()
-	for body := range w.batches {
-		s.deliver(w.url, body)
+	for b := range w.batches {
+		switch {
+		case s.ctx.Err() != nil:
+			s.drop(w, b, "abandoned")
+		case time.Since(b.created) > s.o.MaxAge:
+			s.drop(w, b, "expired")
+		default:
+			s.deliver(w, b)
+		}
 	}
 }
 
-// deliver POSTs body until a 2xx answer or RetryFor has passed.
-func (s *Sender) deliver(url string, body []byte) {
+// drop counts a batch that will not be delivered, and logs the tally now and then.
+func (s *Sender) drop(w *worker, b batch, outcome string) {
+	s.o.OnDelivery(outcome)
+	w.mu.Lock()
+	w.tally[outcome]++
+	w.tallyEvs[outcome] += b.events
+	w.mu.Unlock()
+	if outcome != "abandoned" { // Close logs those once, in one line
+		w.flushTally(s.o.Logger, false)
+	}
+}
+
+// flushTally logs what was dropped since the last line, at most every dropLogEvery
+// unless now.
+func (w *worker) flushTally(log *slog.Logger, now bool) {
+	w.mu.Lock()
+	if len(w.tally) == 0 || (!now && time.Since(w.lastLog) < dropLogEvery) {
+		w.mu.Unlock()
+		return
+	}
+	tally, evs := w.tally, w.tallyEvs
+	w.tally, w.tallyEvs, w.lastLog = map[string]int{}, map[string]int{}, time.Now()
+	w.mu.Unlock()
+	for _, outcome := range []string{"dropped", "expired", "abandoned"} {
+		if n := tally[outcome]; n > 0 {
+			log.Warn("webhook batches not delivered", "url", w.name, "outcome", outcome, "batches", n, "events", evs[outcome], "why", dropReasons[outcome])
+		}
+	}
+}
+
+var dropReasons = map[string]string{
+	"dropped":   "the receiver's backlog was full: the oldest batches made room",
+	"expired":   "older than the webhook age limit: the receiver fell behind",
+	"abandoned": "still pending when the shutdown budget ran out",
+}
+
+// deliver POSTs b until a 2xx answer, RetryFor has passed or b is older than MaxAge.
+func (s *Sender) deliver(w *worker, b batch) {
 	start := time.Now()
 	backoff := s.o.FirstBackoff
 	for attempt := 1; ; attempt++ {
-		err := s.post(url, body)
+		err := s.post(w.url, b)
 		if err == nil {
 			s.o.OnDelivery("ok")
 			return
 		}
+		if s.ctx.Err() != nil {
+			s.drop(w, b, "abandoned")
+			return
+		}
 		wait := backoff/2 + rand.N(backoff/2+1) // jitter keeps many nodes from retrying in step
-		if time.Since(start)+wait > s.o.RetryFor || s.ctx.Err() != nil {
+		if time.Since(start)+wait > s.o.RetryFor || time.Since(b.created)+wait > s.o.MaxAge {
 			s.o.OnDelivery("failed")
-			s.o.Logger.Error("webhook delivery failed", "url", url, "attempts", attempt, "err", err)
+			s.o.Logger.Error("webhook delivery failed", "url", w.name, "attempts", attempt, "err", redact.Error(err))
 			return
 		}
 		s.o.OnDelivery("retry")
-		s.o.Logger.Warn("webhook delivery will be retried", "url", url, "attempt", attempt, "in", wait.String(), "err", err)
+		s.o.Logger.Warn("webhook delivery will be retried", "url", w.name, "attempt", attempt, "in", wait.String(), "err", redact.Error(err))
 		select {
 		case <-time.After(wait):
 		case <-s.ctx.Done():
-			s.o.OnDelivery("failed")
+			s.drop(w, b, "abandoned")
 			return
 		}
 		backoff = min(backoff*2, s.o.MaxBackoff)
 	}
 }
 
-func (s *Sender) post(url string, body []byte) error {
-	req, err := http.NewRequestWithContext(s.ctx, http.MethodPost, url, bytes.NewReader(body))
+func newBatchID() string {
+	var b [12]byte
+	_, _ = crand.Read(b[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
+}
+
+func (s *Sender) post(url string, b batch) error {
+	req, err := http.NewRequestWithContext(s.ctx, http.MethodPost, url, bytes.NewReader(b.body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(HeaderKey, s.o.Key)
-	req.Header.Set(HeaderSignature, Sign(body, s.o.Secret))
+	req.Header.Set(HeaderSignature, Sign(b.body, s.o.Secret))
+	req.Header.Set(HeaderID, b.id)
 	res, err := s.o.Client.Do(req)
 	if err != nil {
 		return err
