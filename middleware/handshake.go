@@ -51,17 +51,16 @@ func Handshake(o HandshakeOptions) gin.HandlerFunc {
 			if te, ok := err.(*tokens.Error); ok {
 				msg = te.Message()
 			}
-			c.AbortWithStatusJSON(http.StatusUnauthorized, gin.H{"error": "invalid_token", "message": msg})
+			c.Abort()
+			errs.Write(c.Writer, errs.New(errs.Unauthorized, "invalid_token", msg))
 			return
 		}
 		if o.Admit != nil {
 			if err := o.Admit(claims, c.Request); err != nil {
-				e, ok := err.(*errs.Error)
-				if !ok {
-					e = errs.New(errs.Internal, "internal_error", "internal server error")
-				}
+				e := errs.From(err)
 				log.Warn("socket refused", "reason", e.Code, "user_id", claims.UserID(), "ip", c.ClientIP())
-				c.AbortWithStatusJSON(e.Kind.Status(), errs.Body{Error: e.Code, Message: e.Message})
+				c.Abort()
+				errs.Write(c.Writer, e)
 				return
 			}
 		}
@@ -75,7 +74,8 @@ func Handshake(o HandshakeOptions) gin.HandlerFunc {
 func LimitBody(n int64) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if c.Request.ContentLength > n {
-			c.AbortWithStatusJSON(http.StatusRequestEntityTooLarge, gin.H{"error": "too_large", "message": "request body too large"})
+			c.Abort()
+			errs.Write(c.Writer, errs.New(errs.TooLarge, "too_large", "request body too large"))
 			return
 		}
 		if c.Request.Body != nil {

@@ -4,6 +4,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -22,7 +23,6 @@ import (
 	"github.com/joho/godotenv"
 
 	"github.com/jetsocket/jetsocket/middleware"
-	"golang.org/x/time/rate"
 
 	"github.com/jetsocket/jetsocket/server/channels"
 	"github.com/jetsocket/jetsocket/server/cluster"
@@ -30,6 +30,7 @@ import (
 	"github.com/jetsocket/jetsocket/server/hub"
 	"github.com/jetsocket/jetsocket/server/limit"
 	"github.com/jetsocket/jetsocket/server/metrics"
+	"github.com/jetsocket/jetsocket/server/protocol"
 	"github.com/jetsocket/jetsocket/server/socket"
 	"github.com/jetsocket/jetsocket/server/trigger"
 	"github.com/jetsocket/jetsocket/server/users"
@@ -87,12 +88,16 @@ func RunWith(ctx context.Context, o Options) error {
 		return err
 	}
 
+	handler, err := app.routes()
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	httpSrv := &http.Server{
-		Handler:           app.routes(),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
@@ -230,10 +235,7 @@ type app struct {
 	sockets      *socket.Server
 	hub          *hub.Hub
 	triggers     *trigger.Service
-	authorizer   *channels.Authorizer
-	conns        *connStates
-	userConns    *limit.Counter
-	ipConns      *limit.Counter
+	protocol     *protocol.Service
 	metrics      *metrics.Metrics
 	webhooks     *webhook.Sender // nil without WEBHOOK_URL
 	cluster      *cluster.Node   // nil without REDIS_URL
@@ -268,14 +270,8 @@ func newApp(cfg *config.Config, log *slog.Logger, ext Extensions) (*app, error) 
 		tokens:       tm,
 		users:        store,
 		loginLimiter: limit.NewKeyed(cfg.LoginRateLimit.N, cfg.LoginRateLimit.Per, maxLoginLimiterKeys),
-		// Developers' guards first, then a backend's signed authorization (Pusher's
-		// authorizeChannel), then the claim rules.
-		authorizer: channels.NewAuthorizer(&channels.Rules{Roles: cfg.ChannelRoles},
-			append(slices.Clone(ext.Guards), channels.Delegated(cfg.AppKey, cfg.AppSecret))...),
-		ext:       ext,
-		userConns: limit.NewCounter(),
-		ipConns:   limit.NewCounter(),
-		metrics:   metrics.New(),
+		ext:          ext,
+		metrics:      metrics.New(),
 	}
 	if len(cfg.WebhookURLs) > 0 {
 		a.webhooks, err = webhook.New(webhook.Options{
@@ -304,12 +300,23 @@ func newApp(cfg *config.Config, log *slog.Logger, ext Extensions) (*app, error) 
 		a.cluster.SetReaper(a.hub)
 	}
 	a.triggers = trigger.New(countingPublisher{a.hub, a.metrics.Published.WithLabelValues("api")}, cfg.EncryptionMasterKey, cfg.MaxPayloadBytes)
-	a.conns = &connStates{m: make(map[string]*connState), mk: func() *connState {
-		return &connState{
-			subscribe:    rate.NewLimiter(rate.Limit(cfg.SubscribeRate), 2*cfg.SubscribeRate),
-			clientEvents: rate.NewLimiter(rate.Limit(cfg.ClientEventRate), cfg.ClientEventRate),
-		}
-	}}
+	a.protocol, err = protocol.New(protocol.Options{
+		Config: cfg, Hub: a.hub, Verifier: tm, Triggers: a.triggers, Metrics: a.metrics, Log: log,
+		// Developers' guards first, then a backend's signed authorization (Pusher's
+		// authorizeChannel), then the claim rules.
+		Authorizer: channels.NewAuthorizer(&channels.Rules{Roles: cfg.ChannelRoles},
+			append(slices.Clone(ext.Guards), channels.Delegated(cfg.AppKey, cfg.AppSecret))...),
+		Webhooks: func(ev webhook.Event) {
+			if a.webhooks != nil {
+				a.webhooks.Send(ev)
+			}
+		},
+		Hooks:  ext.ChannelHooks,
+		Events: ext.Events,
+	})
+	if err != nil {
+		return nil, err
+	}
 	a.origins = middleware.NewOrigins(cfg.AllowedOrigins, cfg.AllowAnyOrigin)
 	a.sockets, err = socket.NewServer(socket.Options{
 		Authenticate: func(u url.URL) (*tokens.Claims, error) {
@@ -319,13 +326,14 @@ func newApp(cfg *config.Config, log *slog.Logger, ext Extensions) (*app, error) 
 		// A socket.io packet carries at most a payload plus its envelope.
 		MaxFrameBytes: cfg.MaxPayloadBytes + 4<<10,
 		Logger:        log,
-		OnConnect:     a.onConnect,
-		OnDisconnect:  a.onDisconnect,
+		Handler: func(c *socket.Conn, event string, args []json.RawMessage) any {
+			return a.protocol.Dispatch(c, event, args)
+		},
+		OnConnect:    func(c *socket.Conn) { a.protocol.Connect(c) },
+		OnDisconnect: func(c *socket.Conn, reason string) { a.protocol.Disconnect(c, reason) },
 	})
 	if err != nil {
 		return nil, err
 	}
-	a.registerSocketHandlers()
-	a.registerChannelHandlers()
 	return a, nil
 }

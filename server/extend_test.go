@@ -9,6 +9,7 @@ import (
 
 	"github.com/jetsocket/jetsocket/server/channels"
 	"github.com/jetsocket/jetsocket/server/errs"
+	"github.com/jetsocket/jetsocket/server/protocol"
 )
 
 // The README's extension example: a guard for private-vip-* channels and a room that
@@ -26,20 +27,20 @@ func TestExtensions(t *testing.T) {
 			}
 			return channels.Denied("VIPs only")
 		}},
-		Rooms: []Room{{
+		ChannelHooks: []protocol.ChannelHooks{{
 			Pattern: "presence-chat-*",
-			OnSubscribe: func(_ context.Context, ev RoomEvent) {
+			OnSubscribe: func(_ context.Context, ev protocol.Subscription) {
 				mu.Lock()
 				joined = append(joined, ev.UserID+"@"+ev.Channel)
 				mu.Unlock()
 			},
-			OnClientEvent: func(_ context.Context, ev *ClientEvent) error {
+			OnClientEvent: func(_ context.Context, ev *protocol.ClientEvent) error {
 				var msg struct{ Text string }
 				if err := json.Unmarshal(ev.Data, &msg); err != nil {
 					return errs.New(errs.Invalid, "bad_message", "messages are {text}")
 				}
 				if msg.Text == "spam" {
-					return ErrDrop
+					return protocol.ErrDrop
 				}
 				msg.Text = strings.ReplaceAll(msg.Text, "darn", "****")
 				ev.Data, _ = json.Marshal(msg)
