@@ -5,8 +5,11 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/jetsocket/jetsocket/handlers"
+	"github.com/jetsocket/jetsocket/middleware"
 	"github.com/jetsocket/jetsocket/server/channels"
 	"github.com/jetsocket/jetsocket/server/protocol"
+	"github.com/jetsocket/jetsocket/tokens"
 )
 
 // Extensions are a developer's own additions, passed to RunWith. They have the built-ins'
@@ -31,7 +34,7 @@ type Extensions struct {
 type Services struct {
 	// Bearer is a middleware that checks "Authorization: Bearer <JWT>" as the socket
 	// handshake checks its token (401 {error:"invalid_token", message} otherwise) and
-	// puts the claims on the request: middleware.ClaimsOf(c).
+	// puts the claims on the request (Claims).
 	Bearer gin.HandlerFunc
 	// Trigger publishes from Go, as the HTTP API does (encrypting on
 	// private-encrypted- channels).
@@ -40,3 +43,10 @@ type Services struct {
 	Channels protocol.Queries
 	Log      *slog.Logger
 }
+
+// Claims are the claims Bearer put on the request, or nil.
+func (Services) Claims(c *gin.Context) *tokens.Claims { return middleware.ClaimsOf(c) }
+
+// Abort answers the request with err as the server answers its own errors: an
+// *errs.Error with its status and {error, message}, anything else as a logged 500.
+func (s Services) Abort(c *gin.Context, err error) { handlers.Abort(c, s.Log, err) }
