@@ -55,7 +55,7 @@ type Options struct {
 	Stdout, Stderr io.Writer
 	// Ready, if set, receives the listening address once connections are accepted.
 	Ready func(addr net.Addr)
-	// Extensions are the developer's own guards and room handlers.
+	// Extensions are the developer's own events, guards, channel hooks and routes.
 	Extensions
 }
 
