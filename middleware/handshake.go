@@ -27,8 +27,9 @@ type HandshakeOptions struct {
 }
 
 // Handshake refuses a socket.io handshake whose token is missing or invalid with
-// 401 {error:"invalid_token", message} before go-socket.io creates a session, and puts
-// the claims in the request context otherwise. Only requests that open a session (no
+// 401 {error:"invalid_token", message} before go-socket.io creates a session. (The
+// session verifies the token again from its URL: the library cannot carry this request's
+// context into the connection.) Only requests that open a session (no
 // Engine.IO sid) are checked: the others belong to a session already authenticated, and
 // its sid is 128 random bits.
 func Handshake(o HandshakeOptions) gin.HandlerFunc {
@@ -65,7 +66,6 @@ func Handshake(o HandshakeOptions) gin.HandlerFunc {
 			}
 		}
 		log.Info("socket auth accepted", "user_id", claims.UserID(), "ip", c.ClientIP(), "transport", q.Get("transport"))
-		c.Request = c.Request.WithContext(tokens.WithClaims(c.Request.Context(), claims))
 		c.Next()
 	}
 }
