@@ -190,7 +190,7 @@ func (s *Service) leave(ctx context.Context, c Conn, channel string) {
 	if hub.Internal(channel) {
 		return
 	}
-	if st := s.session(c.ID()); st != nil {
+	if st := s.existing(c.ID()); st != nil {
 		st.mu.Lock()
 		delete(st.grants, channel)
 		st.mu.Unlock()

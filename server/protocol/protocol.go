@@ -27,6 +27,7 @@ import (
 	"github.com/jetsocket/jetsocket/server/limit"
 	"github.com/jetsocket/jetsocket/server/metrics"
 	"github.com/jetsocket/jetsocket/server/socket"
+	"github.com/jetsocket/jetsocket/server/trigger"
 	"github.com/jetsocket/jetsocket/server/webhook"
 	"github.com/jetsocket/jetsocket/tokens"
 )
@@ -44,6 +45,12 @@ type Conn interface {
 	Error(code, message string)
 	CloseAfterFlush(reason string)
 }
+
+var (
+	_ Conn    = (*socket.Conn)(nil)
+	_ Trigger = (*trigger.Service)(nil)
+	_ Queries = (*hub.Hub)(nil)
+)
 
 // Trigger publishes from Go code, in-process, as the HTTP API does.
 type Trigger interface {
@@ -159,6 +166,13 @@ func (s *Service) session(id string) *session {
 		s.sessions[id] = st
 	}
 	return st
+}
+
+// existing is id's session, or nil once the connection is gone.
+func (s *Service) existing(id string) *session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions[id]
 }
 
 func (s *Service) takeSession(id string) *session {
