@@ -87,10 +87,12 @@ func (s *Service) onSignin(r Request[signinReq]) (any, error) {
 	prev := st.signedIn
 	st.signedIn = id
 	st.mu.Unlock()
+	ctx, cancel := settle(r.Ctx)
+	defer cancel()
 	if prev != "" && prev != id && prev != c.UserID() {
-		s.hub.Unsubscribe(r.Ctx, c, hub.UserChannel(prev))
+		s.hub.Unsubscribe(ctx, c, hub.UserChannel(prev))
 	}
-	if _, err := s.hub.Subscribe(r.Ctx, c, hub.UserChannel(id), nil, 0); err != nil {
+	if _, err := s.hub.Subscribe(ctx, c, hub.UserChannel(id), nil, 0); err != nil {
 		return nil, err
 	}
 	s.log.Info("signed in", "socket_id", c.ID(), "user_id", c.UserID(), "signed_in_as", id)

@@ -120,7 +120,9 @@ func (s *Service) subscribe(ctx context.Context, c Conn, req subscribeReq) (*pre
 			member = &hub.Member{UserID: pd.UserID, Info: pd.UserInfo}
 		}
 	}
-	members, err := s.hub.Subscribe(ctx, c, ch.Name, member, s.cfg.PresenceMaxMembers)
+	sctx, cancel := settle(ctx)
+	defer cancel()
+	members, err := s.hub.Subscribe(sctx, c, ch.Name, member, s.cfg.PresenceMaxMembers)
 	if errors.Is(err, hub.ErrFull) {
 		return nil, "", errs.New(errs.RateLimited, CodePresenceFull, fmt.Sprintf("presence channel is full (%d members)", s.cfg.PresenceMaxMembers))
 	}
@@ -186,7 +188,9 @@ func (s *Service) onUnsubscribe(r Request[subscribeReq]) (any, error) {
 }
 
 func (s *Service) leave(ctx context.Context, c Conn, channel string) {
-	s.hub.Unsubscribe(ctx, c, channel)
+	sctx, cancel := settle(ctx)
+	defer cancel()
+	s.hub.Unsubscribe(sctx, c, channel)
 	if hub.Internal(channel) {
 		return
 	}

@@ -212,7 +212,7 @@ func (s *Service) Connect(c Conn) {
 		c.CloseAfterFlush("too many connections")
 		return
 	}
-	ctx, cancel := context.WithTimeout(c.Context(), RequestTimeout)
+	ctx, cancel := settle(c.Context())
 	defer cancel()
 	if _, err := s.hub.Subscribe(ctx, c, hub.UserChannel(c.UserID()), nil, 0); err != nil {
 		s.log.Error("user channel", "socket_id", c.ID(), "err", err)
@@ -223,7 +223,7 @@ func (s *Service) Connect(c Conn) {
 // Disconnect leaves every channel of c and forgets its state.
 func (s *Service) Disconnect(c Conn, reason string) {
 	// The connection's context is cancelled by now, but leaving must still reach Redis.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Context()), RequestTimeout)
+	ctx, cancel := settle(c.Context())
 	defer cancel()
 	for _, ch := range s.hub.ChannelsOf(c.ID()) {
 		s.leave(ctx, c, ch)
@@ -281,4 +281,13 @@ func peerIP(addr string) string {
 		return host
 	}
 	return addr
+}
+
+// settle returns the context for a change to shared state made for a connection (a join
+// or leave, in Redis with many nodes): it keeps ctx's values and is bounded by
+// RequestTimeout, but is not cancelled when the connection closes, so that a change is
+// not left half made (a member joined in Redis that this node does not know of, and so
+// never removes). Reads and a handler's own work use the request's context, which is.
+func settle(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), RequestTimeout)
 }

@@ -100,6 +100,11 @@ type fixture struct {
 
 func newFixture(t *testing.T, env map[string]string, o Options) *fixture {
 	t.Helper()
+	return newFixtureWith(t, env, o, hub.NewMemoryPresence())
+}
+
+func newFixtureWith(t *testing.T, env map[string]string, o Options, presence hub.Presence) *fixture {
+	t.Helper()
 	if env == nil {
 		env = map[string]string{}
 	}
@@ -110,7 +115,7 @@ func newFixture(t *testing.T, env map[string]string, o Options) *fixture {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	h := hub.New(hub.NewMemoryBroker(), hub.NewMemoryPresence(), nil, hub.Hooks{}, log)
+	h := hub.New(hub.NewMemoryBroker(), presence, nil, hub.Hooks{}, log)
 	tm, err := tokens.NewManager(tokens.Config{Secret: cfg.JWTSecret, TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -374,5 +379,43 @@ func TestCustomEventNames(t *testing.T) {
 		if err == nil {
 			t.Errorf("events %q accepted", events[len(events)-1].Name())
 		}
+	}
+}
+
+// slowPresence applies a Join at once but answers only when released, and then fails if
+// its context was cancelled meanwhile: a Redis call whose reply is lost.
+type slowPresence struct {
+	hub.Presence
+	entered, release chan struct{}
+}
+
+func (p *slowPresence) Join(ctx context.Context, channel, socketID string, m hub.Member, max int) (bool, error) {
+	first, err := p.Presence.Join(ctx, channel, socketID, m, max)
+	close(p.entered)
+	<-p.release
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	return first, err
+}
+
+// A connection that closes while its subscribe is joining does not leave the join half
+// made: the member is recorded on this node too, and so leaves on disconnect.
+func TestSubscribeIsNotCutHalfWayByTheConnectionClosing(t *testing.T) {
+	p := &slowPresence{Presence: hub.NewMemoryPresence(), entered: make(chan struct{}), release: make(chan struct{})}
+	f := newFixtureWith(t, nil, Options{}, p)
+	c := newFakeConn("1.1", nil)
+	tm, _ := tokens.NewManager(tokens.Config{Secret: f.cfg.JWTSecret, TTL: time.Hour})
+	c.claims, _ = tm.Verify(f.token(t, alice))
+	f.svc.Connect(c)
+	acked := make(chan map[string]any, 1)
+	go func() { acked <- f.send(c, EventSubscribe, map[string]string{"channel": "presence-x"}) }()
+	<-p.entered
+	c.Close("client gone")
+	close(p.release)
+	<-acked
+	f.svc.Disconnect(c, "client gone")
+	if m, _ := f.hub.Members(context.Background(), "presence-x"); len(m) != 0 {
+		t.Fatalf("members after the disconnect: %v", m)
 	}
 }
