@@ -21,7 +21,8 @@ func APIAuth(appID, key, secret string, maxBody int64, now func() time.Time, log
 	return func(c *gin.Context) {
 		fail := func(e *errs.Error) {
 			log.Warn("api request refused", "path", c.Request.URL.Path, "ip", c.ClientIP(), "code", e.Code, "reason", e.Message)
-			c.AbortWithStatusJSON(e.Kind.Status(), errs.Body{Error: e.Code, Message: e.Message})
+			c.Abort()
+			errs.Write(c.Writer, e)
 		}
 		if c.Param("app_id") != appID {
 			fail(errs.New(errs.Forbidden, "unknown_app", "no app with this id"))

@@ -27,8 +27,9 @@ type HandshakeOptions struct {
 }
 
 // Handshake refuses a socket.io handshake whose token is missing or invalid with
-// 401 {error:"invalid_token", message} before go-socket.io creates a session, and puts
-// the claims in the request context otherwise. Only requests that open a session (no
+// 401 {error:"invalid_token", message} before go-socket.io creates a session. (The
+// session verifies the token again from its URL: the library cannot carry this request's
+// context into the connection.) Only requests that open a session (no
 // Engine.IO sid) are checked: the others belong to a session already authenticated, and
 // its sid is 128 random bits.
 func Handshake(o HandshakeOptions) gin.HandlerFunc {
@@ -51,22 +52,20 @@ func Handshake(o HandshakeOptions) gin.HandlerFunc {
 			if te, ok := err.(*tokens.Error); ok {
 				msg = te.Message()
 			}
-			c.AbortWithStatusJSON(http.StatusUnauthorized, gin.H{"error": "invalid_token", "message": msg})
+			c.Abort()
+			errs.Write(c.Writer, errs.New(errs.Unauthorized, "invalid_token", msg))
 			return
 		}
 		if o.Admit != nil {
 			if err := o.Admit(claims, c.Request); err != nil {
-				e, ok := err.(*errs.Error)
-				if !ok {
-					e = errs.New(errs.Internal, "internal_error", "internal server error")
-				}
+				e := errs.From(err)
 				log.Warn("socket refused", "reason", e.Code, "user_id", claims.UserID(), "ip", c.ClientIP())
-				c.AbortWithStatusJSON(e.Kind.Status(), errs.Body{Error: e.Code, Message: e.Message})
+				c.Abort()
+				errs.Write(c.Writer, e)
 				return
 			}
 		}
 		log.Info("socket auth accepted", "user_id", claims.UserID(), "ip", c.ClientIP(), "transport", q.Get("transport"))
-		c.Request = c.Request.WithContext(tokens.WithClaims(c.Request.Context(), claims))
 		c.Next()
 	}
 }
@@ -75,7 +74,8 @@ func Handshake(o HandshakeOptions) gin.HandlerFunc {
 func LimitBody(n int64) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if c.Request.ContentLength > n {
-			c.AbortWithStatusJSON(http.StatusRequestEntityTooLarge, gin.H{"error": "too_large", "message": "request body too large"})
+			c.Abort()
+			errs.Write(c.Writer, errs.New(errs.TooLarge, "too_large", "request body too large"))
 			return
 		}
 		if c.Request.Body != nil {

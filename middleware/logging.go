@@ -4,7 +4,6 @@ package middleware
 
 import (
 	"log/slog"
-	"net/http"
 	"strings"
 	"time"
 
@@ -39,7 +38,8 @@ func RequestLog(log *slog.Logger) gin.HandlerFunc {
 func Recover(log *slog.Logger) gin.HandlerFunc {
 	return gin.CustomRecoveryWithWriter(discard{}, func(c *gin.Context, recovered any) {
 		log.Error("panic in handler", "method", c.Request.Method, "path", c.Request.URL.Path, "panic", recovered)
-		c.AbortWithStatusJSON(http.StatusInternalServerError, errs.Body{Error: "internal_error", Message: "internal server error"})
+		c.Abort()
+		errs.Write(c.Writer, errs.New(errs.Internal, "internal_error", "internal server error"))
 	})
 }
 

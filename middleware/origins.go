@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/jetsocket/jetsocket/server/errs"
 )
 
 // Origins decides which browser origins may connect and call the API.
@@ -46,7 +48,8 @@ func (o *Origins) CORS() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		origin := c.GetHeader("Origin")
 		if !o.Allowed(c.Request) {
-			c.AbortWithStatusJSON(http.StatusForbidden, gin.H{"error": "origin_not_allowed", "message": "origin " + truncate(origin, 100) + " is not allowed"})
+			c.Abort()
+			errs.Write(c.Writer, errs.New(errs.Forbidden, "origin_not_allowed", "origin "+truncate(origin, 100)+" is not allowed"))
 			return
 		}
 		if origin != "" {

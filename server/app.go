@@ -4,6 +4,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -22,7 +23,6 @@ import (
 	"github.com/joho/godotenv"
 
 	"github.com/jetsocket/jetsocket/middleware"
-	"golang.org/x/time/rate"
 
 	"github.com/jetsocket/jetsocket/server/channels"
 	"github.com/jetsocket/jetsocket/server/cluster"
@@ -30,6 +30,7 @@ import (
 	"github.com/jetsocket/jetsocket/server/hub"
 	"github.com/jetsocket/jetsocket/server/limit"
 	"github.com/jetsocket/jetsocket/server/metrics"
+	"github.com/jetsocket/jetsocket/server/protocol"
 	"github.com/jetsocket/jetsocket/server/socket"
 	"github.com/jetsocket/jetsocket/server/trigger"
 	"github.com/jetsocket/jetsocket/server/users"
@@ -54,7 +55,7 @@ type Options struct {
 	Stdout, Stderr io.Writer
 	// Ready, if set, receives the listening address once connections are accepted.
 	Ready func(addr net.Addr)
-	// Extensions are the developer's own guards and room handlers.
+	// Extensions are the developer's own events, guards, channel hooks and routes.
 	Extensions
 }
 
@@ -90,12 +91,16 @@ func RunWith(ctx context.Context, o Options) error {
 		defer app.keys.Close()
 	}
 
+	handler, err := app.routes()
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	httpSrv := &http.Server{
-		Handler:           app.routes(),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
@@ -233,10 +238,7 @@ type app struct {
 	sockets      *socket.Server
 	hub          *hub.Hub
 	triggers     *trigger.Service
-	authorizer   *channels.Authorizer
-	conns        *connStates
-	userConns    *limit.Counter
-	ipConns      *limit.Counter
+	protocol     *protocol.Service
 	metrics      *metrics.Metrics
 	webhooks     *webhook.Sender // nil without WEBHOOK_URL
 	cluster      *cluster.Node   // nil without REDIS_URL
@@ -286,14 +288,8 @@ func newApp(cfg *config.Config, log *slog.Logger, ext Extensions) (_ *app, err e
 		keys:         keys,
 		users:        store,
 		loginLimiter: limit.NewKeyed(cfg.LoginRateLimit.N, cfg.LoginRateLimit.Per, maxLoginLimiterKeys),
-		// Developers' guards first, then a backend's signed authorization (Pusher's
-		// authorizeChannel), then the claim rules.
-		authorizer: channels.NewAuthorizer(&channels.Rules{Roles: cfg.ChannelRoles},
-			append(slices.Clone(ext.Guards), channels.Delegated(cfg.AppKey, cfg.AppSecret))...),
-		ext:       ext,
-		userConns: limit.NewCounter(),
-		ipConns:   limit.NewCounter(),
-		metrics:   mx,
+		ext:          ext,
+		metrics:      mx,
 	}
 	if len(cfg.WebhookURLs) > 0 {
 		a.webhooks, err = webhook.New(webhook.Options{
@@ -322,12 +318,23 @@ func newApp(cfg *config.Config, log *slog.Logger, ext Extensions) (_ *app, err e
 		a.cluster.SetReaper(a.hub)
 	}
 	a.triggers = trigger.New(countingPublisher{a.hub, a.metrics.Published.WithLabelValues("api")}, cfg.EncryptionMasterKey, cfg.MaxPayloadBytes)
-	a.conns = &connStates{m: make(map[string]*connState), mk: func() *connState {
-		return &connState{
-			subscribe:    rate.NewLimiter(rate.Limit(cfg.SubscribeRate), 2*cfg.SubscribeRate),
-			clientEvents: rate.NewLimiter(rate.Limit(cfg.ClientEventRate), cfg.ClientEventRate),
-		}
-	}}
+	a.protocol, err = protocol.New(protocol.Options{
+		Config: cfg, Hub: a.hub, Verifier: tm, Triggers: a.triggers, Metrics: a.metrics, Log: log,
+		// Developers' guards first, then a backend's signed authorization (Pusher's
+		// authorizeChannel), then the claim rules.
+		Authorizer: channels.NewAuthorizer(&channels.Rules{Roles: cfg.ChannelRoles},
+			append(slices.Clone(ext.Guards), channels.Delegated(cfg.AppKey, cfg.AppSecret))...),
+		Webhooks: func(ev webhook.Event) {
+			if a.webhooks != nil {
+				a.webhooks.Send(ev)
+			}
+		},
+		Hooks:  ext.ChannelHooks,
+		Events: ext.Events,
+	})
+	if err != nil {
+		return nil, err
+	}
 	a.origins = middleware.NewOrigins(cfg.AllowedOrigins, cfg.AllowAnyOrigin)
 	a.sockets, err = socket.NewServer(socket.Options{
 		Authenticate: func(u url.URL) (*tokens.Claims, error) {
@@ -337,14 +344,15 @@ func newApp(cfg *config.Config, log *slog.Logger, ext Extensions) (_ *app, err e
 		// A socket.io packet carries at most a payload plus its envelope.
 		MaxFrameBytes: cfg.MaxPayloadBytes + 4<<10,
 		Logger:        log,
-		OnConnect:     a.onConnect,
-		OnDisconnect:  a.onDisconnect,
+		Handler: func(c *socket.Conn, event string, args []json.RawMessage) any {
+			return a.protocol.Dispatch(c, event, args)
+		},
+		OnConnect:    func(c *socket.Conn) { a.protocol.Connect(c) },
+		OnDisconnect: func(c *socket.Conn, reason string) { a.protocol.Disconnect(c, reason) },
 	})
 	if err != nil {
 		return nil, err
 	}
-	a.registerSocketHandlers()
-	a.registerChannelHandlers()
 	return a, nil
 }
 

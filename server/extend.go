@@ -1,82 +1,52 @@
 package server
 
 import (
-	"context"
-	"encoding/json"
-	"errors"
-	"path"
+	"log/slog"
 
+	"github.com/gin-gonic/gin"
+
+	"github.com/jetsocket/jetsocket/handlers"
+	"github.com/jetsocket/jetsocket/middleware"
 	"github.com/jetsocket/jetsocket/server/channels"
+	"github.com/jetsocket/jetsocket/server/protocol"
 	"github.com/jetsocket/jetsocket/tokens"
 )
 
-// Extensions are a developer's own channel guards and room handlers, passed to RunWith.
-// See "Extending" in the README for a worked example.
+// Extensions are a developer's own additions, passed to RunWith. They have the built-ins'
+// power: a custom event goes through the same table as jetsocket:subscribe. See
+// "Extending" in the README for a worked example.
 type Extensions struct {
+	// Events are custom socket events with acks (protocol.On). Their names may not
+	// start with "jetsocket:" or "client-".
+	Events []protocol.Event
 	// Guards run before the default channel rules, in order; the first with an opinion
 	// decides (see channels.Guard).
 	Guards []channels.Guard
-	// Rooms see what happens on the channels their Pattern matches.
-	Rooms []Room
+	// ChannelHooks see the subscribes, unsubscribes and client events of the channels
+	// their pattern matches.
+	ChannelHooks []protocol.ChannelHooks
+	// Routes, if set, adds Gin routes beside the server's (a route that exists already
+	// is an error at start).
+	Routes func(r gin.IRouter, s Services)
 }
 
-// Room handles the channels whose full name matches Pattern, a glob where * matches any
-// run of characters (as in CHANNEL_ROLES). Every matching room is called, in order.
-// Handlers run on the connection's read loop: they must not block for long.
-type Room struct {
-	Pattern string
-	// OnSubscribe is called after a connection subscribed.
-	OnSubscribe func(ctx context.Context, ev RoomEvent)
-	// OnUnsubscribe is called after a connection left (also on disconnect).
-	OnUnsubscribe func(ctx context.Context, ev RoomEvent)
-	// OnClientEvent sees each client event before it is relayed. It may change ev.Data
-	// to rewrite the event, return ErrDrop to drop it silently, or return an error to
-	// refuse it: an *errs.Error is sent to the sender as it is, any other error as an
-	// internal error.
-	OnClientEvent func(ctx context.Context, ev *ClientEvent) error
+// Services are what a developer's routes use.
+type Services struct {
+	// Bearer is a middleware that checks "Authorization: Bearer <JWT>" as the socket
+	// handshake checks its token (401 {error:"invalid_token", message} otherwise) and
+	// puts the claims on the request (Claims).
+	Bearer gin.HandlerFunc
+	// Trigger publishes from Go, as the HTTP API does (encrypting on
+	// private-encrypted- channels).
+	Trigger protocol.Trigger
+	// Channels answers the channel and presence queries.
+	Channels protocol.Queries
+	Log      *slog.Logger
 }
 
-// Trigger publishes from Go code, in-process, as the HTTP API does.
-type Trigger interface {
-	// Trigger sends event with data (any JSON-encodable value) to channels, except to
-	// exceptSocketID when not empty. On private-encrypted- channels the server encrypts.
-	Trigger(ctx context.Context, channels []string, event string, data any, exceptSocketID string) error
-	// TriggerToUser sends event to every connection of userID.
-	TriggerToUser(ctx context.Context, userID, event string, data any) error
-	// Terminate closes every connection of userID.
-	Terminate(ctx context.Context, userID string) error
-}
+// Claims are the claims Bearer put on the request, or nil.
+func (Services) Claims(c *gin.Context) *tokens.Claims { return middleware.ClaimsOf(c) }
 
-// RoomEvent describes a subscribe or unsubscribe.
-type RoomEvent struct {
-	Channel  string
-	SocketID string
-	UserID   string
-	Claims   *tokens.Claims
-	Trigger  Trigger
-}
-
-// ClientEvent is a client-* event on its way to the channel's other subscribers.
-type ClientEvent struct {
-	Channel  string
-	Event    string // client-<name>
-	Data     json.RawMessage
-	SocketID string
-	UserID   string
-	Claims   *tokens.Claims
-	Trigger  Trigger
-}
-
-// ErrDrop, returned by Room.OnClientEvent, drops the event without telling the sender.
-var ErrDrop = errors.New("client event dropped by a room handler")
-
-// roomsFor returns the rooms whose pattern matches channel.
-func roomsFor(rooms []Room, channel string) []Room {
-	var out []Room
-	for _, r := range rooms {
-		if ok, _ := path.Match(r.Pattern, channel); ok {
-			out = append(out, r)
-		}
-	}
-	return out
-}
+// Abort answers the request with err as the server answers its own errors: an
+// *errs.Error with its status and {error, message}, anything else as a logged 500.
+func (s Services) Abort(c *gin.Context, err error) { handlers.Abort(c, s.Log, err) }

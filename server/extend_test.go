@@ -3,15 +3,19 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/gin-gonic/gin"
+
 	"github.com/jetsocket/jetsocket/server/channels"
 	"github.com/jetsocket/jetsocket/server/errs"
+	"github.com/jetsocket/jetsocket/server/protocol"
 )
 
-// The README's extension example: a guard for private-vip-* channels and a room that
+// A guard for private-vip-* channels and channel hooks that
 // censors, drops and logs client events on chat channels.
 func TestExtensions(t *testing.T) {
 	var mu sync.Mutex
@@ -26,20 +30,20 @@ func TestExtensions(t *testing.T) {
 			}
 			return channels.Denied("VIPs only")
 		}},
-		Rooms: []Room{{
+		ChannelHooks: []protocol.ChannelHooks{{
 			Pattern: "presence-chat-*",
-			OnSubscribe: func(_ context.Context, ev RoomEvent) {
+			OnSubscribe: func(_ context.Context, ev protocol.Subscription) {
 				mu.Lock()
 				joined = append(joined, ev.UserID+"@"+ev.Channel)
 				mu.Unlock()
 			},
-			OnClientEvent: func(_ context.Context, ev *ClientEvent) error {
+			OnClientEvent: func(_ context.Context, ev *protocol.ClientEvent) error {
 				var msg struct{ Text string }
 				if err := json.Unmarshal(ev.Data, &msg); err != nil {
 					return errs.New(errs.Invalid, "bad_message", "messages are {text}")
 				}
 				if msg.Text == "spam" {
-					return ErrDrop
+					return protocol.ErrDrop
 				}
 				msg.Text = strings.ReplaceAll(msg.Text, "darn", "****")
 				ev.Data, _ = json.Marshal(msg)
@@ -88,5 +92,26 @@ func TestExtensions(t *testing.T) {
 	defer mu.Unlock()
 	if strings.Join(joined, " ") != "1@presence-chat-general 2@presence-chat-general" {
 		t.Fatalf("OnSubscribe saw %v", joined)
+	}
+}
+
+// An extension that would shadow a built-in stops start-up with a clear error instead of
+// silently replacing it.
+func TestExtensionClashesStopStart(t *testing.T) {
+	ok := func(protocol.Request[json.RawMessage]) (any, error) { return nil, nil }
+	for name, ext := range map[string]Extensions{
+		"built-in event":  {Events: []protocol.Event{protocol.On("jetsocket:subscribe", ok)}},
+		"client- event":   {Events: []protocol.Event{protocol.On("client-x", ok)}},
+		"duplicate event": {Events: []protocol.Event{protocol.On("chat:send", ok), protocol.On("chat:send", ok)}},
+		"built-in route": {Routes: func(r gin.IRouter, _ Services) {
+			r.GET("/healthz", func(*gin.Context) {})
+		}},
+	} {
+		err := RunWith(context.Background(), Options{Args: []string{"-env-file", ""}, Getenv: func(k string) string {
+			return map[string]string{"JWT_SECRET": testSecret, "ADDR": "127.0.0.1:0"}[k]
+		}, Stdout: io.Discard, Stderr: io.Discard, Extensions: ext})
+		if err == nil {
+			t.Errorf("%s: started", name)
+		}
 	}
 }

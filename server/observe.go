@@ -5,7 +5,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/jetsocket/jetsocket/server/channels"
 	"github.com/jetsocket/jetsocket/server/hub"
 	"github.com/jetsocket/jetsocket/server/webhook"
 )
@@ -28,22 +27,6 @@ func (a *app) hubHooks() hub.Hooks {
 		},
 		Delivered: func(n int) { a.metrics.MessagesOut.Add(float64(n)) },
 	}
-}
-
-// clientEventWebhook reports a relayed client event.
-func (a *app) clientEventWebhook(ev *ClientEvent) {
-	if a.webhooks == nil {
-		return
-	}
-	a.webhooks.Send(webhook.Event{
-		Name: webhook.ClientEvent, Channel: ev.Channel, Event: ev.Event,
-		Data: string(ev.Data), SocketID: ev.SocketID, UserID: ev.UserID,
-	})
-}
-
-// subscriptionGauge moves the subscriptions gauge of ch's type by delta.
-func (a *app) subscriptionGauge(ch channels.Channel, delta float64) {
-	a.metrics.Subscriptions.WithLabelValues(ch.Kind.String()).Add(delta)
 }
 
 // countingPublisher counts what the trigger service publishes.

@@ -18,8 +18,9 @@ import (
 	"github.com/jetsocket/jetsocket/tokens"
 )
 
-// routes lists every HTTP route of the server.
-func (a *app) routes() http.Handler {
+// routes lists every HTTP route of the server, then adds the developer's
+// (Extensions.Routes); one of theirs that clashes with ours is an error.
+func (a *app) routes() (_ http.Handler, err error) {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	// The client address comes from the one header CLIENT_IP_HEADER names, and only
@@ -47,7 +48,7 @@ func (a *app) routes() http.Handler {
 		middleware.Handshake(middleware.HandshakeOptions{
 			Verifier:  a.tokens,
 			OnRefused: func(r tokens.Reason) { a.metrics.AuthFailures.WithLabelValues(string(r)).Inc() },
-			Admit:     a.admit,
+			Admit:     a.protocol.Admit,
 			Log:       a.log,
 		}))
 	sock.Any("/*any", gin.WrapH(a.sockets))
@@ -60,6 +61,21 @@ func (a *app) routes() http.Handler {
 	api.GET("/channels/:channel_name", handlers.ChannelInfo(a.hub, a.log))
 	api.GET("/channels/:channel_name/users", handlers.ChannelUsers(a.hub, a.log))
 	api.POST("/users/:user_id/terminate_connections", handlers.TerminateUser(a.triggers, a.log))
+
+	if a.ext.Routes != nil {
+		// gin panics on a route registered twice.
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("extension routes: %v", p)
+			}
+		}()
+		a.ext.Routes(r, Services{
+			Bearer:   middleware.Bearer(a.tokens, a.log),
+			Trigger:  a.triggers,
+			Channels: a.hub,
+			Log:      a.log,
+		})
+	}
 
 	static := http.FileServer(http.FS(public.FS()))
 	r.NoRoute(func(c *gin.Context) {
@@ -78,9 +94,9 @@ func (a *app) routes() http.Handler {
 		static.ServeHTTP(c.Writer, c.Request)
 	})
 	r.NoMethod(func(c *gin.Context) {
-		c.AbortWithStatusJSON(http.StatusMethodNotAllowed, errs.Body{Error: "method_not_allowed", Message: "method not allowed"})
+		handlers.Abort(c, a.log, errs.New(errs.MethodNotAllowed, "method_not_allowed", "method not allowed"))
 	})
-	return r
+	return r, nil
 }
 
 // stampClientIP hands the resolved client address to the socket layer, which counts

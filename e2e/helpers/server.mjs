@@ -42,9 +42,10 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /**
  * startServer runs the binary with a clean environment (plus `env`) in an empty working
  * directory, so no .env file or inherited variable leaks in, and waits for /healthz.
+ * `bin` runs another binary than jetsocket's (an example built on it).
  * Returns {url, port, output(), stop(), proc, exited}.
  */
-export async function startServer(env = {}, { waitReady = true } = {}) {
+export async function startServer(env = {}, { waitReady = true, bin } = {}) {
   const port = await freePort();
   const cwd = mkdtempSync(join(tmpdir(), 'jetsocket-run-'));
   const fullEnv = {
@@ -57,7 +58,7 @@ export async function startServer(env = {}, { waitReady = true } = {}) {
   };
   for (const [k, v] of Object.entries(fullEnv)) if (v === undefined) delete fullEnv[k];
 
-  const proc = spawn(binary(), [], { cwd, env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(bin || binary(), [], { cwd, env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout.on('data', (d) => { out += d; });
   proc.stderr.on('data', (d) => { out += d; });

@@ -2,7 +2,11 @@
 // HTTP statuses and JSON bodies. Internal details are logged, never sent.
 package errs
 
-import "net/http"
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+)
 
 // Kind classifies an error by what the client should do about it.
 type Kind int
@@ -17,6 +21,7 @@ const (
 	RateLimited
 	Unavailable // shutting down or not ready
 	Timeout     // the client did not send its request in time
+	MethodNotAllowed
 )
 
 // Status is the HTTP status for k.
@@ -38,6 +43,8 @@ func (k Kind) Status() int {
 		return http.StatusServiceUnavailable
 	case Timeout:
 		return http.StatusRequestTimeout
+	case MethodNotAllowed:
+		return http.StatusMethodNotAllowed
 	default:
 		return http.StatusInternalServerError
 	}
@@ -70,4 +77,23 @@ func New(kind Kind, code, message string) *Error {
 type Body struct {
 	Error   string `json:"error"`
 	Message string `json:"message"`
+}
+
+// From maps any error to the *Error a client may see: an *Error (or one it wraps) as
+// it is, anything else as internal_error with err kept as the cause, for logs.
+func From(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &Error{Kind: Internal, Code: "internal_error", Message: "internal server error", Err: err}
+}
+
+// Write answers an HTTP request with e: its status and the JSON Body. It is the one
+// writer of HTTP error bodies; Gin handlers call it through handlers.Abort.
+func Write(w http.ResponseWriter, e *Error) {
+	b, _ := json.Marshal(Body{Error: e.Code, Message: e.Message})
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(e.Kind.Status())
+	_, _ = w.Write(b)
 }

@@ -1,6 +1,7 @@
 package socket
 
 import (
+	"context"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -37,7 +38,8 @@ type Conn struct {
 	flood       *rate.Limiter // packets dropped before the client is cut off
 	errNotice   *rate.Limiter // jetsocket:error notices, so errors cannot flood the queue
 
-	done      chan struct{} // closed by Close
+	ctx       context.Context // cancelled by Close
+	cancel    context.CancelFunc
 	closeOnce sync.Once
 
 	mu         sync.Mutex
@@ -67,8 +69,9 @@ func (c *Conn) UserID() string { return c.Claims().UserID() }
 // TCP peer's.
 func (c *Conn) IP() string { return c.ip }
 
-// Done is closed when the connection closes.
-func (c *Conn) Done() <-chan struct{} { return c.done }
+// Context is cancelled when the connection closes: work done for the connection (Redis
+// calls, a handler's own I/O) stops with it.
+func (c *Conn) Context() context.Context { return c.ctx }
 
 // The session's transport, as far as direct writes go.
 const (
@@ -179,7 +182,7 @@ func (c *Conn) Close(reason string) {
 		c.closing = true
 		c.queue = nil
 		c.mu.Unlock()
-		close(c.done)
+		c.cancel()
 		_ = c.sess.Close()
 	})
 }

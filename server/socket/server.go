@@ -5,8 +5,12 @@
 // holding namespace locks, deadlocks on Emit inside OnConnect, reports OnConnect errors
 // to nobody, has no catch-all for event names (client-* events are arbitrary) and reads
 // frames of any size. This package speaks the socket.io packet protocol itself over the
-// Engine.IO session: one reader goroutine and one writer goroutine per connection, a
-// bounded send queue, bounded frames and rate-limited input.
+// Engine.IO session, with bounded frames and rate-limited input. Reading parks one
+// goroutine per connection and handles each packet on a short-lived one (readLoop); a
+// sender writes to the websocket directly when it can, else a bounded queue is drained
+// by a writer goroutine that runs only while the queue has frames (Conn). Which events
+// exist and what they do is not this package's business: every event goes to
+// Options.Handler (server/protocol's table).
 package socket
 
 import (
@@ -21,7 +25,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +32,7 @@ import (
 	"github.com/googollee/go-socket.io/engineio/session"
 	"golang.org/x/time/rate"
 
+	"github.com/jetsocket/jetsocket/server/errs"
 	"github.com/jetsocket/jetsocket/tokens"
 )
 
@@ -40,12 +44,10 @@ const (
 
 // Error codes sent in jetsocket:error.
 const (
-	CodeBadPacket      = "bad_packet"
-	CodeUnknownEvent   = "unknown_event"
-	CodeFrameTooLarge  = "frame_too_large"
-	CodeBinary         = "binary_not_supported"
-	CodeRateLimited    = "rate_limited"
-	CodeInvalidPayload = "invalid_payload"
+	CodeBadPacket     = "bad_packet"
+	CodeFrameTooLarge = "frame_too_large"
+	CodeBinary        = "binary_not_supported"
+	CodeRateLimited   = "rate_limited"
 )
 
 // Close reasons, for logs and disconnect hooks.
@@ -63,9 +65,10 @@ const (
 // connection; beyond it the connection is closed instead.
 const maxDrainBytes = 1 << 20
 
-// Handler handles one event from a client. args are the event's arguments after the name,
-// as raw JSON. When the client asked for an ack, the return value is sent as the ack's
-// payload. Handlers of one connection run one at a time, in arrival order.
+// Handler handles one event from a client, whatever its name. args are the event's
+// arguments after the name, as raw JSON. When the client asked for an ack, the return
+// value is sent as the ack's payload. Events of one connection are handled one at a
+// time, in arrival order.
 type Handler func(c *Conn, event string, args []json.RawMessage) (ack any)
 
 // Options configures a Server. Authenticate is required.
@@ -84,7 +87,9 @@ type Options struct {
 	InboundRate   float64       // packets per second per connection; default 100
 	InboundBurst  int           // default 200
 
-	Logger       *slog.Logger
+	Logger *slog.Logger
+	// Handler handles every event clients send; required.
+	Handler      Handler
 	OnConnect    func(*Conn)
 	OnDisconnect func(c *Conn, reason string)
 
@@ -122,9 +127,6 @@ type Server struct {
 	ids    *sessionIDs
 	log    *slog.Logger
 
-	handlers map[string]Handler
-	prefixes []prefixHandler
-
 	mu         sync.RWMutex
 	closing    bool
 	conns      map[string]*Conn // by socket id
@@ -134,15 +136,13 @@ type Server struct {
 	acceptDone chan struct{}
 }
 
-type prefixHandler struct {
-	prefix string
-	h      Handler
-}
-
-// NewServer builds a Server; register handlers, then call Serve.
+// NewServer builds a Server; call Serve to accept connections.
 func NewServer(opts Options) (*Server, error) {
 	if opts.Authenticate == nil {
 		return nil, errors.New("socket: Options.Authenticate is required")
+	}
+	if opts.Handler == nil {
+		return nil, errors.New("socket: Options.Handler is required")
 	}
 	opts.defaults()
 	if opts.PingTimeout <= opts.PingInterval {
@@ -151,7 +151,6 @@ func NewServer(opts Options) (*Server, error) {
 	s := &Server{
 		opts:       opts,
 		log:        opts.Logger,
-		handlers:   make(map[string]Handler),
 		conns:      make(map[string]*Conn),
 		sessions:   make(map[string]*Conn),
 		acceptDone: make(chan struct{}),
@@ -186,22 +185,13 @@ func (s *Server) chargeInbound(sid string, n int) bool {
 	return c == nil || c.inbound.AllowN(time.Now(), n)
 }
 
-// Handle registers h for the event named event. Not safe once Serve has started.
-func (s *Server) Handle(event string, h Handler) { s.handlers[event] = h }
-
-// HandlePrefix registers h for every event whose name starts with prefix and that has no
-// exact handler. Not safe once Serve has started.
-func (s *Server) HandlePrefix(prefix string, h Handler) {
-	s.prefixes = append(s.prefixes, prefixHandler{prefix, h})
-}
-
 // ServeHTTP serves the Engine.IO endpoint.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// JSONP polling (the "j" parameter) makes the library answer text/javascript that
 	// calls a function named by the caller: a script of anyone's choosing served from
 	// our origin, which defeats a CSP of 'self'. No client we support needs it.
 	if r.URL.Query().Has("j") {
-		writeJSONError(w, http.StatusBadRequest, "jsonp_not_supported", "JSONP polling is not supported; use XHR polling or websocket")
+		errs.Write(w, errs.New(errs.Invalid, "jsonp_not_supported", "JSONP polling is not supported; use XHR polling or websocket"))
 		return
 	}
 	if sid := r.URL.Query().Get("sid"); sid != "" {
@@ -211,7 +201,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if s.closing {
 			s.mu.RUnlock()
 			w.Header().Set("Retry-After", "1")
-			writeJSONError(w, http.StatusServiceUnavailable, "shutting_down", "server is shutting down")
+			errs.Write(w, errs.New(errs.Unavailable, "shutting_down", "server is shutting down"))
 			return
 		}
 		s.handshakes.Add(1)
@@ -219,14 +209,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer s.handshakes.Done()
 	}
 	s.engine.ServeHTTP(w, r)
-}
-
-// writeJSONError answers {error, message}, as every refusal of the HTTP server is.
-func writeJSONError(w http.ResponseWriter, status int, code, message string) {
-	b, _ := json.Marshal(map[string]string{"error": code, "message": message})
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
 }
 
 // Serve accepts sessions until Shutdown. It returns nil after Shutdown.
@@ -258,14 +240,6 @@ func (s *Server) Count() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return len(s.conns)
-}
-
-// Conn returns the open connection with socket id id.
-func (s *Server) Conn(id string) (*Conn, bool) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	c, ok := s.conns[id]
-	return c, ok
 }
 
 // Shutdown refuses new handshakes, closes every connection and waits for their
@@ -363,7 +337,6 @@ func (s *Server) newConn(sess engineio.Conn, claims *tokens.Claims) *Conn {
 	c := &Conn{
 		srv:         s,
 		sess:        sess,
-		done:        make(chan struct{}),
 		ip:          sessionIP(sess.URL(), sess.RemoteAddr()),
 		connectedAt: time.Now(),
 		inbound:     rate.NewLimiter(rate.Limit(s.opts.InboundRate), s.opts.InboundBurst),
@@ -371,6 +344,7 @@ func (s *Server) newConn(sess engineio.Conn, claims *tokens.Claims) *Conn {
 		errNotice:   rate.NewLimiter(5, 10),
 	}
 	c.claims.Store(claims)
+	c.ctx, c.cancel = context.WithCancel(context.Background())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for {
@@ -466,24 +440,7 @@ func (s *Server) dispatch(c *Conn, p Packet) (stop bool) {
 			c.sendFrame(NewFrame(encodeError(p.Namespace, "Invalid namespace")))
 			return false
 		}
-		h := s.handlers[p.Event]
-		if h == nil {
-			for _, ph := range s.prefixes {
-				if strings.HasPrefix(p.Event, ph.prefix) {
-					h = ph.h
-					break
-				}
-			}
-		}
-		if h == nil {
-			msg := fmt.Sprintf("unknown event %q", truncate(p.Event, 64))
-			c.Error(CodeUnknownEvent, msg)
-			if p.ID != noAck {
-				c.ack(p.ID, map[string]any{"ok": false, "error": CodeUnknownEvent, "message": msg})
-			}
-			return false
-		}
-		ack := h(c, p.Event, p.Args)
+		ack := s.opts.Handler(c, p.Event, p.Args)
 		if p.ID != noAck {
 			c.ack(p.ID, ack)
 		}
@@ -516,11 +473,4 @@ func newSocketID() string {
 
 func transportName(u url.URL) string {
 	return u.Query().Get("transport")
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

@@ -3,6 +3,7 @@ package socket
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -36,6 +37,7 @@ func newTestServer(t *testing.T, opts Options) *testServer {
 	opts.Authenticate = func(u url.URL) (*tokens.Claims, error) {
 		return &tokens.Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: u.Query().Get("user")}}, nil
 	}
+	opts.Handler = func(*Conn, string, []json.RawMessage) any { return nil }
 	opts.OnConnect = func(c *Conn) {
 		ts.mu.Lock()
 		ts.conns[c.UserID()] = c
@@ -267,7 +269,7 @@ func TestDirectWriteSlowConsumerDoesNotBlockTheSender(t *testing.T) {
 		t.Fatalf("sending to a frozen consumer took %v", d)
 	}
 	select {
-	case <-c.Done():
+	case <-c.Context().Done():
 	case <-time.After(5 * time.Second):
 		t.Fatal("slow consumer not closed")
 	}

@@ -17,6 +17,8 @@ import (
 	"github.com/googollee/go-socket.io/engineio/payload"
 	"github.com/googollee/go-socket.io/engineio/transport"
 	"github.com/googollee/go-socket.io/engineio/transport/polling"
+
+	"github.com/jetsocket/jetsocket/server/errs"
 )
 
 // The polling-to-websocket upgrade of go-socket.io v1.7.0 loses messages in both
@@ -311,16 +313,16 @@ func (c *graceConn) handOff(w http.ResponseWriter, r *http.Request, sid string) 
 		readErr = err
 	}
 	if readErr != nil {
-		writeJSONError(w, http.StatusBadRequest, "bad_payload", "malformed Engine.IO payload")
+		errs.Write(w, errs.New(errs.Invalid, "bad_payload", "malformed Engine.IO payload"))
 		return
 	}
 	switch err := c.handoff.push(sid, ps); err {
 	case nil:
 		_, _ = io.WriteString(w, "ok")
 	case errHandoffRate:
-		writeJSONError(w, http.StatusTooManyRequests, CodeRateLimited, err.Error())
+		errs.Write(w, errs.New(errs.RateLimited, CodeRateLimited, err.Error()))
 	default:
-		writeJSONError(w, http.StatusRequestEntityTooLarge, "upgrade_backlog_full", err.Error())
+		errs.Write(w, errs.New(errs.TooLarge, "upgrade_backlog_full", err.Error()))
 	}
 }
 

@@ -1,5 +1,5 @@
 // Package trigger publishes events to channels: the Pusher-compatible HTTP API and the
-// Go API that room handlers and embedding programs call in-process.
+// Go API that extensions (custom events, channel hooks, custom routes) call in-process.
 package trigger
 
 import (

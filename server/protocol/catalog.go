@@ -1,0 +1,78 @@
+package protocol
+
+import (
+	"time"
+
+	"github.com/jetsocket/jetsocket/server/channels"
+	"github.com/jetsocket/jetsocket/server/hub"
+	"github.com/jetsocket/jetsocket/server/socket"
+)
+
+// The catalogue: every socket event name, error code and limit of the protocol, in one
+// place. The README's tables (Connecting, Channels) mirror it. Names other packages own
+// are listed here by reference, so that there is still one definition of each.
+
+// Events clients send (each has a handler in the table: see builtins).
+const (
+	EventSubscribe   = "jetsocket:subscribe"
+	EventUnsubscribe = "jetsocket:unsubscribe"
+	EventRefresh     = "jetsocket:refresh"
+	EventSignin      = "jetsocket:signin"
+	EventPing        = "jetsocket:ping"
+	// ClientEventPrefix starts the names of client events, relayed to a channel's other
+	// subscribers.
+	ClientEventPrefix = "client-"
+)
+
+// Events the server emits.
+const (
+	EventConnectionEstablished = socket.EventConnectionEstablished // {socket_id, user_id}
+	EventError                 = socket.EventError                 // {code, message}
+	EventSubscriptionSucceeded = "jetsocket:subscription_succeeded"
+	EventSubscriptionError     = "jetsocket:subscription_error" // {channel, status, code, error}
+	EventMemberAdded           = hub.EventMemberAdded
+	EventMemberRemoved         = hub.EventMemberRemoved
+	EventTokenExpired          = "jetsocket:token_expired" // {expired_at}
+)
+
+// ReservedPrefix starts the names of the built-in events; a developer's events may not
+// use it, nor ClientEventPrefix.
+const ReservedPrefix = "jetsocket:"
+
+// Error codes of refusals (acks {ok:false, status, code, error}, subscription_error and
+// jetsocket:error). Codes of the channel rules and of delegated authorization come from
+// package channels (invalid_channel, invalid_channel_data, invalid_user_data, forbidden,
+// invalid_auth); the transport's from package socket (bad_packet, binary_not_supported,
+// frame_too_large, rate_limited).
+const (
+	CodeUnknownEvent            = "unknown_event"
+	CodeInvalidPayload          = "invalid_payload"
+	CodeInvalidEvent            = "invalid_event"
+	CodeInternalChannel         = "internal_channel"
+	CodeRateLimited             = socket.CodeRateLimited
+	CodeTooManySubscriptions    = "too_many_subscriptions"
+	CodePresenceFull            = "presence_full"
+	CodeTokenExpired            = "token_expired"
+	CodeInvalidToken            = "invalid_token"
+	CodeForbidden               = "forbidden"
+	CodeEncryptionNotConfigured = "encryption_not_configured"
+	CodeClientEventsForbidden   = "client_events_forbidden"
+	CodeNotSubscribed           = "not_subscribed"
+	CodePayloadTooLarge         = "payload_too_large"
+	CodeTooManyConnections      = "too_many_connections"
+	CodeInternal                = "internal_error"
+)
+
+// Limits that are not configuration.
+const (
+	// MaxClientEventName is Pusher's limit on event names.
+	MaxClientEventName = 200
+	// MaxChannelName is the longest channel name, as in Pusher.
+	MaxChannelName = channels.MaxNameLength
+	// RequestTimeout bounds each event's handler, so that a Redis call made for a
+	// connection cannot hold its read loop for ever.
+	RequestTimeout = 10 * time.Second
+)
+
+// ReasonTokenExpired closes a connection whose token expired without a refresh.
+const ReasonTokenExpired = "token expired"

@@ -1,0 +1,310 @@
+package protocol
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jetsocket/jetsocket/server/channels"
+	"github.com/jetsocket/jetsocket/server/encryption"
+	"github.com/jetsocket/jetsocket/server/errs"
+	"github.com/jetsocket/jetsocket/server/hub"
+	"github.com/jetsocket/jetsocket/server/webhook"
+)
+
+// subscribeReq is the payload of jetsocket:subscribe and jetsocket:unsubscribe.
+type subscribeReq struct {
+	Channel     string `json:"channel"`
+	Auth        string `json:"auth,omitempty"`
+	ChannelData string `json:"channel_data,omitempty"`
+}
+
+func (r subscribeReq) channelName() string { return r.Channel }
+
+// presenceInfo is the presence part of a subscribe answer.
+type presenceInfo struct {
+	Count int                        `json:"count"`
+	IDs   []string                   `json:"ids"`
+	Hash  map[string]json.RawMessage `json:"hash"`
+}
+
+// subscribed is both the ack and the subscription_succeeded payload.
+type subscribed struct {
+	OK           bool          `json:"ok"`
+	Channel      string        `json:"channel"`
+	Presence     *presenceInfo `json:"presence,omitempty"`
+	SharedSecret string        `json:"shared_secret,omitempty"`
+}
+
+// subscriptionError is the jetsocket:subscription_error payload.
+type subscriptionError struct {
+	Channel string `json:"channel"`
+	Status  int    `json:"status"`
+	Code    string `json:"code"`
+	Error   string `json:"error"`
+}
+
+func errInternalChannel(verb string) error {
+	return errs.New(errs.Forbidden, CodeInternalChannel, "internal channels (names starting with #) cannot be "+verb+" by clients")
+}
+
+func (s *Service) onSubscribe(r Request[subscribeReq]) (any, error) {
+	c := r.conn
+	p, secret, err := s.subscribe(r.Ctx, c, r.Payload)
+	if err != nil {
+		return nil, err
+	}
+	res := subscribed{OK: true, Channel: r.Payload.Channel, Presence: p, SharedSecret: secret}
+	c.Emit(EventSubscriptionSucceeded, res)
+	return res, nil
+}
+
+// subscribeRefused counts a refused subscribe and emits it as subscription_error.
+func subscribeRefused(s *Service, c Conn, r Refusal) {
+	s.metrics.SubscribeRefused.WithLabelValues(r.Code).Inc()
+	ch := ""
+	if r.Channel != nil {
+		ch = *r.Channel
+	}
+	c.Emit(EventSubscriptionError, subscriptionError{ch, r.Status, r.Code, r.Error})
+}
+
+func (s *Service) subscribe(ctx context.Context, c Conn, req subscribeReq) (*presenceInfo, string, error) {
+	if hub.Internal(req.Channel) {
+		return nil, "", errInternalChannel("subscribed")
+	}
+	ch, err := channels.Parse(req.Channel)
+	if err != nil {
+		return nil, "", err
+	}
+	already := s.hub.Subscribed(c.ID(), ch.Name)
+	st := s.session(c.ID())
+	if !st.subscribe.Allow() {
+		return nil, "", errs.New(errs.RateLimited, CodeRateLimited, "too many subscribe attempts; slow down")
+	}
+	if !already && s.hub.Subscriptions(c.ID()) >= s.cfg.MaxSubscriptions {
+		return nil, "", errs.New(errs.RateLimited, CodeTooManySubscriptions, fmt.Sprintf("a connection may subscribe to at most %d channels", s.cfg.MaxSubscriptions))
+	}
+	claims := c.Claims()
+	if exp := claims.Expiry(); !exp.IsZero() && time.Now().After(exp.Add(s.cfg.JWTLeeway)) {
+		return nil, "", errs.New(errs.Unauthorized, CodeTokenExpired, "token expired; refresh it before subscribing")
+	}
+	if err := s.authorizer.Authorize(channels.Request{
+		Claims: claims, Channel: ch, SocketID: c.ID(), Auth: req.Auth, ChannelData: req.ChannelData,
+	}); err != nil {
+		return nil, "", err
+	}
+
+	var secret string
+	if ch.Kind == channels.PrivateEncrypted {
+		if s.cfg.EncryptionMasterKey == nil {
+			return nil, "", errs.New(errs.Internal, CodeEncryptionNotConfigured, "encrypted channels are not configured on this server (ENCRYPTION_MASTER_KEY)")
+		}
+		secret = encryption.SharedSecret(ch.Name, s.cfg.EncryptionMasterKey)
+	}
+
+	var member *hub.Member
+	if ch.Kind == channels.Presence {
+		member = &hub.Member{UserID: claims.UserID(), Info: s.userInfo(c)}
+		if req.Auth != "" {
+			// The backend's signature vouches for channel_data: its user is the member.
+			// Checked here again, not taken from whichever guard allowed the channel.
+			pd, err := channels.VerifyAuth(s.cfg.AppKey, s.cfg.AppSecret, channels.Request{
+				Channel: ch, SocketID: c.ID(), Auth: req.Auth, ChannelData: req.ChannelData,
+			})
+			if err != nil {
+				return nil, "", err
+			}
+			member = &hub.Member{UserID: pd.UserID, Info: pd.UserInfo}
+		}
+	}
+	sctx, cancel := settle(ctx)
+	defer cancel()
+	members, err := s.hub.Subscribe(sctx, c, ch.Name, member, s.cfg.PresenceMaxMembers)
+	if errors.Is(err, hub.ErrFull) {
+		return nil, "", errs.New(errs.RateLimited, CodePresenceFull, fmt.Sprintf("presence channel is full (%d members)", s.cfg.PresenceMaxMembers))
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("hub subscribe %s: %w", ch.Name, err)
+	}
+	st.mu.Lock()
+	if req.Auth != "" {
+		if st.grants == nil {
+			st.grants = make(map[string]subscribeReq)
+		}
+		st.grants[ch.Name] = req
+	} else {
+		delete(st.grants, ch.Name)
+	}
+	st.mu.Unlock()
+	if !already {
+		s.metrics.Subscriptions.WithLabelValues(ch.Kind.String()).Inc()
+		for _, h := range s.hooksFor(ch.Name) {
+			if h.OnSubscribe != nil {
+				h.OnSubscribe(ctx, s.subscription(c, ch.Name))
+			}
+		}
+	}
+	if member == nil {
+		return nil, secret, nil
+	}
+	p := &presenceInfo{Count: len(members), IDs: make([]string, len(members)), Hash: make(map[string]json.RawMessage, len(members))}
+	for i, m := range members {
+		p.IDs[i] = m.UserID
+		p.Hash[m.UserID] = m.Info
+	}
+	return p, secret, nil
+}
+
+func (s *Service) subscription(c Conn, channel string) Subscription {
+	return Subscription{Channel: channel, SocketID: c.ID(), UserID: c.UserID(), Claims: c.Claims(), Trigger: s.triggers, Channels: s.hub}
+}
+
+// userInfo is a presence member's public info, from the claims: the name, and the email
+// only when PRESENCE_INCLUDE_EMAIL is set.
+func (s *Service) userInfo(c Conn) json.RawMessage {
+	cl := c.Claims()
+	info := map[string]string{"name": cl.Name}
+	if s.cfg.PresenceIncludeEmail && cl.Email != "" {
+		info["email"] = cl.Email
+	}
+	b, _ := json.Marshal(info)
+	return b
+}
+
+// onUnsubscribe leaves a channel; unsubscribing from a channel never subscribed is
+// harmless. Internal channels are refused: a client must not opt out of sendToUser or
+// terminate_connections.
+func (s *Service) onUnsubscribe(r Request[subscribeReq]) (any, error) {
+	if hub.Internal(r.Payload.Channel) {
+		return nil, errInternalChannel("unsubscribed")
+	}
+	if s.hub.Subscribed(r.SocketID, r.Payload.Channel) {
+		s.leave(r.Ctx, r.conn, r.Payload.Channel)
+	}
+	return map[string]any{"ok": true, "channel": r.Payload.Channel}, nil
+}
+
+func (s *Service) leave(ctx context.Context, c Conn, channel string) {
+	sctx, cancel := settle(ctx)
+	defer cancel()
+	s.hub.Unsubscribe(sctx, c, channel)
+	if hub.Internal(channel) {
+		return
+	}
+	if st := s.existing(c.ID()); st != nil {
+		st.mu.Lock()
+		delete(st.grants, channel)
+		st.mu.Unlock()
+	}
+	if ch, err := channels.Parse(channel); err == nil { // it was valid when subscribed
+		s.metrics.Subscriptions.WithLabelValues(ch.Kind.String()).Dec()
+	}
+	for _, h := range s.hooksFor(channel) {
+		if h.OnUnsubscribe != nil {
+			h.OnUnsubscribe(ctx, s.subscription(c, channel))
+		}
+	}
+}
+
+// recheck runs every subscription of c past the authorizer again with c's current
+// claims (after a refresh); the ones no longer allowed end with subscription_error.
+func (s *Service) recheck(ctx context.Context, c Conn) {
+	claims := c.Claims()
+	st := s.session(c.ID())
+	for _, name := range s.hub.ChannelsOf(c.ID()) {
+		if hub.Internal(name) {
+			continue
+		}
+		ch, err := channels.Parse(name)
+		if err != nil {
+			continue
+		}
+		st.mu.Lock()
+		grant := st.grants[name]
+		st.mu.Unlock()
+		err = s.authorizer.Authorize(channels.Request{
+			Claims: claims, Channel: ch, SocketID: c.ID(), Auth: grant.Auth, ChannelData: grant.ChannelData,
+		})
+		if err == nil {
+			continue
+		}
+		e := errs.From(err)
+		s.log.Info("subscription ended by a refreshed token", "socket_id", c.ID(), "user_id", c.UserID(), "channel", name, "code", e.Code)
+		s.leave(ctx, c, name)
+		c.Emit(EventSubscriptionError, subscriptionError{name, e.Kind.Status(), e.Code, e.Message})
+	}
+}
+
+// clientEventReq is the payload of a client event.
+type clientEventReq struct {
+	Channel string          `json:"channel"`
+	Data    json.RawMessage `json:"data"`
+}
+
+func (r clientEventReq) channelName() string { return r.Channel }
+
+func (s *Service) onClientEvent(r Request[clientEventReq]) (any, error) {
+	err := s.clientEvent(r)
+	if errors.Is(err, ErrDrop) {
+		s.metrics.ClientEventsDropped.WithLabelValues("channel_hook").Inc()
+		return map[string]any{"ok": true}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"ok": true}, nil
+}
+
+// clientEventRefused counts a refused client event and tells the sender with
+// jetsocket:error, which clients without acks see too.
+func clientEventRefused(s *Service, c Conn, r Refusal) {
+	s.metrics.ClientEventsDropped.WithLabelValues(r.Code).Inc()
+	c.Error(r.Code, r.Error)
+}
+
+func (s *Service) clientEvent(r Request[clientEventReq]) error {
+	c, event, req := r.conn, r.Event, r.Payload
+	if len(event) > MaxClientEventName {
+		return errs.New(errs.Invalid, CodeInvalidEvent, fmt.Sprintf("event names are limited to %d characters", MaxClientEventName))
+	}
+	ch, err := channels.Parse(req.Channel)
+	if err != nil {
+		return err
+	}
+	if !ch.ClientEventsAllowed() {
+		return errs.New(errs.Forbidden, CodeClientEventsForbidden, "client events are only allowed on private- and presence- channels")
+	}
+	if !s.hub.Subscribed(c.ID(), ch.Name) {
+		return errs.New(errs.Forbidden, CodeNotSubscribed, "subscribe to the channel before sending client events on it")
+	}
+	if len(req.Data) > s.cfg.MaxPayloadBytes {
+		return errs.New(errs.TooLarge, CodePayloadTooLarge, fmt.Sprintf("client event data is limited to %d bytes", s.cfg.MaxPayloadBytes))
+	}
+	if !s.session(c.ID()).clientEvents.Allow() {
+		return errs.New(errs.RateLimited, CodeRateLimited, fmt.Sprintf("client events are limited to %d per second", s.cfg.ClientEventRate))
+	}
+	ev := &ClientEvent{Channel: ch.Name, Event: event, Data: req.Data, SocketID: c.ID(), UserID: c.UserID(), Claims: r.Claims, Trigger: s.triggers, Channels: s.hub}
+	for _, h := range s.hooksFor(ch.Name) {
+		if h.OnClientEvent == nil {
+			continue
+		}
+		if err := h.OnClientEvent(r.Ctx, ev); err != nil {
+			return err
+		}
+	}
+	if len(ev.Data) > 0 && !json.Valid(ev.Data) {
+		return fmt.Errorf("channel hook for %s left invalid JSON in the event data", ch.Name)
+	}
+	if err := s.hub.Publish(r.Ctx, hub.Message{Channel: ch.Name, Event: event, Data: ev.Data, UserID: c.UserID(), ExceptSocketID: c.ID()}); err != nil {
+		return err
+	}
+	s.metrics.Published.WithLabelValues("client").Inc()
+	s.webhooks(webhook.Event{
+		Name: webhook.ClientEvent, Channel: ev.Channel, Event: ev.Event,
+		Data: string(ev.Data), SocketID: ev.SocketID, UserID: ev.UserID,
+	})
+	return nil
+}

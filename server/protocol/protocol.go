@@ -1,0 +1,287 @@
+// Package protocol is Jetsocket's socket protocol: what each event a client sends does
+// (subscribe, unsubscribe, client events, sign-in, refresh, ping, and a developer's own
+// events), what a connection's life does (limits, its user's channel, token expiry), and
+// the catalogue of event names, error codes and limits (catalog.go).
+//
+// Every event goes through one table (table.go): a handler gets a typed Request and
+// returns a value or an error; counting, decoding, error mapping, logging and the ack's
+// shape are done once, around it. Built-in events are registered through the same On a
+// developer uses (builtins). The package knows connections only through Conn, so its
+// logic is tested without a socket.
+package protocol
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/jetsocket/jetsocket/server/channels"
+	"github.com/jetsocket/jetsocket/server/config"
+	"github.com/jetsocket/jetsocket/server/errs"
+	"github.com/jetsocket/jetsocket/server/hub"
+	"github.com/jetsocket/jetsocket/server/limit"
+	"github.com/jetsocket/jetsocket/server/metrics"
+	"github.com/jetsocket/jetsocket/server/socket"
+	"github.com/jetsocket/jetsocket/server/trigger"
+	"github.com/jetsocket/jetsocket/server/webhook"
+	"github.com/jetsocket/jetsocket/tokens"
+)
+
+// Conn is what the protocol needs of a connection (socket.Conn has it).
+type Conn interface {
+	hub.Conn
+	Claims() *tokens.Claims
+	SetClaims(*tokens.Claims)
+	IP() string
+	// Context is cancelled when the connection closes.
+	Context() context.Context
+	Emit(event string, payload any) bool
+	// Error sends jetsocket:error {code, message}.
+	Error(code, message string)
+	CloseAfterFlush(reason string)
+}
+
+var (
+	_ Conn    = (*socket.Conn)(nil)
+	_ Trigger = (*trigger.Service)(nil)
+	_ Queries = (*hub.Hub)(nil)
+)
+
+// Trigger publishes from Go code, in-process, as the HTTP API does.
+type Trigger interface {
+	// Trigger sends event with data (any JSON-encodable value) to channels, except to
+	// exceptSocketID when not empty. On private-encrypted- channels the server encrypts.
+	Trigger(ctx context.Context, channels []string, event string, data any, exceptSocketID string) error
+	// TriggerToUser sends event to every connection of userID.
+	TriggerToUser(ctx context.Context, userID, event string, data any) error
+	// Terminate closes every connection of userID.
+	Terminate(ctx context.Context, userID string) error
+}
+
+// Queries answer what the HTTP API's channel queries answer, across every node.
+type Queries interface {
+	// Channels lists the occupied channels whose names start with prefix, with their
+	// subscription counts.
+	Channels(ctx context.Context, prefix string) (map[string]int, error)
+	// Subscribers is channel's subscription count.
+	Subscribers(ctx context.Context, channel string) (int, error)
+	// Members lists a presence channel's members, sorted by user id.
+	Members(ctx context.Context, channel string) ([]hub.Member, error)
+}
+
+// Options are New's dependencies. Webhooks may be nil.
+type Options struct {
+	Config     *config.Config
+	Hub        *hub.Hub
+	Authorizer *channels.Authorizer
+	Verifier   interface {
+		Verify(token string) (*tokens.Claims, error)
+	}
+	Triggers Trigger
+	Metrics  *metrics.Metrics
+	Webhooks func(webhook.Event)
+	Log      *slog.Logger
+	// Hooks see what happens on the channels their pattern matches.
+	Hooks []ChannelHooks
+	// Events are a developer's own events, beside the built-in ones.
+	Events []Event
+}
+
+// Service runs the protocol for every connection of a node.
+type Service struct {
+	cfg        *config.Config
+	hub        *hub.Hub
+	authorizer *channels.Authorizer
+	verifier   interface {
+		Verify(token string) (*tokens.Claims, error)
+	}
+	triggers  Trigger
+	metrics   *metrics.Metrics
+	webhooks  func(webhook.Event)
+	log       *slog.Logger
+	hooks     []ChannelHooks
+	table     table
+	userConns *limit.Counter
+	ipConns   *limit.Counter
+
+	mu       sync.Mutex
+	sessions map[string]*session // by socket id
+}
+
+// New returns a Service with the built-in events and o.Events in its table. A
+// developer's event with a built-in's name, or twice the same name, is an error.
+func New(o Options) (*Service, error) {
+	s := &Service{
+		cfg: o.Config, hub: o.Hub, authorizer: o.Authorizer, verifier: o.Verifier,
+		triggers: o.Triggers, metrics: o.Metrics, webhooks: o.Webhooks, log: o.Log,
+		hooks:     o.Hooks,
+		table:     table{exact: make(map[string]Event)},
+		userConns: limit.NewCounter(),
+		ipConns:   limit.NewCounter(),
+		sessions:  make(map[string]*session),
+	}
+	if s.webhooks == nil {
+		s.webhooks = func(webhook.Event) {}
+	}
+	for _, e := range s.builtins() {
+		if err := s.table.add(e); err != nil {
+			return nil, err
+		}
+	}
+	for _, e := range o.Events {
+		if err := s.table.addCustom(e); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// session is what the protocol keeps per connection besides the hub's subscriptions.
+type session struct {
+	subscribe    *rate.Limiter
+	clientEvents *rate.Limiter
+	userCounted  bool // holds a place in the per-user connection count
+	ipCounted    bool
+
+	mu       sync.Mutex
+	expiry   *time.Timer
+	signedIn string                  // the user a backend signed this connection in as (jetsocket:signin)
+	grants   map[string]subscribeReq // channels granted by a backend's signature, re-checked with it on refresh
+}
+
+func (s *Service) session(id string) *session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.sessions[id]
+	if st == nil {
+		st = &session{
+			subscribe:    rate.NewLimiter(rate.Limit(s.cfg.SubscribeRate), 2*s.cfg.SubscribeRate),
+			clientEvents: rate.NewLimiter(rate.Limit(s.cfg.ClientEventRate), s.cfg.ClientEventRate),
+		}
+		s.sessions[id] = st
+	}
+	return st
+}
+
+// existing is id's session, or nil once the connection is gone.
+func (s *Service) existing(id string) *session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions[id]
+}
+
+func (s *Service) takeSession(id string) *session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.sessions[id]
+	delete(s.sessions, id)
+	return st
+}
+
+// Admit applies the connection limits at the handshake, before a session exists. The
+// counts are the open connections; Connect enforces them again, exactly.
+func (s *Service) Admit(claims *tokens.Claims, r *http.Request) error {
+	if s.cfg.MaxConnsPerUser > 0 && s.userConns.Count(claims.UserID()) >= s.cfg.MaxConnsPerUser {
+		s.metrics.ConnectionsRefused.WithLabelValues("per_user").Inc()
+		return errs.New(errs.RateLimited, CodeTooManyConnections, "this user has too many open connections")
+	}
+	// The address the proxy named (TRUSTED_PROXIES), the one onConnect counts and the
+	// logs name; not the TCP peer, which behind a proxy is the proxy.
+	if s.cfg.MaxConnsPerIP > 0 && s.ipConns.Count(socket.ClientIP(r)) >= s.cfg.MaxConnsPerIP {
+		s.metrics.ConnectionsRefused.WithLabelValues("per_ip").Inc()
+		return errs.New(errs.RateLimited, CodeTooManyConnections, "this address has too many open connections")
+	}
+	return nil
+}
+
+// Connect counts c against the limits, puts it on its user's internal channel (which
+// #server-to-user-<id> triggers and terminate_connections reach) and arms the token's
+// expiry.
+func (s *Service) Connect(c Conn) {
+	st := s.session(c.ID())
+	st.userCounted = s.userConns.Acquire(c.UserID(), s.cfg.MaxConnsPerUser)
+	st.ipCounted = s.ipConns.Acquire(c.IP(), s.cfg.MaxConnsPerIP)
+	s.metrics.Connections.Inc()
+	s.metrics.ConnectionsTotal.Inc()
+	if !st.userCounted || !st.ipCounted {
+		// Many handshakes raced past the check at once.
+		c.Error(CodeTooManyConnections, "too many open connections")
+		c.CloseAfterFlush("too many connections")
+		return
+	}
+	ctx, cancel := settle(c.Context())
+	defer cancel()
+	if _, err := s.hub.Subscribe(ctx, c, hub.UserChannel(c.UserID()), nil, 0); err != nil {
+		s.log.Error("user channel", "socket_id", c.ID(), "err", err)
+	}
+	s.armExpiry(c, st)
+}
+
+// Disconnect leaves every channel of c and forgets its state.
+func (s *Service) Disconnect(c Conn, reason string) {
+	// The connection's context is cancelled by now, but leaving must still reach Redis.
+	ctx, cancel := settle(c.Context())
+	defer cancel()
+	for _, ch := range s.hub.ChannelsOf(c.ID()) {
+		s.leave(ctx, c, ch)
+	}
+	if st := s.takeSession(c.ID()); st != nil {
+		st.stopExpiry()
+		if st.userCounted {
+			s.userConns.Release(c.UserID())
+		}
+		if st.ipCounted {
+			s.ipConns.Release(c.IP())
+		}
+	}
+	s.metrics.Connections.Dec()
+	s.metrics.Disconnects.WithLabelValues(reason).Inc()
+	if reason == socket.ReasonSlowConsumer {
+		s.metrics.SlowConsumers.Inc()
+	}
+}
+
+// armExpiry schedules the token's expiry: at exp the client gets jetsocket:token_expired
+// and the connection closes, unless a refresh came first.
+func (s *Service) armExpiry(c Conn, st *session) {
+	exp := c.Claims().Expiry()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.expiry != nil {
+		st.expiry.Stop()
+	}
+	// JWT_LEEWAY applies here as everywhere else a token's exp is checked.
+	st.expiry = time.AfterFunc(time.Until(exp.Add(s.cfg.JWTLeeway)), func() { s.expire(c) })
+}
+
+func (st *session) stopExpiry() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.expiry != nil {
+		st.expiry.Stop()
+	}
+}
+
+func (s *Service) expire(c Conn) {
+	exp := c.Claims().Expiry()
+	if time.Now().Before(exp.Add(s.cfg.JWTLeeway)) {
+		return // refreshed meanwhile; the new timer handles it
+	}
+	s.metrics.TokenExpiries.Inc()
+	s.log.Info("token expired", "socket_id", c.ID(), "user_id", c.UserID())
+	c.Emit(EventTokenExpired, map[string]any{"expired_at": exp.UTC().Format(time.RFC3339)})
+	c.CloseAfterFlush(ReasonTokenExpired)
+}
+
+// settle returns the context for a change to shared state made for a connection (a join
+// or leave, in Redis with many nodes): it keeps ctx's values and is bounded by
+// RequestTimeout, but is not cancelled when the connection closes, so that a change is
+// not left half made (a member joined in Redis that this node does not know of, and so
+// never removes). Reads and a handler's own work use the request's context, which is.
+func settle(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), RequestTimeout)
+}
