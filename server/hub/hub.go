@@ -2,7 +2,7 @@
 //
 // Delivery never goes through go-socket.io's rooms: each message is encoded once, as
 // the websocket frame every subscriber gets, and handed to each subscriber
-// (socket.Conn.SendFrame), which writes it at once or queues it and never blocks; a
+// (Conn.SendFrame), which writes it at once or queues it and never blocks; a
 // subscriber that cannot keep up is disconnected by its queue, not waited for.
 // Cross-node fan-out sits behind Broker and presence behind Presence, each with an
 // in-memory implementation here; a message from another node enters through the same
@@ -20,7 +20,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/jetsocket/jetsocket/server/socket"
+	"github.com/jetsocket/jetsocket/server/wire"
 )
 
 // Events the hub emits.
@@ -29,11 +29,12 @@ const (
 	EventMemberRemoved = "jetsocket:member_removed"
 )
 
-// Conn is what the hub needs of a connection (socket.Conn has it).
+// Conn is what the hub needs of a connection. socket.Conn has it; the hub does not
+// import the socket server, only the wire format they share.
 type Conn interface {
 	ID() string
 	UserID() string
-	SendFrame(f socket.Frame) bool
+	SendFrame(f wire.Frame) bool
 	Close(reason string)
 }
 
@@ -383,7 +384,7 @@ func (h *Hub) deliver(m Message) {
 			return
 		}
 	}
-	packet, err := socket.EncodeEvent(m.Event, json.RawMessage(payload))
+	packet, err := wire.EncodeEvent(m.Event, json.RawMessage(payload))
 	if err != nil {
 		h.log.Error("encode message", "channel", m.Channel, "event", m.Event, "err", err)
 		return
@@ -392,7 +393,7 @@ func (h *Hub) deliver(m Message) {
 	// Sent outside the lock: SendFrame never blocks, but closing a slow consumer
 	// should not hold up subscribes either.
 	targets := h.targets(m)
-	sendAll(targets, socket.NewFrame(packet))
+	sendAll(targets, wire.NewFrame(packet))
 	if h.hooks.Delivered != nil {
 		h.hooks.Delivered(len(targets))
 	}
@@ -405,7 +406,7 @@ const fanOutShard = 256
 // writes a free websocket at once), so a large channel is split across up to
 // GOMAXPROCS goroutines: the last subscriber of 10,000 waits for half as many writes
 // on two cores.
-func sendAll(targets []Conn, f socket.Frame) {
+func sendAll(targets []Conn, f wire.Frame) {
 	workers := min(runtime.GOMAXPROCS(0), len(targets)/fanOutShard)
 	if workers <= 1 {
 		for _, c := range targets {

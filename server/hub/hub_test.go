@@ -9,7 +9,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/jetsocket/jetsocket/server/socket"
+	"github.com/jetsocket/jetsocket/server/wire"
 )
 
 // fakeConn records frames; full makes SendFrame refuse, as a slow consumer's queue does.
@@ -23,7 +23,7 @@ type fakeConn struct {
 
 func (c *fakeConn) ID() string     { return c.id }
 func (c *fakeConn) UserID() string { return c.user }
-func (c *fakeConn) SendFrame(f socket.Frame) bool {
+func (c *fakeConn) SendFrame(f wire.Frame) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.full {
@@ -203,7 +203,7 @@ type discardConn struct{ id string }
 
 func (d *discardConn) ID() string                  { return d.id }
 func (d *discardConn) UserID() string              { return "u" }
-func (d *discardConn) SendFrame(socket.Frame) bool { return true }
+func (d *discardConn) SendFrame(wire.Frame) bool { return true }
 func (d *discardConn) Close(string)                {}
 
 func TestUserChannelAndTerminate(t *testing.T) {

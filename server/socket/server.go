@@ -30,6 +30,7 @@ import (
 	"github.com/googollee/go-socket.io/engineio/session"
 	"golang.org/x/time/rate"
 
+	"github.com/jetsocket/jetsocket/server/wire"
 	"github.com/jetsocket/jetsocket/tokens"
 )
 
@@ -294,15 +295,15 @@ func (s *Server) serve(sess engineio.Conn) {
 	c := s.newConn(sess, claims)
 	s.log.Info("socket connected", "socket_id", c.id, "user_id", claims.UserID(), "ip", c.ip, "transport", transportName(sess.URL()))
 
-	c.sendFrame(NewFrame([]byte{'0'})) // socket.io CONNECT for the root namespace
+	c.sendFrame(wire.NewFrame([]byte{'0'})) // socket.io CONNECT for the root namespace
 	// OnConnect runs before connection_established goes out (a frame may reach the
 	// client within this call): a client that has it is already counted against the
 	// limits and on its user's channel. A connection OnConnect refuses never gets it.
 	if s.opts.OnConnect != nil {
 		s.opts.OnConnect(c)
 	}
-	established, _ := EncodeEvent(EventConnectionEstablished, map[string]string{"socket_id": c.id, "user_id": claims.UserID()})
-	c.sendFrame(NewFrame(established))
+	established, _ := wire.EncodeEvent(EventConnectionEstablished, map[string]string{"socket_id": c.id, "user_id": claims.UserID()})
+	c.sendFrame(wire.NewFrame(established))
 	go s.run(c)
 }
 
@@ -426,7 +427,7 @@ func (s *Server) dispatch(c *Conn, p Packet) (stop bool) {
 	switch p.Type {
 	case PacketEvent:
 		if p.Namespace != "/" {
-			c.sendFrame(NewFrame(encodeError(p.Namespace, "Invalid namespace")))
+			c.sendFrame(wire.NewFrame(encodeError(p.Namespace, "Invalid namespace")))
 			return false
 		}
 		h := s.handlers[p.Event]
@@ -454,7 +455,7 @@ func (s *Server) dispatch(c *Conn, p Packet) (stop bool) {
 		return p.Namespace == "/"
 	case PacketConnect:
 		if p.Namespace != "/" {
-			c.sendFrame(NewFrame(encodeError(p.Namespace, "Invalid namespace")))
+			c.sendFrame(wire.NewFrame(encodeError(p.Namespace, "Invalid namespace")))
 		}
 	case PacketBinaryEvent, PacketBinaryAck:
 		c.Error(CodeBinary, "binary packets are not supported")
