@@ -49,6 +49,13 @@ type Reaper interface {
 	ChannelGone(channel string)
 }
 
+var (
+	_ hub.Broker   = (*Node)(nil)
+	_ hub.Presence = (*Node)(nil)
+	_ hub.Counts   = (*Node)(nil)
+	_ Reaper       = (*hub.Hub)(nil)
+)
+
 // Node is this process's membership of the cluster. It is the hub's Broker, Presence
 // and Counts.
 type Node struct {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jetsocket/jetsocket/server/hub"
+	"github.com/jetsocket/jetsocket/server/hub/hubtest"
 )
 
 // startRedis runs a throwaway redis-server on a free port. CI installs redis-server
@@ -289,4 +290,16 @@ func TestOpenRefusesAnUnreachableRedis(t *testing.T) {
 	if _, err := Open(context.Background(), Options{URL: "http://x"}); err == nil {
 		t.Fatal("opened a node on a bad URL")
 	}
+}
+
+// The Redis backend against the contract the memory ones meet too (hub's tests).
+func TestRedisBackend(t *testing.T) {
+	url := startRedis(t)
+	apps := 0
+	hubtest.Run(t, func(t *testing.T) hubtest.Backend {
+		apps++ // a fresh app's keys: an empty store on the same Redis
+		n := open(t, url, fmt.Sprint("suite-", apps), Options{})
+		t.Cleanup(func() { n.Close() })
+		return hubtest.Backend{Broker: n, Presence: n, Counts: n}
+	})
 }

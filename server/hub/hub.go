@@ -97,11 +97,11 @@ type Presence interface {
 	Members(ctx context.Context, channel string) ([]Member, error)
 }
 
-// Counts keeps how many subscriptions each channel has across every node, for
-// many-node mode; with none the hub's own are the whole truth. Internal channels are
-// never counted.
+// Counts keeps how many subscriptions each channel has across every node. Internal
+// channels are never counted.
 type Counts interface {
-	// Add changes channel's count by delta (+1 or -1) and returns the new total.
+	// Add changes channel's count by delta and returns the new total; a total never
+	// goes below 0, and a channel at 0 is not listed.
 	Add(ctx context.Context, channel string, delta int) (int, error)
 	// All lists the occupied channels whose names start with prefix, with their totals.
 	All(ctx context.Context, prefix string) (map[string]int, error)
@@ -124,7 +124,7 @@ type Hooks struct {
 type Hub struct {
 	broker   Broker
 	presence Presence
-	counts   Counts // nil: one node
+	counts   Counts
 	hooks    Hooks
 	log      *slog.Logger
 
@@ -140,9 +140,12 @@ type subscription struct {
 	member   string // the presence member's user id
 }
 
-// New returns a Hub using broker and presence (NewMemoryBroker and NewMemoryPresence
-// for a single node) and counts (nil for a single node).
+// New returns a Hub using broker, presence and counts (NewMemoryBroker,
+// NewMemoryPresence and NewMemoryCounts for a single node; nil counts is the latter).
 func New(broker Broker, presence Presence, counts Counts, hooks Hooks, log *slog.Logger) *Hub {
+	if counts == nil {
+		counts = NewMemoryCounts()
+	}
 	h := &Hub{
 		broker:   broker,
 		presence: presence,
@@ -198,8 +201,7 @@ func (h *Hub) Subscribe(ctx context.Context, c Conn, channel string, member *Mem
 
 	h.mu.Lock()
 	subs := h.channels[channel]
-	occupied := subs == nil
-	if occupied {
+	if subs == nil {
 		subs = make(map[string]Conn)
 		h.channels[channel] = subs
 	}
@@ -216,7 +218,7 @@ func (h *Hub) Subscribe(ctx context.Context, c Conn, channel string, member *Mem
 	mine[channel] = sub
 	h.mu.Unlock()
 
-	if h.count(ctx, channel, 1, occupied) && h.hooks.ChannelOccupied != nil {
+	if h.count(ctx, channel, 1) && h.hooks.ChannelOccupied != nil {
 		h.hooks.ChannelOccupied(channel)
 	}
 	if member == nil {
@@ -256,8 +258,7 @@ func (h *Hub) Unsubscribe(ctx context.Context, c Conn, channel string) {
 	}
 	subs := h.channels[channel]
 	delete(subs, c.ID())
-	vacated := len(subs) == 0
-	if vacated {
+	if len(subs) == 0 {
 		delete(h.channels, channel)
 	}
 	h.mu.Unlock()
@@ -271,7 +272,7 @@ func (h *Hub) Unsubscribe(ctx context.Context, c Conn, channel string) {
 			h.MemberGone(ctx, channel, sub.member)
 		}
 	}
-	if h.count(ctx, channel, -1, vacated) && h.hooks.ChannelVacated != nil {
+	if h.count(ctx, channel, -1) && h.hooks.ChannelVacated != nil {
 		h.hooks.ChannelVacated(channel)
 	}
 }
@@ -299,26 +300,23 @@ func (h *Hub) Members(ctx context.Context, channel string) ([]Member, error) {
 }
 
 // count records a subscription (delta 1) or its end (-1) of a channel and reports
-// whether that occupied or vacated it: on this node alone (local, the hub's own map's
-// answer) or, with Counts, across every node. Internal channels are never reported.
-func (h *Hub) count(ctx context.Context, channel string, delta int, local bool) bool {
+// whether that occupied or vacated it across every node. Internal channels are never
+// counted or reported.
+func (h *Hub) count(ctx context.Context, channel string, delta int) bool {
 	if Internal(channel) {
 		return false
-	}
-	if h.counts == nil {
-		return local
 	}
 	total, err := h.counts.Add(ctx, channel, delta)
 	if err != nil {
 		h.log.Error("channel count", "channel", channel, "err", err)
 		return false
 	}
-	return (delta > 0 && total == 1) || (delta < 0 && total == 0)
+	return (delta > 0 && total == delta) || (delta < 0 && total == 0)
 }
 
 // Subscribers is the number of connections subscribed to channel, on every node.
 func (h *Hub) Subscribers(ctx context.Context, channel string) (int, error) {
-	if h.counts != nil && !Internal(channel) {
+	if !Internal(channel) {
 		return h.counts.Get(ctx, channel)
 	}
 	h.mu.RLock()
@@ -329,18 +327,7 @@ func (h *Hub) Subscribers(ctx context.Context, channel string) (int, error) {
 // Channels lists the occupied channels (on every node) whose names start with prefix,
 // with their subscription counts. Internal channels are left out.
 func (h *Hub) Channels(ctx context.Context, prefix string) (map[string]int, error) {
-	if h.counts != nil {
-		return h.counts.All(ctx, prefix)
-	}
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	out := make(map[string]int)
-	for ch, subs := range h.channels {
-		if strings.HasPrefix(ch, prefix) && !Internal(ch) {
-			out[ch] = len(subs)
-		}
-	}
-	return out, nil
+	return h.counts.All(ctx, prefix)
 }
 
 // MemberGone announces that userID left a presence channel without this node seeing

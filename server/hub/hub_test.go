@@ -234,41 +234,10 @@ func TestUserChannelAndTerminate(t *testing.T) {
 	}
 }
 
-// sharedCounts stands in for many-node mode's counts: one total per channel for every hub.
-type sharedCounts struct {
-	mu sync.Mutex
-	n  map[string]int
-}
-
-func (s *sharedCounts) Add(_ context.Context, ch string, d int) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.n[ch] += d
-	return s.n[ch], nil
-}
-
-func (s *sharedCounts) All(_ context.Context, prefix string) (map[string]int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := map[string]int{}
-	for ch, n := range s.n {
-		if n > 0 && strings.HasPrefix(ch, prefix) {
-			out[ch] = n
-		}
-	}
-	return out, nil
-}
-
-func (s *sharedCounts) Get(_ context.Context, ch string) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.n[ch], nil
-}
-
 // With counts shared by several hubs (nodes), a channel is occupied by the first
 // subscription on any node and vacated by the last, and listings are the totals.
 func TestSharedCountsDecideOccupiedAndVacated(t *testing.T) {
-	counts := &sharedCounts{n: map[string]int{}}
+	counts := NewMemoryCounts() // one store for both hubs, as Redis is for every node
 	var events []string
 	hooks := func(node string) Hooks {
 		return Hooks{
