@@ -301,7 +301,7 @@ func newApp(cfg *config.Config, log *slog.Logger, ext Extensions) (*app, error) 
 	}
 	a.hub = hub.New(broker, presence, counts, a.hubHooks(), log)
 	if a.cluster != nil {
-		a.cluster.SetReaper(a.hub)
+		a.cluster.SetLocal(a.hub)
 	}
 	a.triggers = trigger.New(countingPublisher{a.hub, a.metrics.Published.WithLabelValues("api")}, cfg.EncryptionMasterKey, cfg.MaxPayloadBytes)
 	a.conns = &connStates{m: make(map[string]*connState), mk: func() *connState {

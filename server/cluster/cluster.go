@@ -39,21 +39,30 @@ type Options struct {
 	// DeadAfter is how long a silent node counts as alive; 15 s. A dead node's members
 	// are gone within DeadAfter + Heartbeat.
 	DeadAfter time.Duration
-	Logger    *slog.Logger
+	// Resync is how often a node rewrites its shared entries from its connections when
+	// nothing told it to sooner (a failed write, a reconnect, a reaping, a Redis that
+	// lost its data are noticed at the next heartbeat); 30 s.
+	Resync time.Duration
+	Logger *slog.Logger
 }
 
-// Reaper is told what a dead node's reaping removed (the hub: member_removed to the
-// subscribers, webhooks).
-type Reaper interface {
+// Local is this node's hub: its connections are the truth about this node's entries,
+// and it announces (member events to the subscribers, webhooks) what the cluster's
+// upkeep changed.
+type Local interface {
+	// Resync hands write the node's state, with its subscribes and unsubscribes held
+	// off, and announces the Changes write returns.
+	Resync(ctx context.Context, write func(context.Context, hub.State) (hub.Changes, error)) error
 	MemberGone(ctx context.Context, channel, userID string)
 	ChannelGone(channel string)
+	ChannelBack(channel string)
 }
 
 var (
 	_ hub.Broker   = (*Node)(nil)
 	_ hub.Presence = (*Node)(nil)
 	_ hub.Counts   = (*Node)(nil)
-	_ Reaper       = (*hub.Hub)(nil)
+	_ Local        = (*hub.Hub)(nil)
 )
 
 // Node is this process's membership of the cluster. It is the hub's Broker, Presence
@@ -68,8 +77,19 @@ type Node struct {
 
 	deliver func(hub.Message) // set by Start, before the hub publishes anything
 
-	mu     sync.Mutex
-	reaper Reaper
+	mu    sync.Mutex
+	local Local
+	epoch string // the Redis data's identity when this node last wrote its entries
+	// failed holds the writes that failed since the last resync; settling holds them
+	// after a Redis that lost its data, until the other nodes have written theirs again.
+	failed   journal
+	settling *settling
+	lastSync time.Time
+	// Why the next heartbeat resyncs; each stays set until a resync succeeds.
+	dirty  bool // a write failed or Redis was away
+	lost   bool // Redis came back without its data
+	reaped bool // this node was missing from the list of nodes
+	syncs  int  // resyncs done (tests wait on it)
 
 	stop chan struct{}
 	done sync.WaitGroup
@@ -87,6 +107,9 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	}
 	if o.DeadAfter <= 0 {
 		o.DeadAfter = 15 * time.Second
+	}
+	if o.Resync <= 0 {
+		o.Resync = 30 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -114,11 +137,12 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		n.rdb.Close()
 		return nil, fmt.Errorf("redis: subscribe: %w", err)
 	}
-	if err := n.beat(pctx); err != nil {
+	if _, _, err := n.beat(pctx); err != nil {
 		n.ps.Close()
 		n.rdb.Close()
 		return nil, fmt.Errorf("redis: %w", err)
 	}
+	n.lastSync = time.Now()
 	n.done.Add(2)
 	go n.every(n.heartbeatOnce)
 	go n.every(n.reapOnce)
@@ -135,10 +159,12 @@ func (l redisLog) Printf(_ context.Context, format string, v ...any) {
 // ID is this node's id.
 func (n *Node) ID() string { return n.id }
 
-// SetReaper sets who hears of a dead node's members and channels.
-func (n *Node) SetReaper(r Reaper) {
+// SetLocal sets this node's hub: the truth about its entries, and who announces what
+// a reaping or a resync changed. Until it is set, the node keeps no upkeep of its own
+// entries.
+func (n *Node) SetLocal(l Local) {
 	n.mu.Lock()
-	n.reaper = r
+	n.local = l
 	n.mu.Unlock()
 }
 
@@ -249,6 +275,8 @@ func (n *Node) Join(ctx context.Context, channel, socketID string, m hub.Member,
 		[]string{n.membersKey(channel), n.socketsKey(channel, m.UserID), n.nodeKey(n.id, "presence")},
 		m.UserID, socketID, string(m.Info), max, entry(channel, socketID, m.UserID)).Int()
 	if err != nil {
+		// The subscribe fails, but the write may have landed: the resync takes it out.
+		n.failedWrite(nil, "", 0)
 		return false, fmt.Errorf("cluster: presence join: %w", err)
 	}
 	if r < 0 {
@@ -258,8 +286,13 @@ func (n *Node) Join(ctx context.Context, channel, socketID string, m hub.Member,
 }
 
 // Leave removes the connection; last reports the user's last one on any node.
+// A leave that fails is done again by the next resync, which announces it then.
 func (n *Node) Leave(ctx context.Context, channel, socketID, userID string) (bool, error) {
-	return n.leave(ctx, n.id, channel, socketID, userID)
+	last, err := n.leave(ctx, n.id, channel, socketID, userID)
+	if err != nil {
+		n.failedWrite(&hub.Entry{Channel: channel, SocketID: socketID, Member: hub.Member{UserID: userID}}, "", 0)
+	}
+	return last, err
 }
 
 func (n *Node) leave(ctx context.Context, node, channel, socketID, userID string) (bool, error) {
@@ -296,8 +329,13 @@ if total < 0 then return 0 end
 return total`)
 
 // Add changes channel's subscription count across every node by delta.
+// A change that fails is made by the next resync, which announces it then.
 func (n *Node) Add(ctx context.Context, channel string, delta int) (int, error) {
-	return n.add(ctx, n.id, channel, delta)
+	total, err := n.add(ctx, n.id, channel, delta)
+	if err != nil {
+		n.failedWrite(nil, channel, delta)
+	}
+	return total, err
 }
 
 // add changes channel's total and node's share of it.
@@ -338,8 +376,42 @@ func (n *Node) Get(ctx context.Context, channel string) (int, error) {
 
 // ---------------------------------------------------------------- liveness
 
-func (n *Node) beat(ctx context.Context) error {
-	return n.rdb.HSet(ctx, n.key+"nodes", n.id, time.Now().UnixMilli()).Err()
+// beatScript records the node's heartbeat and reads the data's identity (epoch), made
+// anew when Redis comes back without its data. It returns whether the node was missing
+// from the list (reaped, or the data lost) and the epoch.
+var beatScript = redis.NewScript(`
+local new = redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local epoch = redis.call('GET', KEYS[2])
+if not epoch then
+  redis.call('SET', KEYS[2], ARGV[3])
+  epoch = ARGV[3]
+end
+return {new, epoch}`)
+
+// beat says this node is alive. It reports whether the node had been left out of the
+// list and whether Redis lost its data since the node last looked.
+func (n *Node) beat(ctx context.Context) (reaped, lost bool, err error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return false, false, err
+	}
+	r, err := beatScript.Run(ctx, n.rdb, []string{n.key + "nodes", n.key + "epoch"},
+		n.id, time.Now().UnixMilli(), hex.EncodeToString(b[:])).Slice()
+	if err != nil {
+		return false, false, fmt.Errorf("heartbeat: %w", err)
+	}
+	if len(r) != 2 {
+		return false, false, fmt.Errorf("heartbeat: unexpected answer %v", r)
+	}
+	added, _ := r[0].(int64)
+	epoch, _ := r[1].(string)
+	n.mu.Lock()
+	lost = n.epoch != "" && epoch != n.epoch
+	n.epoch = epoch
+	n.lost = n.lost || lost
+	n.reaped = n.reaped || (added == 1 && !lost)
+	n.mu.Unlock()
+	return added == 1, lost, nil
 }
 
 // every runs f every Heartbeat until Close. The heartbeat and the reaping run on loops
@@ -361,8 +433,34 @@ func (n *Node) every(f func()) {
 func (n *Node) heartbeatOnce() {
 	ctx, cancel := context.WithTimeout(context.Background(), n.opts.Heartbeat)
 	defer cancel()
-	if err := n.beat(ctx); err != nil {
+	if _, _, err := n.beat(ctx); err != nil {
 		n.log.Warn("cluster heartbeat failed", "node", n.id, "err", err)
+		n.mu.Lock()
+		n.dirty = true // whatever happened meanwhile is checked once Redis answers
+		n.mu.Unlock()
+		return
+	}
+	n.mu.Lock()
+	dirty, lost, reaped := n.dirty, n.lost, n.reaped
+	due := dirty || lost || reaped || time.Since(n.lastSync) >= n.opts.Resync
+	n.mu.Unlock()
+	if !due {
+		n.settle(ctx)
+		return
+	}
+	switch {
+	case lost:
+		n.log.Warn("cluster: Redis lost its data; writing this node's entries again", "node", n.id)
+	case reaped:
+		n.log.Warn("cluster: this node was reaped while alive; registering its entries again", "node", n.id)
+	case dirty:
+		n.log.Info("cluster: writing this node's entries again after failed writes", "node", n.id)
+	}
+	// A resync of many entries takes a while; it has the reaping's budget.
+	rctx, rcancel := context.WithTimeout(context.Background(), 50*time.Second)
+	defer rcancel()
+	if err := n.resync(rctx, lost); err != nil {
+		n.log.Warn("cluster resync failed; trying again at the next heartbeat", "node", n.id, "err", err)
 	}
 }
 
@@ -386,13 +484,22 @@ func (n *Node) reapDead(ctx context.Context) {
 		if id == n.id || last >= cutoff {
 			continue
 		}
-		ok, err := n.rdb.SetNX(ctx, n.key+"reaping:"+id, n.id, time.Minute).Result()
+		lock := n.key + "reaping:" + id
+		ok, err := n.rdb.SetNX(ctx, lock, n.id, time.Minute).Result()
 		if err != nil || !ok {
+			continue
+		}
+		// Looked at again under the lock: a node that beat since is alive, and one that
+		// beats from now on sees the lock and waits for the reaping to end before it
+		// registers itself again (resync).
+		if v, err := n.rdb.HGet(ctx, n.key+"nodes", id).Int64(); err != nil || v >= cutoff {
+			n.rdb.Del(ctx, lock)
 			continue
 		}
 		n.log.Warn("cluster node silent: reaping it", "node", id, "silent_for", time.Since(time.UnixMilli(last)).Round(time.Second).String())
 		n.reap(ctx, id)
 		n.rdb.HDel(ctx, n.key+"nodes", id)
+		n.rdb.Del(ctx, lock)
 	}
 }
 
@@ -400,7 +507,7 @@ func (n *Node) reapDead(ctx context.Context) {
 // user's last) and its subscription counts (channel_vacated where they were the last).
 func (n *Node) reap(ctx context.Context, node string) {
 	n.mu.Lock()
-	r := n.reaper
+	r := n.local
 	n.mu.Unlock()
 	entries, err := n.rdb.SMembers(ctx, n.nodeKey(node, "presence")).Result()
 	if err != nil {
@@ -439,4 +546,241 @@ func (n *Node) reap(ctx context.Context, node string) {
 		}
 	}
 	n.rdb.Del(ctx, n.nodeKey(node, "presence"), n.nodeKey(node, "subscriptions"))
+}
+
+// ---------------------------------------------------------------- resync
+
+// journal is the writes of this node that failed (Redis away): leaves and count changes.
+type journal struct {
+	leaves []hub.Entry
+	counts map[string]int // channel → the deltas that did not land
+}
+
+// settling is what a node does after Redis came back without its data: its failed
+// writes, judged once every node has written its entries again.
+type settling struct {
+	journal
+	local map[string]int // this node's counts when it wrote them again
+	beats int
+}
+
+// failedWrite notes a write that did not land, so the next heartbeat resyncs.
+func (n *Node) failedWrite(leave *hub.Entry, channel string, delta int) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.dirty = true
+	if leave != nil {
+		n.failed.leaves = append(n.failed.leaves, *leave)
+	}
+	if channel != "" {
+		if n.failed.counts == nil {
+			n.failed.counts = make(map[string]int)
+		}
+		n.failed.counts[channel] += delta
+	}
+}
+
+// resync rewrites this node's entries from its connections (the hub's) and has the hub
+// announce what that changed. After Redis lost its data (lost), what is written again
+// was announced before and is not announced again; the failed writes are judged later
+// (settle).
+func (n *Node) resync(ctx context.Context, lost bool) error {
+	n.mu.Lock()
+	l := n.local
+	n.mu.Unlock()
+	if l == nil {
+		return nil
+	}
+	// A reaping of this node under way would remove what is written now.
+	if held, err := n.rdb.Exists(ctx, n.key+"reaping:"+n.id).Result(); err != nil {
+		return fmt.Errorf("reaping lock: %w", err)
+	} else if held > 0 {
+		return errors.New("this node is being reaped; registering again once that ends")
+	}
+	err := l.Resync(ctx, func(ctx context.Context, st hub.State) (hub.Changes, error) {
+		return n.write(ctx, st, lost)
+	})
+	if err != nil {
+		n.mu.Lock()
+		n.dirty = true
+		n.mu.Unlock()
+	}
+	return err
+}
+
+// write makes this node's entries in Redis what st says, each change through the
+// scripts the connections' own changes use, and returns what became different across
+// every node (nothing after lost data: see resync).
+func (n *Node) write(ctx context.Context, st hub.State, lost bool) (hub.Changes, error) {
+	var c hub.Changes
+	have, err := n.rdb.SMembers(ctx, n.nodeKey(n.id, "presence")).Result()
+	if err != nil {
+		return c, fmt.Errorf("read this node's presence: %w", err)
+	}
+	shares, err := n.rdb.HGetAll(ctx, n.nodeKey(n.id, "subscriptions")).Result()
+	if err != nil {
+		return c, fmt.Errorf("read this node's counts: %w", err)
+	}
+
+	// Counts first and presence after, as a subscribe does: occupied before member_added.
+	chans := make(map[string]bool, len(st.Counts)+len(shares))
+	for ch := range st.Counts {
+		chans[ch] = true
+	}
+	for ch := range shares {
+		chans[ch] = true
+	}
+	var vacated []string
+	for ch := range chans {
+		share, _ := strconv.Atoi(shares[ch])
+		d := st.Counts[ch] - max(share, 0)
+		if d == 0 {
+			continue
+		}
+		total, err := n.add(ctx, n.id, ch, d)
+		if err != nil {
+			return c, err
+		}
+		switch {
+		case d > 0 && total == d:
+			c.Occupied = append(c.Occupied, ch)
+		case d < 0 && total == 0:
+			vacated = append(vacated, ch)
+		}
+	}
+
+	want := make(map[string]hub.Entry, len(st.Presence))
+	for _, e := range st.Presence {
+		want[entry(e.Channel, e.SocketID, e.Member.UserID)] = e
+	}
+	for _, k := range have {
+		if _, ok := want[k]; ok {
+			delete(want, k) // in place: nothing to do
+			continue
+		}
+		parts := strings.SplitN(k, "\x1f", 3)
+		if len(parts) != 3 {
+			n.rdb.SRem(ctx, n.nodeKey(n.id, "presence"), k)
+			continue
+		}
+		last, err := n.leave(ctx, n.id, parts[0], parts[1], parts[2])
+		if err != nil {
+			return c, err
+		}
+		if last {
+			c.Left = append(c.Left, hub.Entry{Channel: parts[0], SocketID: parts[1], Member: hub.Member{UserID: parts[2]}})
+		}
+	}
+	for k, e := range want {
+		// No cap: these connections are members already.
+		first, err := joinScript.Run(ctx, n.rdb,
+			[]string{n.membersKey(e.Channel), n.socketsKey(e.Channel, e.Member.UserID), n.nodeKey(n.id, "presence")},
+			e.Member.UserID, e.SocketID, string(e.Member.Info), 0, k).Int()
+		if err != nil {
+			return c, fmt.Errorf("cluster: presence join: %w", err)
+		}
+		if first == 1 {
+			c.Joined = append(c.Joined, e)
+		}
+	}
+	c.Vacated = vacated
+
+	n.mu.Lock()
+	failed := n.failed
+	n.failed = journal{}
+	if lost {
+		// Merged with a settling not yet judged: both are failed writes of this node.
+		if n.settling != nil {
+			failed.leaves = append(failed.leaves, n.settling.leaves...)
+			for ch, d := range n.settling.counts {
+				if failed.counts == nil {
+					failed.counts = make(map[string]int)
+				}
+				failed.counts[ch] += d
+			}
+		}
+		n.settling = &settling{journal: failed, local: st.Counts}
+	}
+	n.dirty, n.lost, n.reaped = false, false, false
+	n.lastSync = time.Now()
+	n.syncs++
+	n.mu.Unlock()
+	if lost {
+		// What this node writes again was announced before Redis lost it.
+		return hub.Changes{}, nil
+	}
+	return c, nil
+}
+
+// settle judges, two heartbeats after a resync that followed lost data (time for every
+// node to have written its entries again), the writes of this node that failed before:
+// a leave announces member_removed if the user is a member nowhere now; a channel this
+// node emptied is vacated if nobody holds it now, and one it first held while Redis was
+// away is occupied if it alone holds it (so a channel that others held already is not
+// announced twice).
+func (n *Node) settle(ctx context.Context) {
+	n.mu.Lock()
+	st, l := n.settling, n.local
+	if st == nil || l == nil {
+		n.mu.Unlock()
+		return
+	}
+	if st.beats++; st.beats < 2 {
+		n.mu.Unlock()
+		return
+	}
+	n.settling = nil
+	n.mu.Unlock()
+
+	retry := func(err error) {
+		n.log.Warn("cluster: judging the writes that failed before Redis lost its data", "node", n.id, "err", err)
+		n.mu.Lock()
+		if n.settling == nil {
+			st.beats = 0
+			n.settling = st
+		}
+		n.mu.Unlock()
+	}
+	type gone struct{ channel, user string }
+	var members []gone
+	seen := make(map[gone]bool)
+	for _, e := range st.leaves {
+		g := gone{e.Channel, e.Member.UserID}
+		if seen[g] {
+			continue
+		}
+		seen[g] = true
+		ok, err := n.rdb.HExists(ctx, n.membersKey(e.Channel), e.Member.UserID).Result()
+		if err != nil {
+			retry(err)
+			return
+		}
+		if !ok {
+			members = append(members, g)
+		}
+	}
+	var occupied, vacated []string
+	for ch, d := range st.counts {
+		mine := st.local[ch]
+		total, err := n.Get(ctx, ch)
+		if err != nil {
+			retry(err)
+			return
+		}
+		switch before := mine - d; {
+		case before > 0 && mine == 0 && total == 0:
+			vacated = append(vacated, ch)
+		case before <= 0 && mine > 0 && total == mine:
+			occupied = append(occupied, ch)
+		}
+	}
+	for _, ch := range occupied {
+		l.ChannelBack(ch)
+	}
+	for _, g := range members {
+		l.MemberGone(ctx, g.channel, g.user)
+	}
+	for _, ch := range vacated {
+		l.ChannelGone(ch)
+	}
 }

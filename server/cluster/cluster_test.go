@@ -215,6 +215,17 @@ func (r *reaper) MemberGone(_ context.Context, channel, userID string) {
 	r.mu.Unlock()
 }
 
+// Resync: this stand-in for a hub has no connections of its own to write.
+func (r *reaper) Resync(context.Context, func(context.Context, hub.State) (hub.Changes, error)) error {
+	return nil
+}
+
+func (r *reaper) ChannelBack(channel string) {
+	r.mu.Lock()
+	r.gone = append(r.gone, "back "+channel)
+	r.mu.Unlock()
+}
+
 func (r *reaper) ChannelGone(channel string) {
 	r.mu.Lock()
 	r.gone = append(r.gone, "channel "+channel)
@@ -236,7 +247,7 @@ func TestADeadNodeIsReaped(t *testing.T) {
 	live := open(t, url, "app", fast)
 	defer live.Close()
 	var r reaper
-	live.SetReaper(&r)
+	live.SetLocal(&r)
 	dead := open(t, url, "app", Options{Heartbeat: time.Hour, DeadAfter: time.Hour})
 	ctx := context.Background()
 

@@ -13,7 +13,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"runtime"
 	"slices"
@@ -128,6 +127,10 @@ type Hub struct {
 	hooks    Hooks
 	log      *slog.Logger
 
+	// sync is held for reading while a subscribe or unsubscribe changes the shared
+	// entries and the hub's own, and for writing while Resync compares them.
+	sync sync.RWMutex
+
 	mu       sync.RWMutex
 	channels map[string]map[string]Conn         // channel → socket id → conn
 	conns    map[string]map[string]subscription // socket id → its channels
@@ -137,7 +140,7 @@ type Hub struct {
 // connection's user, but a delegated authorization's channel_data may name another.
 type subscription struct {
 	presence bool
-	member   string // the presence member's user id
+	member   Member // kept whole: a Resync writes it again
 }
 
 // New returns a Hub using broker, presence and counts (NewMemoryBroker,
@@ -191,14 +194,32 @@ func (h *Hub) Subscribe(ctx context.Context, c Conn, channel string, member *Mem
 		}
 		return h.presence.Members(ctx, channel)
 	}
-	var first bool
+	first, occupied, err := h.add(ctx, c, channel, member, max)
+	if err != nil {
+		return nil, err
+	}
+	if occupied && h.hooks.ChannelOccupied != nil {
+		h.hooks.ChannelOccupied(channel)
+	}
+	if member == nil {
+		return nil, nil
+	}
+	if first {
+		h.memberAdded(ctx, channel, *member, c.ID())
+	}
+	return h.presence.Members(ctx, channel)
+}
+
+// add records c on channel in the shared entries and in the hub's own, both under
+// h.sync so that a Resync never sees one done without the other.
+func (h *Hub) add(ctx context.Context, c Conn, channel string, member *Member, max int) (first, occupied bool, err error) {
+	h.sync.RLock()
+	defer h.sync.RUnlock()
 	if member != nil {
-		var err error
 		if first, err = h.presence.Join(ctx, channel, c.ID(), *member, max); err != nil {
-			return nil, err
+			return false, false, err
 		}
 	}
-
 	h.mu.Lock()
 	subs := h.channels[channel]
 	if subs == nil {
@@ -213,44 +234,58 @@ func (h *Hub) Subscribe(ctx context.Context, c Conn, channel string, member *Mem
 	}
 	sub := subscription{}
 	if member != nil {
-		sub = subscription{presence: true, member: member.UserID}
+		sub = subscription{presence: true, member: *member}
 	}
 	mine[channel] = sub
 	h.mu.Unlock()
+	return first, h.count(ctx, channel, 1), nil
+}
 
-	if h.count(ctx, channel, 1) && h.hooks.ChannelOccupied != nil {
-		h.hooks.ChannelOccupied(channel)
+// memberAdded announces a presence channel's new member to its subscribers (all but
+// except) and to the MemberAdded hook.
+func (h *Hub) memberAdded(ctx context.Context, channel string, m Member, except string) {
+	if h.hooks.MemberAdded != nil {
+		h.hooks.MemberAdded(channel, m.UserID)
 	}
-	if member == nil {
-		return nil, nil
+	payload, err := json.Marshal(struct {
+		Channel  string          `json:"channel"`
+		UserID   string          `json:"user_id"`
+		UserInfo json.RawMessage `json:"user_info"`
+	}{channel, m.UserID, nullIfEmpty(m.Info)})
+	if err != nil {
+		h.log.Error("encode member_added", "channel", channel, "err", err)
+		return
 	}
-	if first {
-		if h.hooks.MemberAdded != nil {
-			h.hooks.MemberAdded(channel, member.UserID)
-		}
-		payload, err := json.Marshal(struct {
-			Channel  string          `json:"channel"`
-			UserID   string          `json:"user_id"`
-			UserInfo json.RawMessage `json:"user_info"`
-		}{channel, member.UserID, member.Info})
-		if err != nil {
-			return nil, fmt.Errorf("member_added: %w", err)
-		}
-		if err := h.Publish(ctx, Message{Channel: channel, Event: EventMemberAdded, Payload: payload, ExceptSocketID: c.ID()}); err != nil {
-			h.log.Error("publish member_added", "channel", channel, "err", err)
-		}
+	if err := h.Publish(ctx, Message{Channel: channel, Event: EventMemberAdded, Payload: payload, ExceptSocketID: except}); err != nil {
+		h.log.Error("publish member_added", "channel", channel, "err", err)
 	}
-	return h.presence.Members(ctx, channel)
 }
 
 // Unsubscribe removes c from channel; a user's last connection leaving a presence
 // channel announces member_removed. Unsubscribing from a channel c is not on is harmless.
+// A shared entry that cannot be removed now (Redis is down) is left to the next Resync.
 func (h *Hub) Unsubscribe(ctx context.Context, c Conn, channel string) {
+	sub, last, vacated, ok := h.remove(ctx, c, channel)
+	if !ok {
+		return
+	}
+	if last {
+		h.MemberGone(ctx, channel, sub.member.UserID)
+	}
+	if vacated && h.hooks.ChannelVacated != nil {
+		h.hooks.ChannelVacated(channel)
+	}
+}
+
+// remove is Unsubscribe's part under h.sync, as add is Subscribe's.
+func (h *Hub) remove(ctx context.Context, c Conn, channel string) (sub subscription, last, vacated, ok bool) {
+	h.sync.RLock()
+	defer h.sync.RUnlock()
 	h.mu.Lock()
-	sub, ok := h.conns[c.ID()][channel]
+	sub, ok = h.conns[c.ID()][channel]
 	if !ok {
 		h.mu.Unlock()
-		return
+		return sub, false, false, false
 	}
 	delete(h.conns[c.ID()], channel)
 	if len(h.conns[c.ID()]) == 0 {
@@ -264,17 +299,13 @@ func (h *Hub) Unsubscribe(ctx context.Context, c Conn, channel string) {
 	h.mu.Unlock()
 
 	if sub.presence {
-		last, err := h.presence.Leave(ctx, channel, c.ID(), sub.member)
+		var err error
+		last, err = h.presence.Leave(ctx, channel, c.ID(), sub.member.UserID)
 		if err != nil {
 			h.log.Error("presence leave", "channel", channel, "socket_id", c.ID(), "err", err)
 		}
-		if last {
-			h.MemberGone(ctx, channel, sub.member)
-		}
 	}
-	if h.count(ctx, channel, -1) && h.hooks.ChannelVacated != nil {
-		h.hooks.ChannelVacated(channel)
-	}
+	return sub, last, h.count(ctx, channel, -1), true
 }
 
 // ChannelsOf lists the channels socketID is subscribed to, sorted.
@@ -348,6 +379,88 @@ func (h *Hub) ChannelGone(channel string) {
 	if h.hooks.ChannelVacated != nil && !Internal(channel) {
 		h.hooks.ChannelVacated(channel)
 	}
+}
+
+// MemberBack announces that a user is a presence channel's member again after a Resync
+// put back what a reaping had removed: member_added to every subscriber and the
+// MemberAdded hook.
+func (h *Hub) MemberBack(ctx context.Context, channel string, m Member) {
+	h.memberAdded(ctx, channel, m, "")
+}
+
+// ChannelBack reports a channel occupied again by a Resync.
+func (h *Hub) ChannelBack(channel string) {
+	if h.hooks.ChannelOccupied != nil && !Internal(channel) {
+		h.hooks.ChannelOccupied(channel)
+	}
+}
+
+// Entry is a presence connection of this node.
+type Entry struct {
+	Channel  string
+	SocketID string
+	Member   Member
+}
+
+// State is what this node's connections hold: the truth its shared entries are
+// rewritten from when they may have drifted (a write lost while Redis was down, the
+// node reaped while alive, a Redis that restarted empty).
+type State struct {
+	Presence []Entry
+	Counts   map[string]int // channel → this node's subscriptions; internal ones aside
+}
+
+// Changes is what rewriting a node's shared entries changed across every node.
+type Changes struct {
+	Occupied []string
+	Left     []Entry // a user's last connection gone: member_removed
+	Joined   []Entry // a user back after a wrongful reaping: member_added
+	Vacated  []string
+}
+
+// Resync rewrites this node's shared entries from its connections with write (the
+// cluster's), holding subscribes and unsubscribes off meanwhile so that write sees
+// them and the shared entries agree, and then announces what that changed, in the
+// order a subscribe and an unsubscribe announce it.
+func (h *Hub) Resync(ctx context.Context, write func(context.Context, State) (Changes, error)) error {
+	h.sync.Lock()
+	c, err := write(ctx, h.state())
+	h.sync.Unlock()
+	if err != nil {
+		return err
+	}
+	for _, ch := range c.Occupied {
+		h.ChannelBack(ch)
+	}
+	for _, e := range c.Left {
+		h.MemberGone(ctx, e.Channel, e.Member.UserID)
+	}
+	for _, e := range c.Joined {
+		h.MemberBack(ctx, e.Channel, e.Member)
+	}
+	for _, ch := range c.Vacated {
+		h.ChannelGone(ch)
+	}
+	return nil
+}
+
+// state snapshots this node's subscriptions.
+func (h *Hub) state() State {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	st := State{Counts: make(map[string]int)}
+	for id, subs := range h.conns {
+		for ch, sub := range subs {
+			if Internal(ch) {
+				continue
+			}
+			st.Counts[ch]++
+			if sub.presence {
+				st.Presence = append(st.Presence, Entry{Channel: ch, SocketID: id, Member: sub.member})
+			}
+		}
+	}
+	return st
 }
 
 // deliver hands m to this node's subscribers, encoding it once for all of them.
