@@ -90,6 +90,9 @@ type Node struct {
 	lost   bool // Redis came back without its data
 	reaped bool // this node was missing from the list of nodes
 	syncs  int  // resyncs done (tests wait on it)
+	// peers is when each other node was last seen alive in the list: after Redis lost
+	// its data (the list with it), settle waits for these to write theirs again.
+	peers map[string]time.Time
 
 	stop chan struct{}
 	done sync.WaitGroup
@@ -142,6 +145,12 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		n.rdb.Close()
 		return nil, fmt.Errorf("redis: %w", err)
 	}
+	// A new node has nothing to write again: it is in step with this data (settle).
+	if err := n.rdb.HSet(pctx, n.key+"synced", n.id, n.epoch).Err(); err != nil {
+		n.ps.Close()
+		n.rdb.Close()
+		return nil, fmt.Errorf("redis: %w", err)
+	}
 	n.lastSync = time.Now()
 	n.done.Add(2)
 	go n.every(n.heartbeatOnce)
@@ -182,6 +191,7 @@ func (n *Node) Close() error {
 	// now rather than by the others later.
 	n.reap(ctx, n.id)
 	n.rdb.HDel(ctx, n.key+"nodes", n.id)
+	n.rdb.HDel(ctx, n.key+"synced", n.id)
 	err := n.ps.Close()
 	return errors.Join(err, n.rdb.Close())
 }
@@ -478,7 +488,23 @@ func (n *Node) reapDead(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	cutoff := time.Now().Add(-n.opts.DeadAfter).UnixMilli()
+	now := time.Now()
+	cutoff := now.Add(-n.opts.DeadAfter).UnixMilli()
+	n.mu.Lock()
+	if n.peers == nil {
+		n.peers = make(map[string]time.Time)
+	}
+	for id, v := range nodes {
+		if last, _ := strconv.ParseInt(v, 10, 64); id != n.id && last >= cutoff {
+			n.peers[id] = now
+		}
+	}
+	for id, seen := range n.peers {
+		if now.Sub(seen) > n.opts.DeadAfter {
+			delete(n.peers, id)
+		}
+	}
+	n.mu.Unlock()
 	for id, v := range nodes {
 		last, _ := strconv.ParseInt(v, 10, 64)
 		if id == n.id || last >= cutoff {
@@ -499,6 +525,7 @@ func (n *Node) reapDead(ctx context.Context) {
 		n.log.Warn("cluster node silent: reaping it", "node", id, "silent_for", time.Since(time.UnixMilli(last)).Round(time.Second).String())
 		n.reap(ctx, id)
 		n.rdb.HDel(ctx, n.key+"nodes", id)
+		n.rdb.HDel(ctx, n.key+"synced", id)
 		n.rdb.Del(ctx, lock)
 	}
 }
@@ -562,6 +589,10 @@ type settling struct {
 	journal
 	local map[string]int // this node's counts when it wrote them again
 	beats int
+	// peers are the nodes alive before the data was lost, waited for until they have
+	// written their entries again or until DeadAfter has passed since (dead, then).
+	peers []string
+	since time.Time
 }
 
 // failedWrite notes a write that did not land, so the next heartbeat resyncs.
@@ -686,6 +717,14 @@ func (n *Node) write(ctx context.Context, st hub.State, lost bool) (hub.Changes,
 	c.Vacated = vacated
 
 	n.mu.Lock()
+	epoch := n.epoch
+	n.mu.Unlock()
+	// Which data this node has written its entries into, for the others' settle.
+	if err := n.rdb.HSet(ctx, n.key+"synced", n.id, epoch).Err(); err != nil {
+		return c, fmt.Errorf("record the resync: %w", err)
+	}
+
+	n.mu.Lock()
 	failed := n.failed
 	n.failed = journal{}
 	if lost {
@@ -699,7 +738,13 @@ func (n *Node) write(ctx context.Context, st hub.State, lost bool) (hub.Changes,
 				failed.counts[ch] += d
 			}
 		}
-		n.settling = &settling{journal: failed, local: st.Counts}
+		var peers []string
+		for id, seen := range n.peers {
+			if time.Since(seen) <= n.opts.DeadAfter {
+				peers = append(peers, id)
+			}
+		}
+		n.settling = &settling{journal: failed, local: st.Counts, peers: peers, since: time.Now()}
 	}
 	n.dirty, n.lost, n.reaped = false, false, false
 	n.lastSync = time.Now()
@@ -712,8 +757,9 @@ func (n *Node) write(ctx context.Context, st hub.State, lost bool) (hub.Changes,
 	return c, nil
 }
 
-// settle judges, two heartbeats after a resync that followed lost data (time for every
-// node to have written its entries again), the writes of this node that failed before:
+// settle judges, once every node in the list and every node alive before the loss
+// has written its entries into the new data (or DeadAfter has passed, for those that
+// died meanwhile), the writes of this node that failed before:
 // a leave announces member_removed if the user is a member nowhere now; a channel this
 // node emptied is vacated if nobody holds it now, and one it first held while Redis was
 // away is occupied if it alone holds it (so a channel that others held already is not
@@ -726,6 +772,30 @@ func (n *Node) settle(ctx context.Context) {
 		return
 	}
 	if st.beats++; st.beats < 2 {
+		n.mu.Unlock()
+		return
+	}
+	epoch := n.epoch
+	n.mu.Unlock()
+	// Every node in the list must have written its entries into this data first.
+	nodes, err := n.rdb.HKeys(ctx, n.key+"nodes").Result()
+	if err != nil {
+		return
+	}
+	synced, err := n.rdb.HGetAll(ctx, n.key+"synced").Result()
+	if err != nil {
+		return
+	}
+	if time.Since(st.since) < n.opts.DeadAfter {
+		nodes = append(nodes, st.peers...)
+	}
+	for _, id := range nodes {
+		if synced[id] != epoch {
+			return
+		}
+	}
+	n.mu.Lock()
+	if n.settling != st {
 		n.mu.Unlock()
 		return
 	}

@@ -201,10 +201,10 @@ func BenchmarkFanOut1000(b *testing.B) {
 
 type discardConn struct{ id string }
 
-func (d *discardConn) ID() string                  { return d.id }
-func (d *discardConn) UserID() string              { return "u" }
+func (d *discardConn) ID() string                { return d.id }
+func (d *discardConn) UserID() string            { return "u" }
 func (d *discardConn) SendFrame(wire.Frame) bool { return true }
-func (d *discardConn) Close(string)                {}
+func (d *discardConn) Close(string)              {}
 
 func TestUserChannelAndTerminate(t *testing.T) {
 	var hooked []string
@@ -264,5 +264,22 @@ func TestSharedCountsDecideOccupiedAndVacated(t *testing.T) {
 	want := "1 occupied news,2 vacated news"
 	if got := strings.Join(events, ","); got != want {
 		t.Fatalf("hooks %s, want %s", got, want)
+	}
+}
+
+// A presence subscribe and unsubscribe on the memory backends: the per-connection path
+// (not the fan-out's).
+func BenchmarkSubscribeUnsubscribePresence(b *testing.B) {
+	h := newHub(Hooks{})
+	ctx := context.Background()
+	for i := range 100 {
+		h.Subscribe(ctx, &discardConn{id: fmt.Sprint("o", i)}, "presence-c", member(fmt.Sprint("o", i)), 0)
+	}
+	c := &discardConn{id: "me"}
+	m := member("me")
+	b.ReportAllocs()
+	for b.Loop() {
+		h.Subscribe(ctx, c, "presence-c", m, 0)
+		h.Unsubscribe(ctx, c, "presence-c")
 	}
 }
