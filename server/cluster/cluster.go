@@ -595,12 +595,17 @@ type settling struct {
 	since time.Time
 }
 
+// maxFailedLeaves bounds the leaves kept while Redis is away (about 100 bytes each): a
+// long outage on a busy node must not grow memory without end. Beyond it, the leaves
+// are still redone by the resync; only their announcement after lost data is lost.
+const maxFailedLeaves = 100_000
+
 // failedWrite notes a write that did not land, so the next heartbeat resyncs.
 func (n *Node) failedWrite(leave *hub.Entry, channel string, delta int) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.dirty = true
-	if leave != nil {
+	if leave != nil && len(n.failed.leaves) < maxFailedLeaves {
 		n.failed.leaves = append(n.failed.leaves, *leave)
 	}
 	if channel != "" {

@@ -361,9 +361,9 @@ func (h *Hub) Channels(ctx context.Context, prefix string) (map[string]int, erro
 	return h.counts.All(ctx, prefix)
 }
 
-// MemberGone announces that userID left a presence channel without this node seeing
-// it go (its node died and another reaped it): member_removed to the subscribers and
-// the MemberRemoved hook, as a leave does.
+// MemberGone announces that userID left a presence channel: member_removed to the
+// subscribers and the MemberRemoved hook. A leave calls it, and so do the cluster's
+// reaping of a dead node and a resync that removes a leave Redis missed.
 func (h *Hub) MemberGone(ctx context.Context, channel, userID string) {
 	if h.hooks.MemberRemoved != nil {
 		h.hooks.MemberRemoved(channel, userID)
@@ -374,7 +374,7 @@ func (h *Hub) MemberGone(ctx context.Context, channel, userID string) {
 	}
 }
 
-// ChannelGone reports a channel vacated by a dead node's reaping.
+// ChannelGone reports a channel vacated by a dead node's reaping or by a resync.
 func (h *Hub) ChannelGone(channel string) {
 	if h.hooks.ChannelVacated != nil && !Internal(channel) {
 		h.hooks.ChannelVacated(channel)

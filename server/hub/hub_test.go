@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -281,5 +282,64 @@ func BenchmarkSubscribeUnsubscribePresence(b *testing.B) {
 	for b.Loop() {
 		h.Subscribe(ctx, c, "presence-c", m, 0)
 		h.Unsubscribe(ctx, c, "presence-c")
+	}
+}
+
+// Resync hands the backend this node's subscriptions (internal channels aside, presence
+// members whole) and announces the changes it reports as live changes are announced.
+func TestResync(t *testing.T) {
+	var events []string
+	h := newHub(Hooks{
+		ChannelOccupied: func(ch string) { events = append(events, "occupied "+ch) },
+		ChannelVacated:  func(ch string) { events = append(events, "vacated "+ch) },
+		MemberAdded:     func(ch, u string) { events = append(events, "added "+ch+" "+u) },
+		MemberRemoved:   func(ch, u string) { events = append(events, "removed "+ch+" "+u) },
+	})
+	ctx := context.Background()
+	a, b := &fakeConn{id: "1.1", user: "a"}, &fakeConn{id: "1.2", user: "b"}
+	h.Subscribe(ctx, a, "presence-x", member("a"), 0)
+	h.Subscribe(ctx, b, "presence-x", member("b"), 0)
+	h.Subscribe(ctx, a, "news", nil, 0)
+	h.Subscribe(ctx, a, UserChannel("a"), nil, 0)
+	h.Subscribe(ctx, b, "gone", nil, 0)
+	h.Unsubscribe(ctx, b, "gone")
+	events = nil
+	seenA, seenB := len(a.got()), len(b.got())
+
+	if err := h.Resync(ctx, func(context.Context, State) (Changes, error) { return Changes{}, fmt.Errorf("redis down") }); err == nil {
+		t.Fatal("a failed write reported no error")
+	}
+	var got State
+	err := h.Resync(ctx, func(_ context.Context, st State) (Changes, error) {
+		got = st
+		return Changes{
+			Occupied: []string{"news"},
+			Left:     []Entry{{Channel: "presence-x", SocketID: "2.1", Member: Member{UserID: "z"}}},
+			Joined:   []Entry{{Channel: "presence-x", SocketID: "1.2", Member: *member("b")}},
+			Vacated:  []string{"old"},
+		}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Counts) != 2 || got.Counts["presence-x"] != 2 || got.Counts["news"] != 1 {
+		t.Fatalf("counts handed over: %v", got.Counts)
+	}
+	slices.SortFunc(got.Presence, func(x, y Entry) int { return strings.Compare(x.SocketID, y.SocketID) })
+	if len(got.Presence) != 2 ||
+		got.Presence[0].SocketID != "1.1" || got.Presence[0].Member.UserID != "a" || string(got.Presence[0].Member.Info) != `{"name":"a"}` ||
+		got.Presence[1].SocketID != "1.2" || got.Presence[1].Member.UserID != "b" {
+		t.Fatalf("presence handed over: %+v", got.Presence)
+	}
+	if want := "occupied news,removed presence-x z,added presence-x b,vacated old"; strings.Join(events, ",") != want {
+		t.Fatalf("announced %v, want %s", events, want)
+	}
+	for _, c := range []*fakeConn{a, b} {
+		seen := map[*fakeConn]int{a: seenA, b: seenB}[c]
+		frames := c.got()[seen:]
+		if len(frames) != 2 || !strings.Contains(frames[0], `"jetsocket:member_removed",{"channel":"presence-x","user_id":"z"}`) ||
+			!strings.Contains(frames[1], `"jetsocket:member_added",{"channel":"presence-x","user_id":"b","user_info":{"name":"b"}}`) {
+			t.Fatalf("%s got %q", c.id, frames)
+		}
 	}
 }
