@@ -77,9 +77,11 @@ type Node struct {
 
 	deliver func(hub.Message) // set by Start, before the hub publishes anything
 
-	mu    sync.Mutex
-	local Local
-	epoch string // the Redis data's identity when this node last wrote its entries
+	mu       sync.Mutex
+	local    Local
+	epoch    string // the Redis data this node's entries are in (its key "epoch")
+	newEpoch string // the data the heartbeat found instead, after Redis lost it
+	wake     chan struct{}
 	// failed holds the writes that failed since the last resync; settling holds them
 	// after a Redis that lost its data, until the other nodes have written theirs again.
 	failed   journal
@@ -126,7 +128,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	}
 	n := &Node{
 		id: hex.EncodeToString(b[:]), rdb: redis.NewClient(ropts), key: "jetsocket:" + o.App + ":",
-		opts: o, log: o.Logger, stop: make(chan struct{}),
+		opts: o, log: o.Logger, stop: make(chan struct{}), wake: make(chan struct{}, 1),
 	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -153,8 +155,8 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	}
 	n.lastSync = time.Now()
 	n.done.Add(2)
-	go n.every(n.heartbeatOnce)
-	go n.every(n.reapOnce)
+	go n.every(n.heartbeatOnce, n.wake)
+	go n.every(n.reapOnce, nil)
 	n.log.Info("cluster node joined", "node", n.id)
 	return n, nil
 }
@@ -259,7 +261,11 @@ func entry(channel, socketID, userID string) string {
 	return channel + "\x1f" + socketID + "\x1f" + userID
 }
 
+// The scripts that write take the epoch the node writes into (KEYS[last], ARGV[last])
+// and refuse (return -2) when Redis holds another or none: a write must not land in a
+// Redis that lost its data before the node has written its entries again there.
 var joinScript = redis.NewScript(`
+if redis.call('GET', KEYS[4]) ~= ARGV[6] then return -2 end
 local first = redis.call('SCARD', KEYS[2]) == 0
 if first and tonumber(ARGV[4]) > 0 and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[4]) then
   return -1
@@ -271,6 +277,7 @@ if first then return 1 end
 return 0`)
 
 var leaveScript = redis.NewScript(`
+if redis.call('GET', KEYS[4]) ~= ARGV[4] then return -2 end
 redis.call('SREM', KEYS[3], ARGV[3])
 if redis.call('SREM', KEYS[2], ARGV[2]) == 0 then return 0 end
 if redis.call('SCARD', KEYS[2]) == 0 then
@@ -281,36 +288,52 @@ return 0`)
 
 // Join records socketID as a connection of m.UserID on channel, across every node.
 func (n *Node) Join(ctx context.Context, channel, socketID string, m hub.Member, max int) (bool, error) {
-	r, err := joinScript.Run(ctx, n.rdb,
-		[]string{n.membersKey(channel), n.socketsKey(channel, m.UserID), n.nodeKey(n.id, "presence")},
-		m.UserID, socketID, string(m.Info), max, entry(channel, socketID, m.UserID)).Int()
-	if err != nil {
+	first, err := n.join(ctx, n.writeEpoch(), hub.Entry{Channel: channel, SocketID: socketID, Member: m}, max)
+	if err != nil && !errors.Is(err, hub.ErrFull) {
 		// The subscribe fails, but the write may have landed: the resync takes it out.
-		n.failedWrite(nil, "", 0)
-		return false, fmt.Errorf("cluster: presence join: %w", err)
+		n.failedWrite(err, nil, "", 0)
 	}
-	if r < 0 {
+	return first, err
+}
+
+func (n *Node) join(ctx context.Context, epoch string, e hub.Entry, max int) (bool, error) {
+	r, err := joinScript.Run(ctx, n.rdb,
+		[]string{n.membersKey(e.Channel), n.socketsKey(e.Channel, e.Member.UserID), n.nodeKey(n.id, "presence"), n.key + "epoch"},
+		e.Member.UserID, e.SocketID, string(e.Member.Info), max, entry(e.Channel, e.SocketID, e.Member.UserID), epoch).Int()
+	switch {
+	case err != nil:
+		return false, fmt.Errorf("cluster: presence join: %w", err)
+	case r == -2:
+		return false, fmt.Errorf("cluster: presence join: %w", errStale)
+	case r == -1:
 		return false, hub.ErrFull
 	}
 	return r == 1, nil
 }
 
+// errStale is a write refused because Redis lost its data since this node last wrote
+// its entries there.
+var errStale = errors.New("redis lost its data; this node has not written its entries again yet")
+
 // Leave removes the connection; last reports the user's last one on any node.
 // A leave that fails is done again by the next resync, which announces it then.
 func (n *Node) Leave(ctx context.Context, channel, socketID, userID string) (bool, error) {
-	last, err := n.leave(ctx, n.id, channel, socketID, userID)
+	last, err := n.leave(ctx, n.writeEpoch(), n.id, channel, socketID, userID)
 	if err != nil {
-		n.failedWrite(&hub.Entry{Channel: channel, SocketID: socketID, Member: hub.Member{UserID: userID}}, "", 0)
+		n.failedWrite(err, &hub.Entry{Channel: channel, SocketID: socketID, Member: hub.Member{UserID: userID}}, "", 0)
 	}
 	return last, err
 }
 
-func (n *Node) leave(ctx context.Context, node, channel, socketID, userID string) (bool, error) {
+func (n *Node) leave(ctx context.Context, epoch, node, channel, socketID, userID string) (bool, error) {
 	r, err := leaveScript.Run(ctx, n.rdb,
-		[]string{n.membersKey(channel), n.socketsKey(channel, userID), n.nodeKey(node, "presence")},
-		userID, socketID, entry(channel, socketID, userID)).Int()
-	if err != nil {
+		[]string{n.membersKey(channel), n.socketsKey(channel, userID), n.nodeKey(node, "presence"), n.key + "epoch"},
+		userID, socketID, entry(channel, socketID, userID), epoch).Int()
+	switch {
+	case err != nil:
 		return false, fmt.Errorf("cluster: presence leave: %w", err)
+	case r == -2:
+		return false, fmt.Errorf("cluster: presence leave: %w", errStale)
 	}
 	return r == 1, nil
 }
@@ -332,6 +355,7 @@ func (n *Node) Members(ctx context.Context, channel string) ([]hub.Member, error
 // ---------------------------------------------------------------- counts
 
 var addScript = redis.NewScript(`
+if redis.call('GET', KEYS[3]) ~= ARGV[3] then return -2 end
 local total = redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
 if total <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
 if redis.call('HINCRBY', KEYS[2], ARGV[1], ARGV[2]) <= 0 then redis.call('HDEL', KEYS[2], ARGV[1]) end
@@ -341,20 +365,31 @@ return total`)
 // Add changes channel's subscription count across every node by delta.
 // A change that fails is made by the next resync, which announces it then.
 func (n *Node) Add(ctx context.Context, channel string, delta int) (int, error) {
-	total, err := n.add(ctx, n.id, channel, delta)
+	total, err := n.add(ctx, n.writeEpoch(), n.id, channel, delta)
 	if err != nil {
-		n.failedWrite(nil, channel, delta)
+		n.failedWrite(err, nil, channel, delta)
 	}
 	return total, err
 }
 
 // add changes channel's total and node's share of it.
-func (n *Node) add(ctx context.Context, node, channel string, delta int) (int, error) {
-	t, err := addScript.Run(ctx, n.rdb, []string{n.key + "subscriptions", n.nodeKey(node, "subscriptions")}, channel, delta).Int()
-	if err != nil {
+func (n *Node) add(ctx context.Context, epoch, node, channel string, delta int) (int, error) {
+	t, err := addScript.Run(ctx, n.rdb,
+		[]string{n.key + "subscriptions", n.nodeKey(node, "subscriptions"), n.key + "epoch"}, channel, delta, epoch).Int()
+	switch {
+	case err != nil:
 		return 0, fmt.Errorf("cluster: channel count: %w", err)
+	case t == -2:
+		return 0, fmt.Errorf("cluster: channel count: %w", errStale)
 	}
 	return t, nil
+}
+
+// writeEpoch is the data this node's entries are in, which its writes go to.
+func (n *Node) writeEpoch() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.epoch
 }
 
 // All lists the occupied channels starting with prefix and their counts.
@@ -416,17 +451,23 @@ func (n *Node) beat(ctx context.Context) (reaped, lost bool, err error) {
 	added, _ := r[0].(int64)
 	epoch, _ := r[1].(string)
 	n.mu.Lock()
-	lost = n.epoch != "" && epoch != n.epoch
-	n.epoch = epoch
-	n.lost = n.lost || lost
+	if n.epoch == "" { // Open
+		n.epoch = epoch
+	}
+	// The node's writes keep going to the old epoch (and so fail) until its resync
+	// has written its entries into the new one.
+	lost = epoch != n.epoch
+	if lost {
+		n.lost, n.newEpoch = true, epoch
+	}
 	n.reaped = n.reaped || (added == 1 && !lost)
 	n.mu.Unlock()
 	return added == 1, lost, nil
 }
 
-// every runs f every Heartbeat until Close. The heartbeat and the reaping run on loops
-// of their own: a long reaping must not delay this node's beat.
-func (n *Node) every(f func()) {
+// every runs f every Heartbeat, and at once when woken, until Close. The heartbeat and
+// the reaping run on loops of their own: a long reaping must not delay this node's beat.
+func (n *Node) every(f func(), wake <-chan struct{}) {
 	defer n.done.Done()
 	t := time.NewTicker(n.opts.Heartbeat)
 	defer t.Stop()
@@ -435,6 +476,8 @@ func (n *Node) every(f func()) {
 		case <-n.stop:
 			return
 		case <-t.C:
+			f()
+		case <-wake:
 			f()
 		}
 	}
@@ -534,7 +577,7 @@ func (n *Node) reapDead(ctx context.Context) {
 // user's last) and its subscription counts (channel_vacated where they were the last).
 func (n *Node) reap(ctx context.Context, node string) {
 	n.mu.Lock()
-	r := n.local
+	r, epoch := n.local, n.epoch
 	n.mu.Unlock()
 	entries, err := n.rdb.SMembers(ctx, n.nodeKey(node, "presence")).Result()
 	if err != nil {
@@ -545,7 +588,7 @@ func (n *Node) reap(ctx context.Context, node string) {
 		if len(parts) != 3 {
 			continue
 		}
-		last, err := n.leave(ctx, node, parts[0], parts[1], parts[2])
+		last, err := n.leave(ctx, epoch, node, parts[0], parts[1], parts[2])
 		if err != nil {
 			n.log.Error("cluster reap: leave", "node", node, "channel", parts[0], "err", err)
 			continue
@@ -563,7 +606,7 @@ func (n *Node) reap(ctx context.Context, node string) {
 		if c <= 0 {
 			continue
 		}
-		total, err := n.add(ctx, node, ch, -c)
+		total, err := n.add(ctx, epoch, node, ch, -c)
 		if err != nil {
 			n.log.Error("cluster reap: count", "node", node, "channel", ch, "err", err)
 			continue
@@ -601,7 +644,15 @@ type settling struct {
 const maxFailedLeaves = 100_000
 
 // failedWrite notes a write that did not land, so the next heartbeat resyncs.
-func (n *Node) failedWrite(leave *hub.Entry, channel string, delta int) {
+// A write refused for a stale epoch wakes the heartbeat at once: the node resyncs into
+// the new data without waiting for its next beat.
+func (n *Node) failedWrite(err error, leave *hub.Entry, channel string, delta int) {
+	if errors.Is(err, errStale) {
+		select {
+		case n.wake <- struct{}{}:
+		default:
+		}
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.dirty = true
@@ -649,6 +700,12 @@ func (n *Node) resync(ctx context.Context, lost bool) error {
 // every node (nothing after lost data: see resync).
 func (n *Node) write(ctx context.Context, st hub.State, lost bool) (hub.Changes, error) {
 	var c hub.Changes
+	n.mu.Lock()
+	epoch := n.epoch
+	if lost {
+		epoch = n.newEpoch
+	}
+	n.mu.Unlock()
 	have, err := n.rdb.SMembers(ctx, n.nodeKey(n.id, "presence")).Result()
 	if err != nil {
 		return c, fmt.Errorf("read this node's presence: %w", err)
@@ -673,7 +730,7 @@ func (n *Node) write(ctx context.Context, st hub.State, lost bool) (hub.Changes,
 		if d == 0 {
 			continue
 		}
-		total, err := n.add(ctx, n.id, ch, d)
+		total, err := n.add(ctx, epoch, n.id, ch, d)
 		if err != nil {
 			return c, err
 		}
@@ -699,7 +756,7 @@ func (n *Node) write(ctx context.Context, st hub.State, lost bool) (hub.Changes,
 			n.rdb.SRem(ctx, n.nodeKey(n.id, "presence"), k)
 			continue
 		}
-		last, err := n.leave(ctx, n.id, parts[0], parts[1], parts[2])
+		last, err := n.leave(ctx, epoch, n.id, parts[0], parts[1], parts[2])
 		if err != nil {
 			return c, err
 		}
@@ -707,23 +764,18 @@ func (n *Node) write(ctx context.Context, st hub.State, lost bool) (hub.Changes,
 			c.Left = append(c.Left, hub.Entry{Channel: parts[0], SocketID: parts[1], Member: hub.Member{UserID: parts[2]}})
 		}
 	}
-	for k, e := range want {
+	for _, e := range want {
 		// No cap: these connections are members already.
-		first, err := joinScript.Run(ctx, n.rdb,
-			[]string{n.membersKey(e.Channel), n.socketsKey(e.Channel, e.Member.UserID), n.nodeKey(n.id, "presence")},
-			e.Member.UserID, e.SocketID, string(e.Member.Info), 0, k).Int()
+		first, err := n.join(ctx, epoch, e, 0)
 		if err != nil {
-			return c, fmt.Errorf("cluster: presence join: %w", err)
+			return c, err
 		}
-		if first == 1 {
+		if first {
 			c.Joined = append(c.Joined, e)
 		}
 	}
 	c.Vacated = vacated
 
-	n.mu.Lock()
-	epoch := n.epoch
-	n.mu.Unlock()
 	// Which data this node has written its entries into, for the others' settle.
 	if err := n.rdb.HSet(ctx, n.key+"synced", n.id, epoch).Err(); err != nil {
 		return c, fmt.Errorf("record the resync: %w", err)
@@ -752,6 +804,7 @@ func (n *Node) write(ctx context.Context, st hub.State, lost bool) (hub.Changes,
 		n.settling = &settling{journal: failed, local: st.Counts, peers: peers, since: time.Now()}
 	}
 	n.dirty, n.lost, n.reaped = false, false, false
+	n.epoch = epoch
 	n.lastSync = time.Now()
 	n.syncs++
 	n.mu.Unlock()

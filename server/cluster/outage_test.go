@@ -430,3 +430,58 @@ func TestANodeReapedWhileAliveRegistersAgain(t *testing.T) {
 		return strings.Contains(a1.got(), `"jetsocket:member_added",{"channel":"presence-room","user_id":"ub","user_info":{"name":"ub"}}`)
 	})
 }
+
+// beatNow runs n's heartbeat through its own loop, as a failed write's wake does.
+func (n node) beatNow() { n.wake <- struct{}{} }
+
+// A Redis restarted empty takes writes before the nodes notice it at their heartbeat:
+// they must not land there (a leave would find nothing to remove, and announce nothing;
+// a count would drop to 0 and announce a channel vacated that another node holds). They
+// are refused, the node resyncs at once, and they are judged once every node has
+// written its entries again. The heartbeats here are driven by the test, one at a time.
+func TestWritesWaitForTheResyncAfterRedisLostItsData(t *testing.T) {
+	r := newRedis(t, false)
+	var w webhooks
+	o := Options{Heartbeat: time.Hour, DeadAfter: time.Hour, Resync: time.Hour}
+	a, b := startNode(t, r.url(), o, &w), startNode(t, r.url(), o, &w)
+	a1, a2, b1 := &conn{id: "1.1", user: "ua"}, &conn{id: "1.2", user: "ux"}, &conn{id: "2.1", user: "ub"}
+	a.sub(t, a1, "presence-room")
+	a.sub(t, a2, "news")
+	b.sub(t, b1, "presence-room")
+	ctx := context.Background()
+	a.reapDead(ctx) // each sees the other alive
+	b.reapDead(ctx)
+	before := w.len()
+
+	r.stop()
+	r.start()
+	waitFor(t, "both nodes to reach the new Redis", func() bool { return a.Ping(ctx) == nil && b.Ping(ctx) == nil })
+	syncs := a.syncs()
+	a.hub.Unsubscribe(ctx, a1, "presence-room") // ua's last connection
+	a.hub.Unsubscribe(ctx, a2, "news")          // the last subscriber (refused too, or after a's resync)
+	waitFor(t, "a to resync at once", func() bool { return a.syncs() > syncs })
+	// b writes its entries again at its heartbeat; then a judges the refused writes.
+	b.beatNow()
+	waitFor(t, "b to resync", func() bool { return b.syncs() > 0 })
+	waitFor(t, "both to settle", func() bool {
+		for _, n := range []node{a, b} {
+			if !n.settled() {
+				n.beatNow()
+			}
+		}
+		return a.settled() && b.settled()
+	})
+	want := []string{"channel_vacated news", "member_removed presence-room ua"}
+	waitFor(t, "the webhooks", func() bool { return len(w.since(before)) >= len(want) })
+	if got := w.since(before); !slices.Equal(got, want) {
+		t.Fatalf("webhooks: %v, want %v", got, want)
+	}
+	for _, n := range []node{a, b} {
+		if got := memberIDs(t, n, "presence-room"); got != "ub" {
+			t.Fatalf("members: %s", got)
+		}
+		if got := channelList(n); got != "presence-room=1" {
+			t.Fatalf("channels: %s", got)
+		}
+	}
+}
