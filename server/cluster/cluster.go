@@ -79,9 +79,10 @@ type Node struct {
 
 	mu       sync.Mutex
 	local    Local
-	epoch    string // the Redis data this node's entries are in (its key "epoch")
-	newEpoch string // the data the heartbeat found instead, after Redis lost it
-	wake     chan struct{}
+	epoch    string        // the Redis data this node's entries are in (its key "epoch")
+	newEpoch string        // the data the heartbeat found instead, after Redis lost it
+	wake     chan struct{} // a refused write: beat now
+	tick     chan struct{} // a regular beat now (tests drive the heartbeat with it)
 	// failed holds the writes that failed since the last resync; settling holds them
 	// after a Redis that lost its data, until the other nodes have written theirs again.
 	failed   journal
@@ -128,7 +129,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	}
 	n := &Node{
 		id: hex.EncodeToString(b[:]), rdb: redis.NewClient(ropts), key: "jetsocket:" + o.App + ":",
-		opts: o, log: o.Logger, stop: make(chan struct{}), wake: make(chan struct{}, 1),
+		opts: o, log: o.Logger, stop: make(chan struct{}), wake: make(chan struct{}, 1), tick: make(chan struct{}),
 	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -147,6 +148,9 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		n.rdb.Close()
 		return nil, fmt.Errorf("redis: %w", err)
 	}
+	// The nodes alive now are peers from the start (settle), not only from the first
+	// reaping round.
+	n.seePeers(pctx)
 	// A new node has nothing to write again: it is in step with this data (settle).
 	if err := n.rdb.HSet(pctx, n.key+"synced", n.id, n.epoch).Err(); err != nil {
 		n.ps.Close()
@@ -155,8 +159,8 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	}
 	n.lastSync = time.Now()
 	n.done.Add(2)
-	go n.every(n.heartbeatOnce, n.wake)
-	go n.every(n.reapOnce, nil)
+	go n.heartbeats()
+	go n.every(n.reapOnce)
 	n.log.Info("cluster node joined", "node", n.id)
 	return n, nil
 }
@@ -465,9 +469,9 @@ func (n *Node) beat(ctx context.Context) (reaped, lost bool, err error) {
 	return added == 1, lost, nil
 }
 
-// every runs f every Heartbeat, and at once when woken, until Close. The heartbeat and
-// the reaping run on loops of their own: a long reaping must not delay this node's beat.
-func (n *Node) every(f func(), wake <-chan struct{}) {
+// every runs f every Heartbeat until Close. The heartbeat and the reaping run on loops
+// of their own: a long reaping must not delay this node's beat.
+func (n *Node) every(f func()) {
 	defer n.done.Done()
 	t := time.NewTicker(n.opts.Heartbeat)
 	defer t.Stop()
@@ -477,13 +481,31 @@ func (n *Node) every(f func(), wake <-chan struct{}) {
 			return
 		case <-t.C:
 			f()
-		case <-wake:
-			f()
 		}
 	}
 }
 
-func (n *Node) heartbeatOnce() {
+// heartbeats beats every Heartbeat (or on n.tick), and at once when a refused write
+// wakes it; only the regular beats count towards settle's wait.
+func (n *Node) heartbeats() {
+	defer n.done.Done()
+	t := time.NewTicker(n.opts.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+			n.heartbeatOnce(true)
+		case <-n.tick:
+			n.heartbeatOnce(true)
+		case <-n.wake:
+			n.heartbeatOnce(false)
+		}
+	}
+}
+
+func (n *Node) heartbeatOnce(regular bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), n.opts.Heartbeat)
 	defer cancel()
 	if _, _, err := n.beat(ctx); err != nil {
@@ -498,7 +520,9 @@ func (n *Node) heartbeatOnce() {
 	due := dirty || lost || reaped || time.Since(n.lastSync) >= n.opts.Resync
 	n.mu.Unlock()
 	if !due {
-		n.settle(ctx)
+		if regular {
+			n.settle(ctx)
+		}
 		return
 	}
 	switch {
@@ -524,16 +548,20 @@ func (n *Node) reapOnce() {
 	n.reapDead(ctx)
 }
 
-// reapDead reaps every node whose heartbeat is older than DeadAfter. One node reaps
-// each dead one: the first to take its lock.
-func (n *Node) reapDead(ctx context.Context) {
-	nodes, err := n.rdb.HGetAll(ctx, n.key+"nodes").Result()
-	if err != nil {
-		return
+// seePeers notes the nodes in the list as alive.
+func (n *Node) seePeers(ctx context.Context) {
+	if nodes, err := n.rdb.HGetAll(ctx, n.key+"nodes").Result(); err == nil {
+		n.notePeers(nodes)
 	}
+}
+
+// notePeers records which other nodes beat within DeadAfter, from the list of nodes,
+// and forgets those not seen for longer.
+func (n *Node) notePeers(nodes map[string]string) {
 	now := time.Now()
 	cutoff := now.Add(-n.opts.DeadAfter).UnixMilli()
 	n.mu.Lock()
+	defer n.mu.Unlock()
 	if n.peers == nil {
 		n.peers = make(map[string]time.Time)
 	}
@@ -547,7 +575,17 @@ func (n *Node) reapDead(ctx context.Context) {
 			delete(n.peers, id)
 		}
 	}
-	n.mu.Unlock()
+}
+
+// reapDead reaps every node whose heartbeat is older than DeadAfter. One node reaps
+// each dead one: the first to take its lock.
+func (n *Node) reapDead(ctx context.Context) {
+	nodes, err := n.rdb.HGetAll(ctx, n.key+"nodes").Result()
+	if err != nil {
+		return
+	}
+	n.notePeers(nodes)
+	cutoff := time.Now().Add(-n.opts.DeadAfter).UnixMilli()
 	for id, v := range nodes {
 		last, _ := strconv.ParseInt(v, 10, 64)
 		if id == n.id || last >= cutoff {

@@ -431,8 +431,8 @@ func TestANodeReapedWhileAliveRegistersAgain(t *testing.T) {
 	})
 }
 
-// beatNow runs n's heartbeat through its own loop, as a failed write's wake does.
-func (n node) beatNow() { n.wake <- struct{}{} }
+// beatNow runs n's regular heartbeat now, through its own loop.
+func (n node) beatNow() { n.tick <- struct{}{} }
 
 // A Redis restarted empty takes writes before the nodes notice it at their heartbeat:
 // they must not land there (a leave would find nothing to remove, and announce nothing;
