@@ -4,6 +4,13 @@
 // node that stops its heartbeat is reaped by the others, its presence members removed
 // (with member_removed to the subscribers) and its subscriptions uncounted.
 //
+// Each node's own connections (its hub) are the truth about its entries in Redis: after
+// a failed write, a Redis that answers again, a reaping of a node still alive, a Redis
+// that restarted without its data (a random "epoch" key gone), and every Resync period,
+// the node rewrites its entries from them (resync) and the hub announces what that
+// changed. Writes carry the epoch they are meant for, so none lands in emptied data
+// before its node has written its entries there again.
+//
 // Redis is the only shared component; a single Redis server (or a primary with
 // replicas) is assumed, not Redis Cluster, whose slots would split a script's keys.
 // Encrypted channels' payloads are ciphertext before they reach the hub, so no
