@@ -4,9 +4,11 @@
 // the websocket frame every subscriber gets, and handed to each subscriber
 // (Conn.SendFrame), which writes it at once or queues it and never blocks; a
 // subscriber that cannot keep up is disconnected by its queue, not waited for.
-// Cross-node fan-out sits behind Broker and presence behind Presence, each with an
-// in-memory implementation here; a message from another node enters through the same
-// deliver path as a local one.
+// Cross-node fan-out sits behind Broker, presence behind Presence and channel counts
+// behind Counts, each with an in-memory implementation here and one contract
+// (hubtest); a message from another node enters through the same deliver path as a
+// local one. The hub's own subscriptions are the truth its node's shared entries are
+// rewritten from when they drift (Resync).
 package hub
 
 import (
