@@ -308,9 +308,8 @@ func (n *Node) Join(ctx context.Context, channel, socketID string, m hub.Member,
 }
 
 func (n *Node) join(ctx context.Context, epoch string, e hub.Entry, max int) (bool, error) {
-	r, err := joinScript.Run(ctx, n.rdb,
-		[]string{n.membersKey(e.Channel), n.socketsKey(e.Channel, e.Member.UserID), n.nodeKey(n.id, "presence"), n.key + "epoch"},
-		e.Member.UserID, e.SocketID, string(e.Member.Info), max, entry(e.Channel, e.SocketID, e.Member.UserID), epoch).Int()
+	c := n.joinCall(epoch, e, max)
+	r, err := c.script.Run(ctx, n.rdb, c.keys, c.args...).Int()
 	switch {
 	case err != nil:
 		return false, fmt.Errorf("cluster: presence join: %w", err)
@@ -320,6 +319,70 @@ func (n *Node) join(ctx context.Context, epoch string, e hub.Entry, max int) (bo
 		return false, hub.ErrFull
 	}
 	return r == 1, nil
+}
+
+// call is one run of a script: alone, or in a resync's pipeline.
+type call struct {
+	script *redis.Script
+	keys   []string
+	args   []any
+}
+
+func (n *Node) joinCall(epoch string, e hub.Entry, max int) call {
+	return call{joinScript,
+		[]string{n.membersKey(e.Channel), n.socketsKey(e.Channel, e.Member.UserID), n.nodeKey(n.id, "presence"), n.key + "epoch"},
+		[]any{e.Member.UserID, e.SocketID, string(e.Member.Info), max, entry(e.Channel, e.SocketID, e.Member.UserID), epoch}}
+}
+
+func (n *Node) leaveCall(epoch, node, channel, socketID, userID string) call {
+	return call{leaveScript,
+		[]string{n.membersKey(channel), n.socketsKey(channel, userID), n.nodeKey(node, "presence"), n.key + "epoch"},
+		[]any{userID, socketID, entry(channel, socketID, userID), epoch}}
+}
+
+func (n *Node) addCall(epoch, node, channel string, delta int) call {
+	return call{addScript,
+		[]string{n.key + "subscriptions", n.nodeKey(node, "subscriptions"), n.key + "epoch"},
+		[]any{channel, delta, epoch}}
+}
+
+// pipeBatch is how many script runs a resync sends per round trip: a node with many
+// connections rewrites them in a few round trips, not one each.
+const pipeBatch = 500
+
+// runAll runs calls in pipelines of pipeBatch and returns their answers in order. The
+// scripts are loaded first: a Redis that restarted has none cached.
+func (n *Node) runAll(ctx context.Context, calls []call) ([]int64, error) {
+	if len(calls) == 0 {
+		return nil, nil
+	}
+	for _, sc := range []*redis.Script{joinScript, leaveScript, addScript} {
+		if err := sc.Load(ctx, n.rdb).Err(); err != nil {
+			return nil, fmt.Errorf("load scripts: %w", err)
+		}
+	}
+	out := make([]int64, 0, len(calls))
+	for lo := 0; lo < len(calls); lo += pipeBatch {
+		pipe := n.rdb.Pipeline()
+		cmds := make([]*redis.Cmd, 0, pipeBatch)
+		for _, c := range calls[lo:min(lo+pipeBatch, len(calls))] {
+			cmds = append(cmds, c.script.EvalSha(ctx, pipe, c.keys, c.args...))
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, err
+		}
+		for _, cmd := range cmds {
+			v, err := cmd.Int64()
+			if err != nil {
+				return nil, err
+			}
+			if v == -2 {
+				return nil, errStale
+			}
+			out = append(out, v)
+		}
+	}
+	return out, nil
 }
 
 // errStale is a write refused because Redis lost its data since this node last wrote
@@ -337,9 +400,8 @@ func (n *Node) Leave(ctx context.Context, channel, socketID, userID string) (boo
 }
 
 func (n *Node) leave(ctx context.Context, epoch, node, channel, socketID, userID string) (bool, error) {
-	r, err := leaveScript.Run(ctx, n.rdb,
-		[]string{n.membersKey(channel), n.socketsKey(channel, userID), n.nodeKey(node, "presence"), n.key + "epoch"},
-		userID, socketID, entry(channel, socketID, userID), epoch).Int()
+	c := n.leaveCall(epoch, node, channel, socketID, userID)
+	r, err := c.script.Run(ctx, n.rdb, c.keys, c.args...).Int()
 	switch {
 	case err != nil:
 		return false, fmt.Errorf("cluster: presence leave: %w", err)
@@ -385,8 +447,8 @@ func (n *Node) Add(ctx context.Context, channel string, delta int) (int, error) 
 
 // add changes channel's total and node's share of it.
 func (n *Node) add(ctx context.Context, epoch, node, channel string, delta int) (int, error) {
-	t, err := addScript.Run(ctx, n.rdb,
-		[]string{n.key + "subscriptions", n.nodeKey(node, "subscriptions"), n.key + "epoch"}, channel, delta, epoch).Int()
+	c := n.addCall(epoch, node, channel, delta)
+	t, err := c.script.Run(ctx, n.rdb, c.keys, c.args...).Int()
 	switch {
 	case err != nil:
 		return 0, fmt.Errorf("cluster: channel count: %w", err)
@@ -768,29 +830,24 @@ func (n *Node) write(ctx context.Context, st hub.State, lost bool) (hub.Changes,
 	for ch := range shares {
 		chans[ch] = true
 	}
-	var vacated []string
+	type change struct {
+		channel string
+		delta   int
+	}
+	var changes []change
+	var calls []call
 	for ch := range chans {
 		share, _ := strconv.Atoi(shares[ch])
-		d := st.Counts[ch] - max(share, 0)
-		if d == 0 {
-			continue
-		}
-		total, err := n.add(ctx, epoch, n.id, ch, d)
-		if err != nil {
-			return c, err
-		}
-		switch {
-		case d > 0 && total == d:
-			c.Occupied = append(c.Occupied, ch)
-		case d < 0 && total == 0:
-			vacated = append(vacated, ch)
+		if d := st.Counts[ch] - max(share, 0); d != 0 {
+			changes = append(changes, change{ch, d})
+			calls = append(calls, n.addCall(epoch, n.id, ch, d))
 		}
 	}
-
 	want := make(map[string]hub.Entry, len(st.Presence))
 	for _, e := range st.Presence {
 		want[entry(e.Channel, e.SocketID, e.Member.UserID)] = e
 	}
+	var leaves, joins []hub.Entry
 	for _, k := range have {
 		if _, ok := want[k]; ok {
 			delete(want, k) // in place: nothing to do
@@ -801,25 +858,37 @@ func (n *Node) write(ctx context.Context, st hub.State, lost bool) (hub.Changes,
 			n.rdb.SRem(ctx, n.nodeKey(n.id, "presence"), k)
 			continue
 		}
-		last, err := n.leave(ctx, epoch, n.id, parts[0], parts[1], parts[2])
-		if err != nil {
-			return c, err
-		}
-		if last {
-			c.Left = append(c.Left, hub.Entry{Channel: parts[0], SocketID: parts[1], Member: hub.Member{UserID: parts[2]}})
-		}
+		leaves = append(leaves, hub.Entry{Channel: parts[0], SocketID: parts[1], Member: hub.Member{UserID: parts[2]}})
+		calls = append(calls, n.leaveCall(epoch, n.id, parts[0], parts[1], parts[2]))
 	}
 	for _, e := range want {
-		// No cap: these connections are members already.
-		first, err := n.join(ctx, epoch, e, 0)
-		if err != nil {
-			return c, err
+		joins = append(joins, e)
+		calls = append(calls, n.joinCall(epoch, e, 0)) // no cap: these are members already
+	}
+	res, err := n.runAll(ctx, calls)
+	if err != nil {
+		return c, fmt.Errorf("rewrite this node's entries: %w", err)
+	}
+	for i, ch := range changes {
+		switch total := int(res[i]); {
+		case ch.delta > 0 && total == ch.delta:
+			c.Occupied = append(c.Occupied, ch.channel)
+		case ch.delta < 0 && total == 0:
+			c.Vacated = append(c.Vacated, ch.channel)
 		}
-		if first {
+	}
+	res = res[len(changes):]
+	for i, e := range leaves {
+		if res[i] == 1 { // the user's last connection
+			c.Left = append(c.Left, e)
+		}
+	}
+	res = res[len(leaves):]
+	for i, e := range joins {
+		if res[i] == 1 { // the user's first connection
 			c.Joined = append(c.Joined, e)
 		}
 	}
-	c.Vacated = vacated
 
 	// Which data this node has written its entries into, for the others' settle.
 	if err := n.rdb.HSet(ctx, n.key+"synced", n.id, epoch).Err(); err != nil {

@@ -485,3 +485,52 @@ func TestWritesWaitForTheResyncAfterRedisLostItsData(t *testing.T) {
 		}
 	}
 }
+
+// A node with more entries than one pipeline holds registers them all again, each
+// announced once.
+func TestResyncOfManyEntries(t *testing.T) {
+	r := newRedis(t, false)
+	var w webhooks
+	a := startNode(t, r.url(), Options{Heartbeat: time.Hour, DeadAfter: time.Hour, Resync: time.Hour}, &w)
+	const n, channels = 2*pipeBatch + 100, 50 // small channels: a subscribe's member_added reaches few
+	for i := range n {
+		a.sub(t, &conn{id: fmt.Sprint("1.", i), user: fmt.Sprint("u", i)}, fmt.Sprint("presence-", i%channels))
+	}
+	ctx := context.Background()
+	members := func() int {
+		total := 0
+		for i := range channels {
+			ms, _ := a.hub.Members(ctx, fmt.Sprint("presence-", i))
+			total += len(ms)
+		}
+		return total
+	}
+	a.reap(ctx, a.id) // as another node would, taking everything
+	if m := members(); m != 0 {
+		t.Fatalf("%d members left after the reaping", m)
+	}
+	before := w.len()
+	if err := a.resync(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if m := members(); m != n {
+		t.Fatalf("%d members after the resync, want %d", m, n)
+	}
+	if all, _ := a.hub.Channels(ctx, ""); len(all) != channels || all["presence-0"] != n/channels {
+		t.Fatalf("channels: %v", all)
+	}
+	added, occupied := 0, 0
+	for _, e := range w.since(before) {
+		switch {
+		case strings.HasPrefix(e, "member_added presence-"):
+			added++
+		case strings.HasPrefix(e, "channel_occupied presence-"):
+			occupied++
+		default:
+			t.Fatalf("unexpected %s", e)
+		}
+	}
+	if added != n || occupied != channels {
+		t.Fatalf("announced %d members and %d channels, want %d and %d", added, occupied, n, channels)
+	}
+}
