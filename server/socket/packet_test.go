@@ -153,16 +153,6 @@ func must(b []byte, err error) []byte {
 	return b
 }
 
-func BenchmarkEncodeEvent(b *testing.B) {
-	payload := json.RawMessage(`{"channel":"presence-room","data":{"text":"hello world","n":12345}}`)
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := wire.EncodeEvent("message", payload); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
 func BenchmarkDecodePacket(b *testing.B) {
 	frame := []byte(`217["jetsocket:subscribe",{"channel":"presence-room-42"}]`)
 	b.ReportAllocs()

@@ -55,3 +55,13 @@ func TestEncode(t *testing.T) {
 		t.Fatalf("frame: % x", f.Bytes())
 	}
 }
+
+func BenchmarkEncodeEvent(b *testing.B) {
+	payload := json.RawMessage(`{"channel":"presence-room","data":{"text":"hello world","n":12345}}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := EncodeEvent("message", payload); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
