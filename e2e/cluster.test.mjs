@@ -2,11 +2,14 @@
 // redis-server act as one. A trigger on either node reaches subscribers on both, the
 // sender exclusion, #server-to-user and terminate cross nodes, presence is one list,
 // client events cross, channel queries count both nodes, and a node killed with SIGKILL
-// has its members removed within 30 s.
+// has its members removed within 30 s. After a Redis restart that lost everything, the
+// nodes write their connections' presence and counts again, and a user who left while
+// Redis was away is announced gone, once, to subscribers and webhooks.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import net from 'node:net';
+import http from 'node:http';
 import { startServer } from './helpers/server.mjs';
 import { Clients, connect, sleep } from './helpers/clients.mjs';
 import { mint } from './helpers/jwt.mjs';
@@ -30,15 +33,30 @@ function freePort() {
   });
 }
 
-async function startRedis() {
+async function startRedis(port) {
   assert.ok(REDIS, 'redis-server not installed (scripts/test.sh installs it)');
-  const port = await freePort();
+  port ??= await freePort();
   const proc = spawn(REDIS, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
   await waitUntil(() => new Promise((resolve) => {
     const c = net.connect(port, '127.0.0.1', () => { c.end(); resolve(true); });
     c.on('error', () => resolve(false));
   }), 10_000, 'redis-server to listen');
-  return { url: `redis://127.0.0.1:${port}/0`, proc };
+  return { url: `redis://127.0.0.1:${port}/0`, proc, port };
+}
+
+/** webhookReceiver collects the events of every webhook POST. */
+async function webhookReceiver() {
+  const events = [];
+  const srv = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => { body += d; });
+    req.on('end', () => {
+      try { events.push(...JSON.parse(body).events); } catch { /* counted as missing */ }
+      res.end('ok');
+    });
+  });
+  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${srv.address().port}/hook`, events, close: () => srv.close() };
 }
 
 describe('many nodes over Redis', { skip, timeout: 120_000 }, () => {
@@ -143,6 +161,72 @@ describe('many nodes over Redis', { skip, timeout: 120_000 }, () => {
     assert.equal(down.status, 503);
     assert.match(await down.text(), /redis/i);
     assert.equal((await fetch(`${n1.url}/healthz`)).status, 200);
+  });
+});
+
+describe('many nodes after Redis restarts empty', { skip, timeout: 120_000 }, () => {
+  let redis;
+  let hooks;
+  let n1;
+  let n2;
+  const clients = new Clients();
+
+  before(async () => {
+    redis = await startRedis();
+    hooks = await webhookReceiver();
+    const env = appEnv({ REDIS_URL: redis.url, WEBHOOK_URL: hooks.url });
+    // One after the other: the second sees the first alive when it joins, as nodes that
+    // have run for a heartbeat see each other.
+    n1 = await startServer(env);
+    n2 = await startServer(env);
+  });
+  after(async () => {
+    clients.closeAll();
+    await Promise.all([n1?.stop(), n2?.stop()]);
+    redis?.proc.kill('SIGKILL');
+    hooks?.close();
+  });
+
+  test('presence, channel counts and webhooks are rebuilt from the nodes\' connections', async () => {
+    const ch = 'presence-outage';
+    const p1 = sdk(n1);
+    const { socket: a } = await join(n1.url, clients, 'out-a');
+    const { socket: b } = await join(n2.url, clients, 'out-b');
+    await subscribeOk(a, ch);
+    await subscribeOk(b, ch);
+    await subscribeOk(a, 'out-news');
+    const hookOf = (e) => `${e.name} ${e.channel}${e.user_id ? ` ${e.user_id}` : ''}`;
+    await waitUntil(() => hooks.events.length >= 4, 10_000, () => `webhooks before: ${JSON.stringify(hooks.events)}`);
+    assert.deepEqual(hooks.events.map(hookOf).sort(), [
+      `channel_occupied out-news`, `channel_occupied ${ch}`, `member_added ${ch} out-a`, `member_added ${ch} out-b`,
+    ]);
+    const removed = record(a, MEMBER_REMOVED);
+    const seen = hooks.events.length;
+
+    // Redis dies and comes back empty; out-b leaves while it is away.
+    redis.proc.kill('SIGKILL');
+    await new Promise((resolve) => redis.proc.once('exit', resolve));
+    const gone = disconnected(b);
+    b.close();
+    await gone;
+    redis = await startRedis(redis.port);
+
+    await waitForMatch(removed, (m) => m.user_id === 'out-b', 40_000, 'member_removed for the user who left during the outage');
+    await waitUntil(() => hooks.events.slice(seen).some((e) => e.name === 'member_removed'), 10_000, 'the member_removed webhook');
+    for (const n of [n1, n2]) {
+      const p = sdk(n);
+      const users = await ok(p.get({ path: `/channels/${ch}/users` }), 'users');
+      assert.deepEqual(users.json.users.map((u) => u.id), ['out-a']);
+      const list = await ok(p.get({ path: '/channels', params: { filter_by_prefix: 'out-', info: 'subscription_count' } }), 'channels');
+      assert.deepEqual(list.json.channels, { 'out-news': { subscription_count: 1 } });
+      const info = await ok(p.get({ path: `/channels/${ch}`, params: { info: 'subscription_count,user_count' } }), 'channel');
+      assert.deepEqual(info.json, { occupied: true, subscription_count: 1, user_count: 1 });
+    }
+    await flush(a);
+    assert.deepEqual(removed.map((m) => m.user_id), ['out-b']);
+    // Only the change: nothing announced again for out-a or the channels it still holds.
+    assert.deepEqual(hooks.events.slice(seen).map(hookOf), [`member_removed ${ch} out-b`]);
+    await ok(p1.trigger('out-news', 'after', { n: 1 }), 'a trigger after the restart');
   });
 });
 

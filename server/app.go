@@ -315,7 +315,7 @@ func newApp(cfg *config.Config, log *slog.Logger, ext Extensions) (_ *app, err e
 	}
 	a.hub = hub.New(broker, presence, counts, a.hubHooks(), log)
 	if a.cluster != nil {
-		a.cluster.SetReaper(a.hub)
+		a.cluster.SetLocal(a.hub)
 	}
 	a.triggers = trigger.New(countingPublisher{a.hub, a.metrics.Published.WithLabelValues("api")}, cfg.EncryptionMasterKey, cfg.MaxPayloadBytes)
 	a.protocol, err = protocol.New(protocol.Options{

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jetsocket/jetsocket/server/hub"
+	"github.com/jetsocket/jetsocket/server/hub/hubtest"
 )
 
 // startRedis runs a throwaway redis-server on a free port. CI installs redis-server
@@ -214,6 +215,17 @@ func (r *reaper) MemberGone(_ context.Context, channel, userID string) {
 	r.mu.Unlock()
 }
 
+// Resync: this stand-in for a hub has no connections of its own to write.
+func (r *reaper) Resync(context.Context, func(context.Context, hub.State) (hub.Changes, error)) error {
+	return nil
+}
+
+func (r *reaper) ChannelBack(channel string) {
+	r.mu.Lock()
+	r.gone = append(r.gone, "back "+channel)
+	r.mu.Unlock()
+}
+
 func (r *reaper) ChannelGone(channel string) {
 	r.mu.Lock()
 	r.gone = append(r.gone, "channel "+channel)
@@ -235,7 +247,7 @@ func TestADeadNodeIsReaped(t *testing.T) {
 	live := open(t, url, "app", fast)
 	defer live.Close()
 	var r reaper
-	live.SetReaper(&r)
+	live.SetLocal(&r)
 	dead := open(t, url, "app", Options{Heartbeat: time.Hour, DeadAfter: time.Hour})
 	ctx := context.Background()
 
@@ -289,4 +301,16 @@ func TestOpenRefusesAnUnreachableRedis(t *testing.T) {
 	if _, err := Open(context.Background(), Options{URL: "http://x"}); err == nil {
 		t.Fatal("opened a node on a bad URL")
 	}
+}
+
+// The Redis backend against the contract the memory ones meet too (hub's tests).
+func TestRedisBackend(t *testing.T) {
+	url := startRedis(t)
+	apps := 0
+	hubtest.Run(t, func(t *testing.T) hubtest.Backend {
+		apps++ // a fresh app's keys: an empty store on the same Redis
+		n := open(t, url, fmt.Sprint("suite-", apps), Options{})
+		t.Cleanup(func() { n.Close() })
+		return hubtest.Backend{Broker: n, Presence: n, Counts: n}
+	})
 }

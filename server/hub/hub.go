@@ -2,25 +2,26 @@
 //
 // Delivery never goes through go-socket.io's rooms: each message is encoded once, as
 // the websocket frame every subscriber gets, and handed to each subscriber
-// (socket.Conn.SendFrame), which writes it at once or queues it and never blocks; a
+// (Conn.SendFrame), which writes it at once or queues it and never blocks; a
 // subscriber that cannot keep up is disconnected by its queue, not waited for.
-// Cross-node fan-out sits behind Broker and presence behind Presence, each with an
-// in-memory implementation here; a message from another node enters through the same
-// deliver path as a local one.
+// Cross-node fan-out sits behind Broker, presence behind Presence and channel counts
+// behind Counts, each with an in-memory implementation here and one contract
+// (hubtest); a message from another node enters through the same deliver path as a
+// local one. The hub's own subscriptions are the truth its node's shared entries are
+// rewritten from when they drift (Resync).
 package hub
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
 
-	"github.com/jetsocket/jetsocket/server/socket"
+	"github.com/jetsocket/jetsocket/server/wire"
 )
 
 // Events the hub emits.
@@ -29,11 +30,12 @@ const (
 	EventMemberRemoved = "jetsocket:member_removed"
 )
 
-// Conn is what the hub needs of a connection (socket.Conn has it).
+// Conn is what the hub needs of a connection. socket.Conn has it; the hub does not
+// import the socket server, only the wire format they share.
 type Conn interface {
 	ID() string
 	UserID() string
-	SendFrame(f socket.Frame) bool
+	SendFrame(f wire.Frame) bool
 	Close(reason string)
 }
 
@@ -96,11 +98,11 @@ type Presence interface {
 	Members(ctx context.Context, channel string) ([]Member, error)
 }
 
-// Counts keeps how many subscriptions each channel has across every node, for
-// many-node mode; with none the hub's own are the whole truth. Internal channels are
-// never counted.
+// Counts keeps how many subscriptions each channel has across every node. Internal
+// channels are never counted.
 type Counts interface {
-	// Add changes channel's count by delta (+1 or -1) and returns the new total.
+	// Add changes channel's count by delta and returns the new total; a total never
+	// goes below 0, and a channel at 0 is not listed.
 	Add(ctx context.Context, channel string, delta int) (int, error)
 	// All lists the occupied channels whose names start with prefix, with their totals.
 	All(ctx context.Context, prefix string) (map[string]int, error)
@@ -123,9 +125,13 @@ type Hooks struct {
 type Hub struct {
 	broker   Broker
 	presence Presence
-	counts   Counts // nil: one node
+	counts   Counts
 	hooks    Hooks
 	log      *slog.Logger
+
+	// sync is held for reading while a subscribe or unsubscribe changes the shared
+	// entries and the hub's own, and for writing while Resync compares them.
+	sync sync.RWMutex
 
 	mu       sync.RWMutex
 	channels map[string]map[string]Conn         // channel → socket id → conn
@@ -136,12 +142,15 @@ type Hub struct {
 // connection's user, but a delegated authorization's channel_data may name another.
 type subscription struct {
 	presence bool
-	member   string // the presence member's user id
+	member   Member // kept whole: a Resync writes it again
 }
 
-// New returns a Hub using broker and presence (NewMemoryBroker and NewMemoryPresence
-// for a single node) and counts (nil for a single node).
+// New returns a Hub using broker, presence and counts (NewMemoryBroker,
+// NewMemoryPresence and NewMemoryCounts for a single node; nil counts is the latter).
 func New(broker Broker, presence Presence, counts Counts, hooks Hooks, log *slog.Logger) *Hub {
+	if counts == nil {
+		counts = NewMemoryCounts()
+	}
 	h := &Hub{
 		broker:   broker,
 		presence: presence,
@@ -187,18 +196,35 @@ func (h *Hub) Subscribe(ctx context.Context, c Conn, channel string, member *Mem
 		}
 		return h.presence.Members(ctx, channel)
 	}
-	var first bool
+	first, occupied, err := h.add(ctx, c, channel, member, max)
+	if err != nil {
+		return nil, err
+	}
+	if occupied && h.hooks.ChannelOccupied != nil {
+		h.hooks.ChannelOccupied(channel)
+	}
+	if member == nil {
+		return nil, nil
+	}
+	if first {
+		h.memberAdded(ctx, channel, *member, c.ID())
+	}
+	return h.presence.Members(ctx, channel)
+}
+
+// add records c on channel in the shared entries and in the hub's own, both under
+// h.sync so that a Resync never sees one done without the other.
+func (h *Hub) add(ctx context.Context, c Conn, channel string, member *Member, max int) (first, occupied bool, err error) {
+	h.sync.RLock()
+	defer h.sync.RUnlock()
 	if member != nil {
-		var err error
 		if first, err = h.presence.Join(ctx, channel, c.ID(), *member, max); err != nil {
-			return nil, err
+			return false, false, err
 		}
 	}
-
 	h.mu.Lock()
 	subs := h.channels[channel]
-	occupied := subs == nil
-	if occupied {
+	if subs == nil {
 		subs = make(map[string]Conn)
 		h.channels[channel] = subs
 	}
@@ -210,44 +236,58 @@ func (h *Hub) Subscribe(ctx context.Context, c Conn, channel string, member *Mem
 	}
 	sub := subscription{}
 	if member != nil {
-		sub = subscription{presence: true, member: member.UserID}
+		sub = subscription{presence: true, member: *member}
 	}
 	mine[channel] = sub
 	h.mu.Unlock()
+	return first, h.count(ctx, channel, 1), nil
+}
 
-	if h.count(ctx, channel, 1, occupied) && h.hooks.ChannelOccupied != nil {
-		h.hooks.ChannelOccupied(channel)
+// memberAdded announces a presence channel's new member to its subscribers (all but
+// except) and to the MemberAdded hook.
+func (h *Hub) memberAdded(ctx context.Context, channel string, m Member, except string) {
+	if h.hooks.MemberAdded != nil {
+		h.hooks.MemberAdded(channel, m.UserID)
 	}
-	if member == nil {
-		return nil, nil
+	payload, err := json.Marshal(struct {
+		Channel  string          `json:"channel"`
+		UserID   string          `json:"user_id"`
+		UserInfo json.RawMessage `json:"user_info"`
+	}{channel, m.UserID, nullIfEmpty(m.Info)})
+	if err != nil {
+		h.log.Error("encode member_added", "channel", channel, "err", err)
+		return
 	}
-	if first {
-		if h.hooks.MemberAdded != nil {
-			h.hooks.MemberAdded(channel, member.UserID)
-		}
-		payload, err := json.Marshal(struct {
-			Channel  string          `json:"channel"`
-			UserID   string          `json:"user_id"`
-			UserInfo json.RawMessage `json:"user_info"`
-		}{channel, member.UserID, member.Info})
-		if err != nil {
-			return nil, fmt.Errorf("member_added: %w", err)
-		}
-		if err := h.Publish(ctx, Message{Channel: channel, Event: EventMemberAdded, Payload: payload, ExceptSocketID: c.ID()}); err != nil {
-			h.log.Error("publish member_added", "channel", channel, "err", err)
-		}
+	if err := h.Publish(ctx, Message{Channel: channel, Event: EventMemberAdded, Payload: payload, ExceptSocketID: except}); err != nil {
+		h.log.Error("publish member_added", "channel", channel, "err", err)
 	}
-	return h.presence.Members(ctx, channel)
 }
 
 // Unsubscribe removes c from channel; a user's last connection leaving a presence
 // channel announces member_removed. Unsubscribing from a channel c is not on is harmless.
+// A shared entry that cannot be removed now (Redis is down) is left to the next Resync.
 func (h *Hub) Unsubscribe(ctx context.Context, c Conn, channel string) {
+	sub, last, vacated, ok := h.remove(ctx, c, channel)
+	if !ok {
+		return
+	}
+	if last {
+		h.MemberGone(ctx, channel, sub.member.UserID)
+	}
+	if vacated && h.hooks.ChannelVacated != nil {
+		h.hooks.ChannelVacated(channel)
+	}
+}
+
+// remove is Unsubscribe's part under h.sync, as add is Subscribe's.
+func (h *Hub) remove(ctx context.Context, c Conn, channel string) (sub subscription, last, vacated, ok bool) {
+	h.sync.RLock()
+	defer h.sync.RUnlock()
 	h.mu.Lock()
-	sub, ok := h.conns[c.ID()][channel]
+	sub, ok = h.conns[c.ID()][channel]
 	if !ok {
 		h.mu.Unlock()
-		return
+		return sub, false, false, false
 	}
 	delete(h.conns[c.ID()], channel)
 	if len(h.conns[c.ID()]) == 0 {
@@ -255,24 +295,19 @@ func (h *Hub) Unsubscribe(ctx context.Context, c Conn, channel string) {
 	}
 	subs := h.channels[channel]
 	delete(subs, c.ID())
-	vacated := len(subs) == 0
-	if vacated {
+	if len(subs) == 0 {
 		delete(h.channels, channel)
 	}
 	h.mu.Unlock()
 
 	if sub.presence {
-		last, err := h.presence.Leave(ctx, channel, c.ID(), sub.member)
+		var err error
+		last, err = h.presence.Leave(ctx, channel, c.ID(), sub.member.UserID)
 		if err != nil {
 			h.log.Error("presence leave", "channel", channel, "socket_id", c.ID(), "err", err)
 		}
-		if last {
-			h.MemberGone(ctx, channel, sub.member)
-		}
 	}
-	if h.count(ctx, channel, -1, vacated) && h.hooks.ChannelVacated != nil {
-		h.hooks.ChannelVacated(channel)
-	}
+	return sub, last, h.count(ctx, channel, -1), true
 }
 
 // ChannelsOf lists the channels socketID is subscribed to, sorted.
@@ -298,26 +333,23 @@ func (h *Hub) Members(ctx context.Context, channel string) ([]Member, error) {
 }
 
 // count records a subscription (delta 1) or its end (-1) of a channel and reports
-// whether that occupied or vacated it: on this node alone (local, the hub's own map's
-// answer) or, with Counts, across every node. Internal channels are never reported.
-func (h *Hub) count(ctx context.Context, channel string, delta int, local bool) bool {
+// whether that occupied or vacated it across every node. Internal channels are never
+// counted or reported.
+func (h *Hub) count(ctx context.Context, channel string, delta int) bool {
 	if Internal(channel) {
 		return false
-	}
-	if h.counts == nil {
-		return local
 	}
 	total, err := h.counts.Add(ctx, channel, delta)
 	if err != nil {
 		h.log.Error("channel count", "channel", channel, "err", err)
 		return false
 	}
-	return (delta > 0 && total == 1) || (delta < 0 && total == 0)
+	return (delta > 0 && total == delta) || (delta < 0 && total == 0)
 }
 
 // Subscribers is the number of connections subscribed to channel, on every node.
 func (h *Hub) Subscribers(ctx context.Context, channel string) (int, error) {
-	if h.counts != nil && !Internal(channel) {
+	if !Internal(channel) {
 		return h.counts.Get(ctx, channel)
 	}
 	h.mu.RLock()
@@ -328,23 +360,12 @@ func (h *Hub) Subscribers(ctx context.Context, channel string) (int, error) {
 // Channels lists the occupied channels (on every node) whose names start with prefix,
 // with their subscription counts. Internal channels are left out.
 func (h *Hub) Channels(ctx context.Context, prefix string) (map[string]int, error) {
-	if h.counts != nil {
-		return h.counts.All(ctx, prefix)
-	}
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	out := make(map[string]int)
-	for ch, subs := range h.channels {
-		if strings.HasPrefix(ch, prefix) && !Internal(ch) {
-			out[ch] = len(subs)
-		}
-	}
-	return out, nil
+	return h.counts.All(ctx, prefix)
 }
 
-// MemberGone announces that userID left a presence channel without this node seeing
-// it go (its node died and another reaped it): member_removed to the subscribers and
-// the MemberRemoved hook, as a leave does.
+// MemberGone announces that userID left a presence channel: member_removed to the
+// subscribers and the MemberRemoved hook. A leave calls it, and so do the cluster's
+// reaping of a dead node and a resync that removes a leave Redis missed.
 func (h *Hub) MemberGone(ctx context.Context, channel, userID string) {
 	if h.hooks.MemberRemoved != nil {
 		h.hooks.MemberRemoved(channel, userID)
@@ -355,11 +376,93 @@ func (h *Hub) MemberGone(ctx context.Context, channel, userID string) {
 	}
 }
 
-// ChannelGone reports a channel vacated by a dead node's reaping.
+// ChannelGone reports a channel vacated by a dead node's reaping or by a resync.
 func (h *Hub) ChannelGone(channel string) {
 	if h.hooks.ChannelVacated != nil && !Internal(channel) {
 		h.hooks.ChannelVacated(channel)
 	}
+}
+
+// MemberBack announces that a user is a presence channel's member again after a Resync
+// put back what a reaping had removed: member_added to every subscriber and the
+// MemberAdded hook.
+func (h *Hub) MemberBack(ctx context.Context, channel string, m Member) {
+	h.memberAdded(ctx, channel, m, "")
+}
+
+// ChannelBack reports a channel occupied again by a Resync.
+func (h *Hub) ChannelBack(channel string) {
+	if h.hooks.ChannelOccupied != nil && !Internal(channel) {
+		h.hooks.ChannelOccupied(channel)
+	}
+}
+
+// Entry is a presence connection of this node.
+type Entry struct {
+	Channel  string
+	SocketID string
+	Member   Member
+}
+
+// State is what this node's connections hold: the truth its shared entries are
+// rewritten from when they may have drifted (a write lost while Redis was down, the
+// node reaped while alive, a Redis that restarted empty).
+type State struct {
+	Presence []Entry
+	Counts   map[string]int // channel → this node's subscriptions; internal ones aside
+}
+
+// Changes is what rewriting a node's shared entries changed across every node.
+type Changes struct {
+	Occupied []string
+	Left     []Entry // a user's last connection gone: member_removed
+	Joined   []Entry // a user back after a wrongful reaping: member_added
+	Vacated  []string
+}
+
+// Resync rewrites this node's shared entries from its connections with write (the
+// cluster's), holding subscribes and unsubscribes off meanwhile so that write sees
+// them and the shared entries agree, and then announces what that changed, in the
+// order a subscribe and an unsubscribe announce it.
+func (h *Hub) Resync(ctx context.Context, write func(context.Context, State) (Changes, error)) error {
+	h.sync.Lock()
+	c, err := write(ctx, h.state())
+	h.sync.Unlock()
+	if err != nil {
+		return err
+	}
+	for _, ch := range c.Occupied {
+		h.ChannelBack(ch)
+	}
+	for _, e := range c.Left {
+		h.MemberGone(ctx, e.Channel, e.Member.UserID)
+	}
+	for _, e := range c.Joined {
+		h.MemberBack(ctx, e.Channel, e.Member)
+	}
+	for _, ch := range c.Vacated {
+		h.ChannelGone(ch)
+	}
+	return nil
+}
+
+// state snapshots this node's subscriptions.
+func (h *Hub) state() State {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	st := State{Counts: make(map[string]int)}
+	for id, subs := range h.conns {
+		for ch, sub := range subs {
+			if Internal(ch) {
+				continue
+			}
+			st.Counts[ch]++
+			if sub.presence {
+				st.Presence = append(st.Presence, Entry{Channel: ch, SocketID: id, Member: sub.member})
+			}
+		}
+	}
+	return st
 }
 
 // deliver hands m to this node's subscribers, encoding it once for all of them.
@@ -383,7 +486,7 @@ func (h *Hub) deliver(m Message) {
 			return
 		}
 	}
-	packet, err := socket.EncodeEvent(m.Event, json.RawMessage(payload))
+	packet, err := wire.EncodeEvent(m.Event, json.RawMessage(payload))
 	if err != nil {
 		h.log.Error("encode message", "channel", m.Channel, "event", m.Event, "err", err)
 		return
@@ -392,7 +495,7 @@ func (h *Hub) deliver(m Message) {
 	// Sent outside the lock: SendFrame never blocks, but closing a slow consumer
 	// should not hold up subscribes either.
 	targets := h.targets(m)
-	sendAll(targets, socket.NewFrame(packet))
+	sendAll(targets, wire.NewFrame(packet))
 	if h.hooks.Delivered != nil {
 		h.hooks.Delivered(len(targets))
 	}
@@ -405,7 +508,7 @@ const fanOutShard = 256
 // writes a free websocket at once), so a large channel is split across up to
 // GOMAXPROCS goroutines: the last subscriber of 10,000 waits for half as many writes
 // on two cores.
-func sendAll(targets []Conn, f socket.Frame) {
+func sendAll(targets []Conn, f wire.Frame) {
 	workers := min(runtime.GOMAXPROCS(0), len(targets)/fanOutShard)
 	if workers <= 1 {
 		for _, c := range targets {

@@ -5,11 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
-	"github.com/jetsocket/jetsocket/server/socket"
+	"github.com/jetsocket/jetsocket/server/wire"
 )
 
 // fakeConn records frames; full makes SendFrame refuse, as a slow consumer's queue does.
@@ -23,7 +24,7 @@ type fakeConn struct {
 
 func (c *fakeConn) ID() string     { return c.id }
 func (c *fakeConn) UserID() string { return c.user }
-func (c *fakeConn) SendFrame(f socket.Frame) bool {
+func (c *fakeConn) SendFrame(f wire.Frame) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.full {
@@ -201,10 +202,10 @@ func BenchmarkFanOut1000(b *testing.B) {
 
 type discardConn struct{ id string }
 
-func (d *discardConn) ID() string                  { return d.id }
-func (d *discardConn) UserID() string              { return "u" }
-func (d *discardConn) SendFrame(socket.Frame) bool { return true }
-func (d *discardConn) Close(string)                {}
+func (d *discardConn) ID() string                { return d.id }
+func (d *discardConn) UserID() string            { return "u" }
+func (d *discardConn) SendFrame(wire.Frame) bool { return true }
+func (d *discardConn) Close(string)              {}
 
 func TestUserChannelAndTerminate(t *testing.T) {
 	var hooked []string
@@ -234,41 +235,10 @@ func TestUserChannelAndTerminate(t *testing.T) {
 	}
 }
 
-// sharedCounts stands in for many-node mode's counts: one total per channel for every hub.
-type sharedCounts struct {
-	mu sync.Mutex
-	n  map[string]int
-}
-
-func (s *sharedCounts) Add(_ context.Context, ch string, d int) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.n[ch] += d
-	return s.n[ch], nil
-}
-
-func (s *sharedCounts) All(_ context.Context, prefix string) (map[string]int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := map[string]int{}
-	for ch, n := range s.n {
-		if n > 0 && strings.HasPrefix(ch, prefix) {
-			out[ch] = n
-		}
-	}
-	return out, nil
-}
-
-func (s *sharedCounts) Get(_ context.Context, ch string) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.n[ch], nil
-}
-
 // With counts shared by several hubs (nodes), a channel is occupied by the first
 // subscription on any node and vacated by the last, and listings are the totals.
 func TestSharedCountsDecideOccupiedAndVacated(t *testing.T) {
-	counts := &sharedCounts{n: map[string]int{}}
+	counts := NewMemoryCounts() // one store for both hubs, as Redis is for every node
 	var events []string
 	hooks := func(node string) Hooks {
 		return Hooks{
@@ -295,5 +265,81 @@ func TestSharedCountsDecideOccupiedAndVacated(t *testing.T) {
 	want := "1 occupied news,2 vacated news"
 	if got := strings.Join(events, ","); got != want {
 		t.Fatalf("hooks %s, want %s", got, want)
+	}
+}
+
+// A presence subscribe and unsubscribe on the memory backends: the per-connection path
+// (not the fan-out's).
+func BenchmarkSubscribeUnsubscribePresence(b *testing.B) {
+	h := newHub(Hooks{})
+	ctx := context.Background()
+	for i := range 100 {
+		h.Subscribe(ctx, &discardConn{id: fmt.Sprint("o", i)}, "presence-c", member(fmt.Sprint("o", i)), 0)
+	}
+	c := &discardConn{id: "me"}
+	m := member("me")
+	b.ReportAllocs()
+	for b.Loop() {
+		h.Subscribe(ctx, c, "presence-c", m, 0)
+		h.Unsubscribe(ctx, c, "presence-c")
+	}
+}
+
+// Resync hands the backend this node's subscriptions (internal channels aside, presence
+// members whole) and announces the changes it reports as live changes are announced.
+func TestResync(t *testing.T) {
+	var events []string
+	h := newHub(Hooks{
+		ChannelOccupied: func(ch string) { events = append(events, "occupied "+ch) },
+		ChannelVacated:  func(ch string) { events = append(events, "vacated "+ch) },
+		MemberAdded:     func(ch, u string) { events = append(events, "added "+ch+" "+u) },
+		MemberRemoved:   func(ch, u string) { events = append(events, "removed "+ch+" "+u) },
+	})
+	ctx := context.Background()
+	a, b := &fakeConn{id: "1.1", user: "a"}, &fakeConn{id: "1.2", user: "b"}
+	h.Subscribe(ctx, a, "presence-x", member("a"), 0)
+	h.Subscribe(ctx, b, "presence-x", member("b"), 0)
+	h.Subscribe(ctx, a, "news", nil, 0)
+	h.Subscribe(ctx, a, UserChannel("a"), nil, 0)
+	h.Subscribe(ctx, b, "gone", nil, 0)
+	h.Unsubscribe(ctx, b, "gone")
+	events = nil
+	seenA, seenB := len(a.got()), len(b.got())
+
+	if err := h.Resync(ctx, func(context.Context, State) (Changes, error) { return Changes{}, fmt.Errorf("redis down") }); err == nil {
+		t.Fatal("a failed write reported no error")
+	}
+	var got State
+	err := h.Resync(ctx, func(_ context.Context, st State) (Changes, error) {
+		got = st
+		return Changes{
+			Occupied: []string{"news"},
+			Left:     []Entry{{Channel: "presence-x", SocketID: "2.1", Member: Member{UserID: "z"}}},
+			Joined:   []Entry{{Channel: "presence-x", SocketID: "1.2", Member: *member("b")}},
+			Vacated:  []string{"old"},
+		}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Counts) != 2 || got.Counts["presence-x"] != 2 || got.Counts["news"] != 1 {
+		t.Fatalf("counts handed over: %v", got.Counts)
+	}
+	slices.SortFunc(got.Presence, func(x, y Entry) int { return strings.Compare(x.SocketID, y.SocketID) })
+	if len(got.Presence) != 2 ||
+		got.Presence[0].SocketID != "1.1" || got.Presence[0].Member.UserID != "a" || string(got.Presence[0].Member.Info) != `{"name":"a"}` ||
+		got.Presence[1].SocketID != "1.2" || got.Presence[1].Member.UserID != "b" {
+		t.Fatalf("presence handed over: %+v", got.Presence)
+	}
+	if want := "occupied news,removed presence-x z,added presence-x b,vacated old"; strings.Join(events, ",") != want {
+		t.Fatalf("announced %v, want %s", events, want)
+	}
+	for _, c := range []*fakeConn{a, b} {
+		seen := map[*fakeConn]int{a: seenA, b: seenB}[c]
+		frames := c.got()[seen:]
+		if len(frames) != 2 || !strings.Contains(frames[0], `"jetsocket:member_removed",{"channel":"presence-x","user_id":"z"}`) ||
+			!strings.Contains(frames[1], `"jetsocket:member_added",{"channel":"presence-x","user_id":"b","user_info":{"name":"b"}}`) {
+			t.Fatalf("%s got %q", c.id, frames)
+		}
 	}
 }

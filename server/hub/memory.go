@@ -7,6 +7,14 @@ import (
 	"sync"
 )
 
+// The single-node backends, checked against the interfaces here and against their
+// contract by the suite in hubtest, as the Redis ones are.
+var (
+	_ Broker   = (*MemoryBroker)(nil)
+	_ Presence = (*MemoryPresence)(nil)
+	_ Counts   = (*MemoryCounts)(nil)
+)
+
 // MemoryBroker is the single-node Broker: Publish delivers at once, on the caller's
 // goroutine.
 type MemoryBroker struct {
@@ -90,4 +98,43 @@ func (p *MemoryPresence) Members(_ context.Context, channel string) ([]Member, e
 	}
 	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.UserID, b.UserID) })
 	return out, nil
+}
+
+// MemoryCounts is the single-node Counts.
+type MemoryCounts struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+// NewMemoryCounts returns a single-node Counts.
+func NewMemoryCounts() *MemoryCounts { return &MemoryCounts{n: make(map[string]int)} }
+
+func (c *MemoryCounts) Add(_ context.Context, channel string, delta int) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	total := c.n[channel] + delta
+	if total <= 0 {
+		delete(c.n, channel)
+		return 0, nil
+	}
+	c.n[channel] = total
+	return total, nil
+}
+
+func (c *MemoryCounts) All(_ context.Context, prefix string) (map[string]int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int)
+	for ch, n := range c.n {
+		if strings.HasPrefix(ch, prefix) {
+			out[ch] = n
+		}
+	}
+	return out, nil
+}
+
+func (c *MemoryCounts) Get(_ context.Context, channel string) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[channel], nil
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/jetsocket/jetsocket/server/errs"
 	"github.com/jetsocket/jetsocket/server/hub"
 	"github.com/jetsocket/jetsocket/server/metrics"
-	"github.com/jetsocket/jetsocket/server/socket"
+	"github.com/jetsocket/jetsocket/server/wire"
 	"github.com/jetsocket/jetsocket/server/trigger"
 	"github.com/jetsocket/jetsocket/tokens"
 )
@@ -57,7 +57,7 @@ func (c *fakeConn) Close(reason string) {
 	c.mu.Unlock()
 	c.cancel()
 }
-func (c *fakeConn) SendFrame(f socket.Frame) bool {
+func (c *fakeConn) SendFrame(f wire.Frame) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.frames = append(c.frames, string(f.Text()))

@@ -11,6 +11,7 @@ import (
 	"github.com/googollee/go-socket.io/engineio/session"
 	"golang.org/x/time/rate"
 
+	"github.com/jetsocket/jetsocket/server/wire"
 	"github.com/jetsocket/jetsocket/tokens"
 )
 
@@ -43,12 +44,12 @@ type Conn struct {
 	closeOnce sync.Once
 
 	mu         sync.Mutex
-	ws         *wsConn // the websocket frames are written to directly, once known
-	wsState    uint8   // wsUnknown until the session is on a websocket
-	queue      []Frame // not yet written
-	writing    bool    // a writer goroutine is draining queue
-	closing    bool    // Close was called: nothing more is queued or started
-	flushClose bool    // close once queue is written (CloseAfterFlush)
+	ws         *wsConn      // the websocket frames are written to directly, once known
+	wsState    uint8        // wsUnknown until the session is on a websocket
+	queue      []wire.Frame // not yet written
+	writing    bool         // a writer goroutine is draining queue
+	closing    bool         // Close was called: nothing more is queued or started
+	flushClose bool         // close once queue is written (CloseAfterFlush)
 	reason     string
 	writers    sync.WaitGroup
 }
@@ -97,18 +98,18 @@ func (c *Conn) websocket() *wsConn {
 // Emit encodes and queues an event. It returns false when the connection is closed or
 // was just closed as a slow consumer.
 func (c *Conn) Emit(event string, payload any) bool {
-	frame, err := EncodeEvent(event, payload)
+	frame, err := wire.EncodeEvent(event, payload)
 	if err != nil {
 		c.srv.log.Error("encode event", "event", event, "err", err)
 		return false
 	}
-	return c.sendFrame(NewFrame(frame))
+	return c.sendFrame(wire.NewFrame(frame))
 }
 
 // SendFrame sends a frame, possibly shared by many connections. It never waits for the
 // network; it returns false when the connection is closed or was just closed as a slow
 // consumer.
-func (c *Conn) SendFrame(f Frame) bool { return c.sendFrame(f) }
+func (c *Conn) SendFrame(f wire.Frame) bool { return c.sendFrame(f) }
 
 // Error sends jetsocket:error {code, message}, at most a few per second.
 func (c *Conn) Error(code, message string) {
@@ -119,15 +120,15 @@ func (c *Conn) Error(code, message string) {
 }
 
 func (c *Conn) ack(id int64, payload any) {
-	frame, err := EncodeAck(id, payload)
+	frame, err := wire.EncodeAck(id, payload)
 	if err != nil {
 		c.srv.log.Error("encode ack", "err", err)
 		return
 	}
-	c.sendFrame(NewFrame(frame))
+	c.sendFrame(wire.NewFrame(frame))
 }
 
-func (c *Conn) sendFrame(f Frame) bool {
+func (c *Conn) sendFrame(f wire.Frame) bool {
 	c.mu.Lock()
 	if c.closing || c.flushClose {
 		c.mu.Unlock()
@@ -137,11 +138,11 @@ func (c *Conn) sendFrame(f Frame) bool {
 		// Nothing ahead of f: write it now if the websocket is free (TryLock fails only
 		// while a pong or another frame is being written).
 		if ws := c.websocket(); ws != nil && ws.wmu.TryLock() {
-			n := ws.writeNow(f.wire)
-			if n < len(f.wire) {
+			n := ws.writeNow(f.Bytes())
+			if n < len(f.Bytes()) {
 				// The socket is full: the writer finishes the frame, and wmu stays
 				// held until it has, so nothing lands in the middle of it.
-				c.startWriter(f.wire[n:])
+				c.startWriter(f.Bytes()[n:])
 			} else {
 				ws.wmu.Unlock()
 			}
@@ -247,11 +248,11 @@ func (c *Conn) writeLoop(rest []byte) {
 
 // writeBatch writes frames in order: on a direct websocket with one writev, else one
 // by one through the Engine.IO session.
-func (c *Conn) writeBatch(ws *wsConn, batch []Frame) error {
+func (c *Conn) writeBatch(ws *wsConn, batch []wire.Frame) error {
 	if ws != nil {
 		bufs := make(net.Buffers, len(batch))
 		for i, f := range batch {
-			bufs[i] = f.wire
+			bufs[i] = f.Bytes()
 		}
 		ws.wmu.Lock()
 		defer ws.wmu.Unlock()

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/jetsocket/jetsocket/server/wire"
 )
 
 func TestDecodePacket(t *testing.T) {
@@ -75,7 +77,7 @@ func TestDecodePacket(t *testing.T) {
 }
 
 func TestEncodeRoundTrip(t *testing.T) {
-	frame, err := EncodeEvent("jetsocket:x", map[string]any{"channel": "c", "data": "hi \"there\""})
+	frame, err := wire.EncodeEvent("jetsocket:x", map[string]any{"channel": "c", "data": "hi \"there\""})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,15 +90,15 @@ func TestEncodeRoundTrip(t *testing.T) {
 		t.Fatalf("round trip: %s -> %+v %v", frame, p, err)
 	}
 
-	raw, err := EncodeEvent("e", json.RawMessage(`{"a":1}`))
+	raw, err := wire.EncodeEvent("e", json.RawMessage(`{"a":1}`))
 	if err != nil || string(raw) != `2["e",{"a":1}]` {
 		t.Fatalf("raw payload: %s %v", raw, err)
 	}
-	if _, err := EncodeEvent("e", json.RawMessage(`{"a":`)); err == nil {
+	if _, err := wire.EncodeEvent("e", json.RawMessage(`{"a":`)); err == nil {
 		t.Fatal("invalid raw JSON accepted")
 	}
 
-	ack, err := EncodeAck(42, map[string]bool{"ok": true})
+	ack, err := wire.EncodeAck(42, map[string]bool{"ok": true})
 	if err != nil || string(ack) != `342[{"ok":true}]` {
 		t.Fatalf("ack: %s %v", ack, err)
 	}
@@ -132,7 +134,7 @@ func FuzzDecodePacket(f *testing.F) {
 			for i, a := range p.Args {
 				args[i] = a
 			}
-			frame, err := EncodeEvent(p.Event, json.RawMessage(must(json.Marshal(args))))
+			frame, err := wire.EncodeEvent(p.Event, json.RawMessage(must(json.Marshal(args))))
 			if err != nil {
 				t.Fatalf("re-encode: %v", err)
 			}
@@ -149,16 +151,6 @@ func must(b []byte, err error) []byte {
 		panic(err)
 	}
 	return b
-}
-
-func BenchmarkEncodeEvent(b *testing.B) {
-	payload := json.RawMessage(`{"channel":"presence-room","data":{"text":"hello world","n":12345}}`)
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := EncodeEvent("message", payload); err != nil {
-			b.Fatal(err)
-		}
-	}
 }
 
 func BenchmarkDecodePacket(b *testing.B) {

@@ -33,6 +33,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/jetsocket/jetsocket/server/errs"
+	"github.com/jetsocket/jetsocket/server/wire"
 	"github.com/jetsocket/jetsocket/tokens"
 )
 
@@ -302,15 +303,15 @@ func (s *Server) serve(sess engineio.Conn) {
 	c := s.newConn(sess, claims)
 	s.log.Info("socket connected", "socket_id", c.id, "user_id", claims.UserID(), "ip", c.ip, "transport", transportName(sess.URL()))
 
-	c.sendFrame(NewFrame([]byte{'0'})) // socket.io CONNECT for the root namespace
+	c.sendFrame(wire.NewFrame([]byte{'0'})) // socket.io CONNECT for the root namespace
 	// OnConnect runs before connection_established goes out (a frame may reach the
 	// client within this call): a client that has it is already counted against the
 	// limits and on its user's channel. A connection OnConnect refuses never gets it.
 	if s.opts.OnConnect != nil {
 		s.opts.OnConnect(c)
 	}
-	established, _ := EncodeEvent(EventConnectionEstablished, map[string]string{"socket_id": c.id, "user_id": claims.UserID()})
-	c.sendFrame(NewFrame(established))
+	established, _ := wire.EncodeEvent(EventConnectionEstablished, map[string]string{"socket_id": c.id, "user_id": claims.UserID()})
+	c.sendFrame(wire.NewFrame(established))
 	go s.run(c)
 }
 
@@ -437,7 +438,7 @@ func (s *Server) dispatch(c *Conn, p Packet) (stop bool) {
 	switch p.Type {
 	case PacketEvent:
 		if p.Namespace != "/" {
-			c.sendFrame(NewFrame(encodeError(p.Namespace, "Invalid namespace")))
+			c.sendFrame(wire.NewFrame(encodeError(p.Namespace, "Invalid namespace")))
 			return false
 		}
 		ack := s.opts.Handler(c, p.Event, p.Args)
@@ -448,7 +449,7 @@ func (s *Server) dispatch(c *Conn, p Packet) (stop bool) {
 		return p.Namespace == "/"
 	case PacketConnect:
 		if p.Namespace != "/" {
-			c.sendFrame(NewFrame(encodeError(p.Namespace, "Invalid namespace")))
+			c.sendFrame(wire.NewFrame(encodeError(p.Namespace, "Invalid namespace")))
 		}
 	case PacketBinaryEvent, PacketBinaryAck:
 		c.Error(CodeBinary, "binary packets are not supported")

@@ -2,7 +2,6 @@ package socket
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,6 +17,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
 
+	"github.com/jetsocket/jetsocket/server/wire"
 	"github.com/jetsocket/jetsocket/tokens"
 )
 
@@ -222,7 +222,7 @@ func TestDirectWritesKeepFramesWholeAndInOrder(t *testing.T) {
 	go func() {
 		defer close(sent)
 		for _, w := range want {
-			if !c.SendFrame(NewFrame([]byte(w[1:]))) {
+			if !c.SendFrame(wire.NewFrame([]byte(w[1:]))) {
 				t.Error("SendFrame refused")
 				return
 			}
@@ -258,7 +258,7 @@ func TestDirectWriteSlowConsumerDoesNotBlockTheSender(t *testing.T) {
 	ts := newTestServer(t, Options{SendQueue: 16})
 	ts.dialWS(t, "frozen") // never read again
 	c := ts.conn(t, "frozen")
-	f := NewFrame([]byte(`2["e","` + strings.Repeat("y", 60_000) + `"]`))
+	f := wire.NewFrame([]byte(`2["e","` + strings.Repeat("y", 60_000) + `"]`))
 	start := time.Now()
 	for i := 0; i < 10_000 && c.SendFrame(f); i++ {
 	}
@@ -275,30 +275,5 @@ func TestDirectWriteSlowConsumerDoesNotBlockTheSender(t *testing.T) {
 	}
 	if r := c.closeReason(); r != ReasonSlowConsumer {
 		t.Fatalf("closed for %q", r)
-	}
-}
-
-func TestFrameHeaderLengths(t *testing.T) {
-	for _, n := range []int{0, 124, 125, 126, 65_534, 65_535, 65_536, 1 << 20} {
-		f := NewFrame(make([]byte, n))
-		if f.Len() != n || len(f.Text()) != n {
-			t.Fatalf("%d: Len %d", n, f.Len())
-		}
-		hdr := f.wire[:f.text-1]
-		if hdr[0] != 0x81 || f.wire[f.text-1] != '4' {
-			t.Fatalf("%d: header %x", n, hdr)
-		}
-		var l int
-		switch {
-		case hdr[1] < 126:
-			l = int(hdr[1])
-		case hdr[1] == 126:
-			l = int(binary.BigEndian.Uint16(hdr[2:]))
-		default:
-			l = int(binary.BigEndian.Uint64(hdr[2:]))
-		}
-		if l != n+1 {
-			t.Fatalf("%d: header says %d", n, l)
-		}
 	}
 }

@@ -1,4 +1,7 @@
-package socket
+// Package wire is the socket.io text packets the server sends and the websocket frames
+// that carry them: what the hub (to encode a broadcast once) and the socket server (to
+// write it) share, with no dependency on either.
+package wire
 
 import "encoding/binary"
 
@@ -40,6 +43,9 @@ func NewFrame(packet []byte) Frame {
 
 // Text is the socket.io packet text.
 func (f Frame) Text() []byte { return f.wire[f.text:] }
+
+// Bytes is the whole websocket frame, written to a websocket connection as it is.
+func (f Frame) Bytes() []byte { return f.wire }
 
 // Len is the packet text's length.
 func (f Frame) Len() int { return len(f.wire) - f.text }

@@ -1,0 +1,15 @@
+package hub_test
+
+import (
+	"testing"
+
+	"github.com/jetsocket/jetsocket/server/hub"
+	"github.com/jetsocket/jetsocket/server/hub/hubtest"
+)
+
+// The memory backends against the contract the Redis ones meet too (cluster's tests).
+func TestMemoryBackends(t *testing.T) {
+	hubtest.Run(t, func(*testing.T) hubtest.Backend {
+		return hubtest.Backend{Broker: hub.NewMemoryBroker(), Presence: hub.NewMemoryPresence(), Counts: hub.NewMemoryCounts()}
+	})
+}
