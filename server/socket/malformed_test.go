@@ -183,3 +183,49 @@ func TestUpgradeMayBeRetriedAfterAFailedOne(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// go-socket.io's polling payload keeps the first decoding error for ever: after a "b4"
+// message whose base64 is bad, every later GET of the session delivered its packets with
+// the error text appended (a payload no client can parse) and every POST was answered
+// 400 after its packets had been handled, until the ping timeout. A frame that cannot be
+// read ends the session instead.
+func TestBadBase64OverPollingEndsTheSession(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	base := ts.url + "/?EIO=3&transport=polling&b64=1"
+	resp, err := http.Get(base + "&user=b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	open, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	sid := string(sidInOpen.FindSubmatch(open)[1])
+	ts.conn(t, "b")
+
+	client := &http.Client{Timeout: 10 * time.Second}
+	post, err := client.Post(base+"&sid="+sid, "text/plain;charset=UTF-8", strings.NewReader("10:b4!!!!@@@@"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	post.Body.Close()
+	if post.StatusCode != http.StatusBadRequest {
+		t.Fatalf("POST of bad base64: %d", post.StatusCode)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		get, err := client.Get(base + "&sid=" + sid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(get.Body)
+		get.Body.Close()
+		if get.StatusCode == http.StatusBadRequest && strings.Contains(string(body), "invalid sid") {
+			return
+		}
+		if strings.Contains(string(body), "illegal base64") {
+			t.Fatalf("the session lives on with its decoding error in every poll: %d %q", get.StatusCode, body)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("session still open: %d %q", get.StatusCode, body)
+		}
+	}
+}
