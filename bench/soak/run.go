@@ -58,6 +58,10 @@ func (c *Config) defaults() {
 	}
 }
 
+// quietPeriod is the least time between the last cycle and the final sample: several
+// times the longest timer the server keeps for a closed session (1 s).
+const quietPeriod = 5 * time.Second
+
 // Report is the outcome of a soak.
 type Report struct {
 	Cycles   int
@@ -116,6 +120,13 @@ func Run(ctx context.Context, t Target, cfg Config) (*Report, error) {
 
 	tr.CloseIdleConnections()
 	settleStart := time.Now()
+	// Closed sessions may be held a moment by the server's own timers (the polling conn
+	// of an upgraded session lives on for a second, upgradeGrace): judge only after them.
+	select {
+	case <-time.After(quietPeriod):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	final, err := sampler.settle(ctx, &base, cfg.Settle, cfg.Tolerance)
 	if err != nil {
 		return nil, fmt.Errorf("final sample: %w", err)
@@ -193,8 +204,12 @@ func (s *sampler) sample(ctx context.Context, gc bool) (Sample, error) {
 	if gc && s.target.DebugURL != nil {
 		u := *s.target.DebugURL
 		u.Path, u.RawQuery = "/debug/pprof/heap", "gc=1"
-		if err := s.fetch(ctx, u.String(), discard); err != nil {
-			return Sample{}, fmt.Errorf("forced GC: %w", err)
+		// Twice: sync.Pool contents survive one GC (in the victim cache), and pools of
+		// per-connection buffers are sized by the last burst, not by any leak.
+		for range 2 {
+			if err := s.fetch(ctx, u.String(), discard); err != nil {
+				return Sample{}, fmt.Errorf("forced GC: %w", err)
+			}
 		}
 		forced = true
 	}
