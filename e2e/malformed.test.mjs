@@ -16,6 +16,15 @@ import { subscribeOk } from './helpers/channels.mjs';
 import { appEnv, sdk, ok } from './helpers/pusher.mjs';
 import { RawPolling, encodePayload } from './helpers/rawpolling.mjs';
 
+/** jsonRefusal asserts an HTTP refusal with our JSON error body. */
+function jsonRefusal(res, status, what, code) {
+  assert.equal(res.status, status, `${what}: ${res.status} ${res.text}`);
+  assert.match(res.headers?.['content-type'] ?? '', /^application\/json/, `${what}: content type`);
+  assert.equal(typeof res.json?.error, 'string', `${what}: ${res.text}`);
+  assert.ok(res.json.message?.length > 0, `${what}: ${res.text}`);
+  if (code) assert.equal(res.json.error, code, `${what}: ${res.text}`);
+}
+
 const errorFrame = (code) => (f) => f.startsWith('42["jetsocket:error",') && JSON.parse(f.slice(2))[1].code === code;
 const ackFrame = (id) => (f) => f.startsWith(`43${id}[`);
 
@@ -200,7 +209,7 @@ describe('malformed traffic', () => {
       let res;
       for (let i = 0; i < 5; i++) {
         res = await p.get({ timeoutMs: 10_000 });
-        if (res.status === 400) return;
+        if (res.status === 400) return jsonRefusal(res, 400, what, 'invalid_sid');
       }
       assert.fail(`${what}: session still answers (${res.status} ${res.text.slice(0, 200)})`);
     }
@@ -219,7 +228,7 @@ describe('malformed traffic', () => {
       test(`POST ${what} (${JSON.stringify(body)}): 400, sender's session closed`, async () => {
         const p = await poller();
         const res = await p.post(body);
-        assert.equal(res.status, 400, `${what}: ${res.status} ${res.text}`);
+        jsonRefusal(res, 400, what);
         await gone(p, what);
         await healthy(`POST ${what}`);
       });
@@ -249,7 +258,7 @@ describe('malformed traffic', () => {
       test(`POST with content type ${what}: 400, session stays`, async () => {
         const p = await poller();
         const res = await p.post(encodePayload('42["jetsocket:ping"]'), { contentType });
-        assert.equal(res.status, 400, `${what}: ${res.status} ${res.text}`);
+        jsonRefusal(res, 400, what);
         const ok2 = await p.post(encodePayload('421["jetsocket:ping"]'));
         assert.equal(ok2.status, 200, ok2.text);
         await p.getUntil((pk) => pk.startsWith('431['));
@@ -260,7 +269,7 @@ describe('malformed traffic', () => {
     test('binary POST (octet-stream) with a bad frame header: 400', async () => {
       const p = await poller();
       const res = await p.post(Buffer.from([7, 7, 7, 7]), { contentType: 'application/octet-stream' });
-      assert.equal(res.status, 400, `${res.status} ${res.text}`);
+      jsonRefusal(res, 400, 'binary POST');
       await healthy('binary POST');
     });
 
@@ -321,7 +330,7 @@ describe('malformed traffic', () => {
     test('a chunked POST over the body limit: 400 when the limit is crossed, sender\'s session closed', async () => {
       const p = await poller();
       const res = await p.post(encodePayload(`42["x",${JSON.stringify('y'.repeat(200 << 10))}]`));
-      assert.equal(res.status, 400, `${res.status} ${res.text.slice(0, 200)}`);
+      jsonRefusal(res, 400, 'chunked oversized POST');
       await gone(p, 'chunked oversized POST');
       await healthy('chunked oversized POST');
     });
@@ -330,7 +339,7 @@ describe('malformed traffic', () => {
       const p = await poller();
       assert.equal((await p.close()).status, 200);
       const after = await p.post(encodePayload('421["jetsocket:ping"]'));
-      assert.equal(after.status, 400, `POST after close: ${after.status} ${after.text}`);
+      jsonRefusal(after, 400, 'POST after close', 'invalid_sid');
       await gone(p, 'after CLOSE');
       await healthy('packets after CLOSE');
     });
@@ -348,9 +357,9 @@ describe('malformed traffic', () => {
       await healthy('second handshake');
     });
 
-    test('polling for a sid that never existed: 400', async () => {
+    test('polling for a sid that never existed: 400 invalid_sid', async () => {
       const res = await request(socketPath(srv.url, { extra: { sid: 'AAAAAAAAAAAAAAAAAAAAAA', b64: '1' } }));
-      assert.equal(res.status, 400, `${res.status} ${res.text}`);
+      jsonRefusal(res, 400, 'unknown sid', 'invalid_sid');
     });
   });
 
@@ -362,8 +371,7 @@ describe('malformed traffic', () => {
         const res = await request(socketPath(srv.url, { extra: { sid, b64: '1' } }), {
           method, headers: { 'content-type': 'text/plain;charset=UTF-8' }, body: method === 'POST' ? encodePayload('2') : undefined,
         });
-        assert.equal(res.status, 400, `${method}: ${res.status} ${res.text}`);
-        assert.equal(res.json?.error, 'transport_mismatch', res.text);
+        jsonRefusal(res, 400, method, 'transport_mismatch');
       }
       await usable(r, 'polling on a websocket sid');
       r.close();
@@ -378,8 +386,7 @@ describe('malformed traffic', () => {
       clients.add(first.ws);
       const second = await wsHandshake(wsURL);
       second.ws?.terminate();
-      assert.equal(second.status, 400, `second upgrade: ${second.status ?? 'accepted'} ${second.text ?? ''}`);
-      assert.equal(second.json?.error, 'upgrade_in_progress', second.text);
+      jsonRefusal(second, 400, 'second upgrade', 'upgrade_in_progress');
       first.ws.send('2probe');
       const r = clients.add(new RawEio(first.ws, first.early));
       first.stopKeeping();
@@ -411,7 +418,8 @@ describe('malformed traffic', () => {
           ? await request(socketPath(srv.url, { extra: { sid } }))
           : await wsHandshake(socketPath(srv.url, { transport, extra: { sid } }));
         res.ws?.terminate();
-        assert.equal(res.status, 400, `${transport} on a closed sid: ${res.status ?? 'upgraded'} ${res.text ?? ''}`);
+        assert.equal(res.ws, undefined, `${transport} on a closed sid was upgraded`);
+        jsonRefusal(res, 400, `${transport} on a closed sid`, 'invalid_sid');
       }
     });
 

@@ -35,7 +35,7 @@ func (a *app) routes() http.Handler {
 	}, a.log))
 	login.OPTIONS("", func(*gin.Context) {}) // answered by CORS
 
-	sock := r.Group("/socket.io", a.origins.CORS(),
+	sock := r.Group("/socket.io", middleware.EngineErrors(), a.origins.CORS(),
 		middleware.LimitBody(int64(a.cfg.MaxPayloadBytes)*4+64<<10),
 		middleware.Handshake(middleware.HandshakeOptions{
 			Verifier:  a.tokens,
