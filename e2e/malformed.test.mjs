@@ -397,12 +397,13 @@ describe('malformed traffic', () => {
       await healthy('second upgrade');
     });
 
-    test('a websocket for another live websocket session\'s sid is not upgraded; that session is unharmed', async () => {
+    test('a websocket for another live websocket session\'s sid: 400 JSON; that session is unharmed', async () => {
       const owner = await raw('owner');
       const { sid } = owner;
       const intruder = await wsHandshake(socketPath(srv.url, { transport: 'websocket', extra: { sid } }));
       intruder.ws?.terminate();
       assert.equal(intruder.ws, undefined, 'websocket opened on another session\'s sid');
+      jsonRefusal(intruder, 400, 'websocket on a websocket sid', 'transport_mismatch');
       await usable(owner, 'intruder');
       owner.close();
       await healthy('websocket on another sid');

@@ -24,13 +24,14 @@ func EngineErrors() gin.HandlerFunc {
 		w := &engineErrorWriter{ResponseWriter: c.Writer}
 		c.Writer = w
 		c.Next()
-		w.finish()
+		w.finish(c.Request)
 	}
 }
 
 type engineErrorWriter struct {
 	gin.ResponseWriter
 	status int             // set while an error answer is being captured
+	code   string          // the error code, when known before the text
 	text   strings.Builder // the captured text
 }
 
@@ -55,8 +56,16 @@ func (w *engineErrorWriter) Write(b []byte) (int, error) {
 
 func (w *engineErrorWriter) WriteString(s string) (int, error) { return w.Write([]byte(s)) }
 
-// finish writes the captured answer as JSON.
-func (w *engineErrorWriter) finish() {
+// finish writes the captured answer as JSON. A websocket request for a session that is
+// already on a websocket gets no answer at all from the library (its session hands the
+// request to a conn that serves nothing): a bare 200 that the client cannot read as a
+// refusal. It is answered 400 here.
+func (w *engineErrorWriter) finish(r *http.Request) {
+	if w.status == 0 && !w.ResponseWriter.Written() && r.URL.Query().Get("sid") != "" &&
+		strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		w.status, w.code = http.StatusBadRequest, "transport_mismatch"
+		w.text.WriteString("this session is already on websocket")
+	}
 	if w.status == 0 {
 		return
 	}
@@ -64,14 +73,17 @@ func (w *engineErrorWriter) finish() {
 	if msg == "" {
 		msg = http.StatusText(w.status)
 	}
-	code := "bad_request"
+	code := w.code
 	switch {
+	case code != "":
 	case strings.HasPrefix(msg, "invalid sid"):
 		code = "invalid_sid"
 	case strings.HasPrefix(msg, "invalid transport"):
 		code = "invalid_transport"
 	case w.status >= 500:
 		code = "transport_error"
+	default:
+		code = "bad_request"
 	}
 	body, _ := json.Marshal(errs.Body{Error: code, Message: msg})
 	h := w.Header()

@@ -18,6 +18,7 @@ func TestEngineErrorsAnswerJSON(t *testing.T) {
 		status   int
 		wantJSON *struct{ Error, Message string } // nil: passed through
 		wantBody string
+		wsSID    bool // the request is a websocket upgrade for an existing session
 	}{
 		{
 			name:     "library 400 for an unknown sid",
@@ -57,6 +58,19 @@ func TestEngineErrorsAnswerJSON(t *testing.T) {
 			wantBody: `{"error":"transport_mismatch","message":"m"}`,
 		},
 		{
+			name:     "an unanswered request that is not a websocket one is left alone",
+			handler:  func(http.ResponseWriter, *http.Request) {},
+			status:   200,
+			wantBody: "",
+		},
+		{
+			name:     "a websocket request for a websocket session, left unanswered",
+			handler:  func(http.ResponseWriter, *http.Request) {},
+			wsSID:    true,
+			status:   400,
+			wantJSON: &struct{ Error, Message string }{"transport_mismatch", "this session is already on websocket"},
+		},
+		{
 			name:     "success passes through",
 			handler:  func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") },
 			status:   200,
@@ -69,7 +83,12 @@ func TestEngineErrorsAnswerJSON(t *testing.T) {
 			r.Use(EngineErrors())
 			r.Any("/socket.io/*any", gin.WrapH(tt.handler))
 			rec := httptest.NewRecorder()
-			r.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/socket.io/?EIO=3", nil))
+			req := httptest.NewRequest(http.MethodGet, "/socket.io/?EIO=3", nil)
+			if tt.wsSID {
+				req = httptest.NewRequest(http.MethodGet, "/socket.io/?EIO=3&transport=websocket&sid=S", nil)
+				req.Header.Set("Upgrade", "websocket")
+			}
+			r.ServeHTTP(rec, req)
 			if rec.Code != tt.status {
 				t.Fatalf("status %d, want %d (%q)", rec.Code, tt.status, rec.Body)
 			}
