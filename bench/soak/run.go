@@ -149,17 +149,17 @@ func run(ctx context.Context, cy *cycler, cfg Config, n, first int, rep *Report,
 			tick := time.NewTicker(200 * time.Millisecond)
 			defer tick.Stop()
 			for {
-				select {
-				case <-stopPeak:
-					return
-				case <-tick.C:
-				}
 				if smp, err := s.sample(ctx, false); err == nil {
 					mu.Lock()
 					rep.Peak.Goroutines = max(rep.Peak.Goroutines, smp.Goroutines)
 					rep.Peak.RSS = max(rep.Peak.RSS, smp.RSS)
 					rep.Peak.Connections = max(rep.Peak.Connections, smp.Connections)
 					mu.Unlock()
+				}
+				select {
+				case <-stopPeak:
+					return
+				case <-tick.C:
 				}
 			}
 		}()
