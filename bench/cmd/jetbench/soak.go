@@ -137,7 +137,7 @@ func soakFailure(rep *soak.Report) string {
 	}
 	for _, c := range rep.Checks {
 		if !c.OK {
-			why = append(why, c.Name+" did not return to its baseline")
+			why = append(why, c.Name+" did not return to baseline")
 		}
 	}
 	return strings.Join(why, "; ")
