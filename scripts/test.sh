@@ -40,6 +40,7 @@ step "bench module: go vet, go test -race"
 
 step "fuzz (${FUZZTIME} each)"
 go test -run '^$' -fuzz '^FuzzDecodePacket$' -fuzztime "$FUZZTIME" ./server/socket
+go test -run '^$' -fuzz '^FuzzHandOffPayload$' -fuzztime "$FUZZTIME" ./server/socket
 
 step "end-to-end"
 mkdir -p .bin
@@ -56,3 +57,9 @@ smoke_out="$(mktemp -d)"
   -settle 200ms -concurrency 10 -strict -out "$smoke_out"
 test -s "$smoke_out/report.md" && test -s "$smoke_out/latency.png" && test -s "$smoke_out/results.json"
 rm -rf "$smoke_out"
+
+# The leak soak at a small N: connect/subscribe/disconnect cycles of every quick kind,
+# then goroutines, RSS and the live heap must return to their warm baseline (exit 1 on a
+# leak or a failed cycle). BENCHMARKS.md has the 10,000-cycle figures.
+step "soak smoke run (small N)"
+.bin/jetbench soak -jetsocket .bin/jetsocket -cycles 300 -warmup 100 -concurrency 8

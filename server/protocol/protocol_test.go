@@ -16,8 +16,8 @@ import (
 	"github.com/jetsocket/jetsocket/server/errs"
 	"github.com/jetsocket/jetsocket/server/hub"
 	"github.com/jetsocket/jetsocket/server/metrics"
-	"github.com/jetsocket/jetsocket/server/wire"
 	"github.com/jetsocket/jetsocket/server/trigger"
+	"github.com/jetsocket/jetsocket/server/wire"
 	"github.com/jetsocket/jetsocket/tokens"
 )
 

@@ -109,6 +109,10 @@ func DecodePacket(b []byte) (Packet, error) {
 		if err := json.Unmarshal(rest, &arr); err != nil || len(arr) == 0 {
 			return p, errEventArray
 		}
+		// A JSON string only: Unmarshal would read null into a string as "".
+		if arr[0][0] != '"' {
+			return p, errEventArray
+		}
 		if err := json.Unmarshal(arr[0], &p.Event); err != nil {
 			return p, errEventArray
 		}

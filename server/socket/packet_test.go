@@ -36,6 +36,8 @@ func TestDecodePacket(t *testing.T) {
 		{in: "2", wantErr: true},
 		{in: "2[]", wantErr: true},
 		{in: `2[1,2]`, wantErr: true},
+		{in: `2[null]`, wantErr: true}, // json.Unmarshal reads null into a string as ""
+		{in: `2[null,{"channel":"a"}]`, wantErr: true},
 		{in: `2{"a":1}`, wantErr: true},
 		{in: `2["x",`, wantErr: true},
 		{in: `2"x"`, wantErr: true},

@@ -373,7 +373,11 @@ func (s *Server) readLoop(c *Conn) (reason string) {
 			return ReasonClientGone
 		}
 		if ft != session.TEXT {
-			_ = rc.Close()
+			// Close reads the frame to its end; an error there (bad base64 in a polling
+			// "b4" message) poisons the library's polling payload for good: end the session.
+			if err := rc.Close(); err != nil {
+				return ReasonClientGone
+			}
 			c.Error(CodeBinary, "binary packets are not supported")
 			continue
 		}

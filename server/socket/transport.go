@@ -170,6 +170,9 @@ type upgradeSafePolling struct {
 }
 
 func (t upgradeSafePolling) Accept(w http.ResponseWriter, r *http.Request) (transport.Conn, error) {
+	if r.URL.Query().Get("sid") != "" { // the session is on a websocket: see upgrades.go
+		return nil, refuse(w, "transport_mismatch", "this session is on websocket; polling requests for it are refused")
+	}
 	c, err := t.Transport.Accept(w, r)
 	if err != nil {
 		return nil, err
@@ -330,15 +333,23 @@ func (c *graceConn) handOff(w http.ResponseWriter, r *http.Request, sid string) 
 // websocket first delivers the packets posted during its upgrade.
 type handoffWebsocket struct {
 	*wsTransport
-	handoff *handoff
+	handoff  *handoff
+	upgrades *upgrades
 }
 
 func (t handoffWebsocket) Accept(w http.ResponseWriter, r *http.Request) (transport.Conn, error) {
+	sid := r.URL.Query().Get("sid")
+	if sid != "" && !t.upgrades.begin(sid) { // see upgrades.go
+		return nil, refuse(w, "upgrade_in_progress", "this session is already upgrading to websocket")
+	}
 	c, err := t.wsTransport.Accept(w, r)
 	if err != nil {
+		if sid != "" {
+			t.upgrades.end(sid)
+		}
 		return nil, err
 	}
-	return &handoffConn{Conn: c, handoff: t.handoff, sid: r.URL.Query().Get("sid")}, nil
+	return &handoffConn{Conn: c, handoff: t.handoff, upgrades: t.upgrades, sid: sid}, nil
 }
 
 // handoffConn is a websocket conn. sid is empty for a session that starts on the
@@ -346,6 +357,7 @@ func (t handoffWebsocket) Accept(w http.ResponseWriter, r *http.Request) (transp
 type handoffConn struct {
 	transport.Conn
 	handoff  *handoff
+	upgrades *upgrades
 	sid      string
 	upgraded atomic.Bool // the client's upgrade packet went through
 }
@@ -366,6 +378,7 @@ func (c *handoffConn) NextReader() (frame.Type, packet.Type, io.ReadCloser, erro
 func (c *handoffConn) Close() error {
 	if c.sid != "" && c.upgraded.Load() {
 		c.handoff.drop(c.sid)
+		c.upgrades.end(c.sid)
 	}
 	return c.Conn.Close()
 }
@@ -471,6 +484,6 @@ func newTransports(checkOrigin func(*http.Request) bool, maxFrame int64, lim han
 			maxFrame:  maxFrame,
 			afterOpen: afterOpen,
 		},
-		handoffWebsocket{wsTransport: &wsTransport{checkOrigin: checkOrigin}, handoff: h},
+		handoffWebsocket{wsTransport: &wsTransport{checkOrigin: checkOrigin}, handoff: h, upgrades: newUpgrades()},
 	}
 }

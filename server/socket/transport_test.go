@@ -151,7 +151,7 @@ func TestPostDuringUpgradeIsHandedToTheWebsocket(t *testing.T) {
 
 	ws := &handoffConn{Conn: &scriptedConn{packets: []handedPacket{
 		{pt: packet.UPGRADE}, {pt: packet.MESSAGE, data: []byte(`2["after"]`)},
-	}}, handoff: h, sid: "S1"}
+	}}, handoff: h, upgrades: newUpgrades(), sid: "S1"}
 	var got []string
 	for range 4 {
 		_, pt, r, err := ws.NextReader()

@@ -1,7 +1,9 @@
 // Command jetbench is Jetsocket's load tool. "compare" starts Jetsocket and the Node
 // socket.io 4 reference server in turn, drives both with the same Engine.IO v3 clients
 // and writes a report with both sets of figures and their ratios; "run" drives a server
-// that is already running. See BENCHMARKS.md.
+// that is already running; "soak" runs thousands of connect/subscribe/disconnect cycles
+// and checks that the server's goroutines and memory return to their baseline. See
+// BENCHMARKS.md.
 package main
 
 import (
@@ -41,7 +43,8 @@ func main() {
 
 const usage = `usage: jetbench compare [flags]   start the servers in turn and compare them
        jetbench run [flags]       drive a server that is already running
-       jetbench floor -addr A     serve the bare fan-out floor (compare starts it itself)`
+       jetbench floor -addr A     serve the bare fan-out floor (compare starts it itself)
+       jetbench soak [flags]      connect/subscribe/disconnect cycles; exits 1 on a leak`
 
 func run(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) == 0 {
@@ -54,6 +57,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return runOne(ctx, args[1:], out)
 	case "floor":
 		return serveFloor(ctx, args[1:])
+	case "soak":
+		return soakCmd(ctx, args[1:], out)
 	default:
 		return fmt.Errorf("unknown command %q\n%s", args[0], usage)
 	}

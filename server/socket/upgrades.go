@@ -1,0 +1,61 @@
+package socket
+
+import (
+	"encoding/json"
+	"net/http"
+	"sync"
+
+	"github.com/gorilla/websocket"
+)
+
+// go-socket.io treats any request whose transport differs from its session's as an
+// upgrade, and runs every such upgrade at once, each on a goroutine of its own that
+// waits up to PingTimeout for the client's probe:
+//
+//   - a polling request for a session on a websocket (no client asks to "upgrade" to
+//     polling) parks the request and a goroutine for 60 s, per request;
+//   - two websockets on one polling sid both get their probe answered and both pause
+//     the polling conn; the second to finish orphans the first (never read, never closed
+//     by the server).
+//
+// Both are refused with 400 before the library sees them.
+
+// upgrades is the set of session ids with a websocket upgrade in progress.
+type upgrades struct {
+	mu  sync.Mutex
+	sid map[string]struct{}
+}
+
+func newUpgrades() *upgrades { return &upgrades{sid: make(map[string]struct{})} }
+
+// begin reports whether sid had no upgrade in progress, and marks it.
+func (u *upgrades) begin(sid string) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if _, busy := u.sid[sid]; busy {
+		return false
+	}
+	u.sid[sid] = struct{}{}
+	return true
+}
+
+// end unmarks sid: its upgrade websocket closed (failed, or the session ended).
+func (u *upgrades) end(sid string) {
+	u.mu.Lock()
+	delete(u.sid, sid)
+	u.mu.Unlock()
+}
+
+// errRefused tells the library that the request has been answered: it writes nothing
+// more for a websocket handshake error.
+var errRefused = websocket.HandshakeError{}
+
+// refuse answers a transport request with 400 {error, message} and returns errRefused
+// for Accept to return.
+func refuse(w http.ResponseWriter, code, message string) error {
+	body, _ := json.Marshal(map[string]string{"error": code, "message": message})
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(http.StatusBadRequest)
+	_, _ = w.Write(body)
+	return errRefused
+}
