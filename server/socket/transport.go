@@ -376,8 +376,12 @@ func (c *handoffConn) NextReader() (frame.Type, packet.Type, io.ReadCloser, erro
 }
 
 func (c *handoffConn) Close() error {
-	if c.sid != "" && c.upgraded.Load() {
-		c.handoff.drop(c.sid)
+	if c.sid != "" {
+		// A failed upgrade leaves the packets posted meanwhile to the resumed polling
+		// conn; the websocket that took over drops what it did not read.
+		if c.upgraded.Load() {
+			c.handoff.drop(c.sid)
+		}
 		c.upgrades.end(c.sid)
 	}
 	return c.Conn.Close()

@@ -181,7 +181,7 @@ func TestHandedOffPacketsReturnToPollingIfUpgradeFails(t *testing.T) {
 	poll.ServeHTTP(httptest.NewRecorder(), req)
 	// The library closes the websocket of a failed upgrade, then resumes polling: the
 	// packets are the polling conn's to read, not the websocket's to drop.
-	ws := &handoffConn{Conn: &fakePolling{}, handoff: h, sid: "S2"}
+	ws := &handoffConn{Conn: &fakePolling{}, handoff: h, upgrades: newUpgrades(), sid: "S2"}
 	_ = ws.Close()
 	poll.Resume()
 	_, pt, r, err := poll.NextReader()

@@ -1,11 +1,12 @@
 package socket
 
 import (
-	"encoding/json"
 	"net/http"
 	"sync"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/jetsocket/jetsocket/server/errs"
 )
 
 // go-socket.io treats any request whose transport differs from its session's as an
@@ -53,9 +54,6 @@ var errRefused = websocket.HandshakeError{}
 // refuse answers a transport request with 400 {error, message} and returns errRefused
 // for Accept to return.
 func refuse(w http.ResponseWriter, code, message string) error {
-	body, _ := json.Marshal(map[string]string{"error": code, "message": message})
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(http.StatusBadRequest)
-	_, _ = w.Write(body)
+	errs.Write(w, errs.New(errs.Invalid, code, message))
 	return errRefused
 }
