@@ -229,3 +229,31 @@ func TestBadBase64OverPollingEndsTheSession(t *testing.T) {
 		}
 	}
 }
+
+// A frame too large to drain closes the connection, and the client, still sending when
+// the server stops reading, must get the frame_too_large error before the end of the
+// stream: a plain close would answer the unread bytes with a reset, and a reset makes
+// the client's kernel drop the error frame it had received but not yet read.
+func TestHugeFrameErrorSurvivesTheClose(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	ws := ts.dialWS(t, "huge")
+	big := `42["x","` + strings.Repeat("x", 3<<20) + `"]`
+	// The client writes the whole frame before it reads anything, as a browser does.
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(big)); err != nil {
+		t.Fatalf("writing the frame: %v (the server reset the connection)", err)
+	}
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, msg, err := ws.ReadMessage()
+		if err != nil {
+			t.Fatalf("connection ended without frame_too_large: %v", err)
+		}
+		if strings.Contains(string(msg), `"`+CodeFrameTooLarge+`"`) {
+			break
+		}
+	}
+	if _, _, err := ws.ReadMessage(); err == nil {
+		t.Fatal("connection still open after a frame over the drain limit")
+	}
+	ts.dialWS(t, "next") // others are served
+}

@@ -399,6 +399,14 @@ func (s *Server) readLoop(c *Conn) (reason string) {
 				continue
 			}
 			c.Error(CodeFrameTooLarge, msg)
+			// This loop reads no more: the close may linger, so the client gets the
+			// error before the end of the stream instead of a reset that drops it.
+			c.mu.Lock()
+			ws := c.websocket()
+			c.mu.Unlock()
+			if ws != nil {
+				ws.lingerOnClose()
+			}
 			c.CloseAfterFlush(ReasonFrameTooLarge)
 			_ = rc.Close() // returns once the writer has closed the session
 			return ReasonFrameTooLarge

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -99,6 +100,9 @@ type wsConn struct {
 	wmu sync.Mutex
 	cur io.WriteCloser // the frame being written, under wmu
 	wdl time.Time      // the session's write deadline, under wmu
+
+	linger atomic.Bool // see lingerOnClose
+	closed atomic.Bool // a lingering close has begun
 }
 
 // direct reports whether frames can be written to the socket as they are.
@@ -164,7 +168,37 @@ func (c *wsConn) NextWriter(ft frame.Type, pt packet.Type) (io.WriteCloser, erro
 	return c.enc.NextWriter(ft, pt)
 }
 
-func (c *wsConn) Close() error                      { return c.ws.Close() }
+// A connection closed while its client is still sending (the server refusing a huge
+// frame it will not read) would answer the unread bytes with a TCP reset, and a reset
+// makes the client's kernel throw away what it had received but not yet read: the error
+// frame that said why. Such a conn is closed the way HTTP servers close: half-closed
+// first (the client reads everything, then end of stream), fully closed once the client
+// closes too, or after lingerTime or lingerBytes, whichever is first. Only on request
+// (lingerOnClose): the socket layer's read loop must have stopped reading, or it would
+// wait out the linger (and hold up a shutdown) before it saw the close.
+const (
+	lingerTime  = time.Second
+	lingerBytes = 4 << 20
+)
+
+// lingerOnClose makes the next Close linger; the caller no longer reads from c.
+func (c *wsConn) lingerOnClose() { c.linger.Store(true) }
+
+func (c *wsConn) Close() error {
+	if !c.linger.Load() || c.tcp == nil || !c.closed.CompareAndSwap(false, true) {
+		return c.ws.Close()
+	}
+	if c.tcp.CloseWrite() != nil {
+		return c.ws.Close()
+	}
+	go func() {
+		_ = c.tcp.SetReadDeadline(time.Now().Add(lingerTime))
+		_, _ = io.CopyN(io.Discard, c.tcp, lingerBytes)
+		_ = c.ws.Close()
+	}()
+	return nil
+}
+
 func (c *wsConn) URL() url.URL                      { return c.url }
 func (c *wsConn) LocalAddr() net.Addr               { return c.ws.LocalAddr() }
 func (c *wsConn) RemoteAddr() net.Addr              { return wsAddr{c.ws.RemoteAddr(), c} }
