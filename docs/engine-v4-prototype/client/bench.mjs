@@ -39,6 +39,9 @@ const SERVERS = {
   own: { client: 'v4', ticks: true, cmd: (port) => [`${BIN}/own`, ['-addr', `127.0.0.1:${port}`], { JWT_SECRET: SECRET }] },
 };
 
+// ONLY=a,b runs those servers only.
+if (process.env.ONLY) for (const k of Object.keys(SERVERS)) if (!process.env.ONLY.split(',').includes(k)) delete SERVERS[k];
+
 async function start(name) {
   const port = await freePort();
   const [bin, args, env] = SERVERS[name].cmd(port);
@@ -172,6 +175,7 @@ async function lifeOfAClient(srv, i) {
   }
   if (disconnected) problems.push(`disconnect: ${disconnected}`);
   const transport = s.io.engine?.transport?.name;
+  if (problems.length) problems.push(`final transport ${transport}, ticks seen ${[...ticks].join('')}`);
   s.close();
   return { problems, lost, transport };
 }
@@ -182,6 +186,27 @@ async function relPhase(srv, stagger = STAGGER) {
   const transports = {};
   for (const r of res) transports[r.transport ?? 'none'] = (transports[r.transport ?? 'none'] ?? 0) + 1;
   return { clients: REL, clientsWithLoss: bad.length, messagesLost: res.reduce((a, r) => a + (r.lost ?? 0), 0), transports, examples: bad.slice(0, 3).map((r) => r.problems.join(',')) };
+}
+
+// RELONLY=1: only the reliability phases (staggered and burst), RUNS times per server.
+if (process.env.RELONLY) {
+  const tot = {};
+  for (let run = 0; run < RUNS; run++) {
+    for (const name of Object.keys(SERVERS)) {
+      for (const stagger of (process.env.BURSTONLY ? [0] : [STAGGER, 0])) {
+        const srv = await start(name);
+        const r = await relPhase(srv, stagger);
+        await srv.stop();
+        const k = `${name} ${stagger ? 'staggered' : 'burst'}`;
+        tot[k] ??= { clients: 0, clientsWithLoss: 0, messagesLost: 0, examples: [] };
+        tot[k].clients += r.clients; tot[k].clientsWithLoss += r.clientsWithLoss; tot[k].messagesLost += r.messagesLost;
+        tot[k].examples.push(...r.examples);
+        console.log(JSON.stringify({ run, name, stagger, ...r }));
+      }
+    }
+  }
+  for (const [k, v] of Object.entries(tot)) console.log(`${k.padEnd(22)} ${v.clientsWithLoss}/${v.clients} clients with loss, ${v.messagesLost} messages lost ${JSON.stringify(v.examples.slice(0, 3))}`);
+  process.exit(0);
 }
 
 const results = [];

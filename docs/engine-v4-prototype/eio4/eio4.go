@@ -264,9 +264,13 @@ func (s *Session) close(reason string) {
 	s.srv.mu.Lock()
 	delete(s.srv.sessions, s.id)
 	s.srv.mu.Unlock()
-	s.hmu.Lock()
-	s.h.OnClose(reason)
-	s.hmu.Unlock()
+	// After the message being handled, if any: a handler may close its own session, and
+	// OnClose must not run inside OnMessage.
+	go func() {
+		s.hmu.Lock()
+		defer s.hmu.Unlock()
+		s.h.OnClose(reason)
+	}()
 }
 
 // onHeartbeat runs on the heartbeat timer: it sends a ping, or closes the session whose
@@ -309,7 +313,12 @@ func (s *Session) onPacket(p string) {
 		s.onPong()
 	case '4':
 		s.hmu.Lock()
-		s.h.OnMessage(p[1:])
+		s.mu.Lock()
+		closed := s.closed
+		s.mu.Unlock()
+		if !closed { // nothing after a close, even later in the same payload
+			s.h.OnMessage(p[1:])
+		}
 		s.hmu.Unlock()
 	}
 	// 2 (a v3 client's ping), 5 (upgrade, handled on the websocket) and 6 are ignored.

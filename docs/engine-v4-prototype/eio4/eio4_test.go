@@ -24,6 +24,10 @@ type recorder struct {
 }
 
 func (r *recorder) OnMessage(t string) {
+	if t == "bye" { // a handler may close its own session
+		r.s.Close()
+		return
+	}
 	r.mu.Lock()
 	r.got = append(r.got, t)
 	r.mu.Unlock()
@@ -206,5 +210,33 @@ func TestUpgradeKeepsOrder(t *testing.T) {
 	}
 	if code, _ := get(t, pu); code != 400 {
 		t.Fatalf("poll after upgrade: %d, want 400", code)
+	}
+}
+
+func TestHandlerClosesItsOwnSession(t *testing.T) {
+	ts, recs := newTestServer(t, Options{})
+	sid := handshake(t, ts.URL)
+	rec := <-recs
+	u := ts.URL + "/socket.io/?EIO=4&transport=polling&sid=" + sid
+	done := make(chan int, 1)
+	go func() { code, _ := post(t, u, "4bye\x1e4after"); done <- code }()
+	select {
+	case r := <-rec.closed:
+		if r != "server close" {
+			t.Fatalf("closed for %q", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("session not closed by its handler")
+	}
+	if code := <-done; code != 200 {
+		t.Fatalf("post: %d", code)
+	}
+	if code, _ := get(t, u); code != 400 {
+		t.Fatalf("poll after close: %d, want 400", code)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.got) != 0 {
+		t.Fatalf("handler got %v after its session closed", rec.got)
 	}
 }
