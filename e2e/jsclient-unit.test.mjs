@@ -19,7 +19,7 @@ class FakeSocket {
   constructor(url, opts) {
     this.url = url;
     this.opts = opts;
-    this.listeners = {};
+    this.listeners = Object.create(null); // event names such as "toString" are plain keys (socket.io prefixes them)
     this.sent = []; // {name, payload, ack}
     this.closed = false;
     this.io = { engine: { transport: { name: 'websocket' } } };
@@ -359,6 +359,48 @@ describe('JS client: channels', () => {
       ['added', { id: '3', info: { name: 'Carol' } }],
       ['removed', { id: '2', info: { name: 'Bob' } }],
     ]);
+    js.disconnect();
+  });
+
+  // Names that Object.prototype has (valid channel names and user ids) are plain keys:
+  // a member "__proto__" must not bring in fake members, a channel "constructor" or
+  // "__proto__" must be a channel of its own, an event "toString" an event.
+  test('channel names, event names and member ids such as __proto__ and constructor are plain keys', async () => {
+    const { js, io } = client();
+    js.connect();
+    const s = await connected(js, io, 1, '6.6');
+    const ch = js.subscribe('presence-lobby');
+    await (await s.waitSent('jetsocket:subscribe')).ack({
+      ok: true, channel: 'presence-lobby', presence: { count: 1, ids: ['1'], hash: { 1: { name: 'Alice' } } },
+    });
+    s.serverEmit('jetsocket:member_added', { channel: 'presence-lobby', user_id: '__proto__', user_info: { name: 'Mallory' } });
+    s.serverEmit('jetsocket:member_added', { channel: 'presence-lobby', user_id: 'constructor', user_info: { name: 'Eve' } });
+    const seen = [];
+    ch.members.each((m) => seen.push(m.id));
+    assert.deepEqual(seen.sort(), ['1', '__proto__', 'constructor']);
+    assert.equal(ch.members.count, 3);
+    assert.deepEqual(ch.members.get('__proto__'), { id: '__proto__', info: { name: 'Mallory' } });
+    s.serverEmit('jetsocket:member_removed', { channel: 'presence-lobby', user_id: '__proto__' });
+    assert.equal(ch.members.count, 2);
+
+    for (const name of ['constructor', '__proto__', 'toString']) {
+      assert.equal(js.channel(name), undefined, `channel(${name}) before subscribing`);
+      const c = js.subscribe(name);
+      assert.ok(c instanceof Jetsocket.Channel, `subscribe(${name}) gives a Channel`);
+      assert.equal(c.name, name);
+      await (await s.waitSent('jetsocket:subscribe', 2 + ['constructor', '__proto__', 'toString'].indexOf(name))).ack({ ok: true, channel: name });
+      assert.equal(c.subscribed, true);
+    }
+    assert.equal(Object.prototype.subscriptionPending, undefined, 'Object.prototype untouched');
+    assert.equal(Object.prototype.request, undefined, 'Object.prototype untouched');
+    const got = [];
+    js.channel('constructor').bind('toString', (d) => got.push(d));
+    js.channel('constructor').bind('hasOwnProperty', (d) => got.push(d));
+    s.serverEmit('toString', { channel: 'constructor', data: 1 });
+    s.serverEmit('hasOwnProperty', { channel: 'constructor', data: 2 });
+    s.serverEmit('valueOf', { channel: 'constructor', data: 3 });
+    assert.deepEqual(got, [1, 2]);
+    assert.deepEqual(js.allChannels().map((c) => c.name).sort(), ['__proto__', 'constructor', 'presence-lobby', 'toString']);
     js.disconnect();
   });
 

@@ -15,12 +15,14 @@ import (
 // message}. The claims go on the request's context (ClaimsOf).
 func Bearer(v Verifier, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		h := c.GetHeader("Authorization")
-		token, ok := strings.CutPrefix(h, "Bearer ")
-		if !ok {
-			token, ok = strings.CutPrefix(h, "bearer ")
+		// The scheme is case-insensitive (RFC 9110 §11.1): "BEARER x" is a Bearer token.
+		scheme, token, ok := strings.Cut(c.GetHeader("Authorization"), " ")
+		ok = ok && strings.EqualFold(scheme, "Bearer")
+		var claims *tokens.Claims
+		var err error
+		if ok {
+			claims, err = v.Verify(strings.TrimSpace(token))
 		}
-		claims, err := v.Verify(strings.TrimSpace(token))
 		if !ok || err != nil {
 			msg := "an Authorization: Bearer <token> header is required"
 			reason := "missing"

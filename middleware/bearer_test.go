@@ -32,6 +32,9 @@ func TestBearer(t *testing.T) {
 		status       int
 	}{
 		{"valid", "Bearer " + good, 200},
+		// The scheme is case-insensitive (RFC 9110 §11.1).
+		{"scheme in capitals", "BEARER " + good, 200},
+		{"scheme mixed case", "bEaReR " + good, 200},
 		{"no header", "", 401},
 		{"not bearer", "Basic " + good, 401},
 		{"empty token", "Bearer ", 401},

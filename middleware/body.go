@@ -39,7 +39,8 @@ func ReadBody(max int64, timeout time.Duration, log *slog.Logger) gin.HandlerFun
 		fail := func(e *errs.Error) {
 			log.Warn("request body refused", "method", r.Method, "path", r.URL.Path, "ip", c.ClientIP(), "code", e.Code)
 			c.Header("Connection", "close")
-			c.AbortWithStatusJSON(e.Kind.Status(), errs.Body{Error: e.Code, Message: e.Message})
+			c.Abort()
+			errs.Write(c.Writer, e)
 		}
 		if r.ContentLength > max {
 			fail(errs.New(errs.TooLarge, "too_large", "request body too large"))

@@ -1,7 +1,6 @@
 package middleware
 
 import (
-	"encoding/json"
 	"net/http"
 	"strings"
 
@@ -85,10 +84,6 @@ func (w *engineErrorWriter) finish(r *http.Request) {
 	default:
 		code = "bad_request"
 	}
-	body, _ := json.Marshal(errs.Body{Error: code, Message: msg})
-	h := w.Header()
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Del("Content-Length")
-	w.ResponseWriter.WriteHeader(w.status)
-	_, _ = w.ResponseWriter.Write(body)
+	w.Header().Del("Content-Length")
+	errs.WriteStatus(w.ResponseWriter, w.status, code, msg)
 }

@@ -29,6 +29,8 @@ func ParseSecrets(s string) ([]Secret, error) {
 		}
 		return []Secret{{Key: []byte(s)}}, nil
 	}
+	// Errors name entries by number, never by their text: a single secret that happens to
+	// contain ':' lands here, and the part before it is secret, not an id.
 	var out []Secret
 	seen := map[string]bool{}
 	for i, entry := range strings.Split(s, ",") {
@@ -37,11 +39,11 @@ func ParseSecrets(s string) ([]Secret, error) {
 		case !ok:
 			return nil, fmt.Errorf("entry %d: not id:secret (a list of keyed secrets looks like new:SECRET1,old:SECRET2)", i+1)
 		case !secretID.MatchString(id):
-			return nil, fmt.Errorf("entry %d: id %q must be 1 to 64 of A-Z a-z 0-9 . _ -", i+1, id)
+			return nil, fmt.Errorf("entry %d: the id before ':' must be 1 to 64 of A-Z a-z 0-9 . _ - (a single secret must not contain ':')", i+1)
 		case seen[id]:
-			return nil, fmt.Errorf("entry %d: id %q repeats", i+1, id)
+			return nil, fmt.Errorf("entry %d: its id repeats an earlier entry's", i+1)
 		case len(key) < MinSecretBytes:
-			return nil, fmt.Errorf("entry %d (%s): secret must be at least %d bytes, got %d", i+1, id, MinSecretBytes, len(key))
+			return nil, fmt.Errorf("entry %d: secret must be at least %d bytes, got %d", i+1, MinSecretBytes, len(key))
 		}
 		seen[id] = true
 		out = append(out, Secret{ID: id, Key: []byte(key)})

@@ -26,14 +26,34 @@ func TestParseSecrets(t *testing.T) {
 		"":                                      "empty",
 		"short":                                 "at least 32 bytes",
 		"a:" + secretA + "," + secretB:          "entry 2: not id:secret",
-		"a:" + secretA + ",a:" + secretB:        `"a" repeats`,
-		"a:short":                               "entry 1 (a): secret must be at least 32",
+		"a:" + secretA + ",a:" + secretB:        "entry 2: its id repeats",
+		"a:short":                               "entry 1: secret must be at least 32",
 		"bad id:" + secretA:                     "must be 1 to 64",
 		":" + secretA:                           "must be 1 to 64",
 		strings.Repeat("i", 65) + ":" + secretA: "must be 1 to 64",
 	} {
 		if _, err := ParseSecrets(s); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%.20q: err %v, want %q", s, err, want)
+		}
+	}
+}
+
+// A single secret that contains ':' is read as id:secret; refusing it must not print the
+// part before the ':', which is secret.
+func TestParseSecretsErrorsDoNotEchoTheSecret(t *testing.T) {
+	for _, s := range []string{
+		"correct horse:battery staple and more words here",
+		"Tr0ub4dor-and-3:short",
+		"k1:" + secretA + ",Tr0ub4dor-and-3:" + secretB + ",k1:" + secretA,
+	} {
+		_, err := ParseSecrets(s)
+		if err == nil {
+			t.Fatalf("%.12q: accepted", s)
+		}
+		for _, part := range []string{"correct horse", "Tr0ub4dor", "k1", "battery", "short"} {
+			if strings.Contains(err.Error(), part) {
+				t.Errorf("error %q names %q, a part of JWT_SECRET", err, part)
+			}
 		}
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/jetsocket/jetsocket/server/apisig"
 	"github.com/jetsocket/jetsocket/server/channels"
 	"github.com/jetsocket/jetsocket/server/encryption"
+	"github.com/jetsocket/jetsocket/server/redact"
 	"github.com/jetsocket/jetsocket/tokens"
 )
 
@@ -283,7 +284,8 @@ func (a *app) trigger(ctx context.Context, plain []byte, exceptSocketID string) 
 	req.Header.Set("Content-Type", "application/json")
 	res, err := a.client.Do(req)
 	if err != nil {
-		a.log.Error("trigger failed", "err", err)
+		// The error names the URL, whose query carries the request's signature.
+		a.log.Error("trigger failed", "err", redact.Error(err))
 		return fail(http.StatusBadGateway, "trigger_failed", "Jetsocket could not be reached")
 	}
 	defer res.Body.Close()

@@ -18,6 +18,7 @@ import (
 
 	"github.com/jetsocket/jetsocket/server/apisig"
 	"github.com/jetsocket/jetsocket/server/encryption"
+	"github.com/jetsocket/jetsocket/server/redact"
 	"github.com/jetsocket/jetsocket/tokens"
 )
 
@@ -273,5 +274,37 @@ func TestPageCarriesConfig(t *testing.T) {
 	}
 	if strings.Contains(page, testAPI) || strings.Contains(page, base64.StdEncoding.EncodeToString(testMaster)) {
 		t.Fatal("the page carries a secret")
+	}
+}
+
+// Jetsocket unreachable: the log line says so without the signed query (auth_signature
+// and auth_key would let anyone who reads the logs replay the message for a while).
+func TestTriggerFailureLogsNoSignature(t *testing.T) {
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close()
+	cfg, err := loadConfig(testEnv(map[string]string{"JETSOCKET_URL": gone.URL}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	a, err := newApp(cfg, &http.Client{}, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm, err := tokens.NewManager(tokens.Config{Secret: []byte(testSecret), TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob := token(t, tm, tokens.User{ID: "2", Name: "Bob", Groups: []string{"staff"}})
+	if status, _ := do(a.routes(), "POST", "/send-encrypted-message", bob, "application/json", `{"message":"hi"}`); status != http.StatusBadGateway {
+		t.Fatalf("status %d, want 502", status)
+	}
+	if !strings.Contains(logs.String(), "trigger failed") {
+		t.Fatalf("no log line: %s", logs.String())
+	}
+	for _, k := range []string{"auth_signature=", "auth_key=", "body_md5="} {
+		if i := strings.Index(logs.String(), k); i >= 0 && !strings.HasPrefix(logs.String()[i+len(k):], redact.Mask) {
+			t.Errorf("%s logged with its value: %s", k, logs.String())
+		}
 	}
 }

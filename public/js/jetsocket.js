@@ -74,12 +74,17 @@
     return { type: type, status: status, code: code, error: message };
   }
 
+  // dict is a map keyed by names that come from the app or the server (channels, events,
+  // user ids): without a prototype, "__proto__" or "constructor" is a key like any other,
+  // not Object.prototype's (which a plain {} would hand out, or let a member id replace).
+  function dict() { return Object.create(null); }
+
   // ------------------------------------------------------------------ dispatcher
 
   // Dispatcher keeps callbacks per event name and global ones (which get the name first).
   // A callback that throws is reported on the console and never stops the others.
   function Dispatcher() {
-    this.callbacks = {};
+    this.callbacks = dict();
     this.globals = [];
   }
   Dispatcher.prototype.bind = function (event, callback, context) {
@@ -87,7 +92,7 @@
   };
   Dispatcher.prototype.unbind = function (event, callback) {
     if (event === undefined || event === null) {
-      if (!callback) { this.callbacks = {}; return; }
+      if (!callback) { this.callbacks = dict(); return; }
       for (var e in this.callbacks) this.unbind(e, callback);
       return;
     }
@@ -421,7 +426,7 @@
   // Members is a presence channel's member list: {id: info}, with the current user as me.
   function Members() { this.reset(); }
   Members.prototype.reset = function () {
-    this.members = {};
+    this.members = dict();
     this.count = 0;
     this.myID = null;
     this.me = null;
@@ -434,10 +439,13 @@
     for (var id in this.members) fn({ id: id, info: this.members[id] });
   };
   Members.prototype.setAll = function (presence, myID) {
-    this.members = {};
+    this.members = dict();
     var hash = (presence && presence.hash) || {};
     var ids = (presence && presence.ids) || Object.keys(hash);
-    for (var i = 0; i < ids.length; i++) this.members[String(ids[i])] = hash[ids[i]] || {};
+    for (var i = 0; i < ids.length; i++) {
+      var id = String(ids[i]);
+      this.members[id] = (Object.prototype.hasOwnProperty.call(hash, id) && hash[id]) || {};
+    }
     this.count = Object.keys(this.members).length;
     this.myID = myID;
     this.me = myID === null ? null : this.get(myID);
@@ -523,7 +531,7 @@
     if (typeof io !== 'function') throw new Error('Jetsocket: socket.io-client 2.x not found (load /vendor/socket.io.min.js or pass options.io)');
     this.nacl = this.options.nacl || globalScope.nacl || null; // required lazily, for encrypted channels
 
-    this.channels = {};
+    this.channels = dict();
     this.dispatcher = new Dispatcher();
     this.signinWanted = false;
     var transport = this.options.transport || socketIO2Transport(io, this.host, this.options);

@@ -371,6 +371,12 @@ func (c *Config) loadProvider(get func(string) string, warnings []string) ([]str
 			// (Firebase, Google): only the issuer tells ours apart.
 			return nil, bad("JWT_ISSUER", "required with JWKS_URL: set it to the provider's issuer (the iss of its tokens)")
 		}
+		if c.JWTAudience == "" {
+			// One issuer signs the tokens of every API or client of a tenant or realm;
+			// only aud says a token was meant for us. Not required: some providers'
+			// access tokens carry no aud (Cognito's).
+			warnings = append(warnings, "JWKS_URL without JWT_AUDIENCE: any token of this issuer is accepted, including those it issues for other APIs or clients; set JWT_AUDIENCE to this server's audience")
+		}
 	}
 	if c.JWKSRefresh, err = duration(get, "JWKS_REFRESH_INTERVAL", tokens.DefaultJWKSRefresh, 10*time.Second, 24*time.Hour); err != nil {
 		return nil, err

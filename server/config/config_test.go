@@ -199,6 +199,15 @@ func TestIdentityProvider(t *testing.T) {
 			t.Fatalf("warned with JWKS_URL set: %q", w)
 		}
 	}
+	// Without an audience, any token of the issuer would do (another API's): warned.
+	if !strings.Contains(strings.Join(warnings, "\n"), "JWKS_URL without JWT_AUDIENCE") {
+		t.Fatalf("no warning for JWKS_URL without JWT_AUDIENCE: %q", warnings)
+	}
+	_, warnings, err = Load(env(map[string]string{"JWT_SECRET": goodSecret,
+		"JWKS_URL": "https://tenant.auth0.com/.well-known/jwks.json", "JWT_ISSUER": "https://tenant.auth0.com/", "JWT_AUDIENCE": "https://rt.example.com"}))
+	if err != nil || strings.Contains(strings.Join(warnings, "\n"), "JWT_AUDIENCE") {
+		t.Fatalf("warned with JWT_AUDIENCE set: %q %v", warnings, err)
+	}
 	// Plain HTTP on loopback is fine in production (a provider on the same host).
 	if _, _, err := Load(env(map[string]string{"APP_ENV": "production", "JWT_SECRET": goodSecret, "APP_ID": "1", "APP_KEY": "k",
 		"APP_SECRET": "0123456789abcdef", "USERS_FILE": "u.json", "JWKS_URL": "http://127.0.0.1:8081/jwks", "JWT_ISSUER": "x"})); err != nil {

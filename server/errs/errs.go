@@ -92,8 +92,14 @@ func From(err error) *Error {
 // Write answers an HTTP request with e: its status and the JSON Body. It is the one
 // writer of HTTP error bodies; Gin handlers call it through handlers.Abort.
 func Write(w http.ResponseWriter, e *Error) {
-	b, _ := json.Marshal(Body{Error: e.Code, Message: e.Message})
+	WriteStatus(w, e.Kind.Status(), e.Code, e.Message)
+}
+
+// WriteStatus is Write for a refusal whose status another library chose (go-socket.io's
+// 502s have no Kind): the same JSON Body, with that status.
+func WriteStatus(w http.ResponseWriter, status int, code, message string) {
+	b, _ := json.Marshal(Body{Error: code, Message: message})
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(e.Kind.Status())
+	w.WriteHeader(status)
 	_, _ = w.Write(b)
 }

@@ -8,6 +8,7 @@ package redact
 import (
 	"errors"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -71,7 +72,11 @@ func Error(err error) string {
 	msg := err.Error()
 	var ue *url.Error
 	if errors.As(err, &ue) && ue.URL != "" {
-		msg = strings.ReplaceAll(msg, ue.URL, URL(ue.URL))
+		// url.Error quotes the URL (%q): a '"' or a backslash in it is escaped there, so the
+		// quoted form is replaced first, then any bare one.
+		red := URL(ue.URL)
+		msg = strings.ReplaceAll(msg, strconv.Quote(ue.URL), strconv.Quote(red))
+		msg = strings.ReplaceAll(msg, ue.URL, red)
 	}
 	return msg
 }

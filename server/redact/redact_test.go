@@ -2,8 +2,10 @@ package redact
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -55,5 +57,18 @@ func TestError(t *testing.T) {
 	}
 	if Error(nil) != "" || Error(fmt.Errorf("answered 500")) != "answered 500" {
 		t.Fatal("errors without a URL change")
+	}
+}
+
+// url.Error prints its URL quoted: a query value with a '"' is escaped there, and must
+// be redacted all the same.
+func TestErrorQuotedURL(t *testing.T) {
+	e := fmt.Errorf("webhook: %w", &url.Error{Op: "Post", URL: `https://hooks.example.com/in?token=se"cret\x`, Err: errors.New("connection refused")})
+	got := Error(e)
+	if strings.Contains(got, "cret") {
+		t.Fatalf("query value left in %q", got)
+	}
+	if !strings.Contains(got, "hooks.example.com/in?token=REDACTED") || !strings.Contains(got, "connection refused") {
+		t.Fatalf("lost the host or the cause: %q", got)
 	}
 }
