@@ -213,7 +213,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		errs.Write(w, errs.New(errs.Invalid, "jsonp_not_supported", "JSONP polling is not supported; use XHR polling or websocket"))
 		return
 	}
-	v4 := r.URL.Query().Get("EIO") == "4"
+	// EIO picks the engine: 3 (socket.io-client 2.x, go-socket.io) or 4 (3.x/4.x, eio4).
+	// go-socket.io ignores the parameter, so any other version is refused here, before it
+	// would be served as v3. (A missing one stays v3, as go-socket.io has always taken it.)
+	eio := r.URL.Query().Get("EIO")
+	if eio != "" && eio != "3" && eio != "4" {
+		errs.Write(w, errs.New(errs.Invalid, "unsupported_protocol", "Engine.IO protocol version must be 3 or 4"))
+		return
+	}
+	v4 := eio == "4"
 	if sid := r.URL.Query().Get("sid"); sid != "" {
 		if !v4 {
 			s.ids.waitReady(sid, r.Context().Done())

@@ -311,3 +311,19 @@ func TestV5ShutdownClosesSessionsWaitingForConnect(t *testing.T) {
 		t.Fatalf("%d v4 sessions after Shutdown", n)
 	}
 }
+
+func TestUnknownEngineIOVersionsAreRefused(t *testing.T) {
+	vs := newV5Server(t, Options{})
+	for _, v := range []string{"5", "2", "x", "44"} {
+		res, err := http.Get(vs.url + "/socket.io/?EIO=" + v + "&transport=polling&token=" + vs.token(t, "g"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "unsupported_protocol") {
+			t.Errorf("EIO=%s: %d %q, want 400 unsupported_protocol", v, res.StatusCode, b)
+		}
+	}
+	openV4Polling(t, vs.url, "") // the server keeps serving
+}
