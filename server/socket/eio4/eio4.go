@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -60,7 +61,8 @@ type Server struct {
 	opts Options
 
 	mu       sync.Mutex
-	sessions map[string]*Session
+	sessions map[string]*Session // open ones, and closed polling ones until their last poll
+	open     int
 }
 
 // NewServer returns a Server.
@@ -102,7 +104,7 @@ func httpError(w http.ResponseWriter, code int, msg string) {
 func (s *Server) Count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.sessions)
+	return s.open
 }
 
 // ServeHTTP serves one Engine.IO v4 request.
@@ -174,6 +176,7 @@ func (s *Server) newSession(r *http.Request, ws WebSocket) *Session {
 		}
 	}
 	s.sessions[sess.id] = sess
+	s.open++
 	s.mu.Unlock()
 	open := `0{"sid":"` + sess.id + `","upgrades":` + upgrades +
 		`,"pingInterval":` + strconv.FormatInt(s.opts.PingInterval.Milliseconds(), 10) +
@@ -243,6 +246,7 @@ type Session struct {
 	done        chan struct{} // closed by close
 	heartbeat   *time.Timer
 	pingPending bool
+	final       string // a closed polling session's last answer, for its next poll
 }
 
 // ID is the Engine.IO session id.
@@ -278,9 +282,10 @@ func (s *Session) Send(text []byte) error {
 	return s.sendPacket("4" + string(text))
 }
 
-// Close closes the session; the client sees a close packet when it can.
+// Close closes the session and never waits for the network: a websocket is closed at
+// once (a writer stuck on a slow client holds its lock), a polling client gets what was
+// queued and a close packet with its next poll.
 func (s *Session) Close() error {
-	_ = s.sendPacket("1")
 	s.close("server close")
 	return nil
 }
@@ -324,20 +329,43 @@ func (s *Session) close(reason string) {
 	s.closed, s.reason = true, reason
 	s.heartbeat.Stop()
 	ws := s.ws
-	if s.wake != nil {
-		select {
-		case s.wake <- "1":
-		default:
+	close(s.done)
+	// A polling client gets what was queued before the close (an error that explains it,
+	// say) and the close packet: the waiting poll now, else the next one within
+	// PingTimeout, until which the session stays findable.
+	linger := false
+	if ws == nil {
+		final := strings.Join(append(s.out, "1"), "\x1e")
+		if s.wake != nil {
+			select {
+			case s.wake <- final:
+			default:
+			}
+		} else {
+			s.final, linger = final, true
 		}
 	}
 	s.out = nil
-	close(s.done)
 	s.mu.Unlock()
+	s.srv.mu.Lock()
+	s.srv.open--
+	s.srv.mu.Unlock()
 	if ws != nil {
 		_ = ws.Close()
 	}
+	if linger {
+		time.AfterFunc(s.srv.opts.PingTimeout, s.forget)
+		return
+	}
+	s.forget()
+}
+
+// forget removes the session from the server.
+func (s *Session) forget() {
 	s.srv.mu.Lock()
-	delete(s.srv.sessions, s.id)
+	if s.srv.sessions[s.id] == s {
+		delete(s.srv.sessions, s.id)
+	}
 	s.srv.mu.Unlock()
 }
 
@@ -447,6 +475,14 @@ func (s *Session) readWebsocket(ws WebSocket) (binary bool, r io.Reader, err err
 // poll answers a long-polling GET with every queued packet, waiting for one if none is.
 func (s *Session) poll(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
+	if s.closed && s.final != "" {
+		final := s.final
+		s.final = ""
+		s.mu.Unlock()
+		s.forget()
+		writePoll(w, final)
+		return
+	}
 	if s.closed || s.ws != nil || s.wake != nil {
 		overlap := s.wake != nil
 		s.mu.Unlock()
@@ -488,6 +524,10 @@ func (s *Session) poll(w http.ResponseWriter, r *http.Request) {
 	if answer == "" {
 		answer = "6"
 	}
+	writePoll(w, answer)
+}
+
+func writePoll(w http.ResponseWriter, answer string) {
 	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
 	w.Header().Set("Content-Length", strconv.Itoa(len(answer)))
 	_, _ = io.WriteString(w, answer)

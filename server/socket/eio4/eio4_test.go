@@ -425,8 +425,53 @@ func TestReaderClosesItsOwnSession(t *testing.T) {
 		t.Fatalf("post: %d", code)
 	}
 	waitClosed(t, rec, "server close")
+	if _, body := get(t, u); body != "1" {
+		t.Fatalf("first poll after close: %q, want the close packet", body)
+	}
 	if code, _ := get(t, u); code != 400 {
 		t.Fatalf("poll after close: %d, want 400", code)
+	}
+}
+
+// TestClosedPollingSessionDeliversWhatWasQueued: a message queued just before the close
+// (the error that explains it) reaches a polling client with the close packet.
+func TestClosedPollingSessionDeliversWhatWasQueued(t *testing.T) {
+	ts, recs := newTestServerReading(t, Options{}, false)
+	sid := handshake(t, ts.URL)
+	rec := <-recs
+	_ = rec.s.Send([]byte("why"))
+	_ = rec.s.Close()
+	if n := rec.s.srv.Count(); n != 0 {
+		t.Fatalf("Count %d after close", n)
+	}
+	u := ts.URL + "/socket.io/?EIO=4&transport=polling&sid=" + sid
+	if _, body := get(t, u); body != "4why\x1e1" {
+		t.Fatalf("poll after close: %q, want the queued message and the close packet", body)
+	}
+	if code, _ := get(t, u); code != 400 {
+		t.Fatalf("second poll after close: %d, want 400", code)
+	}
+}
+
+// TestCloseDoesNotWaitForABlockedWriter: Close must not wait on a websocket whose writer
+// is stuck (a slow consumer is closed from a sender that must never wait).
+func TestCloseDoesNotWaitForABlockedWriter(t *testing.T) {
+	ts, recs := newTestServer(t, Options{})
+	ws, _, err := websocket.DefaultDialer.Dial(wsURL(ts, ""), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	rec := <-recs
+	g := rec.s.ws.(*gorillaWS)
+	g.mu.Lock() // a writer holds the websocket
+	defer g.mu.Unlock()
+	done := make(chan struct{})
+	go func() { _ = rec.s.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close waited for the websocket's writer")
 	}
 }
 
