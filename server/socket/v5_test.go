@@ -327,3 +327,29 @@ func TestUnknownEngineIOVersionsAreRefused(t *testing.T) {
 	}
 	openV4Polling(t, vs.url, "") // the server keeps serving
 }
+
+func TestV5WebsocketOriginIsChecked(t *testing.T) {
+	vs := newV5Server(t, Options{CheckOrigin: func(r *http.Request) bool { return r.Header.Get("Origin") == "https://ok.example" }})
+	u := "ws" + strings.TrimPrefix(vs.url, "http") + "/socket.io/?EIO=4&transport=websocket"
+	_, res, err := websocket.DefaultDialer.Dial(u, http.Header{"Origin": {"https://evil.example"}})
+	if err == nil || res == nil || res.StatusCode != http.StatusForbidden {
+		t.Fatalf("foreign origin: err %v, response %v, want 403", err, res)
+	}
+	ws, _, err := websocket.DefaultDialer.Dial(u, http.Header{"Origin": {"https://ok.example"}})
+	if err != nil {
+		t.Fatalf("allowed origin: %v", err)
+	}
+	ws.Close()
+}
+
+func TestV5InboundRateLimit(t *testing.T) {
+	vs := newV5Server(t, Options{InboundRate: 1, InboundBurst: 2})
+	p := openV4Polling(t, vs.url, "")
+	p.post(`40{"token":"` + vs.token(t, "gina") + `"}`)
+	p.next(2)
+	p.post(`42["a"]` + "\x1e" + `42["b"]` + "\x1e" + `42["c"]` + "\x1e" + `42["d"]`)
+	got := p.next(1)
+	if !strings.Contains(got[0], `"code":"rate_limited"`) {
+		t.Fatalf("got %q, want a rate_limited error", got)
+	}
+}
