@@ -353,3 +353,61 @@ func TestV5InboundRateLimit(t *testing.T) {
 		t.Fatalf("got %q, want a rate_limited error", got)
 	}
 }
+
+// dialV5 opens a v4 websocket session and connects it as user; the client never reads
+// again after connection_established.
+func (vs *v5Server) dialV5(t *testing.T, user string) *websocket.Conn {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(vs.url, "http")+"/socket.io/?EIO=4&transport=websocket", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := ws.ReadMessage(); err != nil { // open
+		t.Fatal(err)
+	}
+	_ = ws.WriteMessage(websocket.TextMessage, []byte(`40{"token":"`+vs.token(t, user)+`"}`))
+	for {
+		_, b, err := ws.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), "connection_established") {
+			return ws
+		}
+	}
+}
+
+// A v4 connection that stops reading is closed as a slow consumer like a v3 one, and the
+// sender is never held up (the close does not wait for the stuck writer either).
+func TestV5SlowConsumerDoesNotBlockTheSender(t *testing.T) {
+	vs := newV5Server(t, Options{SendQueue: 16})
+	vs.dialV5(t, "frozen")
+	vs.mu.Lock()
+	c := vs.conns["frozen"]
+	vs.mu.Unlock()
+	f := wire.NewFrame([]byte(`2["e","` + strings.Repeat("y", 60_000) + `"]`))
+	sent := make(chan struct{})
+	go func() {
+		for i := 0; i < 10_000 && c.SendFrame(f); i++ {
+		}
+		close(sent)
+	}()
+	select {
+	case <-sent:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the sender was held up by a frozen v4 consumer")
+	}
+	if c.SendFrame(f) {
+		t.Fatal("a consumer that never reads still takes frames")
+	}
+	select {
+	case <-c.Context().Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("slow consumer not closed")
+	}
+	if r := c.closeReason(); r != ReasonSlowConsumer {
+		t.Fatalf("closed for %q", r)
+	}
+}
