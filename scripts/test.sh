@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need and runs them all: Go unit tests (race detector), a short
 # fuzz of the parsers, and the end-to-end suites that drive the real binary with the
-# real socket.io-client 2.x and headless Chromium. Fails when any test fails.
+# real socket.io-client 2.x and 4.x and headless Chromium. Fails when any test fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,7 +45,18 @@ go test -run '^$' -fuzz '^FuzzHandOffPayload$' -fuzztime "$FUZZTIME" ./server/so
 step "end-to-end"
 mkdir -p .bin
 go build -o .bin/jetsocket .
-(cd e2e && JETSOCKET_BIN="$PWD/../.bin/jetsocket" node --test --test-concurrency=1 ./)
+(cd e2e && CLIENT_MAJOR=2 JETSOCKET_BIN="$PWD/../.bin/jetsocket" node --test --test-concurrency=1 ./)
+
+# The same suites again with socket.io-client 4.8 (Engine.IO v4, token in `auth`): every
+# suite that drives socket.io-client takes its major from CLIENT_MAJOR (e2e/helpers/clients.mjs).
+# Left out: suites that never open a socket.io-client (browser, jsclient*, example-client:
+# their own clients), or use one only as a health probe (malformed: raw Engine.IO v3 frames;
+# login: HTTP).
+step "end-to-end, socket.io-client 4.x"
+v4_suites=(badinput channels client-events cluster config delegated encrypted extending handshake
+  http-api jwks origins presence protocol reliability shutdown slow-consumer tls)
+(cd e2e && CLIENT_MAJOR=4 JETSOCKET_BIN="$PWD/../.bin/jetsocket" node --test --test-concurrency=1 \
+  "${v4_suites[@]/%/.test.mjs}")
 
 # The benchmark's whole pipeline at a small N: both servers, the load tool, the report
 # and the plot. -strict fails on any lost message or failed connection; the figures
