@@ -30,7 +30,7 @@ type HandshakeOptions struct {
 // 401 {error:"invalid_token", message} before go-socket.io creates a session. (The
 // session verifies the token again from its URL: the library cannot carry this request's
 // context into the connection.) Only requests that open a session (no
-// Engine.IO sid) are checked: the others belong to a session already authenticated, and
+// Engine.IO sid) are checked, and an Engine.IO v4 one only when its query has a token: the others belong to a session already authenticated, and
 // its sid is 128 random bits.
 func Handshake(o HandshakeOptions) gin.HandlerFunc {
 	v, log := o.Verifier, o.Log
@@ -38,6 +38,13 @@ func Handshake(o HandshakeOptions) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		q := c.Request.URL.Query()
 		if c.Request.Method == http.MethodOptions || q.Get("sid") != "" {
+			c.Next()
+			return
+		}
+		// A socket.io-client 3.x/4.x handshake (EIO=4) may carry its token in the
+		// CONNECT packet's auth instead; the socket layer checks it there, with the same
+		// verifier and limits. One given in the query is checked here, as for 2.x.
+		if q.Get("EIO") == "4" && !q.Has("token") {
 			c.Next()
 			return
 		}

@@ -347,7 +347,11 @@ func newApp(cfg *config.Config, log *slog.Logger, ext Extensions) (_ *app, err e
 		Handler: func(c *socket.Conn, event string, args []json.RawMessage) any {
 			return a.protocol.Dispatch(c, event, args)
 		},
-		OnConnect:    func(c *socket.Conn) { a.protocol.Connect(c) },
+		OnConnect: func(c *socket.Conn) { a.protocol.Connect(c) },
+		Admit:     a.protocol.AdmitIP,
+		OnAuthRefused: func(r tokens.Reason) {
+			a.metrics.AuthFailures.WithLabelValues(string(r)).Inc()
+		},
 		OnDisconnect: func(c *socket.Conn, reason string) { a.protocol.Disconnect(c, reason) },
 	})
 	if err != nil {

@@ -185,13 +185,19 @@ func (s *Service) takeSession(id string) *session {
 // Admit applies the connection limits at the handshake, before a session exists. The
 // counts are the open connections; Connect enforces them again, exactly.
 func (s *Service) Admit(claims *tokens.Claims, r *http.Request) error {
+	// The address the proxy named (TRUSTED_PROXIES), the one onConnect counts and the
+	// logs name; not the TCP peer, which behind a proxy is the proxy.
+	return s.AdmitIP(claims, socket.ClientIP(r))
+}
+
+// AdmitIP is Admit for a client at ip: a v4 client whose token came in its CONNECT
+// packet is admitted then, the session already open.
+func (s *Service) AdmitIP(claims *tokens.Claims, ip string) error {
 	if s.cfg.MaxConnsPerUser > 0 && s.userConns.Count(claims.UserID()) >= s.cfg.MaxConnsPerUser {
 		s.metrics.ConnectionsRefused.WithLabelValues("per_user").Inc()
 		return errs.New(errs.RateLimited, CodeTooManyConnections, "this user has too many open connections")
 	}
-	// The address the proxy named (TRUSTED_PROXIES), the one onConnect counts and the
-	// logs name; not the TCP peer, which behind a proxy is the proxy.
-	if s.cfg.MaxConnsPerIP > 0 && s.ipConns.Count(socket.ClientIP(r)) >= s.cfg.MaxConnsPerIP {
+	if s.cfg.MaxConnsPerIP > 0 && s.ipConns.Count(ip) >= s.cfg.MaxConnsPerIP {
 		s.metrics.ConnectionsRefused.WithLabelValues("per_ip").Inc()
 		return errs.New(errs.RateLimited, CodeTooManyConnections, "this address has too many open connections")
 	}

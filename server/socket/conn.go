@@ -33,6 +33,7 @@ type Conn struct {
 	id     string
 	ip     string
 	claims atomic.Pointer[tokens.Claims]
+	v5     bool // a socket.io-client 3.x/4.x connection (Engine.IO v4, eio4)
 
 	connectedAt time.Time
 	inbound     *rate.Limiter // packets accepted from the client

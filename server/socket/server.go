@@ -33,6 +33,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/jetsocket/jetsocket/server/errs"
+	"github.com/jetsocket/jetsocket/server/socket/eio4"
 	"github.com/jetsocket/jetsocket/server/wire"
 	"github.com/jetsocket/jetsocket/tokens"
 )
@@ -87,6 +88,15 @@ type Options struct {
 	MaxFrameBytes int           // largest socket.io packet accepted; default 64 KiB
 	InboundRate   float64       // packets per second per connection; default 100
 	InboundBurst  int           // default 200
+	// ConnectTimeout closes a v4 session (socket.io-client 3.x/4.x) that has not sent an
+	// accepted CONNECT by then; default 45s, as Node's connectTimeout.
+	ConnectTimeout time.Duration
+	// Admit, if set, may refuse a v4 client whose token came in its CONNECT packet
+	// (connection limits); v3 clients and query tokens are admitted at the handshake,
+	// before a session exists. An *errs.Error's code, status and message are sent back.
+	Admit func(claims *tokens.Claims, ip string) error
+	// OnAuthRefused, if set, is told why a CONNECT's token was refused.
+	OnAuthRefused func(tokens.Reason)
 
 	Logger *slog.Logger
 	// Handler handles every event clients send; required.
@@ -116,6 +126,9 @@ func (o *Options) defaults() {
 	if o.InboundBurst == 0 {
 		o.InboundBurst = 200
 	}
+	if o.ConnectTimeout == 0 {
+		o.ConnectTimeout = 45 * time.Second
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -124,7 +137,8 @@ func (o *Options) defaults() {
 // Server accepts socket.io connections and dispatches their events.
 type Server struct {
 	opts   Options
-	engine *engineio.Server
+	engine *engineio.Server // Engine.IO v3: socket.io-client 2.x
+	v4     *eio4.Server     // Engine.IO v4: socket.io-client 3.x and 4.x
 	ids    *sessionIDs
 	log    *slog.Logger
 
@@ -169,6 +183,10 @@ func NewServer(opts Options) (*Server, error) {
 		}, opts.afterOpen),
 		SessionIDGenerator: s.ids,
 	})
+	var err error
+	if s.v4, err = s.newEngine4(); err != nil {
+		return nil, fmt.Errorf("socket: %w", err)
+	}
 	return s, nil
 }
 
@@ -195,8 +213,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		errs.Write(w, errs.New(errs.Invalid, "jsonp_not_supported", "JSONP polling is not supported; use XHR polling or websocket"))
 		return
 	}
+	v4 := r.URL.Query().Get("EIO") == "4"
 	if sid := r.URL.Query().Get("sid"); sid != "" {
-		s.ids.waitReady(sid, r.Context().Done())
+		if !v4 {
+			s.ids.waitReady(sid, r.Context().Done())
+		}
 	} else {
 		s.mu.RLock()
 		if s.closing {
@@ -208,6 +229,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.handshakes.Add(1)
 		s.mu.RUnlock()
 		defer s.handshakes.Done()
+	}
+	if v4 {
+		s.v4.ServeHTTP(w, r)
+		return
 	}
 	s.engine.ServeHTTP(w, r)
 }
@@ -261,6 +286,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, c := range conns {
 		c.Close(ReasonShutdown)
 	}
+	s.v4.Shutdown() // v4 sessions that have not sent CONNECT yet
 	done := make(chan struct{})
 	go func() {
 		s.serving.Wait()
@@ -318,7 +344,9 @@ func (s *Server) serve(sess engineio.Conn) {
 // run reads the connection until it ends, then cleans up.
 func (s *Server) run(c *Conn) {
 	defer s.serving.Done()
-	defer s.engine.Remove(c.sess.ID())
+	if !c.v5 {
+		defer s.engine.Remove(c.sess.ID())
+	}
 	reason := s.readLoop(c)
 	c.Close(reason)
 	c.waitWriter()
@@ -450,7 +478,7 @@ func (s *Server) dispatch(c *Conn, p Packet) (stop bool) {
 	switch p.Type {
 	case PacketEvent:
 		if p.Namespace != "/" {
-			c.sendFrame(wire.NewFrame(encodeError(p.Namespace, "Invalid namespace")))
+			c.sendFrame(wire.NewFrame(c.namespaceError(p.Namespace)))
 			return false
 		}
 		ack := s.opts.Handler(c, p.Event, p.Args)
@@ -461,7 +489,7 @@ func (s *Server) dispatch(c *Conn, p Packet) (stop bool) {
 		return p.Namespace == "/"
 	case PacketConnect:
 		if p.Namespace != "/" {
-			c.sendFrame(wire.NewFrame(encodeError(p.Namespace, "Invalid namespace")))
+			c.sendFrame(wire.NewFrame(c.namespaceError(p.Namespace)))
 		}
 	case PacketBinaryEvent, PacketBinaryAck:
 		c.Error(CodeBinary, "binary packets are not supported")
@@ -486,4 +514,12 @@ func newSocketID() string {
 
 func transportName(u url.URL) string {
 	return u.Query().Get("transport")
+}
+
+// namespaceError refuses a namespace other than "/" in the client's protocol generation.
+func (c *Conn) namespaceError(namespace string) []byte {
+	if c.v5 {
+		return encodeConnectError(namespace, "Invalid namespace", nil)
+	}
+	return encodeError(namespace, "Invalid namespace")
 }

@@ -47,11 +47,21 @@ var wsWriteBuffers = &sync.Pool{}
 func (t *wsTransport) Name() string { return "websocket" }
 
 func (t *wsTransport) Accept(w http.ResponseWriter, r *http.Request) (transport.Conn, error) {
+	c, err := acceptWebsocket(w, r, t.checkOrigin)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// acceptWebsocket upgrades r to a websocket conn; both engines' websockets are these, so
+// the socket layer writes prebuilt frames to either directly.
+func acceptWebsocket(w http.ResponseWriter, r *http.Request, checkOrigin func(*http.Request) bool) (*wsConn, error) {
 	up := websocket.Upgrader{
 		ReadBufferSize:  wsReadBuffer,
 		WriteBufferSize: 4096,
 		WriteBufferPool: wsWriteBuffers,
-		CheckOrigin:     t.checkOrigin,
+		CheckOrigin:     checkOrigin,
 	}
 	ws, err := up.Upgrade(w, r, w.Header())
 	if err != nil {
@@ -100,6 +110,9 @@ type wsConn struct {
 	wmu sync.Mutex
 	cur io.WriteCloser // the frame being written, under wmu
 	wdl time.Time      // the session's write deadline, under wmu
+	// wdlFor, when set, replaces wdl by now+wdlFor at each write: the v4 engine sets no
+	// deadline of its own.
+	wdlFor time.Duration
 
 	linger atomic.Bool // see lingerOnClose
 	closed atomic.Bool // a lingering close has begun
@@ -138,7 +151,11 @@ func (c *wsConn) writeNow(b []byte) int {
 // time: gorilla sets the socket's own deadline only when it writes, and its control
 // frames leave a short one behind.
 func (c *wsConn) writeFrames(bufs net.Buffers) error {
-	if err := c.tcp.SetWriteDeadline(c.wdl); err != nil {
+	dl := c.wdl
+	if c.wdlFor > 0 {
+		dl = time.Now().Add(c.wdlFor)
+	}
+	if err := c.tcp.SetWriteDeadline(dl); err != nil {
 		return err
 	}
 	_, err := bufs.WriteTo(c.tcp)
@@ -318,4 +335,22 @@ func (f lockedFrame) Close() error {
 	f.c.cur = nil
 	f.c.wmu.Unlock()
 	return err
+}
+
+// NextMessage is the v4 engine's read (eio4.WebSocket): the next message, unframed.
+func (c *wsConn) NextMessage() (binary bool, r io.Reader, err error) {
+	mt, r, err := c.ws.NextReader()
+	if err != nil {
+		return false, nil, err
+	}
+	return mt == websocket.BinaryMessage, r, nil
+}
+
+// WriteText is the v4 engine's write (eio4.WebSocket): one text message, under wmu like
+// every other write.
+func (c *wsConn) WriteText(p []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_ = c.ws.SetWriteDeadline(time.Now().Add(c.wdlFor))
+	return c.ws.WriteMessage(websocket.TextMessage, p)
 }

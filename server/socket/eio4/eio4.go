@@ -1,0 +1,637 @@
+// Package eio4 is an Engine.IO protocol v4 server (socket.io-client 3.x and 4.x):
+// long-polling with the v4 payload format (packets joined by \x1e), websocket, the
+// polling-to-websocket upgrade and server-initiated heartbeats. It carries text messages;
+// binary ones are reported as such and never decoded (Jetsocket refuses binary packets).
+//
+// It is pull-based, like go-socket.io's engine that serves v3 beside it, so the socket
+// layer drives both the same way: one goroutine per session calls NextReader; on a
+// websocket that call reads the socket itself, so an idle websocket session costs that
+// one parked goroutine and one runtime timer (the heartbeat), nothing else. The websocket
+// itself is the caller's (Options.Upgrade): the socket layer hands in its own, which it
+// can also write prebuilt frames to directly.
+//
+// Written for issue 17 from the prototype in docs/engine-v4-prototype/eio4, chosen on the
+// figures in docs/engine-v4-evaluation.md.
+package eio4
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// WebSocket is a websocket connection as the engine uses it. Writes may come from several
+// goroutines at once and must be serialized by the implementation; reads come from one.
+type WebSocket interface {
+	// NextMessage returns the next message's reader; binary reports a binary message.
+	NextMessage() (binary bool, r io.Reader, err error)
+	WriteText(p []byte) error
+	SetReadDeadline(t time.Time) error
+	RemoteAddr() net.Addr
+	Close() error
+}
+
+// Options configures a Server. Upgrade and OnOpen are required.
+type Options struct {
+	PingInterval time.Duration // default 25s
+	PingTimeout  time.Duration // default 20s
+	MaxPayload   int           // bytes per polling POST, announced to clients; default 1e6
+	// MaxQueued bounds the messages a polling session holds either way: posted and not
+	// yet read, or sent and not yet polled. Beyond it the session is closed (a flood, or
+	// a client that stopped polling). Default 256.
+	MaxQueued int
+	// Upgrade accepts a websocket (origin check included); on error it has answered.
+	Upgrade func(w http.ResponseWriter, r *http.Request) (WebSocket, error)
+	// OnOpen is told of every new session, within the handshake request; it must not
+	// block. The session's messages are read with NextReader.
+	OnOpen func(*Session)
+}
+
+// Server serves Engine.IO v4 at one path.
+type Server struct {
+	opts Options
+
+	mu       sync.Mutex
+	sessions map[string]*Session
+}
+
+// NewServer returns a Server.
+func NewServer(o Options) (*Server, error) {
+	if o.Upgrade == nil || o.OnOpen == nil {
+		return nil, errors.New("eio4: Options.Upgrade and Options.OnOpen are required")
+	}
+	if o.PingInterval == 0 {
+		o.PingInterval = 25 * time.Second
+	}
+	if o.PingTimeout == 0 {
+		o.PingTimeout = 20 * time.Second
+	}
+	if o.MaxPayload == 0 {
+		o.MaxPayload = 1e6
+	}
+	if o.MaxQueued == 0 {
+		o.MaxQueued = 256
+	}
+	return &Server{opts: o, sessions: make(map[string]*Session)}, nil
+}
+
+// Engine.IO v4 error codes, answered as JSON with status 400 (as Node's engine does).
+const (
+	errUnknownTransport = 0
+	errUnknownSid       = 1
+	errBadHandshake     = 2
+	errBadRequest       = 3
+	errUnsupportedEIO   = 5
+)
+
+func httpError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusBadRequest)
+	_, _ = io.WriteString(w, `{"code":`+strconv.Itoa(code)+`,"message":"`+msg+`"}`)
+}
+
+// Count is the number of open sessions.
+func (s *Server) Count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// ServeHTTP serves one Engine.IO v4 request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if q.Get("EIO") != "4" {
+		httpError(w, errUnsupportedEIO, "Unsupported protocol version")
+		return
+	}
+	tr := q.Get("transport")
+	if tr != "polling" && tr != "websocket" {
+		httpError(w, errUnknownTransport, "Transport unknown")
+		return
+	}
+	sid := q.Get("sid")
+	if sid == "" {
+		switch {
+		case tr == "websocket":
+			s.openWebsocket(w, r)
+		case r.Method == http.MethodGet:
+			s.openPolling(w, r)
+		default:
+			httpError(w, errBadHandshake, "Bad handshake method")
+		}
+		return
+	}
+	s.mu.Lock()
+	sess := s.sessions[sid]
+	s.mu.Unlock()
+	if sess == nil {
+		httpError(w, errUnknownSid, "Session ID unknown")
+		return
+	}
+	switch {
+	case tr == "websocket":
+		sess.upgrade(w, r)
+	case r.Method == http.MethodGet:
+		sess.poll(w, r)
+	case r.Method == http.MethodPost:
+		sess.post(w, r)
+	default:
+		httpError(w, errBadRequest, "Bad request")
+	}
+}
+
+// newID is as random as the v3 engine's session ids (128 bits).
+func newID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("crypto/rand: " + err.Error())
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func (s *Server) newSession(r *http.Request, ws WebSocket) *Session {
+	upgrades := `["websocket"]`
+	if ws != nil {
+		upgrades = `[]`
+	}
+	sess := &Session{srv: s, url: *r.URL, ws: ws, inWake: make(chan struct{}, 1), done: make(chan struct{})}
+	if ws == nil {
+		sess.peer = addr(r.RemoteAddr)
+	}
+	s.mu.Lock()
+	for {
+		sess.id = newID()
+		if _, taken := s.sessions[sess.id]; !taken {
+			break
+		}
+	}
+	s.sessions[sess.id] = sess
+	s.mu.Unlock()
+	open := `0{"sid":"` + sess.id + `","upgrades":` + upgrades +
+		`,"pingInterval":` + strconv.FormatInt(s.opts.PingInterval.Milliseconds(), 10) +
+		`,"pingTimeout":` + strconv.FormatInt(s.opts.PingTimeout.Milliseconds(), 10) +
+		`,"maxPayload":` + strconv.Itoa(s.opts.MaxPayload) + `}`
+	sess.out = []string{open}
+	sess.heartbeat = time.AfterFunc(s.opts.PingInterval, sess.onHeartbeat)
+	return sess
+}
+
+func (s *Server) openPolling(w http.ResponseWriter, r *http.Request) {
+	sess := s.newSession(r, nil)
+	s.opts.OnOpen(sess)
+	sess.poll(w, r) // answers with the OPEN packet at once
+}
+
+func (s *Server) openWebsocket(w http.ResponseWriter, r *http.Request) {
+	ws, err := s.opts.Upgrade(w, r)
+	if err != nil {
+		return
+	}
+	sess := s.newSession(r, ws)
+	sess.mu.Lock()
+	open := sess.out[0]
+	sess.out = nil
+	err = ws.WriteText([]byte(open)) // under mu: nothing is sent before the OPEN packet
+	sess.mu.Unlock()
+	if err != nil {
+		sess.close("transport error")
+		return
+	}
+	s.opts.OnOpen(sess)
+}
+
+// Shutdown closes every session.
+func (s *Server) Shutdown() {
+	s.mu.Lock()
+	all := make([]*Session, 0, len(s.sessions))
+	for _, sess := range s.sessions {
+		all = append(all, sess)
+	}
+	s.mu.Unlock()
+	for _, sess := range all {
+		sess.Close()
+	}
+}
+
+// ErrClosed is returned by a closed session.
+var ErrClosed = errors.New("eio4: session closed")
+
+// Session is one Engine.IO session.
+type Session struct {
+	srv  *Server
+	id   string
+	url  url.URL
+	peer net.Addr // the polling handshake's peer; the websocket's own once upgraded
+
+	mu          sync.Mutex
+	closed      bool
+	reason      string
+	ws          WebSocket     // set once the session is on a websocket
+	probing     bool          // a websocket upgrade is under way
+	out         []string      // packets for the next poll
+	wake        chan string   // a waiting poll's: "" to look at out, else a packet to answer with
+	in          [][]byte      // messages posted and not yet read
+	inWake      chan struct{} // NextReader's: look again (in, ws or closed changed)
+	done        chan struct{} // closed by close
+	heartbeat   *time.Timer
+	pingPending bool
+}
+
+// ID is the Engine.IO session id.
+func (s *Session) ID() string { return s.id }
+
+// URL is the handshake request's URL.
+func (s *Session) URL() url.URL { return s.url }
+
+// RemoteAddr is the current transport's peer: the websocket's once the session is on
+// one (the socket layer finds its websocket through it).
+func (s *Session) RemoteAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ws != nil {
+		return s.ws.RemoteAddr()
+	}
+	return s.peer
+}
+
+// Done is closed when the session closes.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Reason is why the session closed ("" while open).
+func (s *Session) Reason() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reason
+}
+
+// Send sends one message packet. On polling it is queued for the next poll; a session
+// with MaxQueued packets unpolled is closed and ErrClosed returned.
+func (s *Session) Send(text []byte) error {
+	return s.sendPacket("4" + string(text))
+}
+
+// Close closes the session; the client sees a close packet when it can.
+func (s *Session) Close() error {
+	_ = s.sendPacket("1")
+	s.close("server close")
+	return nil
+}
+
+func (s *Session) sendPacket(p string) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	if ws := s.ws; ws != nil {
+		s.mu.Unlock()
+		if err := ws.WriteText([]byte(p)); err != nil {
+			s.close("transport error")
+			return err
+		}
+		return nil
+	}
+	if len(s.out) >= s.srv.opts.MaxQueued {
+		s.mu.Unlock()
+		s.close("poll queue full")
+		return ErrClosed
+	}
+	s.out = append(s.out, p)
+	if s.wake != nil {
+		select {
+		case s.wake <- "":
+		default:
+		}
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Session) close(reason string) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed, s.reason = true, reason
+	s.heartbeat.Stop()
+	ws := s.ws
+	if s.wake != nil {
+		select {
+		case s.wake <- "1":
+		default:
+		}
+	}
+	s.out = nil
+	close(s.done)
+	s.mu.Unlock()
+	if ws != nil {
+		_ = ws.Close()
+	}
+	s.srv.mu.Lock()
+	delete(s.srv.sessions, s.id)
+	s.srv.mu.Unlock()
+}
+
+// onHeartbeat sends a ping, or closes the session whose last ping got no pong within
+// PingTimeout.
+func (s *Session) onHeartbeat() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	if s.pingPending {
+		s.mu.Unlock()
+		s.close("ping timeout")
+		return
+	}
+	s.pingPending = true
+	s.heartbeat.Reset(s.srv.opts.PingTimeout)
+	s.mu.Unlock()
+	_ = s.sendPacket("2")
+}
+
+func (s *Session) onPong() {
+	s.mu.Lock()
+	if s.pingPending && !s.closed {
+		s.pingPending = false
+		s.heartbeat.Reset(s.srv.opts.PingInterval)
+	}
+	s.mu.Unlock()
+}
+
+func (s *Session) signal() {
+	select {
+	case s.inWake <- struct{}{}:
+	default:
+	}
+}
+
+// NextReader returns the next message from the client, in order, whatever the
+// transport; binary reports a binary message (its reader is empty on polling). Call it
+// from one goroutine at a time. It returns an error once the session is closed.
+func (s *Session) NextReader() (binary bool, r io.ReadCloser, err error) {
+	for {
+		s.mu.Lock()
+		if len(s.in) > 0 {
+			m := s.in[0]
+			s.in[0] = nil
+			s.in = s.in[1:]
+			s.mu.Unlock()
+			if len(m) > 0 && m[0] == 'b' {
+				return true, io.NopCloser(bytes.NewReader(nil)), nil
+			}
+			return false, io.NopCloser(bytes.NewReader(m[1:])), nil
+		}
+		if s.closed {
+			s.mu.Unlock()
+			return false, nil, ErrClosed
+		}
+		ws := s.ws
+		s.mu.Unlock()
+		if ws == nil {
+			select {
+			case <-s.inWake:
+			case <-s.done:
+			}
+			continue
+		}
+		binary, r, err := s.readWebsocket(ws)
+		if err != nil {
+			s.close("transport close")
+			return false, nil, ErrClosed
+		}
+		if r != nil {
+			return binary, io.NopCloser(r), nil
+		}
+	}
+}
+
+// readWebsocket reads one websocket message: a message packet's reader (after its type
+// byte), or nil for a packet the engine handled itself.
+func (s *Session) readWebsocket(ws WebSocket) (binary bool, r io.Reader, err error) {
+	// Pings come every PingInterval; a client silent past that plus PingTimeout is gone.
+	_ = ws.SetReadDeadline(time.Now().Add(s.srv.opts.PingInterval + 2*s.srv.opts.PingTimeout))
+	binary, r, err = ws.NextMessage()
+	if err != nil {
+		return false, nil, err
+	}
+	if binary {
+		return true, r, nil
+	}
+	var t [1]byte
+	if n, _ := io.ReadFull(r, t[:]); n == 0 {
+		return false, nil, nil
+	}
+	switch t[0] {
+	case '4':
+		return false, r, nil
+	case '3':
+		s.onPong()
+	case '1':
+		s.close("client close")
+	}
+	// 2 (a v3 client's ping), 5 and 6 are ignored here.
+	return false, nil, nil
+}
+
+// poll answers a long-polling GET with every queued packet, waiting for one if none is.
+func (s *Session) poll(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	if s.closed || s.ws != nil || s.wake != nil {
+		overlap := s.wake != nil
+		s.mu.Unlock()
+		httpError(w, errBadRequest, "Bad request")
+		if overlap { // the protocol closes a session that polls twice at once
+			s.close("overlapping poll")
+		}
+		return
+	}
+	var answer string
+	// During an upgrade a poll is answered at once (a noop when nothing is queued): the
+	// client sends its upgrade packet only once its last poll returned, and that poll can
+	// reach us after the probe did.
+	if len(s.out) == 0 && !s.probing {
+		wake := make(chan string, 1)
+		s.wake = wake
+		s.mu.Unlock()
+		select {
+		case answer = <-wake:
+		case <-r.Context().Done():
+			s.mu.Lock()
+			s.wake = nil
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Lock()
+		s.wake = nil
+	}
+	if answer == "" {
+		for i, p := range s.out {
+			if i > 0 {
+				answer += "\x1e"
+			}
+			answer += p
+		}
+		s.out = nil
+	}
+	s.mu.Unlock()
+	if answer == "" {
+		answer = "6"
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(answer)))
+	_, _ = io.WriteString(w, answer)
+}
+
+// post reads packets separated by \x1e. A POST is accepted during an upgrade too: the
+// client sends its upgrade packet only once its pending POSTs are answered, so the
+// messages of both transports stay in order.
+func (s *Session) post(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(s.srv.opts.MaxPayload)+1))
+	if err != nil || len(body) > s.srv.opts.MaxPayload {
+		httpError(w, errBadRequest, "Bad request")
+		s.close("payload too large")
+		return
+	}
+	s.mu.Lock()
+	bad := s.closed || s.ws != nil
+	s.mu.Unlock()
+	if bad {
+		httpError(w, errBadRequest, "Bad request")
+		return
+	}
+	for _, p := range bytes.Split(body, []byte{0x1e}) {
+		if len(p) == 0 {
+			continue
+		}
+		switch p[0] {
+		case '4', 'b':
+			s.mu.Lock()
+			if s.closed {
+				s.mu.Unlock()
+				break
+			}
+			if len(s.in) >= s.srv.opts.MaxQueued {
+				s.mu.Unlock()
+				s.close("flood")
+				httpError(w, errBadRequest, "Bad request")
+				return
+			}
+			s.in = append(s.in, p)
+			s.mu.Unlock()
+			s.signal()
+		case '3':
+			s.onPong()
+		case '1':
+			s.close("client close")
+		}
+	}
+	w.Header().Set("Content-Type", "text/html")
+	_, _ = io.WriteString(w, "ok")
+}
+
+// upgrade takes a websocket for a polling session: 2probe/3probe, then the client's 5.
+func (s *Session) upgrade(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	ok := !s.closed && s.ws == nil && !s.probing
+	if ok {
+		s.probing = true
+	}
+	s.mu.Unlock()
+	if !ok {
+		httpError(w, errBadRequest, "Bad request")
+		return
+	}
+	ws, err := s.srv.opts.Upgrade(w, r)
+	if err != nil {
+		s.mu.Lock()
+		s.probing = false
+		s.mu.Unlock()
+		return
+	}
+	go s.probe(ws)
+}
+
+// probe reads an upgrading websocket until the client's upgrade packet, then hands the
+// websocket to NextReader. The probe may fail or time out; the session stays on polling.
+func (s *Session) probe(ws WebSocket) {
+	fail := func() {
+		s.mu.Lock()
+		s.probing = false
+		s.mu.Unlock()
+		_ = ws.Close()
+	}
+	for {
+		_ = ws.SetReadDeadline(time.Now().Add(s.srv.opts.PingTimeout))
+		binary, r, err := ws.NextMessage()
+		if err != nil {
+			fail()
+			return
+		}
+		if binary {
+			continue
+		}
+		p, err := io.ReadAll(io.LimitReader(r, 16))
+		if err != nil {
+			fail()
+			return
+		}
+		switch string(p) {
+		case "2probe":
+			if ws.WriteText([]byte("3probe")) != nil {
+				fail()
+				return
+			}
+			// Release a waiting poll so the client can pause polling.
+			s.mu.Lock()
+			if s.wake != nil {
+				select {
+				case s.wake <- "6":
+				default:
+				}
+			}
+			s.mu.Unlock()
+		case "5":
+			s.mu.Lock()
+			if s.closed {
+				s.mu.Unlock()
+				_ = ws.Close()
+				return
+			}
+			// Packets queued for polling go out first, in order, before anything sent
+			// after the swap: both happen under mu.
+			for _, q := range s.out {
+				if ws.WriteText([]byte(q)) != nil {
+					break // the reader sees the socket fail
+				}
+			}
+			s.out = nil
+			s.ws, s.probing = ws, false
+			if s.wake != nil {
+				select {
+				case s.wake <- "6":
+				default:
+				}
+			}
+			s.mu.Unlock()
+			s.signal() // NextReader reads the websocket from now on
+			return
+		}
+	}
+}
+
+// addr is a polling session's peer address.
+type addr string
+
+func (a addr) Network() string { return "tcp" }
+func (a addr) String() string  { return string(a) }

@@ -1,0 +1,219 @@
+package socket
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/googollee/go-socket.io/engineio/session"
+
+	"github.com/jetsocket/jetsocket/server/errs"
+	"github.com/jetsocket/jetsocket/server/socket/eio4"
+	"github.com/jetsocket/jetsocket/server/wire"
+	"github.com/jetsocket/jetsocket/tokens"
+)
+
+// socket.io-client 3.x and 4.x speak Engine.IO v4 and socket.io protocol v5; they are
+// served by our own engine (eio4, chosen on the figures in docs/engine-v4-evaluation.md)
+// beside go-socket.io's v3 one, at the same path, chosen by the handshake's EIO
+// parameter. Everything above the engine is shared: a v4 session is wrapped as the
+// engineio.Conn a Conn already drives, so readLoop, the send queue, direct websocket
+// writes of the same prebuilt frames, the limits and the event table are one for both.
+// What differs is the start: a v5 client sends CONNECT (with `auth`, which may carry its
+// token) and the socket is set up only then (serve5).
+
+// newEngine4 builds the Engine.IO v4 engine over the socket layer's websockets.
+func (s *Server) newEngine4() (*eio4.Server, error) {
+	o := s.opts
+	return eio4.NewServer(eio4.Options{
+		PingInterval: o.PingInterval,
+		PingTimeout:  o.PingTimeout,
+		MaxPayload:   handoffFrames * o.MaxFrameBytes,
+		MaxQueued:    max(o.SendQueue, o.InboundBurst),
+		Upgrade: func(w http.ResponseWriter, r *http.Request) (eio4.WebSocket, error) {
+			c, err := acceptWebsocket(w, r, o.CheckOrigin)
+			if err != nil {
+				return nil, err
+			}
+			c.wdlFor = o.PingTimeout
+			return c, nil
+		},
+		OnOpen: s.open5,
+	})
+}
+
+// open5 takes a new v4 session; within its handshake request.
+func (s *Server) open5(sess *eio4.Session) {
+	s.mu.RLock()
+	closing := s.closing
+	if !closing {
+		s.serving.Add(1)
+	}
+	s.mu.RUnlock()
+	if closing {
+		_ = sess.Close()
+		return
+	}
+	go s.serve5(sess)
+}
+
+// serve5 waits for the session's CONNECT, authenticates it and sets the socket up as
+// serve does for v3, then hands it to a fresh goroutine (see readLoop).
+func (s *Server) serve5(sess *eio4.Session) {
+	conn := session5{sess}
+	claims := s.awaitConnect(conn)
+	if claims == nil {
+		s.serving.Done()
+		_ = sess.Close()
+		return
+	}
+	c := s.newConn(conn, claims)
+	c.v5 = true
+	s.log.Info("socket connected", "socket_id", c.id, "user_id", claims.UserID(), "ip", c.ip, "transport", transportName(sess.URL()), "protocol", 5)
+	ok, _ := json.Marshal(map[string]string{"sid": c.id})
+	c.sendFrame(wire.NewFrame(append([]byte{'0'}, ok...)))
+	if s.opts.OnConnect != nil {
+		s.opts.OnConnect(c)
+	}
+	established, _ := wire.EncodeEvent(EventConnectionEstablished, map[string]string{"socket_id": c.id, "user_id": claims.UserID()})
+	c.sendFrame(wire.NewFrame(established))
+	go s.run(c)
+}
+
+// awaitConnect reads packets until the client's CONNECT to "/" is accepted, and returns
+// its claims; nil when the session ends first or sends no acceptable CONNECT within
+// ConnectTimeout. A refused CONNECT is answered with CONNECT_ERROR and the session stays
+// open for another try, as Node's server does (the client may retry with a new token).
+func (s *Server) awaitConnect(conn session5) *tokens.Claims {
+	timer := time.AfterFunc(s.opts.ConnectTimeout, func() {
+		s.log.Info("socket closed: no CONNECT in time", "ip", sessionIP(conn.URL(), conn.RemoteAddr()))
+		_ = conn.Close()
+	})
+	defer timer.Stop()
+	max := int64(s.opts.MaxFrameBytes)
+	for budget := s.opts.InboundBurst; budget > 0; budget-- {
+		binary, rc, err := conn.s.NextReader()
+		if err != nil {
+			return nil
+		}
+		frame, err := io.ReadAll(io.LimitReader(rc, max+1))
+		_ = rc.Close()
+		if err != nil || binary || int64(len(frame)) > max {
+			return nil // nothing but a CONNECT is expected from a client not yet connected
+		}
+		p, err := DecodePacket(frame)
+		if err != nil {
+			return nil
+		}
+		switch p.Type {
+		case PacketConnect:
+			if p.Namespace != "/" {
+				_ = conn.s.Send(encodeConnectError(p.Namespace, "Invalid namespace", nil))
+				continue
+			}
+			if claims := s.connect5(conn, p.Data); claims != nil {
+				select {
+				case <-conn.s.Done(): // the timer fired meanwhile
+					return nil
+				default:
+				}
+				return claims
+			}
+		case PacketDisconnect:
+			return nil
+		}
+		// Anything else before CONNECT belongs to no socket: ignored, as Node does.
+	}
+	return nil
+}
+
+// connect5 checks a CONNECT's token (auth.token, else the query's) and the connection
+// limits; it answers a refusal with CONNECT_ERROR and returns nil.
+func (s *Server) connect5(conn session5, data []byte) *tokens.Claims {
+	u := conn.URL()
+	ip := sessionIP(u, conn.RemoteAddr())
+	if len(data) > 0 {
+		var auth struct {
+			Token *string `json:"token"`
+		}
+		// The token, when given, takes the query's place: the same verifier reads it.
+		if err := json.Unmarshal(data, &auth); err == nil && auth.Token != nil {
+			q := u.Query()
+			q.Set("token", *auth.Token)
+			u.RawQuery = q.Encode()
+		}
+	}
+	claims, err := s.opts.Authenticate(u)
+	if err != nil {
+		reason := tokens.ReasonOf(err)
+		if s.opts.OnAuthRefused != nil {
+			s.opts.OnAuthRefused(reason)
+		}
+		s.log.Warn("socket auth refused", "reason", string(reason), "ip", ip, "protocol", 5)
+		_ = conn.s.Send(encodeConnectError("/", "invalid_token", map[string]any{"status": http.StatusUnauthorized, "reason": string(reason)}))
+		return nil
+	}
+	if s.opts.Admit != nil {
+		if err := s.opts.Admit(claims, ip); err != nil {
+			e := errs.From(err)
+			s.log.Warn("socket refused", "reason", e.Code, "user_id", claims.UserID(), "ip", ip, "protocol", 5)
+			_ = conn.s.Send(encodeConnectError("/", e.Code, map[string]any{"status": e.Kind.Status(), "reason": e.Message}))
+			return nil
+		}
+	}
+	return claims
+}
+
+// encodeConnectError builds a v5 CONNECT_ERROR: 4[<nsp>,]{"message","data"?}.
+func encodeConnectError(namespace, message string, data any) []byte {
+	body := map[string]any{"message": message}
+	if data != nil {
+		body["data"] = data
+	}
+	b, _ := json.Marshal(body)
+	if namespace == "/" || namespace == "" {
+		return append([]byte{'4'}, b...)
+	}
+	return append([]byte("4"+namespace+","), b...)
+}
+
+// session5 is a v4 session as the engineio.Conn a Conn drives.
+type session5 struct{ s *eio4.Session }
+
+func (c session5) ID() string { return c.s.ID() }
+
+func (c session5) NextReader() (session.FrameType, io.ReadCloser, error) {
+	binary, r, err := c.s.NextReader()
+	if err != nil {
+		return 0, nil, err
+	}
+	if binary {
+		return session.BINARY, r, nil
+	}
+	return session.TEXT, r, nil
+}
+
+// NextWriter collects one packet; Close sends it.
+func (c session5) NextWriter(session.FrameType) (io.WriteCloser, error) {
+	return &packetWriter{s: c.s}, nil
+}
+
+func (c session5) Close() error              { return c.s.Close() }
+func (c session5) URL() url.URL              { return c.s.URL() }
+func (c session5) LocalAddr() net.Addr       { return nil }
+func (c session5) RemoteAddr() net.Addr      { return c.s.RemoteAddr() }
+func (c session5) RemoteHeader() http.Header { return http.Header{} }
+func (c session5) SetContext(interface{})    {}
+func (c session5) Context() interface{}      { return nil }
+
+type packetWriter struct {
+	s   *eio4.Session
+	buf bytes.Buffer
+}
+
+func (w *packetWriter) Write(p []byte) (int, error) { return w.buf.Write(p) }
+func (w *packetWriter) Close() error                { return w.s.Send(w.buf.Bytes()) }
