@@ -69,14 +69,22 @@ func minter(t *testing.T) func(int) (string, error) {
 // The load tool works end to end against the real server: every connection is
 // accepted, subscribed with an ack, and gets every triggered event exactly once. Only
 // counts are checked; timings are measurements, not assertions.
+// Every client generation: v2 (Engine.IO v3), v4 with the token in the query, v4 with it
+// in CONNECT's auth.
 func TestRunDeliversEverything(t *testing.T) {
+	for _, h := range []load.Handshake{{EIO: 3}, {EIO: 4}, {EIO: 4, AuthToken: true}} {
+		t.Run(h.Label(), func(t *testing.T) { runDeliversEverything(t, h) })
+	}
+}
+
+func runDeliversEverything(t *testing.T, h load.Handshake) {
 	u := startJetsocket(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	res, err := load.Run(ctx, load.Target{
 		Name: "jetsocket", URL: u, AppID: "bench", Key: "bench-key", Secret: appSecret,
 		Token: minter(t), PID: os.Getpid(),
-	}, load.Config{N: 30, Concurrency: 10, LatencyEvents: 4, BurstEvents: 6, Settle: 10 * time.Millisecond})
+	}, load.Config{N: 30, Concurrency: 10, LatencyEvents: 4, BurstEvents: 6, Settle: 10 * time.Millisecond, Handshake: h})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,20 +102,28 @@ func TestRunDeliversEverything(t *testing.T) {
 	}
 }
 
-// A refused token is a counted connect failure, not a hang or a crash of the tool.
+// A refused token is a counted connect failure, not a hang or a crash of the tool: a
+// 401 for a query token, a CONNECT_ERROR invalid_token for one in auth.
 func TestRunCountsRefusedConnections(t *testing.T) {
-	u := startJetsocket(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	res, err := load.Run(ctx, load.Target{
-		Name: "jetsocket", URL: u, AppID: "bench", Key: "bench-key", Secret: appSecret,
-		Token: func(int) (string, error) { return "not-a-token", nil },
-	}, load.Config{N: 3, LatencyEvents: 1})
-	if err == nil {
-		t.Fatal("Run succeeded with no connection")
-	}
-	if res == nil || res.ConnectFailures != 3 || len(res.ConnectErrors) == 0 {
-		t.Fatalf("result %+v", res)
+	for _, tc := range []struct {
+		h    load.Handshake
+		want string
+	}{{load.Handshake{EIO: 3}, "HTTP 401"}, {load.Handshake{EIO: 4}, "HTTP 401"}, {load.Handshake{EIO: 4, AuthToken: true}, "invalid_token"}} {
+		t.Run(tc.h.Label(), func(t *testing.T) {
+			u := startJetsocket(t)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			res, err := load.Run(ctx, load.Target{
+				Name: "jetsocket", URL: u, AppID: "bench", Key: "bench-key", Secret: appSecret,
+				Token: func(int) (string, error) { return "not-a-token", nil },
+			}, load.Config{N: 3, LatencyEvents: 1, Handshake: tc.h})
+			if err == nil {
+				t.Fatal("Run succeeded with no connection")
+			}
+			if res == nil || res.ConnectFailures != 3 || len(res.ConnectErrors) == 0 || !strings.Contains(res.ConnectErrors[0], tc.want) {
+				t.Fatalf("want errors naming %q; result %+v", tc.want, res)
+			}
+		})
 	}
 }
 

@@ -86,7 +86,7 @@ func (s *shape) register(fl *flag.FlagSet) {
 	fl.DurationVar(&s.settle, "settle", 5*time.Second, "idle time before memory is read")
 	fl.IntVar(&s.sources, "sources", 16, "loopback source addresses to spread connections over (127.0.0.1..)")
 	fl.StringVar(&s.cpuProfile, "cpuprofile", "", "write the load tool's own CPU profile here (its cost is part of every latency)")
-	fl.StringVar(&s.eios, "eio", "3", "comma-separated Engine.IO versions of the clients: 3 (socket.io-client 2.x), 4 (3.x/4.x)")
+	fl.StringVar(&s.eios, "eio", "3,4", "comma-separated Engine.IO versions of the clients: 3 (socket.io-client 2.x), 4 (3.x/4.x)")
 	fl.StringVar(&s.v4Token, "v4-token", "auth", "where EIO 4 clients put the token: auth (the CONNECT packet) or query")
 }
 
