@@ -49,12 +49,12 @@ go build -o .bin/jetsocket .
 
 # The same suites again with socket.io-client 4.8 (Engine.IO v4, token in `auth`): every
 # suite that drives socket.io-client takes its major from CLIENT_MAJOR (e2e/helpers/clients.mjs).
-# Left out: suites that never open a socket.io-client (browser, jsclient*, example-client:
+# Left out: suites that never open a socket.io-client (browser, jsclient-browser/-unit, example-client:
 # their own clients), or use one only as a health probe (malformed: raw Engine.IO v3 frames;
 # login: HTTP).
 step "end-to-end, socket.io-client 4.x"
 v4_suites=(badinput channels client-events cluster config delegated encrypted extending handshake
-  http-api jwks origins presence protocol reliability shutdown slow-consumer tls)
+  http-api jsclient jwks origins presence protocol reliability shutdown slow-consumer tls)
 (cd e2e && CLIENT_MAJOR=4 JETSOCKET_BIN="$PWD/../.bin/jetsocket" node --test --test-concurrency=1 \
   "${v4_suites[@]/%/.test.mjs}")
 
