@@ -1,0 +1,443 @@
+package eio4
+
+import (
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// gorillaWS is a plain WebSocket for the tests (the socket layer hands in its own).
+type gorillaWS struct {
+	c  *websocket.Conn
+	mu sync.Mutex
+}
+
+func (g *gorillaWS) NextMessage() (bool, io.Reader, error) {
+	mt, r, err := g.c.NextReader()
+	return mt == websocket.BinaryMessage, r, err
+}
+func (g *gorillaWS) WriteText(p []byte) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.c.WriteMessage(websocket.TextMessage, p)
+}
+func (g *gorillaWS) SetReadDeadline(t time.Time) error { return g.c.SetReadDeadline(t) }
+func (g *gorillaWS) RemoteAddr() net.Addr              { return g.c.RemoteAddr() }
+func (g *gorillaWS) Close() error                      { return g.c.Close() }
+
+// recorder reads a session as the socket layer does and echoes each message back.
+type recorder struct {
+	s      *Session
+	mu     sync.Mutex
+	got    []string
+	closed chan string
+}
+
+func (r *recorder) run() {
+	for {
+		binary, rc, err := r.s.NextReader()
+		if err != nil {
+			r.closed <- r.s.Reason()
+			return
+		}
+		b, _ := io.ReadAll(rc)
+		t := string(b)
+		if binary {
+			t = "<binary>"
+		}
+		if t == "bye" { // the reader may close its own session
+			_ = r.s.Close()
+			continue
+		}
+		r.mu.Lock()
+		r.got = append(r.got, t)
+		r.mu.Unlock()
+		_ = r.s.Send([]byte("echo:" + t))
+	}
+}
+
+func newTestServer(t *testing.T, o Options) (*httptest.Server, chan *recorder) {
+	return newTestServerReading(t, o, true)
+}
+
+// newTestServerReading: read false leaves every session unread.
+func newTestServerReading(t *testing.T, o Options, read bool) (*httptest.Server, chan *recorder) {
+	t.Helper()
+	recs := make(chan *recorder, 64)
+	o.OnOpen = func(s *Session) {
+		r := &recorder{s: s, closed: make(chan string, 1)}
+		if read {
+			go r.run()
+		}
+		recs <- r
+	}
+	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+	o.Upgrade = func(w http.ResponseWriter, r *http.Request) (WebSocket, error) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return nil, err
+		}
+		return &gorillaWS{c: c}, nil
+	}
+	srv, err := NewServer(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	return ts, recs
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Error(err)
+		return 0, ""
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+func post(t *testing.T, url, body string) (int, string) {
+	t.Helper()
+	res, err := http.Post(url, "text/plain;charset=UTF-8", strings.NewReader(body))
+	if err != nil {
+		t.Error(err)
+		return 0, ""
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+func handshake(t *testing.T, base string) (sid string) {
+	t.Helper()
+	code, body := get(t, base+"/socket.io/?EIO=4&transport=polling")
+	if code != 200 || body[0] != '0' {
+		t.Fatalf("handshake: %d %q", code, body)
+	}
+	var open struct {
+		Sid          string   `json:"sid"`
+		Upgrades     []string `json:"upgrades"`
+		PingInterval int      `json:"pingInterval"`
+		MaxPayload   int      `json:"maxPayload"`
+	}
+	if err := json.Unmarshal([]byte(body[1:]), &open); err != nil {
+		t.Fatal(err)
+	}
+	if len(open.Sid) < 22 || len(open.Upgrades) != 1 || open.Upgrades[0] != "websocket" || open.PingInterval == 0 || open.MaxPayload == 0 {
+		t.Fatalf("open packet %q", body)
+	}
+	return open.Sid
+}
+
+func waitClosed(t *testing.T, rec *recorder, want string) {
+	t.Helper()
+	select {
+	case r := <-rec.closed:
+		if r != want {
+			t.Fatalf("closed for %q, want %q", r, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("session not closed (want %q)", want)
+	}
+}
+
+func TestNewServerNeedsUpgradeAndOnOpen(t *testing.T) {
+	if _, err := NewServer(Options{}); err == nil {
+		t.Fatal("no error without Upgrade and OnOpen")
+	}
+}
+
+func TestRefusesOtherProtocolVersionsAndUnknownSessions(t *testing.T) {
+	ts, _ := newTestServer(t, Options{})
+	for _, q := range []string{"EIO=3&transport=polling", "transport=polling", "EIO=4&transport=flash", "EIO=4&transport=polling&sid=nope"} {
+		code, body := get(t, ts.URL+"/socket.io/?"+q)
+		if code != 400 || !strings.Contains(body, `"code":`) {
+			t.Errorf("%s: %d %q, want 400 with an Engine.IO error code", q, code, body)
+		}
+	}
+	if code, _ := post(t, ts.URL+"/socket.io/?EIO=4&transport=polling", "4x"); code != 400 {
+		t.Errorf("handshake by POST: %d, want 400", code)
+	}
+}
+
+func TestSessionIDsDiffer(t *testing.T) {
+	ts, _ := newTestServer(t, Options{})
+	seen := map[string]bool{}
+	for range 20 {
+		sid := handshake(t, ts.URL)
+		if seen[sid] {
+			t.Fatalf("sid %s repeated", sid)
+		}
+		seen[sid] = true
+	}
+}
+
+func TestPollingPayloadsUseTheRecordSeparator(t *testing.T) {
+	ts, recs := newTestServer(t, Options{})
+	sid := handshake(t, ts.URL)
+	rec := <-recs
+	u := ts.URL + "/socket.io/?EIO=4&transport=polling&sid=" + sid
+	if code, body := post(t, u, "4a\x1e4b\x1e6\x1e4c\x1ebAQI="); code != 200 || body != "ok" {
+		t.Fatalf("post: %d %q", code, body)
+	}
+	want := "4echo:a\x1e4echo:b\x1e4echo:c\x1e4echo:<binary>"
+	var got string
+	for len(got) < len(want) { // the echoes may be split over polls
+		_, body := get(t, u)
+		if got != "" {
+			got += "\x1e"
+		}
+		got += body
+	}
+	if got != want {
+		t.Fatalf("polls: %q, want %q", got, want)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if strings.Join(rec.got, ",") != "a,b,c,<binary>" {
+		t.Fatalf("reader got %v", rec.got)
+	}
+}
+
+func TestOverlappingPollsCloseTheSession(t *testing.T) {
+	ts, recs := newTestServer(t, Options{})
+	sid := handshake(t, ts.URL)
+	rec := <-recs
+	u := ts.URL + "/socket.io/?EIO=4&transport=polling&sid=" + sid
+	first := make(chan string, 1)
+	go func() { _, b := get(t, u); first <- b }()
+	for { // wait until the first poll is parked
+		rec.s.mu.Lock()
+		parked := rec.s.wake != nil
+		rec.s.mu.Unlock()
+		if parked {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if code, _ := get(t, u); code != 400 {
+		t.Fatalf("second poll: %d, want 400", code)
+	}
+	waitClosed(t, rec, "overlapping poll")
+	<-first
+}
+
+func TestOversizedPostClosesTheSession(t *testing.T) {
+	ts, recs := newTestServer(t, Options{MaxPayload: 100})
+	sid := handshake(t, ts.URL)
+	rec := <-recs
+	u := ts.URL + "/socket.io/?EIO=4&transport=polling&sid=" + sid
+	if code, _ := post(t, u, "4"+strings.Repeat("x", 200)); code != 400 {
+		t.Fatalf("oversized post: %d, want 400", code)
+	}
+	waitClosed(t, rec, "payload too large")
+}
+
+func TestPostFloodClosesTheSession(t *testing.T) {
+	ts, recs := newTestServerReading(t, Options{MaxQueued: 4}, false)
+	sid := handshake(t, ts.URL)
+	rec := <-recs
+	u := ts.URL + "/socket.io/?EIO=4&transport=polling&sid=" + sid
+	if code, _ := post(t, u, "4a\x1e4b\x1e4c"); code != 200 {
+		t.Fatalf("post within the bound: %d", code)
+	}
+	if code, _ := post(t, u, "4d\x1e4e"); code != 400 {
+		t.Fatalf("post past the bound: %d, want 400", code)
+	}
+	select {
+	case <-rec.s.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("flooding session not closed")
+	}
+	if r := rec.s.Reason(); r != "flood" {
+		t.Fatalf("closed for %q", r)
+	}
+	// What was read before the close is still delivered, then the end.
+	for _, want := range []string{"a", "b", "c", "d"} {
+		_, rc, err := rec.s.NextReader()
+		if err != nil {
+			t.Fatalf("read %s: %v", want, err)
+		}
+		if b, _ := io.ReadAll(rc); string(b) != want {
+			t.Fatalf("read %q, want %q", b, want)
+		}
+	}
+	if _, _, err := rec.s.NextReader(); err != ErrClosed {
+		t.Fatalf("read after the queued ones: %v, want ErrClosed", err)
+	}
+}
+
+func TestUnpolledSessionIsClosedWhenItsQueueIsFull(t *testing.T) {
+	ts, recs := newTestServer(t, Options{MaxQueued: 3})
+	handshake(t, ts.URL)
+	rec := <-recs
+	var err error
+	for i := 0; i < 4 && err == nil; i++ {
+		err = rec.s.Send([]byte("x"))
+	}
+	if err != ErrClosed {
+		t.Fatalf("send to a full poll queue: %v, want ErrClosed", err)
+	}
+	waitClosed(t, rec, "poll queue full")
+}
+
+func TestServerPingsAndClosesWithoutPong(t *testing.T) {
+	ts, recs := newTestServer(t, Options{PingInterval: 20 * time.Millisecond, PingTimeout: 30 * time.Millisecond})
+	sid := handshake(t, ts.URL)
+	rec := <-recs
+	u := ts.URL + "/socket.io/?EIO=4&transport=polling&sid=" + sid
+	if _, body := get(t, u); body != "2" {
+		t.Fatalf("poll: %q, want a ping", body)
+	}
+	post(t, u, "3") // pong: the session lives on to the next ping
+	if _, body := get(t, u); body != "2" {
+		t.Fatalf("poll: %q, want a second ping", body)
+	}
+	waitClosed(t, rec, "ping timeout") // no pong this time
+}
+
+func wsURL(ts *httptest.Server, q string) string {
+	return "ws" + strings.TrimPrefix(ts.URL, "http") + "/socket.io/?EIO=4&transport=websocket" + q
+}
+
+func TestWebsocketOnlySession(t *testing.T) {
+	ts, recs := newTestServer(t, Options{})
+	ws, _, err := websocket.DefaultDialer.Dial(wsURL(ts, ""), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	if _, b, err := ws.ReadMessage(); err != nil || !strings.HasPrefix(string(b), `0{"sid":`) || !strings.Contains(string(b), `"upgrades":[]`) {
+		t.Fatalf("open packet %q %v", b, err)
+	}
+	rec := <-recs
+	_ = ws.WriteMessage(websocket.TextMessage, []byte("4hello"))
+	if _, b, err := ws.ReadMessage(); err != nil || string(b) != "4echo:hello" {
+		t.Fatalf("echo %q %v", b, err)
+	}
+	_ = ws.WriteMessage(websocket.TextMessage, []byte("1"))
+	waitClosed(t, rec, "client close")
+}
+
+// TestUpgradeKeepsOrder walks the default client path: polling, a probe, a POST made
+// during the upgrade, the upgrade packet, then the websocket carries everything queued
+// meanwhile, in order, and the reader moves to it.
+func TestUpgradeKeepsOrder(t *testing.T) {
+	ts, recs := newTestServer(t, Options{})
+	sid := handshake(t, ts.URL)
+	rec := <-recs
+	pu := ts.URL + "/socket.io/?EIO=4&transport=polling&sid=" + sid
+	parked := make(chan string, 1)
+	go func() { _, b := get(t, pu); parked <- b }()
+
+	ws, _, err := websocket.DefaultDialer.Dial(wsURL(ts, "&sid="+sid), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	_ = ws.WriteMessage(websocket.TextMessage, []byte("2probe"))
+	if _, b, err := ws.ReadMessage(); err != nil || string(b) != "3probe" {
+		t.Fatalf("probe answer %q %v", b, err)
+	}
+	if b := <-parked; b != "6" {
+		t.Fatalf("parked poll answered %q, want a noop", b)
+	}
+	if code, _ := post(t, pu, "4during"); code != 200 { // the client's last POST
+		t.Fatalf("post during upgrade: %d", code)
+	}
+	// The reader echoes "during" on polling; wait for it so the order below is fixed.
+	for {
+		rec.s.mu.Lock()
+		n := len(rec.s.out)
+		rec.s.mu.Unlock()
+		if n > 0 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	_ = rec.s.Send([]byte("queued"))
+	_ = ws.WriteMessage(websocket.TextMessage, []byte("5"))
+	_ = ws.WriteMessage(websocket.TextMessage, []byte("4on-ws"))
+	var got []string
+	for len(got) < 3 {
+		_, b, err := ws.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, string(b))
+	}
+	if want := "4echo:during,4queued,4echo:on-ws"; strings.Join(got, ",") != want {
+		t.Fatalf("websocket got %v, want %s", got, want)
+	}
+	if code, _ := get(t, pu); code != 400 {
+		t.Fatalf("poll after upgrade: %d, want 400", code)
+	}
+	if code, _ := post(t, pu, "4late"); code != 400 {
+		t.Fatalf("post after upgrade: %d, want 400", code)
+	}
+}
+
+func TestFailedProbeLeavesTheSessionOnPolling(t *testing.T) {
+	ts, recs := newTestServer(t, Options{})
+	sid := handshake(t, ts.URL)
+	rec := <-recs
+	ws, _, err := websocket.DefaultDialer.Dial(wsURL(ts, "&sid="+sid), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = ws.Close() // the probe dies before the upgrade
+	for {
+		rec.s.mu.Lock()
+		probing := rec.s.probing
+		rec.s.mu.Unlock()
+		if !probing {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	pu := ts.URL + "/socket.io/?EIO=4&transport=polling&sid=" + sid
+	if code, _ := post(t, pu, "4still"); code != 200 {
+		t.Fatalf("post after a failed probe: %d", code)
+	}
+	if _, body := get(t, pu); body != "4echo:still" {
+		t.Fatalf("poll after a failed probe: %q", body)
+	}
+}
+
+func TestReaderClosesItsOwnSession(t *testing.T) {
+	ts, recs := newTestServer(t, Options{})
+	sid := handshake(t, ts.URL)
+	rec := <-recs
+	u := ts.URL + "/socket.io/?EIO=4&transport=polling&sid=" + sid
+	if code, _ := post(t, u, "4bye"); code != 200 {
+		t.Fatalf("post: %d", code)
+	}
+	waitClosed(t, rec, "server close")
+	if code, _ := get(t, u); code != 400 {
+		t.Fatalf("poll after close: %d, want 400", code)
+	}
+}
+
+func TestShutdownClosesEverySession(t *testing.T) {
+	o := Options{}
+	ts, recs := newTestServer(t, o)
+	handshake(t, ts.URL)
+	rec := <-recs
+	rec.s.srv.Shutdown()
+	waitClosed(t, rec, "server close")
+	if n := rec.s.srv.Count(); n != 0 {
+		t.Fatalf("%d sessions after Shutdown", n)
+	}
+}
