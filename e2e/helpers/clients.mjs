@@ -36,8 +36,11 @@ function parseTokenIn(v, major) {
   throw new Error(`CLIENT_TOKEN_IN must be query${major === 4 ? ' or auth' : ' with CLIENT_MAJOR=2'}, got ${JSON.stringify(v)}`);
 }
 
-/** io is the chosen major's io(url, opts); both take forceNew, reconnection, query, transports. */
-export const io = CLIENT_MAJOR === 4 ? io4 : io2;
+/** ioFor returns major's io(url, opts); both take forceNew, reconnection, query, transports. */
+export const ioFor = (major) => (major === 4 ? io4 : io2);
+
+/** io is CLIENT_MAJOR's io(). */
+export const io = ioFor(CLIENT_MAJOR);
 
 /**
  * refusalStatus reads the HTTP-like status out of a `connect_error`, whatever the client
@@ -86,16 +89,18 @@ export class Clients {
 }
 
 /**
- * openSocket starts a socket.io-client connection of CLIENT_MAJOR with the token in the
- * handshake query or, for 4.x, in `auth` (TOKEN_IN; `opts.tokenIn` overrides it per call).
+ * openSocket starts a socket.io-client connection of CLIENT_MAJOR (or `opts.major`, for
+ * suites that mix generations) with the token in the handshake query or, for 4.x, in
+ * `auth` (TOKEN_IN; `opts.tokenIn` overrides it per call).
  * forceNew gives each call its own engine; reconnection is off so a dropped connection shows
  * up as a `disconnect` instead of being silently redialled. Transports stay at the client
  * default (polling, then upgrade to websocket) unless `opts.transports` says otherwise.
  */
-export function openSocket(url, token, { tokenIn = TOKEN_IN, ...opts } = {}) {
-  if (tokenIn === 'auth' && CLIENT_MAJOR !== 4) throw new Error('auth tokens need socket.io-client 4.x');
+export function openSocket(url, token, { major = CLIENT_MAJOR, tokenIn, ...opts } = {}) {
+  tokenIn ??= major === CLIENT_MAJOR ? TOKEN_IN : parseTokenIn(undefined, major);
+  if (tokenIn === 'auth' && major !== 4) throw new Error('auth tokens need socket.io-client 4.x');
   const tokenOpts = token === undefined ? {} : tokenIn === 'auth' ? { auth: { token } } : { query: { token } };
-  return io(url, { forceNew: true, reconnection: false, timeout: 10_000, ...tokenOpts, ...opts });
+  return ioFor(major)(url, { forceNew: true, reconnection: false, timeout: 10_000, ...tokenOpts, ...opts });
 }
 
 /**
