@@ -1,5 +1,5 @@
 // The demo page (public/) in a real headless Chromium against the real binary:
-// log in, connect over socket.io-client 2.x, show the socket id and user; a wrong password
+// log in, connect over socket.io-client 4.x, show the socket id and user; a wrong password
 // and a refused token show errors and leave no connection; the chat uses every channel
 // type between two browsers, with backend messages from the official pusher SDK.
 import { test, describe, before, after } from 'node:test';
@@ -93,7 +93,7 @@ describe('browser demo page', { skip, timeout: 120_000 }, () => {
     assert.match(js.headers.get('content-type'), /javascript/);
     const vendor = await fetch(`${server.url}/vendor/socket.io.min.js`);
     assert.equal(vendor.status, 200);
-    assert.match(await vendor.text(), /^\/\*!\s*\n \* Socket\.IO v2\.5\.0/, 'vendored client keeps its licence header');
+    assert.match(await vendor.text(), /^\/\*!\s*\n \* Socket\.IO v4\.8\.1/, 'vendored client keeps its licence header');
     assert.deepEqual(seen.errors, []);
   });
 

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { startServer, TEST_JWT_SECRET } from './helpers/server.mjs';
 import { signJwt, claims, mint, nowSeconds } from './helpers/jwt.mjs';
 import {
-  connect, expectRefused, ping, request, wsHandshake, socketPath, Clients,
+  connect, expectRefused, ping, request, wsHandshake, socketPath, refusalStatus, Clients,
+  CLIENT_LABEL, CLIENT_MAJOR, TOKEN_IN,
 } from './helpers/clients.mjs';
 import { assertJsonError, assertNoLeak } from './helpers/assert.mjs';
 
@@ -40,6 +41,19 @@ function badTokens() {
   ];
 }
 
+/**
+ * assertConnectError checks what a 4.x client with `auth: {token}` is told (PRODUCT §4): a
+ * CONNECT_ERROR `invalid_token` with data {status: 401, reason}. Query tokens are refused by
+ * HTTP, where the client shows only the status.
+ */
+function assertConnectError(err) {
+  if (CLIENT_MAJOR !== 4 || TOKEN_IN !== 'auth') return;
+  assert.equal(err.message, 'invalid_token', `connect_error message (${JSON.stringify(err.data)})`);
+  assert.equal(err.data?.status, 401);
+  assert.equal(typeof err.data?.reason, 'string');
+  assert.ok(err.data.reason.length > 0, 'a reason is given');
+}
+
 describe('bad tokens are refused before a session exists', () => {
   let srv;
   const clients = new Clients();
@@ -60,10 +74,19 @@ describe('bad tokens are refused before a session exists', () => {
       assertJsonError(res, 401, 'invalid_token', what);
     });
 
-    test(`${what}: socket.io-client gets connect_error 401 (polling)`, async () => {
+    test(`${what}: ${CLIENT_LABEL} gets connect_error 401 (polling, token in ${TOKEN_IN})`, async () => {
       const err = await expectRefused(srv.url, token, { transports: ['polling'] });
-      assert.equal(err.description, 401, `connect_error ${err.message}`);
+      assert.equal(refusalStatus(err), 401, `connect_error ${err.message}`);
+      assertConnectError(err);
     });
+
+    if (CLIENT_MAJOR === 4 && TOKEN_IN === 'auth') {
+      // The other way a 4.x client may pass it: refused by HTTP before any session.
+      test(`${what}: ${CLIENT_LABEL} gets connect_error 401 (polling, token in query)`, async () => {
+        const err = await expectRefused(srv.url, token, { transports: ['polling'], tokenIn: 'query' });
+        assert.equal(refusalStatus(err), 401, `connect_error ${err.message}`);
+      });
+    }
   }
 
   test('an unknown sid without a token opens no session (polling and websocket)', async () => {
@@ -82,12 +105,14 @@ describe('bad tokens are refused before a session exists', () => {
 
   test('socket.io-client with default transports is refused too', async () => {
     const err = await expectRefused(srv.url, mint({}, { alg: 'none' }));
-    assert.equal(err.description, 401);
+    assert.equal(refusalStatus(err), 401);
+    assertConnectError(err);
   });
 
   test('socket.io-client with transports [websocket] is refused too', async () => {
     const err = await expectRefused(srv.url, mint({ exp: nowSeconds() - 3600 }), { transports: ['websocket'] });
-    assert.match(String(err.description?.message ?? err.description ?? err.message), /401/);
+    assert.equal(refusalStatus(err), 401, `connect_error ${err.message}`);
+    assertConnectError(err);
   });
 
   test('the server keeps serving: a good token still connects and pings', async () => {

@@ -58,9 +58,30 @@ function fakeIo() {
   return io;
 }
 
-/** client builds a Jetsocket on a fake io, recording its state changes. */
-function client(opts = {}) {
+/**
+ * FakeSocket4 mirrors a socket.io-client 3.x/4.x Socket: events reach onAny listeners (4.x
+ * has no onevent hook to wrap), and a token refused at CONNECT is a connect_error whose
+ * data is {status, reason}.
+ */
+class FakeSocket4 extends FakeSocket {
+  constructor(url, opts) { super(url, opts); this.anyListeners = []; }
+  onAny(fn) { this.anyListeners.push(fn); return this; }
+  serverEmit(name, payload) { for (const fn of this.anyListeners) fn(name, payload); this.fire(name, payload); }
+  refuseConnect(status, reason = 'token is expired') {
+    this.fire('connect_error', Object.assign(new Error('invalid_token'), { data: { status, reason } }));
+  }
+}
+
+/** fakeIo4 is fakeIo for socket.io-client 4.x: its io.Socket has onAny, as the real one. */
+function fakeIo4() {
   const io = fakeIo();
+  const sockets = io.sockets;
+  const io4 = (url, opts) => { const s = new FakeSocket4(url, opts); sockets.push(s); return s; };
+  return Object.assign(io4, { sockets, last: io.last, waitSocket: io.waitSocket, Socket: FakeSocket4 });
+}
+
+/** client builds a Jetsocket on a fake io, recording its state changes. */
+function client(opts = {}, io = fakeIo()) {
   let n = 0;
   const tokens = [];
   const token = opts.token ?? (() => { const t = signJwt(claims({ jti: String(++n) })); tokens.push(t); return t; });
@@ -83,6 +104,56 @@ function seal(data, k) {
   const box = nacl.secretbox(new Uint8Array(Buffer.from(JSON.stringify(data))), new Uint8Array(nonce), new Uint8Array(k));
   return { nonce: nonce.toString('base64'), ciphertext: Buffer.from(box).toString('base64') };
 }
+
+describe('JS client: the socket.io-client 4.x transport', () => {
+  test('chosen for a 4.x io(): the token goes in auth (never the query), events arrive through onAny', async () => {
+    const { js, io, states, tokens } = client({}, fakeIo4());
+    const got = [];
+    js.bind('news-event', (d) => got.push(d));
+    js.connect();
+    const s = await io.waitSocket(1);
+    assert.deepEqual(s.opts.auth, { token: tokens[0] });
+    assert.equal(s.opts.query, undefined, 'no token in the query string');
+    assert.equal(s.opts.reconnection, false, 'reconnects are the client\'s own');
+    s.establish('12.34', '7');
+    assert.equal(js.connection.socket_id, '12.34');
+    s.serverEmit('news-event', { hello: 1 });
+    assert.deepEqual(got, [{ hello: 1 }]);
+
+    s.drop();
+    const second = await io.waitSocket(2);
+    assert.deepEqual(second.opts.auth, { token: tokens[1] }, 'the reconnect carries the new token, not the first');
+    second.establish('2.2');
+    assert.deepEqual(states, ['initialized>connecting', 'connecting>connected', 'connected>connecting', 'connecting>connected']);
+    js.disconnect();
+    assert.equal(second.closed, true);
+  });
+
+  test('a CONNECT_ERROR invalid_token {status: 401} asks the token function once more, then fails', async () => {
+    const { js, io, states, tokens } = client({}, fakeIo4());
+    const errors = [];
+    js.connection.bind('error', (e) => errors.push(e));
+    js.connect();
+    (await io.waitSocket(1)).refuseConnect(401);
+    (await io.waitSocket(2)).refuseConnect(401);
+    await waitUntil(() => js.connection.state === 'failed', 3000, 'failed');
+    assert.equal(tokens.length, 2);
+    assert.deepEqual(states, ['initialized>connecting', 'connecting>failed']);
+    assert.equal(js.connection.reason.status, 401);
+    assert.equal(errors.at(-1).type, 'AuthError');
+  });
+
+  test('a handshake refused by HTTP (429) reads its status as with 2.x and is retried', async () => {
+    const { js, io } = client({}, fakeIo4());
+    js.connect();
+    (await io.waitSocket(1)).refuse(429);
+    await waitUntil(() => js.connection.state === 'unavailable', 3000, 'unavailable');
+    assert.equal(js.connection.reason.status, 429);
+    (await io.waitSocket(2)).establish('3.3');
+    assert.equal(js.connection.state, 'connected');
+    js.disconnect();
+  });
+});
 
 describe('JS client: connection states', () => {
   test('initialized -> connecting -> connected; the token goes in the handshake query; socket_id set', async () => {

@@ -1,4 +1,4 @@
-// TLS_CERT_FILE/TLS_KEY_FILE serve HTTPS and WSS: socket.io-client 2.x connects over
+// TLS_CERT_FILE/TLS_KEY_FILE serve HTTPS and WSS: socket.io-client (CLIENT_MAJOR) connects over
 // both transports with a certificate the test makes (openssl, Debian's).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -6,11 +6,11 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import io from 'socket.io-client';
+import { openSocket, CLIENT_LABEL } from './helpers/clients.mjs';
 import { startServer } from './helpers/server.mjs';
 import { mint } from './helpers/jwt.mjs';
 
-test('socket.io-client 2.x connects over https/wss', { timeout: 60_000 }, async (t) => {
+test(`${CLIENT_LABEL} connects over https/wss`, { timeout: 60_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'jetsocket-tls-'));
   const cert = join(dir, 'cert.pem');
   const key = join(dir, 'key.pem');
@@ -29,7 +29,7 @@ test('socket.io-client 2.x connects over https/wss', { timeout: 60_000 }, async 
     await new Promise((r) => setTimeout(r, 50));
   }
   for (const transports of [['polling', 'websocket'], ['websocket']]) {
-    const socket = io(url, { query: { token: mint({ sub: 'tls-user' }) }, transports, ca, forceNew: true, reconnection: false });
+    const socket = openSocket(url, mint({ sub: 'tls-user' }), { transports, ca });
     try {
       const est = await new Promise((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('timeout')), 10_000);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need and runs them all: Go unit tests (race detector), a short
 # fuzz of the parsers, and the end-to-end suites that drive the real binary with the
-# real socket.io-client 2.x and headless Chromium. Fails when any test fails.
+# real socket.io-client 2.x and 4.x and headless Chromium. Fails when any test fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,16 +45,27 @@ go test -run '^$' -fuzz '^FuzzHandOffPayload$' -fuzztime "$FUZZTIME" ./server/so
 step "end-to-end"
 mkdir -p .bin
 go build -o .bin/jetsocket .
-(cd e2e && JETSOCKET_BIN="$PWD/../.bin/jetsocket" node --test --test-concurrency=1 ./)
+(cd e2e && CLIENT_MAJOR=2 JETSOCKET_BIN="$PWD/../.bin/jetsocket" node --test --test-concurrency=1 ./)
 
-# The benchmark's whole pipeline at a small N: both servers, the load tool, the report
-# and the plot. -strict fails on any lost message or failed connection; the figures
-# themselves are never asserted (BENCHMARKS.md).
+# The same suites again with socket.io-client 4.8 (Engine.IO v4, token in `auth`): every
+# suite that drives socket.io-client takes its major from CLIENT_MAJOR (e2e/helpers/clients.mjs).
+# Left out: suites that never open a socket.io-client (browser, jsclient-browser/-unit, example-client:
+# their own clients), or use one only as a health probe (malformed: raw Engine.IO v3 frames;
+# login: HTTP).
+step "end-to-end, socket.io-client 4.x"
+v4_suites=(badinput channels client-events cluster config delegated encrypted extending handshake
+  http-api jsclient jwks origins presence protocol reliability shutdown slow-consumer tls)
+(cd e2e && CLIENT_MAJOR=4 JETSOCKET_BIN="$PWD/../.bin/jetsocket" node --test --test-concurrency=1 \
+  "${v4_suites[@]/%/.test.mjs}")
+
+# The benchmark's whole pipeline at a small N: both servers, the load tool with both client
+# generations (Engine.IO v3 and v4), the report and the plot. -strict fails on any lost
+# message or failed connection; the figures themselves are never asserted (BENCHMARKS.md).
 step "benchmark smoke run (small N)"
 (cd bench && go build -o ../.bin/jetbench ./cmd/jetbench)
 smoke_out="$(mktemp -d)"
 .bin/jetbench compare -jetsocket .bin/jetsocket -node bench/node -n 50 -events 3 -burst 3 \
-  -settle 200ms -concurrency 10 -strict -out "$smoke_out"
+  -settle 200ms -concurrency 10 -eio 3,4 -strict -out "$smoke_out"
 test -s "$smoke_out/report.md" && test -s "$smoke_out/latency.png" && test -s "$smoke_out/results.json"
 rm -rf "$smoke_out"
 

@@ -1,7 +1,10 @@
-// Package load drives a socket.io server the way browsers do, at scale: Engine.IO v3 /
-// socket.io 2 over websockets (what socket.io-client 2.x speaks), JWT in the handshake
-// query, subscribe with an ack, events published through the Pusher-signed HTTP API, and
-// pings kept up. The same client drives Jetsocket and the Node reference server.
+// Package load drives a socket.io server the way browsers do, at scale, over websockets in
+// either generation: Engine.IO v3 / socket.io protocol 4 (what socket.io-client 2.x
+// speaks: the client pings) or Engine.IO v4 / socket.io protocol 5 (3.x and 4.x: the server
+// pings, the client pongs, and the client sends a CONNECT, with the token in it when it
+// goes in `auth`). JWT in the handshake query or in CONNECT, subscribe with an ack, events
+// published through the Pusher-signed HTTP API. The same client drives Jetsocket and the
+// Node reference server.
 package load
 
 import (
@@ -21,7 +24,8 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// Engine.IO v3 packet types as text, and the socket.io packet types after "4".
+// Engine.IO packet types as text (the same in v3 and v4), and the socket.io packet types
+// after "4" (the same in protocols 4 and 5; "4" is ERROR in 4 and CONNECT_ERROR in 5).
 const (
 	eioOpen    = '0'
 	eioClose   = '1'
@@ -41,6 +45,7 @@ const EventConnectionEstablished = "jetsocket:connection_established"
 // client is one socket.io connection.
 type client struct {
 	ws           *websocket.Conn
+	eio          int // 3: the client pings; 4: the server pings and the read loop pongs
 	pingInterval time.Duration
 
 	wmu    sync.Mutex // gorilla allows one writer at a time
@@ -75,8 +80,41 @@ func dialer(localIPs []net.IP) *websocket.Dialer {
 	}
 }
 
-// socketURL is the Engine.IO v3 websocket URL of base with token in the query.
-func socketURL(base *url.URL, token string) string {
+// Handshake is how a client opens its socket.io connection.
+type Handshake struct {
+	// EIO is the Engine.IO version: 3 (socket.io-client 2.x, the default) or 4 (3.x/4.x).
+	EIO int
+	// AuthToken sends the token in the CONNECT packet (`auth: {token}`) instead of the
+	// query; Engine.IO v4 only.
+	AuthToken bool
+}
+
+// Validate refuses a handshake no client could make.
+func (h Handshake) Validate() error {
+	switch {
+	case h.EIO != 3 && h.EIO != 4:
+		return fmt.Errorf("EIO must be 3 or 4, got %d", h.EIO)
+	case h.AuthToken && h.EIO != 4:
+		return errors.New("a token in auth needs EIO 4 (socket.io-client 2.x has no auth)")
+	}
+	return nil
+}
+
+// Label names the client generation in reports: "v2" or "v4" (the socket.io-client
+// major), with "+auth" when the token goes in CONNECT.
+func (h Handshake) Label() string {
+	if h.EIO == 4 {
+		if h.AuthToken {
+			return "v4+auth"
+		}
+		return "v4"
+	}
+	return "v2"
+}
+
+// socketURL is the Engine.IO websocket URL of base; the token goes in the query unless
+// h sends it in CONNECT.
+func socketURL(base *url.URL, token string, h Handshake) string {
 	u := *base
 	switch u.Scheme {
 	case "https":
@@ -86,24 +124,27 @@ func socketURL(base *url.URL, token string) string {
 	}
 	u.Path = "/socket.io/"
 	q := url.Values{}
-	q.Set("EIO", "3")
+	q.Set("EIO", strconv.Itoa(h.EIO))
 	q.Set("transport", "websocket")
-	q.Set("token", token)
+	if !h.AuthToken {
+		q.Set("token", token)
+	}
 	u.RawQuery = q.Encode()
 	return u.String()
 }
 
 // connect dials and reads until the server's connection_established event, which is
-// when a client can use the connection.
-func connect(ctx context.Context, d *websocket.Dialer, wsURL string) (*client, error) {
-	ws, resp, err := d.DialContext(ctx, wsURL, nil)
+// when a client can use the connection. With Engine.IO v4 it answers the open packet with
+// a CONNECT (carrying the token when h says so) and the server's pings with pongs.
+func connect(ctx context.Context, d *websocket.Dialer, base *url.URL, token string, h Handshake) (*client, error) {
+	ws, resp, err := d.DialContext(ctx, socketURL(base, token, h), nil)
 	if err != nil {
 		if resp != nil {
 			return nil, fmt.Errorf("dial: %w (HTTP %d)", err, resp.StatusCode)
 		}
 		return nil, fmt.Errorf("dial: %w", err)
 	}
-	c := &client{ws: ws, acks: make(map[int]chan json.RawMessage), readDone: make(chan struct{})}
+	c := &client{ws: ws, eio: h.EIO, acks: make(map[int]chan json.RawMessage), readDone: make(chan struct{})}
 	deadline := time.Now().Add(15 * time.Second)
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		deadline = dl
@@ -128,6 +169,17 @@ func connect(ctx context.Context, d *websocket.Dialer, wsURL string) (*client, e
 				return nil, fmt.Errorf("handshake: open packet: %w", err)
 			}
 			c.pingInterval = time.Duration(open.PingInterval) * time.Millisecond
+			if h.EIO == 4 {
+				if err := ws.WriteMessage(websocket.TextMessage, connectPacket(token, h.AuthToken)); err != nil {
+					ws.Close()
+					return nil, fmt.Errorf("handshake: connect packet: %w", err)
+				}
+			}
+		case msg[0] == eioPing && h.EIO == 4:
+			if err := ws.WriteMessage(websocket.TextMessage, pongFrame(msg)); err != nil {
+				ws.Close()
+				return nil, fmt.Errorf("handshake: pong: %w", err)
+			}
 		case msg[0] == eioMessage && len(msg) > 1 && msg[1] == sioError:
 			ws.Close()
 			return nil, fmt.Errorf("handshake: refused: %s", msg[2:])
@@ -141,6 +193,24 @@ func connect(ctx context.Context, d *websocket.Dialer, wsURL string) (*client, e
 			return nil, errors.New("handshake: server closed the session")
 		}
 	}
+}
+
+// connectPacket is socket.io protocol 5's CONNECT to the main namespace: `40`, or
+// `40{"token":"..."}` when the token goes in auth.
+func connectPacket(token string, inAuth bool) []byte {
+	if !inAuth {
+		return []byte("40")
+	}
+	body, _ := json.Marshal(struct {
+		Token string `json:"token"`
+	}{token}) // a string field cannot fail to marshal
+	return append([]byte("40"), body...)
+}
+
+// pongFrame answers an Engine.IO v4 ping ("2", or "2probe" and the like) with the same
+// payload, as engine.io-client does.
+func pongFrame(ping []byte) []byte {
+	return append([]byte{eioPong}, ping[1:]...)
 }
 
 // start runs the read loop: acks go to their waiters, events named c.event to onEvent.
@@ -166,6 +236,14 @@ func (c *client) readLoop() {
 		}
 		recv := time.Now().UnixNano() // before any parsing: the tool's own work is not the server's latency
 		msg := buf
+		if c.eio == 4 && len(msg) > 0 && msg[0] == eioPing {
+			// A late pong gets the connection closed by the server (pingTimeout).
+			if err := c.pong(msg); err != nil {
+				c.readErr.Store(err)
+				return
+			}
+			continue
+		}
 		if len(msg) < 2 || msg[0] != eioMessage {
 			continue // pongs
 		}
@@ -295,7 +373,17 @@ func (c *client) emitAck(ctx context.Context, event string, payload any) (json.R
 	}
 }
 
-// ping sends an Engine.IO ping; the server must see one every pingInterval.
+// pong answers a server's ping (Engine.IO v4).
+func (c *client) pong(ping []byte) error {
+	frame := pongFrame(ping)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_ = c.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	return c.ws.WriteMessage(websocket.TextMessage, frame)
+}
+
+// ping sends an Engine.IO v3 ping; the server must see one every pingInterval. (In v4
+// the server pings instead.)
 func (c *client) ping() error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()

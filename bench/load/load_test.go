@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,14 +69,22 @@ func minter(t *testing.T) func(int) (string, error) {
 // The load tool works end to end against the real server: every connection is
 // accepted, subscribed with an ack, and gets every triggered event exactly once. Only
 // counts are checked; timings are measurements, not assertions.
+// Every client generation: v2 (Engine.IO v3), v4 with the token in the query, v4 with it
+// in CONNECT's auth.
 func TestRunDeliversEverything(t *testing.T) {
+	for _, h := range []load.Handshake{{EIO: 3}, {EIO: 4}, {EIO: 4, AuthToken: true}} {
+		t.Run(h.Label(), func(t *testing.T) { runDeliversEverything(t, h) })
+	}
+}
+
+func runDeliversEverything(t *testing.T, h load.Handshake) {
 	u := startJetsocket(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	res, err := load.Run(ctx, load.Target{
 		Name: "jetsocket", URL: u, AppID: "bench", Key: "bench-key", Secret: appSecret,
 		Token: minter(t), PID: os.Getpid(),
-	}, load.Config{N: 30, Concurrency: 10, LatencyEvents: 4, BurstEvents: 6, Settle: 10 * time.Millisecond})
+	}, load.Config{N: 30, Concurrency: 10, LatencyEvents: 4, BurstEvents: 6, Settle: 10 * time.Millisecond, Handshake: h})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,20 +102,28 @@ func TestRunDeliversEverything(t *testing.T) {
 	}
 }
 
-// A refused token is a counted connect failure, not a hang or a crash of the tool.
+// A refused token is a counted connect failure, not a hang or a crash of the tool: a
+// 401 for a query token, a CONNECT_ERROR invalid_token for one in auth.
 func TestRunCountsRefusedConnections(t *testing.T) {
-	u := startJetsocket(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	res, err := load.Run(ctx, load.Target{
-		Name: "jetsocket", URL: u, AppID: "bench", Key: "bench-key", Secret: appSecret,
-		Token: func(int) (string, error) { return "not-a-token", nil },
-	}, load.Config{N: 3, LatencyEvents: 1})
-	if err == nil {
-		t.Fatal("Run succeeded with no connection")
-	}
-	if res == nil || res.ConnectFailures != 3 || len(res.ConnectErrors) == 0 {
-		t.Fatalf("result %+v", res)
+	for _, tc := range []struct {
+		h    load.Handshake
+		want string
+	}{{load.Handshake{EIO: 3}, "HTTP 401"}, {load.Handshake{EIO: 4}, "HTTP 401"}, {load.Handshake{EIO: 4, AuthToken: true}, "invalid_token"}} {
+		t.Run(tc.h.Label(), func(t *testing.T) {
+			u := startJetsocket(t)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			res, err := load.Run(ctx, load.Target{
+				Name: "jetsocket", URL: u, AppID: "bench", Key: "bench-key", Secret: appSecret,
+				Token: func(int) (string, error) { return "not-a-token", nil },
+			}, load.Config{N: 3, LatencyEvents: 1, Handshake: tc.h})
+			if err == nil {
+				t.Fatal("Run succeeded with no connection")
+			}
+			if res == nil || res.ConnectFailures != 3 || len(res.ConnectErrors) == 0 || !strings.Contains(res.ConnectErrors[0], tc.want) {
+				t.Fatalf("want errors naming %q; result %+v", tc.want, res)
+			}
+		})
 	}
 }
 
@@ -127,30 +144,78 @@ func TestRunReportsRefusedTriggers(t *testing.T) {
 	}
 }
 
-// The floor server (the benchmark's baseline) speaks enough of the protocol for the
-// tool: everything is delivered once.
+// The floor server (the benchmark's baseline) speaks enough of both generations for the
+// tool: everything is delivered once. With v4 the floor pings every 20 ms and closes a
+// connection whose pong is 200 ms late, so a client that did not answer pings would be
+// disconnected during the settle and lose its deliveries.
 func TestRunAgainstTheFloor(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for _, h := range []load.Handshake{{EIO: 3}, {EIO: 4}, {EIO: 4, AuthToken: true}} {
+		t.Run(h.Label(), func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			served := make(chan error, 1)
+			go func() {
+				served <- floor.ServeWith(ctx, ln, floor.Options{PingInterval: 20 * time.Millisecond, PingTimeout: 200 * time.Millisecond})
+			}()
+			res, err := load.Run(ctx, load.Target{
+				Name: "floor", URL: &url.URL{Scheme: "http", Host: ln.Addr().String()}, AppID: "bench",
+				Token: func(int) (string, error) { return "unchecked", nil },
+			}, load.Config{N: 20, Concurrency: 5, LatencyEvents: 3, BurstEvents: 3, Settle: 600 * time.Millisecond, Handshake: h})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Client != h.Label() || res.Connected != 20 || res.Delivered != 120 || res.Lost() != 0 || res.Duplicates != 0 ||
+				res.TriggerFailures != 0 || res.Disconnected != 0 {
+				t.Fatalf("%s: connected %d, delivered %d of %d, %d duplicates, %d disconnected, %d trigger failures (%s)",
+					res.Client, res.Connected, res.Delivered, res.Expected, res.Duplicates, res.Disconnected, res.TriggerFailures, res.TriggerFailureText)
+			}
+			cancel()
+			if err := <-served; err != nil {
+				t.Fatalf("floor: %v", err)
+			}
+		})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	served := make(chan error, 1)
-	go func() { served <- floor.Serve(ctx, ln) }()
-	res, err := load.Run(ctx, load.Target{
-		Name: "floor", URL: &url.URL{Scheme: "http", Host: ln.Addr().String()}, AppID: "bench",
-		Token: func(int) (string, error) { return "unchecked", nil },
-	}, load.Config{N: 20, Concurrency: 5, LatencyEvents: 3, BurstEvents: 3, Settle: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
+}
+
+// A v4 CONNECT_ERROR is a counted connect failure with the server's message, for a
+// token in the query and in auth alike.
+func TestRunCountsV4ConnectErrors(t *testing.T) {
+	for _, h := range []load.Handshake{{EIO: 4}, {EIO: 4, AuthToken: true}} {
+		t.Run(h.Label(), func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			go func() { _ = floor.Serve(ctx, ln) }()
+			res, err := load.Run(ctx, load.Target{
+				Name: "floor", URL: &url.URL{Scheme: "http", Host: ln.Addr().String()}, AppID: "bench",
+				Token: func(int) (string, error) { return "", nil }, // the floor refuses no token at all
+			}, load.Config{N: 3, LatencyEvents: 1, Handshake: h})
+			if err == nil {
+				t.Fatal("Run succeeded with no connection")
+			}
+			if res == nil || res.ConnectFailures != 3 || len(res.ConnectErrors) == 0 || !strings.Contains(res.ConnectErrors[0], "invalid_token") {
+				t.Fatalf("result %+v", res)
+			}
+		})
 	}
-	if res.Connected != 20 || res.Delivered != 120 || res.Lost() != 0 || res.Duplicates != 0 || res.TriggerFailures != 0 {
-		t.Fatalf("connected %d, delivered %d of %d, %d duplicates, %d trigger failures (%s)",
-			res.Connected, res.Delivered, res.Expected, res.Duplicates, res.TriggerFailures, res.TriggerFailureText)
-	}
-	cancel()
-	if err := <-served; err != nil {
-		t.Fatalf("floor: %v", err)
+}
+
+// A handshake no client makes is refused before anything is dialled.
+func TestRunRefusesImpossibleHandshakes(t *testing.T) {
+	for _, h := range []load.Handshake{{EIO: 5}, {EIO: 2}, {EIO: 3, AuthToken: true}} {
+		_, err := load.Run(context.Background(), load.Target{
+			Name: "nowhere", URL: &url.URL{Scheme: "http", Host: "127.0.0.1:1"},
+			Token: func(int) (string, error) { return "t", nil },
+		}, load.Config{N: 1, Handshake: h})
+		if err == nil || !strings.Contains(err.Error(), "EIO") {
+			t.Errorf("%+v: err %v, want a refusal naming EIO", h, err)
+		}
 	}
 }

@@ -45,6 +45,7 @@ type Config struct {
 	Settle        time.Duration // idle time before memory is read
 	EventTimeout  time.Duration // how long one event may take to reach everyone
 	LocalIPs      []net.IP      // source addresses to spread connections over
+	Handshake     Handshake     // client generation and where the token goes; zero: EIO 3, query
 	// BeforeClose, when set, runs before the clients disconnect (a harness stops the
 	// server there, so the TIME_WAITs land on its side).
 	BeforeClose func()
@@ -71,11 +72,15 @@ func (c *Config) Defaults() {
 	if c.Logf == nil {
 		c.Logf = func(string, ...any) {}
 	}
+	if c.Handshake.EIO == 0 {
+		c.Handshake.EIO = 3
+	}
 }
 
 // Result is what one run measured. Durations are in milliseconds.
 type Result struct {
 	Server string `json:"server"`
+	Client string `json:"client"` // Handshake.Label: v2, v4 or v4+auth
 	N      int    `json:"n"`
 
 	Connected       int      `json:"connected"`
@@ -116,7 +121,10 @@ func (r *Result) Lost() int64 { return r.Expected - r.Delivered }
 // result; Run itself fails only when nothing can be measured.
 func Run(ctx context.Context, t Target, cfg Config) (*Result, error) {
 	cfg.Defaults()
-	res := &Result{Server: t.Name, N: cfg.N, LatencyEvents: cfg.LatencyEvents, BurstEvents: cfg.BurstEvents}
+	if err := cfg.Handshake.Validate(); err != nil {
+		return nil, err
+	}
+	res := &Result{Server: t.Name, Client: cfg.Handshake.Label(), N: cfg.N, LatencyEvents: cfg.LatencyEvents, BurstEvents: cfg.BurstEvents}
 	totalEvents := cfg.LatencyEvents + cfg.BurstEvents
 
 	tokens := make([]string, cfg.N)
@@ -153,7 +161,7 @@ func Run(ctx context.Context, t Target, cfg Config) (*Result, error) {
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 		start := time.Now()
-		c, err := connect(cctx, d, socketURL(t.URL, tokens[i]))
+		c, err := connect(cctx, d, t.URL, tokens[i], cfg.Handshake)
 		if err != nil {
 			failMu.Lock()
 			res.ConnectFailures++
@@ -210,9 +218,11 @@ func Run(ctx context.Context, t Target, cfg Config) (*Result, error) {
 		return res, fmt.Errorf("%s: no connection succeeded: %v", t.Name, res.ConnectErrors)
 	}
 
-	pingCtx, stopPings := context.WithCancel(ctx)
-	defer stopPings()
-	go keepAlive(pingCtx, live)
+	if cfg.Handshake.EIO == 3 { // v4 clients answer the server's pings in their read loops
+		pingCtx, stopPings := context.WithCancel(ctx)
+		defer stopPings()
+		go keepAlive(pingCtx, live)
+	}
 
 	// Subscribe, with an ack.
 	var subscribed atomic.Int64

@@ -38,7 +38,9 @@ const io = new Server(httpServer, {
 
 io.use((socket, next) => {
   try {
-    socket.data.claims = jwt.verify(String(socket.handshake.query.token || ''), JWT_SECRET, { algorithms: ['HS256'] });
+    // The token in the query (every client) or in `auth` (socket.io-client 3.x/4.x), as Jetsocket takes it.
+    const token = socket.handshake.auth?.token ?? socket.handshake.query.token ?? '';
+    socket.data.claims = jwt.verify(String(token), JWT_SECRET, { algorithms: ['HS256'] });
     next();
   } catch {
     next(new Error('invalid_token'));

@@ -10,7 +10,8 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 )
 
-// Plot draws fan-out latency (p50 and p99) against subscribers for every server run.
+// Plot draws fan-out latency (p50 and p99) against subscribers for every server run
+// (v2 clients), and Jetsocket's with v4 clients when the run had them.
 func (r *Run) Plot(path string) error {
 	p := plot.New()
 	p.Title.Text = "Fan-out latency against subscribers (one channel)"
@@ -24,21 +25,27 @@ func (r *Run) Plot(path string) error {
 
 	series := []struct {
 		server string
+		client string
 		label  string
 		color  color.RGBA
 		dashed bool
 	}{
-		{"jetsocket", "jetsocket p99", color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}, false},
-		{"jetsocket", "jetsocket p50", color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}, true},
-		{"node", "node socket.io 4 p99", color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}, false},
-		{"node", "node socket.io 4 p50", color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}, true},
-		{"floor", "floor (bare write loop) p99", color.RGBA{R: 0x7f, G: 0x7f, B: 0x7f, A: 0xff}, false},
-		{"floor", "floor (bare write loop) p50", color.RGBA{R: 0x7f, G: 0x7f, B: 0x7f, A: 0xff}, true},
+		{"jetsocket", "v2", "jetsocket p99", color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}, false},
+		{"jetsocket", "v2", "jetsocket p50", color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}, true},
+		{"node", "v2", "node socket.io 4 p99", color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}, false},
+		{"node", "v2", "node socket.io 4 p50", color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}, true},
+		{"floor", "v2", "floor (bare write loop) p99", color.RGBA{R: 0x7f, G: 0x7f, B: 0x7f, A: 0xff}, false},
+		{"floor", "v2", "floor (bare write loop) p50", color.RGBA{R: 0x7f, G: 0x7f, B: 0x7f, A: 0xff}, true},
+		{"jetsocket", "v4", "jetsocket, v4 clients, p99", color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff}, false},
+		{"jetsocket", "v4", "jetsocket, v4 clients, p50", color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff}, true},
+		{"node", "v4", "node socket.io 4, v4 clients, p99", color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff}, false},
+		{"node", "v4", "node socket.io 4, v4 clients, p50", color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff}, true},
 	}
+	plotted := 0
 	for i, s := range series {
 		var pts plotter.XYs
 		for _, n := range r.Settings.Ns {
-			x := r.Find(s.server, n)
+			x := r.FindClient(s.server, s.client, n)
 			if x == nil {
 				continue
 			}
@@ -66,6 +73,11 @@ func (r *Run) Plot(path string) error {
 		}
 		p.Add(line, points)
 		p.Legend.Add(s.label, line, points)
+		plotted++
+	}
+	if plotted == 0 {
+		// gonum panics on a log axis with no positive value; an empty plot says enough.
+		p.Y.Scale, p.Y.Tick.Marker = plot.LinearScale{}, plot.DefaultTicks{}
 	}
 	if err := p.Save(8*vg.Inch, 5*vg.Inch, path); err != nil {
 		return fmt.Errorf("plot: %w", err)

@@ -62,10 +62,22 @@ func ReadMachine() Machine {
 	return m
 }
 
-// Find returns the result for server at n, or nil.
-func (r *Run) Find(server string, n int) *load.Result {
+// Find returns the result for server at n with socket.io-client 2.x (v2) clients, or nil.
+func (r *Run) Find(server string, n int) *load.Result { return r.FindClient(server, "v2", n) }
+
+// FindClient returns the result for server at n with the client generation client (a
+// load.Handshake label: v2, v4, v4+auth; v4 matches either v4 label), or nil. Results
+// from before the v4 client have no label and count as v2.
+func (r *Run) FindClient(server, client string, n int) *load.Result {
 	for _, x := range r.Results {
-		if x.Server == server && x.N == n {
+		c := x.Client
+		if c == "" {
+			c = "v2"
+		}
+		if client == "v4" && strings.HasPrefix(c, "v4") {
+			c = "v4"
+		}
+		if x.Server == server && x.N == n && c == client {
 			return x
 		}
 	}
@@ -101,7 +113,7 @@ func (r *Run) Markdown(w io.Writer) {
 	m := r.Machine
 	fmt.Fprintf(w, "Machine: %s, %d cores, Linux %s; %s, Node %s. Load tool and server share the machine.\n\n", m.CPU, m.Cores, m.Kernel, m.Go, m.Node)
 	s := r.Settings
-	fmt.Fprintf(w, "Each N: a fresh server; N websocket connections (Engine.IO v3, a distinct JWT each, %d connects in flight), each subscribed with an ack to one channel; %s idle, then resident memory; %d events triggered one at a time through the signed HTTP API (latency), then %d back to back (deliveries per second).\n\n",
+	fmt.Fprintf(w, "Each N: a fresh server; N websocket connections (Engine.IO v3 as socket.io-client 2.x speaks it, unless a table says v4; a distinct JWT each, %d connects in flight), each subscribed with an ack to one channel; %s idle, then resident memory; %d events triggered one at a time through the signed HTTP API (latency), then %d back to back (deliveries per second).\n\n",
 		s.Concurrency, s.Settle, s.LatencyEvents, s.BurstEvents)
 	for _, e := range r.Errors {
 		fmt.Fprintf(w, "**Error:** %s\n\n", e)
@@ -127,14 +139,69 @@ func (r *Run) Markdown(w io.Writer) {
 		row("delivered / expected", delivered(j), delivered(nd), "", "all")
 	}
 	fmt.Fprintln(w)
+	r.generationsTable(w)
 	r.floorTable(w)
 	for _, x := range r.Results {
 		if x.ConnectFailures > 0 || x.Disconnected > 0 || x.TriggerFailures > 0 || x.Duplicates > 0 {
-			fmt.Fprintf(w, "- %s N=%d: %d connect failures %v, %d disconnected during the run, %d trigger failures %s, %d duplicates\n",
-				x.Server, x.N, x.ConnectFailures, x.ConnectErrors, x.Disconnected, x.TriggerFailures, x.TriggerFailureText, x.Duplicates)
+			fmt.Fprintf(w, "- %s (%s clients) N=%d: %d connect failures %v, %d disconnected during the run, %d trigger failures %s, %d duplicates\n",
+				x.Server, x.Client, x.N, x.ConnectFailures, x.ConnectErrors, x.Disconnected, x.TriggerFailures, x.TriggerFailureText, x.Duplicates)
 		}
 	}
 	fmt.Fprintln(w, "\n![fan-out latency against subscribers](latency.png)")
+}
+
+// generationsTable puts each server's figures with Engine.IO v4 clients (socket.io-client
+// 3.x/4.x: server pings, CONNECT packet) beside its figures with v2 clients, and v4
+// Jetsocket against v4 Node. Issue 17's targets: v4 memory per idle connection at most
+// 1.2x v2's, v4 connects per second at least 0.9x v2's.
+func (r *Run) generationsTable(w io.Writer) {
+	var rows []string
+	for _, n := range r.Settings.Ns {
+		j2, j4 := r.FindClient("jetsocket", "v2", n), r.FindClient("jetsocket", "v4", n)
+		n2, n4 := r.FindClient("node", "v2", n), r.FindClient("node", "v4", n)
+		if j4 == nil && n4 == nil {
+			continue
+		}
+		row := func(name string, get func(*load.Result) float64, show func(float64) string, target string) {
+			cell := func(x *load.Result) string {
+				if x == nil {
+					return "–"
+				}
+				return show(get(x))
+			}
+			rat := func(a, b *load.Result) string {
+				if a == nil || b == nil {
+					return "–"
+				}
+				return ratio(get(a), get(b))
+			}
+			rows = append(rows, fmt.Sprintf("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |", n, name,
+				cell(j2), cell(j4), rat(j4, j2), cell(n2), cell(n4), rat(n4, n2), rat(j4, n4), target))
+		}
+		row("connects/s", func(x *load.Result) float64 { return x.ConnectsPerSec }, f0, "jetsocket v4/v2 ≥ 0.9x")
+		row("memory per idle connection (KB)", func(x *load.Result) float64 { return float64(x.BytesPerConn) }, func(v float64) string { return kb(int64(v)) }, "jetsocket v4/v2 ≤ 1.2x")
+		row("fan-out latency p99 (ms)", func(x *load.Result) float64 { return x.LatencyP99 }, f1, "")
+		row("burst deliveries/s", func(x *load.Result) float64 { return x.DeliveriesPerSec }, f0, "")
+		row("delivered", func(x *load.Result) float64 { return float64(x.Delivered) }, f0, "all")
+	}
+	if len(rows) == 0 {
+		return
+	}
+	client := "v4"
+	for _, x := range r.Results {
+		if strings.HasPrefix(x.Client, "v4") {
+			client = x.Client
+			break
+		}
+	}
+	fmt.Fprintf(w, "Both client generations: v2 is socket.io-client 2.x's protocol (Engine.IO v3, the client pings, token in the query); %s is 3.x/4.x's (Engine.IO v4, the server pings and the client pongs, a CONNECT packet%s). Same load otherwise.\n\n",
+		client, map[bool]string{true: " carrying the token as `auth: {token}`", false: ", token in the query"}[client == "v4+auth"])
+	fmt.Fprintln(w, "| N | figure | jetsocket v2 | jetsocket v4 | v4/v2 | node v2 | node v4 | v4/v2 | jetsocket v4 / node v4 | target |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
+	for _, row := range rows {
+		fmt.Fprintln(w, row)
+	}
+	fmt.Fprintln(w)
 }
 
 // floorTable puts both servers' fan-out latency next to the floor's (package floor:
@@ -188,6 +255,16 @@ func (r *Run) Targets() []string {
 		check("p99 latency >= 3x lower", lr >= 3, fmt.Sprintf("%.2fx", lr))
 		check("all delivered (jetsocket)", j.Lost() == 0 && j.Expected > 0, delivered(j))
 		check("all delivered (node)", nd.Lost() == 0 && nd.Expected > 0, delivered(nd))
+		if j4 := r.FindClient("jetsocket", "v4", n); j4 != nil {
+			c4 := j4.ConnectsPerSec / j.ConnectsPerSec
+			check("v4 connects/s >= 0.9x v2", c4 >= 0.9, fmt.Sprintf("%.2fx", c4))
+			m4 := float64(j4.BytesPerConn) / float64(j.BytesPerConn)
+			check("v4 memory/conn <= 1.2x v2", m4 <= 1.2, fmt.Sprintf("%.2fx", m4))
+			check("all delivered (jetsocket v4)", j4.Lost() == 0 && j4.Expected > 0, delivered(j4))
+		}
+		if n4 := r.FindClient("node", "v4", n); n4 != nil {
+			check("all delivered (node v4)", n4.Lost() == 0 && n4.Expected > 0, delivered(n4))
+		}
 	}
 	return out
 }

@@ -1,9 +1,61 @@
-// Client helpers for end-to-end tests: socket.io-client 2.x (what browsers use), raw HTTP with
-// full header control, raw websockets and a minimal Engine.IO v3 speaker for garbage tests.
-// Every wait has a timeout, so no test can hang on a server that never answers.
+// Client helpers for end-to-end tests: socket.io-client (2.x or 4.x, chosen once per run by
+// CLIENT_MAJOR), raw HTTP with full header control, raw websockets and a minimal Engine.IO v3
+// speaker for garbage tests. Every wait has a timeout, so no test can hang on a server that
+// never answers.
 import http from 'node:http';
-import io from 'socket.io-client';
+import io2 from 'socket.io-client';
+import { io as io4 } from 'socket.io-client-4';
 import WebSocket from 'ws';
+
+/**
+ * CLIENT_MAJOR is the socket.io-client major every suite drives: 2 (2.5, Engine.IO v3, the
+ * default) or 4 (4.8, Engine.IO v4 + socket.io protocol v5). scripts/test.sh runs the suites
+ * once per major, so one suite body covers both generations.
+ */
+export const CLIENT_MAJOR = parseMajor(process.env.CLIENT_MAJOR);
+
+/**
+ * TOKEN_IN is where openSocket puts the token: `query` (the only way for 2.x) or `auth`
+ * (4.x's `auth: {token}`, checked at CONNECT). 4.x defaults to `auth`, the way a 4.x user
+ * passes it; CLIENT_TOKEN_IN=query runs the 4.x leg with query tokens instead.
+ */
+export const TOKEN_IN = parseTokenIn(process.env.CLIENT_TOKEN_IN, CLIENT_MAJOR);
+
+/** CLIENT_LABEL names the client in test titles and messages, e.g. `socket.io-client 4.x`. */
+export const CLIENT_LABEL = `socket.io-client ${CLIENT_MAJOR}.x`;
+
+function parseMajor(v) {
+  if (v === undefined || v === '' || v === '2') return 2;
+  if (v === '4') return 4;
+  throw new Error(`CLIENT_MAJOR must be 2 or 4, got ${JSON.stringify(v)}`);
+}
+
+function parseTokenIn(v, major) {
+  if (v === undefined || v === '') return major === 4 ? 'auth' : 'query';
+  if (v === 'query' || (v === 'auth' && major === 4)) return v;
+  throw new Error(`CLIENT_TOKEN_IN must be query${major === 4 ? ' or auth' : ' with CLIENT_MAJOR=2'}, got ${JSON.stringify(v)}`);
+}
+
+/** ioFor returns major's io(url, opts); both take forceNew, reconnection, query, transports. */
+export const ioFor = (major) => (major === 4 ? io4 : io2);
+
+/** io is CLIENT_MAJOR's io(). */
+export const io = ioFor(CLIENT_MAJOR);
+
+/**
+ * refusalStatus reads the HTTP-like status out of a `connect_error`, whatever the client
+ * major and the way the token went: 2.x puts the handshake's status in `description`
+ * (a number on polling, an Error whose message names it on a websocket); 4.x does the same
+ * for a query token refused by HTTP, and a CONNECT_ERROR carries it as `data.status`.
+ * Undefined when the error names no status.
+ */
+export function refusalStatus(err) {
+  if (typeof err?.data?.status === 'number') return err.data.status;
+  const d = err?.description;
+  if (typeof d === 'number') return d;
+  const m = /\b([1-5]\d\d)\b/.exec(String(d?.message ?? d ?? ''));
+  return m ? Number(m[1]) : undefined;
+}
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -37,14 +89,18 @@ export class Clients {
 }
 
 /**
- * openSocket starts a socket.io-client 2.x connection with the token in the handshake query.
+ * openSocket starts a socket.io-client connection of CLIENT_MAJOR (or `opts.major`, for
+ * suites that mix generations) with the token in the handshake query or, for 4.x, in
+ * `auth` (TOKEN_IN; `opts.tokenIn` overrides it per call).
  * forceNew gives each call its own engine; reconnection is off so a dropped connection shows
  * up as a `disconnect` instead of being silently redialled. Transports stay at the client
  * default (polling, then upgrade to websocket) unless `opts.transports` says otherwise.
  */
-export function openSocket(url, token, opts = {}) {
-  const query = token === undefined ? {} : { token };
-  return io(url, { forceNew: true, reconnection: false, timeout: 10_000, query, ...opts });
+export function openSocket(url, token, { major = CLIENT_MAJOR, tokenIn, ...opts } = {}) {
+  tokenIn ??= major === CLIENT_MAJOR ? TOKEN_IN : parseTokenIn(undefined, major);
+  if (tokenIn === 'auth' && major !== 4) throw new Error('auth tokens need socket.io-client 4.x');
+  const tokenOpts = token === undefined ? {} : tokenIn === 'auth' ? { auth: { token } } : { query: { token } };
+  return ioFor(major)(url, { forceNew: true, reconnection: false, timeout: 10_000, ...tokenOpts, ...opts });
 }
 
 /**

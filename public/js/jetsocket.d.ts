@@ -47,7 +47,7 @@ export interface Options {
   path?: string;
   /** socket.io-client transports, default ['polling', 'websocket']. */
   transports?: string[];
-  /** socket.io-client 2.x's io(); default the global io or require('socket.io-client'). */
+  /** socket.io-client's io() (4.x or 3.x, or 2.x; the transport follows the version); default the global io or require('socket.io-client'). */
   io?: (...args: any[]) => any;
   /** tweetnacl, for encrypted channels; default the global nacl or require('tweetnacl'). */
   nacl?: any;

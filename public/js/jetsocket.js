@@ -121,10 +121,10 @@
 
   // ------------------------------------------------------------------ transport
 
-  // The transport is the only code that knows socket.io-client 2.x: how a handshake carries
-  // the token (the query string), how a refused handshake reports its HTTP status, how to
-  // see every incoming event (2.x has no onAny). Moving to socket.io-client 4.x changes this
-  // function only: token in `auth`, refusals as connect_error data, socket.onAny.
+  // The transports are the only code that knows socket.io-client: how a handshake carries
+  // the token, how a refused handshake reports its status, how to see every incoming event.
+  // socketIO4Transport (socket.io-client 3.x/4.x, the default) and socketIO2Transport
+  // (2.x) differ in exactly those three; pickTransport chooses by the io() it is given.
   //
   // open(token, handlers) starts one connection attempt; handlers: event(name, payload),
   // refused(status, error) before the connection is up, closed(reason) after it was up.
@@ -181,6 +181,73 @@
         },
       };
     };
+  }
+
+  // socketIO4Transport is the same for socket.io-client 3.x/4.x (Engine.IO v4): the token
+  // goes in `auth`, checked when the CONNECT packet arrives, and a refusal comes back as a
+  // connect_error whose data is {status: 401, reason}; events are seen with onAny.
+  // Reconnection stays ours, so every attempt sends the token current at that moment.
+  function socketIO4Transport(io, url, options) {
+    return function open(token, handlers) {
+      var socket = io(url, {
+        path: options.path,
+        transports: options.transports,
+        auth: { token: token },
+        forceNew: true,
+        reconnection: false,
+        timeout: options.connectTimeoutMs,
+      });
+      var ended = false;
+      socket.onAny(function (name, payload) {
+        if (!ended) handlers.event(String(name), payload);
+      });
+      socket.on('connect_error', function (err) {
+        if (ended) return;
+        ended = true;
+        socket.close();
+        handlers.refused(connectErrorStatus(err), err);
+      });
+      socket.on('disconnect', function (reason) {
+        if (ended) return;
+        ended = true;
+        socket.close();
+        handlers.closed(reason);
+      });
+      return {
+        emit: function (name, payload, ack) {
+          var args = [name];
+          if (payload !== undefined) args.push(payload);
+          if (ack) args.push(ack);
+          socket.emit.apply(socket, args);
+        },
+        close: function () {
+          ended = true;
+          socket.close();
+        },
+        name: function () {
+          var engine = socket.io && socket.io.engine;
+          return engine && engine.transport ? engine.transport.name : '';
+        },
+      };
+    };
+  }
+
+  // isSocketIO4 tells a socket.io-client 3.x/4.x io() from a 2.x one: only 3.x+ sockets
+  // have onAny.
+  function isSocketIO4(io) {
+    return !!(io && io.Socket && io.Socket.prototype && typeof io.Socket.prototype.onAny === 'function');
+  }
+
+  // pickTransport: 4.x's transport for a 3.x/4.x io(), 2.x's otherwise.
+  function pickTransport(io, url, options) {
+    return isSocketIO4(io) ? socketIO4Transport(io, url, options) : socketIO2Transport(io, url, options);
+  }
+
+  // connectErrorStatus reads a 4.x connect_error: a CONNECT_ERROR carries data.status; a
+  // handshake refused by HTTP (a query token, an origin, a limit) reads as in 2.x.
+  function connectErrorStatus(err) {
+    if (err && err.data && typeof err.data.status === 'number') return err.data.status;
+    return handshakeStatus(err);
   }
 
   // handshakeStatus digs the HTTP status out of a socket.io-client 2.x connect_error:
@@ -528,13 +595,13 @@
     this.host = String(host).replace(/\/+$/, '');
 
     var io = this.options.io || globalScope.io || optionalRequire('socket.io-client');
-    if (typeof io !== 'function') throw new Error('Jetsocket: socket.io-client 2.x not found (load /vendor/socket.io.min.js or pass options.io)');
+    if (typeof io !== 'function') throw new Error('Jetsocket: socket.io-client not found (load /vendor/socket.io.min.js or pass options.io)');
     this.nacl = this.options.nacl || globalScope.nacl || null; // required lazily, for encrypted channels
 
     this.channels = dict();
     this.dispatcher = new Dispatcher();
     this.signinWanted = false;
-    var transport = this.options.transport || socketIO2Transport(io, this.host, this.options);
+    var transport = this.options.transport || pickTransport(io, this.host, this.options);
     this.connection = new Connection(this, this.options, transport);
     if (this.options.autoConnect !== false) this.connect();
   }
@@ -773,6 +840,7 @@
   Jetsocket.Connection = Connection;
   Jetsocket.STATES = STATES.slice();
   Jetsocket.socketIO2Transport = socketIO2Transport;
+  Jetsocket.socketIO4Transport = socketIO4Transport;
   Jetsocket.tokenExpiry = tokenExpiry;
   Jetsocket.Jetsocket = Jetsocket;
   Jetsocket['default'] = Jetsocket;

@@ -1,5 +1,6 @@
 // Command jetbench is Jetsocket's load tool. "compare" starts Jetsocket and the Node
-// socket.io 4 reference server in turn, drives both with the same Engine.IO v3 clients
+// socket.io 4 reference server in turn, drives both with the same clients of each
+// generation asked for (-eio 3,4: socket.io-client 2.x's Engine.IO v3 and 3.x/4.x's v4)
 // and writes a report with both sets of figures and their ratios; "run" drives a server
 // that is already running; "soak" runs thousands of connect/subscribe/disconnect cycles
 // and checks that the server's goroutines and memory return to their baseline. See
@@ -73,6 +74,8 @@ type shape struct {
 	settle      time.Duration
 	sources     int
 	cpuProfile  string
+	eios        string
+	v4Token     string
 }
 
 func (s *shape) register(fl *flag.FlagSet) {
@@ -83,6 +86,28 @@ func (s *shape) register(fl *flag.FlagSet) {
 	fl.DurationVar(&s.settle, "settle", 5*time.Second, "idle time before memory is read")
 	fl.IntVar(&s.sources, "sources", 16, "loopback source addresses to spread connections over (127.0.0.1..)")
 	fl.StringVar(&s.cpuProfile, "cpuprofile", "", "write the load tool's own CPU profile here (its cost is part of every latency)")
+	fl.StringVar(&s.eios, "eio", "3,4", "comma-separated Engine.IO versions of the clients: 3 (socket.io-client 2.x), 4 (3.x/4.x)")
+	fl.StringVar(&s.v4Token, "v4-token", "auth", "where EIO 4 clients put the token: auth (the CONNECT packet) or query")
+}
+
+// handshakes turns -eio and -v4-token into the client generations to run.
+func (s *shape) handshakes() ([]load.Handshake, error) {
+	if s.v4Token != "auth" && s.v4Token != "query" {
+		return nil, fmt.Errorf("-v4-token: %q is neither auth nor query", s.v4Token)
+	}
+	var hs []load.Handshake
+	for _, f := range strings.Split(s.eios, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, fmt.Errorf("-eio: %q is not a version", f)
+		}
+		h := load.Handshake{EIO: v, AuthToken: v == 4 && s.v4Token == "auth"}
+		if err := h.Validate(); err != nil {
+			return nil, fmt.Errorf("-eio: %w", err)
+		}
+		hs = append(hs, h)
+	}
+	return hs, nil
 }
 
 // profile starts the load tool's CPU profile when asked; the returned func stops it.
@@ -113,14 +138,14 @@ func (s *shape) parseNs() ([]int, error) {
 	return ns, nil
 }
 
-func (s *shape) config(n int, out io.Writer) load.Config {
+func (s *shape) config(n int, h load.Handshake, out io.Writer) load.Config {
 	var ips []net.IP
 	for i := 1; i <= s.sources; i++ {
 		ips = append(ips, net.IPv4(127, 0, 0, byte(i)))
 	}
 	return load.Config{
 		N: n, Concurrency: s.concurrency, LatencyEvents: s.events, BurstEvents: s.burst,
-		Settle: s.settle, LocalIPs: ips,
+		Settle: s.settle, LocalIPs: ips, Handshake: h,
 		Logf: func(format string, args ...any) { fmt.Fprintf(out, "  "+format+"\n", args...) },
 	}
 }
@@ -160,6 +185,10 @@ func compare(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	hs, err := s.handshakes()
+	if err != nil {
+		return err
+	}
 	stopProfile, err := s.profile()
 	if err != nil {
 		return err
@@ -188,20 +217,22 @@ func compare(ctx context.Context, args []string, out io.Writer) error {
 		Started: time.Now(), Machine: report.ReadMachine(),
 		Settings: report.Settings{Ns: ns, Concurrency: s.concurrency, LatencyEvents: s.events, BurstEvents: s.burst, Settle: s.settle.String()},
 	}
-	fmt.Fprintf(out, "jetbench compare: N=%v, servers %v, on %s (%d cores)\n", ns, order, rep.Machine.CPU, rep.Machine.Cores)
+	fmt.Fprintf(out, "jetbench compare: N=%v, servers %v, clients %s, on %s (%d cores)\n", ns, order, s.eios, rep.Machine.CPU, rep.Machine.Cores)
 	for _, n := range ns {
 		for _, name := range order {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			fmt.Fprintf(out, "%s, N=%d\n", name, n)
-			res, err := runServer(ctx, specs[name], creds, mint, s.config(n, out))
-			if res != nil {
-				rep.Results = append(rep.Results, res)
-			}
-			if err != nil {
-				fmt.Fprintf(out, "  error: %v\n", err)
-				rep.Errors = append(rep.Errors, fmt.Sprintf("%s N=%d: %v", name, n, err))
+			for _, h := range hs {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "%s, %s clients, N=%d\n", name, h.Label(), n)
+				res, err := runServer(ctx, specs[name], creds, mint, s.config(n, h, out))
+				if res != nil {
+					rep.Results = append(rep.Results, res)
+				}
+				if err != nil {
+					fmt.Fprintf(out, "  error: %v\n", err)
+					rep.Errors = append(rep.Errors, fmt.Sprintf("%s (%s) N=%d: %v", name, h.Label(), n, err))
+				}
 			}
 		}
 	}
@@ -220,7 +251,7 @@ func compare(ctx context.Context, args []string, out io.Writer) error {
 		}
 		for _, r := range rep.Results {
 			if r.Lost() != 0 || r.Expected == 0 || r.ConnectFailures > 0 || r.Disconnected > 0 {
-				return fmt.Errorf("%s N=%d: delivered %d of %d, %d connect failures, %d disconnected", r.Server, r.N, r.Delivered, r.Expected, r.ConnectFailures, r.Disconnected)
+				return fmt.Errorf("%s (%s) N=%d: delivered %d of %d, %d connect failures, %d disconnected", r.Server, r.Client, r.N, r.Delivered, r.Expected, r.ConnectFailures, r.Disconnected)
 			}
 		}
 	}
@@ -291,18 +322,24 @@ func runOne(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("-jwt-secret: %w", err)
 	}
+	hs, err := s.handshakes()
+	if err != nil {
+		return err
+	}
 	stopProfile, err := s.profile()
 	if err != nil {
 		return err
 	}
 	defer stopProfile()
 	for _, n := range ns {
-		res, err := load.Run(ctx, load.Target{Name: u.Host, URL: u, AppID: *appID, Key: *key, Secret: *secret, Token: mint, PID: *pid}, s.config(n, out))
-		if err != nil {
-			return err
-		}
-		if res.Lost() != 0 {
-			return fmt.Errorf("N=%d: delivered %d of %d", n, res.Delivered, res.Expected)
+		for _, h := range hs {
+			res, err := load.Run(ctx, load.Target{Name: u.Host, URL: u, AppID: *appID, Key: *key, Secret: *secret, Token: mint, PID: *pid}, s.config(n, h, out))
+			if err != nil {
+				return err
+			}
+			if res.Lost() != 0 {
+				return fmt.Errorf("N=%d, %s clients: delivered %d of %d", n, h.Label(), res.Delivered, res.Expected)
+			}
 		}
 	}
 	return nil
