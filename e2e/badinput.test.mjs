@@ -145,7 +145,8 @@ describe('bad input over socket.io', () => {
   test('a wrong EIO version with a valid token is refused without a crash', async () => {
     // EIO 3 and 4 are both served (socket.io-client 2.x and 3.x/4.x); 5 is no version at all.
     const res = await request(socketPath(srv.url, { token: mint(), extra: { EIO: '5' } }));
-    assert.ok(res.status < 500, `EIO=5 -> ${res.status} ${res.text}`);
+    assert.equal(res.status, 400, `EIO=5 -> ${res.status} ${res.text}`);
+    assert.equal(JSON.parse(res.text).error, 'unsupported_protocol');
     const res2 = await request(socketPath(srv.url, { token: mint(), extra: { transport: 'carrier-pigeon' } }));
     assert.ok(res2.status >= 400 && res2.status < 500, `unknown transport -> ${res2.status} ${res2.text}`);
     await healthy('wrong EIO / transport');
