@@ -130,6 +130,41 @@
   // refused(status, error) before the connection is up, closed(reason) after it was up.
   // Reconnection is ours (reconnection: false): socket.io-client 2.x would keep the first
   // query, and so the first token, for every reconnect.
+  // newAttempt is what both transports share for one attempt: it ends once (end reports
+  // whether this call ended it), a disconnect after it was up is reported as closed, and
+  // handle is what the client drives.
+  function newAttempt(socket, handlers) {
+    var a = {
+      ended: false,
+      end: function () {
+        if (a.ended) return false;
+        a.ended = true;
+        socket.close();
+        return true;
+      },
+      handle: {
+        emit: function (name, payload, ack) {
+          var args = [name];
+          if (payload !== undefined) args.push(payload);
+          if (ack) args.push(ack);
+          socket.emit.apply(socket, args);
+        },
+        close: function () {
+          a.ended = true;
+          socket.close();
+        },
+        name: function () {
+          var engine = socket.io && socket.io.engine;
+          return engine && engine.transport ? engine.transport.name : '';
+        },
+      },
+    };
+    socket.on('disconnect', function (reason) {
+      if (a.end()) handlers.closed(reason);
+    });
+    return a;
+  }
+
   function socketIO2Transport(io, url, options) {
     return function open(token, handlers) {
       var socket = io(url, {
@@ -140,46 +175,22 @@
         reconnection: false,
         timeout: options.connectTimeoutMs,
       });
-      var ended = false;
+      var attempt = newAttempt(socket, handlers);
       var up = false;
       var original = socket.onevent;
       socket.onevent = function (packet) {
         var args = packet.data || [];
-        if (!ended) handlers.event(String(args[0]), args[1]);
+        if (!attempt.ended) handlers.event(String(args[0]), args[1]);
         if (original) return original.call(this, packet);
       };
       socket.on('connect', function () { up = true; });
       function refused(err) {
-        if (ended) return;
-        ended = true;
-        socket.close();
-        handlers.refused(handshakeStatus(err), err);
+        if (attempt.end()) handlers.refused(handshakeStatus(err), err);
       }
       socket.on('connect_error', refused);
       socket.on('connect_timeout', function () { refused(new Error('connect timeout')); });
       socket.on('error', function (err) { if (!up) refused(err); });
-      socket.on('disconnect', function (reason) {
-        if (ended) return;
-        ended = true;
-        socket.close();
-        handlers.closed(reason);
-      });
-      return {
-        emit: function (name, payload, ack) {
-          var args = [name];
-          if (payload !== undefined) args.push(payload);
-          if (ack) args.push(ack);
-          socket.emit.apply(socket, args);
-        },
-        close: function () {
-          ended = true;
-          socket.close();
-        },
-        name: function () {
-          var engine = socket.io && socket.io.engine;
-          return engine && engine.transport ? engine.transport.name : '';
-        },
-      };
+      return attempt.handle;
     };
   }
 
@@ -197,38 +208,14 @@
         reconnection: false,
         timeout: options.connectTimeoutMs,
       });
-      var ended = false;
+      var attempt = newAttempt(socket, handlers);
       socket.onAny(function (name, payload) {
-        if (!ended) handlers.event(String(name), payload);
+        if (!attempt.ended) handlers.event(String(name), payload);
       });
       socket.on('connect_error', function (err) {
-        if (ended) return;
-        ended = true;
-        socket.close();
-        handlers.refused(connectErrorStatus(err), err);
+        if (attempt.end()) handlers.refused(connectErrorStatus(err), err);
       });
-      socket.on('disconnect', function (reason) {
-        if (ended) return;
-        ended = true;
-        socket.close();
-        handlers.closed(reason);
-      });
-      return {
-        emit: function (name, payload, ack) {
-          var args = [name];
-          if (payload !== undefined) args.push(payload);
-          if (ack) args.push(ack);
-          socket.emit.apply(socket, args);
-        },
-        close: function () {
-          ended = true;
-          socket.close();
-        },
-        name: function () {
-          var engine = socket.io && socket.io.engine;
-          return engine && engine.transport ? engine.transport.name : '';
-        },
-      };
+      return attempt.handle;
     };
   }
 
