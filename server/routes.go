@@ -53,6 +53,11 @@ func (a *app) routes() (_ http.Handler, err error) {
 		}))
 	sock.Any("/*any", gin.WrapH(a.sockets))
 
+	// The Pusher protocol endpoint (pusher-js, Laravel Echo, Pusher's mobile SDKs).
+	r.GET("/app/:key", func(c *gin.Context) {
+		a.pusher.Serve(c.Writer, c.Request, c.Param("key"), c.ClientIP())
+	})
+
 	// The Pusher-compatible HTTP API, signed as Pusher signs.
 	api := r.Group("/apps/:app_id", middleware.APIAuth(a.cfg.AppID, a.cfg.AppKey, a.cfg.AppSecret, maxAPIBody, time.Now, a.log))
 	api.POST("/events", handlers.TriggerEvent(a.triggers, a.log))
