@@ -246,6 +246,7 @@ type app struct {
 	triggers     *trigger.Service
 	protocol     *protocol.Service
 	pusher       *pusherproto.Service // the Pusher protocol endpoint, /app/{key}
+	authorizer   *channels.Authorizer // the channel rules, for both endpoints and /pusher/auth
 	metrics      *metrics.Metrics
 	webhooks     *webhook.Sender // nil without WEBHOOK_URL
 	cluster      *cluster.Node   // nil without REDIS_URL
@@ -334,15 +335,16 @@ func newApp(cfg *config.Config, log *slog.Logger, ext Extensions) (_ *app, err e
 			a.webhooks.Send(ev)
 		}
 	}
+	// Developers' guards first, then a backend's signed authorization (Pusher's
+	// authorizeChannel), then the claim rules.
+	a.authorizer = channels.NewAuthorizer(&channels.Rules{Roles: cfg.ChannelRoles},
+		append(slices.Clone(ext.Guards), channels.Delegated(cfg.AppKey, cfg.AppSecret))...)
 	a.protocol, err = protocol.New(protocol.Options{
 		Config: cfg, Hub: a.hub, IPConns: ipConns, Verifier: tm, Triggers: a.triggers, Metrics: a.metrics, Log: log,
-		// Developers' guards first, then a backend's signed authorization (Pusher's
-		// authorizeChannel), then the claim rules.
-		Authorizer: channels.NewAuthorizer(&channels.Rules{Roles: cfg.ChannelRoles},
-			append(slices.Clone(ext.Guards), channels.Delegated(cfg.AppKey, cfg.AppSecret))...),
-		Webhooks: webhooks,
-		Hooks:    ext.ChannelHooks,
-		Events:   ext.Events,
+		Authorizer: a.authorizer,
+		Webhooks:   webhooks,
+		Hooks:      ext.ChannelHooks,
+		Events:     ext.Events,
 	})
 	if err != nil {
 		return nil, err
