@@ -80,7 +80,7 @@ func (a *app) routes() (_ http.Handler, err error) {
 	static := http.FileServer(http.FS(public.FS()))
 	r.NoRoute(func(c *gin.Context) {
 		if c.Request.Method != http.MethodGet && c.Request.Method != http.MethodHead {
-			handlers.Abort(c, a.log, errs.New(errs.NotFound, "not_found", "no such route"))
+			handlers.Abort(c, a.log, errs.New(errs.NotFound, errs.CodeNotFound, "no such route"))
 			return
 		}
 		name := c.Request.URL.Path[1:]
@@ -88,13 +88,13 @@ func (a *app) routes() (_ http.Handler, err error) {
 			name = "index.html"
 		}
 		if _, err := fs.Stat(public.FS(), name); errors.Is(err, fs.ErrNotExist) {
-			handlers.Abort(c, a.log, errs.New(errs.NotFound, "not_found", "no such route"))
+			handlers.Abort(c, a.log, errs.New(errs.NotFound, errs.CodeNotFound, "no such route"))
 			return
 		}
 		static.ServeHTTP(c.Writer, c.Request)
 	})
 	r.NoMethod(func(c *gin.Context) {
-		handlers.Abort(c, a.log, errs.New(errs.MethodNotAllowed, "method_not_allowed", "method not allowed"))
+		handlers.Abort(c, a.log, errs.New(errs.MethodNotAllowed, errs.CodeMethodNotAllowed, "method not allowed"))
 	})
 	return r, nil
 }

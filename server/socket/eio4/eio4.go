@@ -27,6 +27,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/jetsocket/jetsocket/server/errs"
 )
 
 // WebSocket is a websocket connection as the engine uses it. Writes may come from several
@@ -85,19 +87,19 @@ func NewServer(o Options) (*Server, error) {
 	return &Server{opts: o, sessions: make(map[string]*Session)}, nil
 }
 
-// Engine.IO v4 error codes, answered as JSON with status 400 (as Node's engine does).
+// The refusals of Node's engine (its error codes 0-3 and 5, status 400), answered with
+// Jetsocket's codes and body {error, message}, as the v3 endpoint answers them: a client
+// sees one shape whatever its generation.
 const (
-	errUnknownTransport = 0
-	errUnknownSid       = 1
-	errBadHandshake     = 2
-	errBadRequest       = 3
-	errUnsupportedEIO   = 5
+	errUnknownTransport = errs.CodeInvalidTransport
+	errUnknownSid       = errs.CodeInvalidSid
+	errBadHandshake     = errs.CodeBadRequest
+	errBadRequest       = errs.CodeBadRequest
+	errUnsupportedEIO   = errs.CodeUnsupportedProtocol
 )
 
-func httpError(w http.ResponseWriter, code int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusBadRequest)
-	_, _ = io.WriteString(w, `{"code":`+strconv.Itoa(code)+`,"message":"`+msg+`"}`)
+func httpError(w http.ResponseWriter, code, msg string) {
+	errs.Write(w, errs.New(errs.Invalid, code, msg))
 }
 
 // Count is the number of open sessions.
