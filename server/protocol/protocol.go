@@ -233,7 +233,7 @@ func (s *Service) Disconnect(c Conn, reason string) {
 	ctx, cancel := settle(c.Context())
 	defer cancel()
 	for _, ch := range s.hub.ChannelsOf(c.ID()) {
-		s.leave(ctx, c, ch)
+		_ = s.leave(ctx, c, ch) // a hook's panic is logged by leave; the rest still leaves
 	}
 	if st := s.takeSession(c.ID()); st != nil {
 		st.stopExpiry()
