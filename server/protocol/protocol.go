@@ -89,6 +89,9 @@ type Options struct {
 	Hooks []ChannelHooks
 	// Events are a developer's own events, beside the built-in ones.
 	Events []Event
+	// IPConns counts open connections per client address; shared with the Pusher
+	// endpoint so MAX_CONNECTIONS_PER_IP counts both (nil: the service's own).
+	IPConns *limit.Counter
 }
 
 // Service runs the protocol for every connection of a node.
@@ -123,6 +126,9 @@ func New(o Options) (*Service, error) {
 		userConns: limit.NewCounter(),
 		ipConns:   limit.NewCounter(),
 		sessions:  make(map[string]*session),
+	}
+	if o.IPConns != nil {
+		s.ipConns = o.IPConns
 	}
 	if s.webhooks == nil {
 		s.webhooks = func(webhook.Event) {}
