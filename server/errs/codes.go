@@ -17,7 +17,7 @@ const (
 	CodeInternal         = "internal_error"     // 500: a fault of ours, logged; never the detail
 	CodeInvalidRequest   = "invalid_request"    // 400: a body or query that cannot be taken
 	CodeNotFound         = "not_found"          // 404: no such route
-	CodeMethodNotAllowed = "method_not_allowed" // 405
+	CodeMethodNotAllowed = "method_not_allowed" // 405: a method the route does not take
 	CodeTooLarge         = "too_large"          // 413: a request body over its route's limit
 	CodeRequestTimeout   = "request_timeout"    // 408: the body did not arrive within REQUEST_BODY_TIMEOUT
 	CodeRateLimited      = "rate_limited"       // 429: logins, subscribes, client events, polling handoff, socket input
@@ -31,6 +31,7 @@ const (
 	CodeInvalidToken       = "invalid_token"        // 401: a JWT refused (handshake, CONNECT, refresh, Bearer routes)
 	CodeTokenExpired       = "token_expired"        // 401: the connection's token expired (subscribe)
 	CodeTooManyConnections = "too_many_connections" // 429: MAX_CONNECTIONS_PER_USER or _PER_IP
+	CodeNoSubject          = "no_subject"           // 403: a token naming no user, where one is needed (/pusher/user-auth)
 )
 
 // The Pusher-compatible HTTP API.
@@ -52,6 +53,7 @@ const (
 	CodeBadPayload          = "bad_payload"          // 400: a polling body the Engine.IO decoder refuses
 	CodeBadRequest          = "bad_request"          // 400: any other Engine.IO request the engine refuses
 	CodeTransportError      = "transport_error"      // 5xx: go-socket.io's own failures, with their status
+	CodeInboundQueueFull    = "inbound_queue_full"   // 429: v4 polling posted more than the session holds unread
 )
 
 // Socket packets (jetsocket:error, and the ack of an event sent with one).
@@ -76,5 +78,8 @@ const (
 	CodeNotSubscribed           = "not_subscribed"            // 403: a client event on a channel not subscribed
 	CodeTooManySubscriptions    = "too_many_subscriptions"    // 429: MAX_SUBSCRIPTIONS
 	CodePresenceFull            = "presence_full"             // 429: PRESENCE_MAX_MEMBERS
-	CodeEncryptionNotConfigured = "encryption_not_configured" // 500: private-encrypted- without ENCRYPTION_MASTER_KEY
+	CodeEncryptionNotConfigured = "encryption_not_configured" // 500: private-encrypted- without ENCRYPTION_MASTER_KEY (503 at /pusher/auth)
+	CodeInvalidSocketID         = "invalid_socket_id"         // 400: a socket_id not of Pusher's form (/pusher/auth, /pusher/user-auth)
+	CodeAuthRequired            = "auth_required"             // 401: a Pusher-protocol subscribe to a private channel without auth
+	CodeSigninRequired          = "signin_required"           // 401: a Pusher-protocol subscribe before pusher:signin (PUSHER_REQUIRE_SIGNIN)
 )

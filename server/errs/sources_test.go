@@ -119,8 +119,8 @@ var oneWriterExceptions = map[string]string{
 // middleware, the socket layer, either Engine.IO engine), so the shape {error, message}
 // and the Content-Type cannot drift. Caught: an errs.Body literal; gin's
 // AbortWithStatusJSON, AbortWithError; http.Error; WriteHeader, JSON, String, Data,
-// Status or AbortWithStatus with a status of 400 or more; a map literal with an "error"
-// key; a string literal holding JSON with an "error" or "code" member.
+// Status or AbortWithStatus with a status of 400 or more; a map literal with "error" and
+// "message" keys; a string literal holding JSON with an "error" or "code" member.
 func TestWriteIsTheOneErrorBodyWriter(t *testing.T) {
 	for _, sf := range serverSources(t) {
 		report := func(n ast.Node, what string) {
@@ -138,12 +138,18 @@ func TestWriteIsTheOneErrorBodyWriter(t *testing.T) {
 					report(n, "errs.Body{...}")
 				}
 				if _, isMap := n.Type.(*ast.MapType); isMap || isSel(n.Type, "gin", "H") {
+					keys := make(map[string]bool)
 					for _, el := range n.Elts {
 						if kv, ok := el.(*ast.KeyValueExpr); ok {
-							if k, ok := stringLit(kv.Key); ok && k == "error" {
-								report(n, `a map with an "error" key`)
+							if k, ok := stringLit(kv.Key); ok {
+								keys[k] = true
 							}
 						}
+					}
+					// {error, message} is the HTTP body; an ack {ok:false, status, code,
+					// error} is a socket answer, not an HTTP one.
+					if keys["error"] && keys["message"] {
+						report(n, `a map {"error", "message"}`)
 					}
 				}
 			case *ast.BasicLit:
