@@ -340,7 +340,7 @@ func newApp(cfg *config.Config, log *slog.Logger, ext Extensions) (_ *app, err e
 	a.authorizer = channels.NewAuthorizer(&channels.Rules{Roles: cfg.ChannelRoles},
 		append(slices.Clone(ext.Guards), channels.Delegated(cfg.AppKey, cfg.AppSecret))...)
 	a.protocol, err = protocol.New(protocol.Options{
-		Config: cfg, Hub: a.hub, IPConns: ipConns, Verifier: tm, Triggers: a.triggers, Metrics: a.metrics, Log: log,
+		Settings: protocolSettings(cfg), Hub: a.hub, IPConns: ipConns, Verifier: tm, Triggers: a.triggers, Metrics: a.metrics, Log: log,
 		Authorizer: a.authorizer,
 		Webhooks:   webhooks,
 		Hooks:      ext.ChannelHooks,
@@ -399,4 +399,15 @@ func newKeySet(cfg *config.Config, log *slog.Logger, mx *metrics.Metrics) (*toke
 		return nil, fmt.Errorf("config: JWKS_URL: %w", err)
 	}
 	return keys, nil
+}
+
+// protocolSettings are the values of cfg the socket protocol reads.
+func protocolSettings(cfg *config.Config) protocol.Settings {
+	return protocol.Settings{
+		AppKey: cfg.AppKey, AppSecret: cfg.AppSecret, EncryptionMasterKey: cfg.EncryptionMasterKey,
+		JWTLeeway: cfg.JWTLeeway, SubscribeRate: cfg.SubscribeRate, MaxSubscriptions: cfg.MaxSubscriptions,
+		PresenceMaxMembers: cfg.PresenceMaxMembers, PresenceIncludeEmail: cfg.PresenceIncludeEmail,
+		ClientEventRate: cfg.ClientEventRate, MaxPayloadBytes: cfg.MaxPayloadBytes,
+		MaxConnsPerUser: cfg.MaxConnsPerUser, MaxConnsPerIP: cfg.MaxConnsPerIP,
+	}
 }
