@@ -329,33 +329,36 @@ func (c *Config) loadLimits(l *loader) error {
 	if c.LoginRateLimit, err = rateLimit(l.get, "LOGIN_RATE_LIMIT", RateLimit{N: 100, Per: 15 * time.Minute}); err != nil {
 		return err
 	}
-	for _, n := range []struct {
-		dst           *int
-		name          string
-		def, min, max int
-	}{
-		{&c.ClientEventRate, "CLIENT_EVENT_RATE", 10, 1, 10_000},
-		{&c.MaxPayloadBytes, "MAX_PAYLOAD_BYTES", 10240, 64, 10 << 20},
-		{&c.PresenceMaxMembers, "PRESENCE_MAX_MEMBERS", 100, 1, 100_000},
-	} {
-		if *n.dst, err = integer(l.get, n.name, n.def, n.min, n.max); err != nil {
-			return err
-		}
+	if err = l.integers(
+		intVar{&c.ClientEventRate, "CLIENT_EVENT_RATE", 10, 1, 10_000},
+		intVar{&c.MaxPayloadBytes, "MAX_PAYLOAD_BYTES", 10240, 64, 10 << 20},
+		intVar{&c.PresenceMaxMembers, "PRESENCE_MAX_MEMBERS", 100, 1, 100_000},
+	); err != nil {
+		return err
 	}
 	if c.PresenceIncludeEmail, err = boolean(l.get, "PRESENCE_INCLUDE_EMAIL"); err != nil {
 		return err
 	}
-	for _, n := range []struct {
-		dst           *int
-		name          string
-		def, min, max int
-	}{
-		{&c.MaxSubscriptions, "MAX_SUBSCRIPTIONS", 100, 1, 100_000},
-		{&c.SubscribeRate, "SUBSCRIBE_RATE", 20, 1, 10_000},
-		{&c.MaxConnsPerUser, "MAX_CONNECTIONS_PER_USER", 100, 0, 1_000_000},
-		{&c.MaxConnsPerIP, "MAX_CONNECTIONS_PER_IP", 1000, 0, 1_000_000},
-	} {
-		if *n.dst, err = integer(l.get, n.name, n.def, n.min, n.max); err != nil {
+	return l.integers(
+		intVar{&c.MaxSubscriptions, "MAX_SUBSCRIPTIONS", 100, 1, 100_000},
+		intVar{&c.SubscribeRate, "SUBSCRIBE_RATE", 20, 1, 10_000},
+		intVar{&c.MaxConnsPerUser, "MAX_CONNECTIONS_PER_USER", 100, 0, 1_000_000},
+		intVar{&c.MaxConnsPerIP, "MAX_CONNECTIONS_PER_IP", 1000, 0, 1_000_000},
+	)
+}
+
+// intVar is an integer variable: where it goes, its default and bounds.
+type intVar struct {
+	dst           *int
+	name          string
+	def, min, max int
+}
+
+// integers reads vars in order; the first invalid one is the error.
+func (l *loader) integers(vars ...intVar) error {
+	for _, v := range vars {
+		var err error
+		if *v.dst, err = integer(l.get, v.name, v.def, v.min, v.max); err != nil {
 			return err
 		}
 	}
