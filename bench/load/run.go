@@ -248,7 +248,7 @@ func Run(ctx context.Context, t Target, cfg Config) (*Result, error) {
 		return res, fmt.Errorf("%s: no connection succeeded: %v", t.Name, res.ConnectErrors)
 	}
 
-	if cfg.Handshake.EIO == 3 { // v4 clients answer the server's pings in their read loops
+	if cfg.Handshake.EIO == 3 && cfg.Handshake.Protocol == "" { // v4 and Centrifugo clients answer the server's pings in their read loops
 		pingCtx, stopPings := context.WithCancel(ctx)
 		defer stopPings()
 		go keepAlive(pingCtx, live)
@@ -260,6 +260,14 @@ func Run(ctx context.Context, t Target, cfg Config) (*Result, error) {
 	parallel(len(live), cfg.Concurrency, func(i int) {
 		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
+		if cfg.Handshake.Protocol == ProtocolCentrifugo {
+			if err := live[i].subscribeCentrifugo(sctx, cfg.Channel); err != nil {
+				subErr.Store(err.Error())
+				return
+			}
+			subscribed.Add(1)
+			return
+		}
 		ack, err := live[i].emitAck(sctx, "jetsocket:subscribe", map[string]string{"channel": cfg.Channel})
 		if err != nil {
 			subErr.Store(err.Error())
@@ -305,7 +313,7 @@ func Run(ctx context.Context, t Target, cfg Config) (*Result, error) {
 			t.Name, cfg.N, res.HeapPerConn, res.StackPerConn, res.GoroutinesPerConn)
 	}
 
-	tr := &trigger{t: t, client: &http.Client{Timeout: 30 * time.Second}, channel: cfg.Channel, event: cfg.Event}
+	tr := &trigger{t: t, client: &http.Client{Timeout: 30 * time.Second}, channel: cfg.Channel, event: cfg.Event, centrifugo: cfg.Handshake.Protocol == ProtocolCentrifugo}
 	failTrigger := func(err error) {
 		res.TriggerFailures++
 		res.TriggerFailureText = err.Error()
@@ -403,13 +411,17 @@ func keepAlive(ctx context.Context, cs []*client) {
 
 // trigger publishes events through the Pusher-signed HTTP API.
 type trigger struct {
-	t       Target
-	client  *http.Client
-	channel string
-	event   string
+	t          Target
+	client     *http.Client
+	channel    string
+	event      string
+	centrifugo bool // publish through Centrifugo's server API instead of Pusher's
 }
 
 func (tr *trigger) send(ctx context.Context, seq int) error {
+	if tr.centrifugo {
+		return tr.publishCentrifugo(ctx, seq)
+	}
 	data := `{"t":` + strconv.FormatInt(time.Now().UnixNano(), 10) + `,"seq":` + strconv.Itoa(seq) + `}`
 	body, err := json.Marshal(map[string]string{"name": tr.event, "channel": tr.channel, "data": data})
 	if err != nil {
