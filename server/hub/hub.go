@@ -128,6 +128,9 @@ type Hub struct {
 	counts   Counts
 	hooks    Hooks
 	log      *slog.Logger
+	// alt encodes a message for connections of another protocol (the Pusher
+	// endpoint); set once at wiring, before any delivery.
+	alt func(Message) []byte
 
 	// sync is held for reading while a subscribe or unsubscribe changes the shared
 	// entries and the hub's own, and for writing while Resync compares them.
@@ -167,6 +170,11 @@ func New(broker Broker, presence Presence, counts Counts, hooks Hooks, log *slog
 	broker.Start(h.deliver)
 	return h
 }
+
+// SetAltEncoding makes every delivered frame carry m's form for connections of another
+// protocol (wire.Frame.Alt), built by enc on first use and shared by those connections.
+// It is called once while wiring, before any message is delivered.
+func (h *Hub) SetAltEncoding(enc func(Message) []byte) { h.alt = enc }
 
 // Subscribed reports whether conn is subscribed to channel.
 func (h *Hub) Subscribed(socketID, channel string) bool {
@@ -499,8 +507,13 @@ func (h *Hub) deliver(m Message) {
 
 	// Sent outside the lock: SendFrame never blocks, but closing a slow consumer
 	// should not hold up subscribes either.
+	f := wire.NewFrame(packet)
+	if h.alt != nil {
+		enc := h.alt
+		f = f.WithAlt(wire.NewAlt(func() []byte { return enc(m) }))
+	}
 	targets := h.targets(m)
-	sendAll(targets, wire.NewFrame(packet))
+	sendAll(targets, f)
 	if h.hooks.Delivered != nil {
 		h.hooks.Delivered(len(targets))
 	}
