@@ -12,19 +12,20 @@ func TestParseMemStats(t *testing.T) {
 
 # runtime.MemStats
 # Alloc = 1000
+# HeapAlloc = 1000
 # HeapInuse = 123456
 # HeapObjects = 7
 # Stack = 65536 / 65536
 # MSpan = 1 / 2
 `
-	heap, stack, err := parseMemStats(strings.NewReader(profile))
-	if err != nil || heap != 123456 || stack != 65536 {
-		t.Fatalf("got heap %d stack %d err %v", heap, stack, err)
+	inuse, alloc, stack, err := parseMemStats(strings.NewReader(profile))
+	if err != nil || inuse != 123456 || alloc != 1000 || stack != 65536 {
+		t.Fatalf("got heap in use %d, alloc %d, stack %d, err %v", inuse, alloc, stack, err)
 	}
-	if _, _, err := parseMemStats(strings.NewReader("# HeapInuse = 5\n")); err == nil {
+	if _, _, _, err := parseMemStats(strings.NewReader("# HeapInuse = 5\n# HeapAlloc = 4\n")); err == nil {
 		t.Fatal("a profile without the Stack line was accepted")
 	}
-	if _, _, err := parseMemStats(strings.NewReader("# HeapInuse = x\n# Stack = 1 / 2\n")); err == nil {
+	if _, _, _, err := parseMemStats(strings.NewReader("# HeapInuse = x\n# HeapAlloc = 4\n# Stack = 1 / 2\n")); err == nil {
 		t.Fatal("a non-number was accepted")
 	}
 }

@@ -108,6 +108,7 @@ type Result struct {
 	HeapBaseline      int64   `json:"heap_inuse_baseline_bytes,omitempty"`
 	HeapIdle          int64   `json:"heap_inuse_idle_bytes,omitempty"`
 	HeapPerConn       int64   `json:"heap_inuse_per_idle_conn,omitempty"`
+	HeapAllocPerConn  int64   `json:"heap_alloc_per_idle_conn,omitempty"`
 	StackPerConn      int64   `json:"stack_per_idle_conn,omitempty"`
 	GoroutinesPerConn float64 `json:"goroutines_per_idle_conn,omitempty"`
 	LatencyEvents     int     `json:"latency_events"`
@@ -307,10 +308,11 @@ func Run(ctx context.Context, t Target, cfg Config) (*Result, error) {
 		n := int64(len(live))
 		res.HeapBaseline, res.HeapIdle = goBase.HeapInuse, idle.HeapInuse
 		res.HeapPerConn = (idle.HeapInuse - goBase.HeapInuse) / n
+		res.HeapAllocPerConn = (idle.HeapAlloc - goBase.HeapAlloc) / n
 		res.StackPerConn = (idle.StackInuse - goBase.StackInuse) / n
 		res.GoroutinesPerConn = float64(idle.Goroutines-goBase.Goroutines) / float64(n)
-		cfg.Logf("%s N=%d: after GC, heap in use %d B, stacks %d B, %.2f goroutines per idle connection",
-			t.Name, cfg.N, res.HeapPerConn, res.StackPerConn, res.GoroutinesPerConn)
+		cfg.Logf("%s N=%d: after GC, heap in use %d B (live objects %d B), stacks %d B, %.2f goroutines per idle connection",
+			t.Name, cfg.N, res.HeapPerConn, res.HeapAllocPerConn, res.StackPerConn, res.GoroutinesPerConn)
 	}
 
 	tr := &trigger{t: t, client: &http.Client{Timeout: 30 * time.Second}, channel: cfg.Channel, event: cfg.Event, centrifugo: cfg.Handshake.Protocol == ProtocolCentrifugo}
