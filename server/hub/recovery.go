@@ -122,7 +122,7 @@ func (r *Recovery) Finish() {
 	c := buf.Conn
 	sent := uint64(0)
 	for _, p := range r.pubs {
-		f, err := encode(Message{Channel: r.channel, Event: p.Event, Data: p.Data, UserID: p.UserID, Offset: p.Offset, Epoch: r.Position.Epoch})
+		f, err := r.h.encode(Message{Channel: r.channel, Event: p.Event, Data: p.Data, UserID: p.UserID, Offset: p.Offset, Epoch: r.Position.Epoch})
 		if err != nil {
 			r.h.log.Error("encode recovered publication", "channel", r.channel, "offset", p.Offset, "err", err)
 			continue
