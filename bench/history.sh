@@ -4,7 +4,8 @@
 # 100 publications, 2 minutes), alternated ROUNDS times; then the Go benchmarks of
 # bench/history (2,000 in-process subscribers, memory per channel, replay of 100, and
 # the same against a local redis-server when one is installed).
-#   N=2000 ROUNDS=3 bash bench/history.sh
+#   N=2000 ROUNDS=3 bash bench/history.sh     (GO_BENCH=0: the load runs only; APPEND=1: add
+#   to bench/results/history.txt instead of starting it again)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${N:-2000}"
@@ -14,7 +15,7 @@ mkdir -p .bin bench/results
 go build -o .bin/jetsocket .
 (cd bench && go build -o ../.bin/jetbench ./cmd/jetbench)
 out=bench/results/history.txt
-: >"$out"
+[ "${APPEND:-0}" = 1 ] || : >"$out"
 export APP_ID=bench APP_KEY=bench-key APP_SECRET=bench-secret-0123456789 JWT_SECRET=bench-jwt-secret-0123456789abcdef0123
 port=18731
 for round in $(seq "$ROUNDS"); do
@@ -28,4 +29,6 @@ for round in $(seq "$ROUNDS"); do
     kill "$pid"; wait "$pid" 2>/dev/null || true
   done
 done
-(cd bench && go test -run '^$' -bench . -benchmem -count 3 ./history) | tee -a "$out"
+if [ "${GO_BENCH:-1}" = 1 ]; then
+  (cd bench && go test -run '^$' -bench . -benchmem -count 3 ./history) | tee -a "$out"
+fi
