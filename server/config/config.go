@@ -84,6 +84,11 @@ type Config struct {
 	MaxConnsPerUser      int  // 0: unlimited
 	MaxConnsPerIP        int  // by client address (see TrustedProxies); 0: unlimited
 
+	// PingInterval and PingTimeout are socket.io's pingInterval and pingTimeout: the v4
+	// engine pings every PingInterval and closes a session whose pong is PingTimeout late.
+	PingInterval time.Duration
+	PingTimeout  time.Duration
+
 	TrustedProxies     []string
 	ClientIPHeader     string        // the one header a trusted proxy names the client in
 	RequestBodyTimeout time.Duration // a request's body must arrive within this
@@ -286,6 +291,14 @@ func Load(getenv func(string) string) (*Config, []string, error) {
 		return nil, nil, err
 	}
 	if c.MaxConnsPerIP, err = integer(get, "MAX_CONNECTIONS_PER_IP", 1000, 0, 1_000_000); err != nil {
+		return nil, nil, err
+	}
+	// Bounds: a ping every second at most (each costs every client a packet), and a
+	// client silent for at most ten minutes between them.
+	if c.PingInterval, err = duration(get, "PING_INTERVAL", 25*time.Second, time.Second, 10*time.Minute); err != nil {
+		return nil, nil, err
+	}
+	if c.PingTimeout, err = duration(get, "PING_TIMEOUT", 20*time.Second, time.Second, 10*time.Minute); err != nil {
 		return nil, nil, err
 	}
 

@@ -2,6 +2,7 @@ package socket
 
 import (
 	"context"
+	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 	"github.com/googollee/go-socket.io/engineio/session"
 	"golang.org/x/time/rate"
 
+	"github.com/jetsocket/jetsocket/server/socket/eio4"
 	"github.com/jetsocket/jetsocket/server/wire"
 	"github.com/jetsocket/jetsocket/tokens"
 )
@@ -221,7 +223,7 @@ func (c *Conn) writeLoop(rest []byte) {
 		err := c.ws.writeFrames(net.Buffers{rest})
 		c.ws.wmu.Unlock()
 		if err != nil {
-			c.writeFailed()
+			c.writeFailed(err)
 			return
 		}
 	}
@@ -241,7 +243,7 @@ func (c *Conn) writeLoop(rest []byte) {
 		ws := c.websocket()
 		c.mu.Unlock()
 		if err := c.writeBatch(ws, batch); err != nil {
-			c.writeFailed()
+			c.writeFailed(err)
 			return
 		}
 	}
@@ -267,8 +269,16 @@ func (c *Conn) writeBatch(ws *wsConn, batch []wire.Frame) error {
 	return nil
 }
 
-func (c *Conn) writeFailed() {
-	c.Close(ReasonClientGone)
+// writeFailed closes the connection after a failed write: a v4 session that closed
+// itself because its client stopped taking packets (a polling client that stopped
+// polling, an upgrade whose websocket is not read) is a slow consumer.
+func (c *Conn) writeFailed(err error) {
+	reason := ReasonClientGone
+	if errors.Is(err, eio4.ErrQueueFull) {
+		reason = ReasonSlowConsumer
+		c.srv.log.Warn("slow consumer disconnected", "socket_id", c.id, "user_id", c.UserID(), "queued", "engine")
+	}
+	c.Close(reason)
 	c.mu.Lock()
 	c.writing = false
 	c.mu.Unlock()
