@@ -338,3 +338,18 @@ func TestEngine5xxIsOurJSON(t *testing.T) {
 		t.Fatalf("engine 500 answered %s %q, want our JSON transport_error without the library's text", ctype, body)
 	}
 }
+
+// The v4 OPEN packet announces socket.io's defaults: pingInterval 25000, pingTimeout 20000.
+func TestV4OpenAnnouncesSocketIOPingDefaults(t *testing.T) {
+	vs := newV5Server(t, Options{})
+	res, err := http.Get(vs.url + "/socket.io/?EIO=4&transport=polling")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	var open struct{ PingInterval, PingTimeout int }
+	if len(b) < 2 || json.Unmarshal(b[1:], &open) != nil || open.PingInterval != 25000 || open.PingTimeout != 20000 {
+		t.Fatalf("open packet %q, want pingInterval 25000 and pingTimeout 20000", b)
+	}
+}
