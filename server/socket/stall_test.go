@@ -1,6 +1,7 @@
 package socket
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net"
@@ -351,5 +352,51 @@ func TestV4OpenAnnouncesSocketIOPingDefaults(t *testing.T) {
 	var open struct{ PingInterval, PingTimeout int }
 	if len(b) < 2 || json.Unmarshal(b[1:], &open) != nil || open.PingInterval != 25000 || open.PingTimeout != 20000 {
 		t.Fatalf("open packet %q, want pingInterval 25000 and pingTimeout 20000", b)
+	}
+}
+
+// openProbe starts a v4 upgrade on sid and answers the probe; the client never sends its
+// upgrade packet.
+func (vs *v5Server) openProbe(t *testing.T, sid string) *websocket.Conn {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(vs.url, "http")+"/socket.io/?EIO=4&transport=websocket&sid="+sid, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	_ = ws.WriteMessage(websocket.TextMessage, []byte("2probe"))
+	readUntil(t, ws, "3probe")
+	return ws
+}
+
+// probeClosed waits for the server to close a probe, well before the upgrade timeout
+// (10 s) would.
+func probeClosed(t *testing.T, ws *websocket.Conn, what string) {
+	t.Helper()
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		if _, _, err := ws.ReadMessage(); err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatalf("the probe outlived %s", what)
+			}
+			return
+		}
+	}
+}
+
+// A v4 upgrade's websocket closes with its session: at the connect timeout of a session
+// that never sent CONNECT, and at shutdown.
+func TestV4ProbeClosesAtConnectTimeoutAndShutdown(t *testing.T) {
+	vs := newV5Server(t, Options{ConnectTimeout: 300 * time.Millisecond})
+	probeClosed(t, vs.openProbe(t, openV4Polling(t, vs.url, "").sid()), "the connect timeout")
+
+	vs = newV5Server(t, Options{})
+	p, _ := vs.connectV4Polling(t, "u")
+	ws := vs.openProbe(t, p.sid())
+	done := make(chan error, 1)
+	go func() { done <- vs.Shutdown(context.Background()) }()
+	probeClosed(t, ws, "shutdown")
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
