@@ -16,7 +16,7 @@ import { subscribeOk, userClaims, waitUntil } from './helpers/channels.mjs';
 import { appEnv, sdk, ok } from './helpers/pusher.mjs';
 import { RawPolling, encodePayload } from './helpers/rawpolling.mjs';
 import {
-  frozenV3Polling, frozenV3Websocket, frozenV4Polling, frozenV4Websocket, upgradeAndFreeze,
+  RawPolling4, frozenV3Polling, frozenV3Websocket, frozenV4Polling, frozenV4Websocket, upgradeAndFreeze,
 } from './helpers/frozen.mjs';
 
 /** jsonRefusal asserts an HTTP refusal with our JSON error body. */
@@ -514,5 +514,38 @@ describe('one frozen consumer of each kind', () => {
     console.log(`# all frozen consumers cut off after ${sent} messages`);
     // Everyone healthy still connected and receiving.
     await tick();
+  });
+});
+
+// A v4 session counts against MAX_CONNECTIONS_PER_IP from its handshake, before it sends
+// CONNECT (PRODUCT §9): sessions that never authenticate cannot pile up past the limit.
+describe('sessions before CONNECT count per address', () => {
+  let srv;
+  const clients = new Clients();
+  before(async () => { srv = await startServer(appEnv({ MAX_CONNECTIONS_PER_IP: '3' })); });
+  after(async () => { clients.closeAll(); await srv?.stop(); });
+
+  test('beyond 3 sessions of one address, polling and websocket handshakes get 429 too_many_connections', async () => {
+    const v4 = (transport) => socketPath(srv.url, { transport, extra: { EIO: '4' } });
+    const polls = [await RawPolling4.open(srv.url), await RawPolling4.open(srv.url)];
+    const open = await wsHandshake(v4('websocket'));
+    assert.ok(open.ws, `third session: ${open.status} ${open.text}`);
+    clients.add(new RawEio(open.ws, open.early));
+    for (let k = 0; k < 10; k++) {
+      jsonRefusal(await request(v4('polling')), 429, `polling session ${4 + k}`, 'too_many_connections');
+      const res = await wsHandshake(v4('websocket'));
+      res.ws?.terminate();
+      assert.equal(res.ws, undefined, `websocket session ${4 + k} was accepted`);
+      jsonRefusal(res, 429, `websocket session ${4 + k}`, 'too_many_connections');
+    }
+    // A session that ends frees its place.
+    await polls[0].post('1');
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      const res = await request(v4('polling'));
+      if (res.status === 200) break;
+      assert.ok(Date.now() < deadline, `a closed session's place was not freed: ${res.status} ${res.text}`);
+      await sleep(20);
+    }
   });
 });
