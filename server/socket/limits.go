@@ -12,10 +12,6 @@ import (
 	"github.com/jetsocket/jetsocket/server/errs"
 )
 
-// CodeTooManyConnections refuses a socket over MaxConnsPerIP (the same code the
-// protocol layer uses for its own limits).
-const CodeTooManyConnections = "too_many_connections"
-
 // ipSockets counts the sockets each client address holds in this layer: v4 sessions from
 // their handshake (before CONNECT too), v3 connections, and the websockets of upgrades
 // under way on both engines. The protocol layer counts connected sockets only; a session
@@ -70,8 +66,8 @@ func (c *ipSockets) count(ip string) int {
 }
 
 func refuseTooMany(w http.ResponseWriter, log *slog.Logger, ip, what string) {
-	log.Warn("socket refused", "reason", CodeTooManyConnections, "ip", ip, "what", what)
-	errs.Write(w, errs.New(errs.RateLimited, CodeTooManyConnections, "this address has too many open connections"))
+	log.Warn("socket refused", "reason", errs.CodeTooManyConnections, "ip", ip, "what", what)
+	errs.Write(w, errs.New(errs.RateLimited, errs.CodeTooManyConnections, "this address has too many open connections"))
 }
 
 // admitSocket is the v4 engine's Admit: a new session or an upgrade's websocket counts
@@ -155,7 +151,7 @@ func (w *engineErrorWriter) finish(r *http.Request) {
 	}
 	w.Header().Del("X-Content-Type-Options")
 	w.Header().Del("Content-Length")
-	errs.WriteStatus(w.ResponseWriter, w.status, "transport_error", "the transport failed; reconnect")
+	errs.WriteStatus(w.ResponseWriter, w.status, errs.CodeTransportError, "the transport failed; reconnect")
 }
 
 // serveV3 hands a request to go-socket.io: a new session's past MAX_CONNECTIONS_PER_IP

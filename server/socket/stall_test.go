@@ -158,8 +158,8 @@ func TestV4SessionsBeforeConnectCountPerIP(t *testing.T) {
 		var body errs.Body
 		_ = json.NewDecoder(res.Body).Decode(&body)
 		res.Body.Close()
-		if res.StatusCode != http.StatusTooManyRequests || body.Error != CodeTooManyConnections {
-			t.Fatalf("%s: %d %+v, want 429 %s", what, res.StatusCode, body, CodeTooManyConnections)
+		if res.StatusCode != http.StatusTooManyRequests || body.Error != errs.CodeTooManyConnections {
+			t.Fatalf("%s: %d %+v, want 429 %s", what, res.StatusCode, body, errs.CodeTooManyConnections)
 		}
 	}
 	for i := 0; i < 5; i++ {
