@@ -2,7 +2,6 @@ package socket
 
 import (
 	"context"
-	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -178,6 +177,13 @@ func (c *Conn) startWriter(rest []byte) {
 // Close closes the connection now; queued packets are dropped.
 func (c *Conn) Close(reason string) {
 	c.closeOnce.Do(func() {
+		// A v4 session closes itself when its client stops taking packets (a polling
+		// client that stopped polling, an upgrade whose websocket is not read); the
+		// writer and the read loop then see a transport gone: a slow consumer.
+		if reason == ReasonClientGone && c.cutOffByEngine() {
+			reason = ReasonSlowConsumer
+			c.srv.log.Warn("slow consumer disconnected", "socket_id", c.id, "user_id", c.UserID(), "queued", "engine")
+		}
 		c.mu.Lock()
 		if c.reason == "" {
 			c.reason = reason
@@ -188,6 +194,11 @@ func (c *Conn) Close(reason string) {
 		c.ctx.cancel()
 		_ = c.sess.Close()
 	})
+}
+
+func (c *Conn) cutOffByEngine() bool {
+	s5, ok := c.sess.(session5)
+	return ok && s5.s.Reason() == eio4.ReasonQueueFull
 }
 
 // CloseAfterFlush closes the connection once what is queued now has been written;
@@ -222,7 +233,7 @@ func (c *Conn) writeLoop(rest []byte) {
 		err := c.ws.writeFrames(net.Buffers{rest})
 		c.ws.wmu.Unlock()
 		if err != nil {
-			c.writeFailed(err)
+			c.writeFailed()
 			return
 		}
 	}
@@ -242,7 +253,7 @@ func (c *Conn) writeLoop(rest []byte) {
 		ws := c.websocket()
 		c.mu.Unlock()
 		if err := c.writeBatch(ws, batch); err != nil {
-			c.writeFailed(err)
+			c.writeFailed()
 			return
 		}
 	}
@@ -268,16 +279,8 @@ func (c *Conn) writeBatch(ws *wsConn, batch []wire.Frame) error {
 	return nil
 }
 
-// writeFailed closes the connection after a failed write: a v4 session that closed
-// itself because its client stopped taking packets (a polling client that stopped
-// polling, an upgrade whose websocket is not read) is a slow consumer.
-func (c *Conn) writeFailed(err error) {
-	reason := ReasonClientGone
-	if errors.Is(err, eio4.ErrQueueFull) {
-		reason = ReasonSlowConsumer
-		c.srv.log.Warn("slow consumer disconnected", "socket_id", c.id, "user_id", c.UserID(), "queued", "engine")
-	}
-	c.Close(reason)
+func (c *Conn) writeFailed() {
+	c.Close(ReasonClientGone)
 	c.mu.Lock()
 	c.writing = false
 	c.mu.Unlock()

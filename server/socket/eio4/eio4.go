@@ -362,7 +362,7 @@ func (s *Session) sendPacket(p string) error {
 	}
 	if len(s.out) >= s.srv.opts.MaxQueued {
 		s.mu.Unlock()
-		s.close("poll queue full")
+		s.close(ReasonQueueFull)
 		return ErrQueueFull
 	}
 	s.out = append(s.out, p)
@@ -375,6 +375,10 @@ func (s *Session) sendPacket(p string) error {
 	s.mu.Unlock()
 	return nil
 }
+
+// ReasonQueueFull is the Reason of a session closed because its client stopped taking
+// what was sent (MaxQueued packets unpolled, or queued behind an upgrade's backlog).
+const ReasonQueueFull = "poll queue full"
 
 // Close reasons the engine treats apart.
 const (
