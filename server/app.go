@@ -202,6 +202,12 @@ func serveDebug(addr string, log *slog.Logger) (stop func(), err error) {
 	return func() { _ = srv.Close() }, nil
 }
 
+// EnvWithDotenv is the environment the server reads: getenv, falling back to the dotenv
+// file at path (see withDotenv). The operator commands read it the same way.
+func EnvWithDotenv(path string, getenv func(string) string) (func(string) string, error) {
+	return withDotenv(path, getenv)
+}
+
 // withDotenv returns a getenv that falls back to the dotenv file's values. A missing
 // file is fine; an unreadable or malformed one is an error.
 func withDotenv(path string, getenv func(string) string) (func(string) string, error) {

@@ -438,7 +438,6 @@ func (s *Server) newConn(sess engineio.Conn, claims *tokens.Claims) *Conn {
 		errNotice:   rate.NewLimiter(5, 10),
 	}
 	c.claims.Store(claims)
-	c.ctx, c.cancel = context.WithCancel(context.Background())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for {
