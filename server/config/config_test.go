@@ -237,3 +237,26 @@ func TestWebhookURLErrorIsRedacted(t *testing.T) {
 		t.Fatalf("error %q", msg)
 	}
 }
+
+func TestPingSettings(t *testing.T) {
+	c, _, err := Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PingInterval != 25*time.Second || c.PingTimeout != 20*time.Second {
+		t.Fatalf("ping defaults %s/%s, want socket.io's 25s/20s", c.PingInterval, c.PingTimeout)
+	}
+	c, _, err = Load(env(map[string]string{"PING_INTERVAL": "10s", "PING_TIMEOUT": "5s"}))
+	if err != nil || c.PingInterval != 10*time.Second || c.PingTimeout != 5*time.Second {
+		t.Fatalf("parsed %v %v: %v", c.PingInterval, c.PingTimeout, err)
+	}
+	for _, kv := range []map[string]string{
+		{"PING_INTERVAL": "soon"}, {"PING_INTERVAL": "100ms"}, {"PING_INTERVAL": "1h"},
+		{"PING_TIMEOUT": "0s"}, {"PING_TIMEOUT": "-5s"}, {"PING_TIMEOUT": "11m"},
+	} {
+		var ce *Error
+		if _, _, err := Load(env(kv)); !errors.As(err, &ce) {
+			t.Errorf("%v: %v, want a config error naming the variable", kv, err)
+		}
+	}
+}
