@@ -28,6 +28,9 @@ import (
 const (
 	EventMemberAdded   = "jetsocket:member_added"
 	EventMemberRemoved = "jetsocket:member_removed"
+	// EventSubscriptionCount carries {subscription_count} to a channel's subscribers
+	// (SUBSCRIPTION_COUNT); Pusher clients get it as pusher_internal:subscription_count.
+	EventSubscriptionCount = "jetsocket:subscription_count"
 )
 
 // Conn is what the hub needs of a connection. socket.Conn has it; the hub does not
@@ -119,6 +122,9 @@ type Hooks struct {
 	MemberRemoved   func(channel, userID string)
 	// Delivered is told how many subscribers each delivered message was queued to.
 	Delivered func(n int)
+	// Counted is told a channel's new subscription count (every node's) after a
+	// subscribe or unsubscribe on this node changed it.
+	Counted func(channel string, total int)
 }
 
 // Hub is a node's channel subscriptions.
@@ -356,6 +362,9 @@ func (h *Hub) count(ctx context.Context, channel string, delta int) bool {
 	if err != nil {
 		h.log.Error("channel count", "channel", channel, "err", err)
 		return false
+	}
+	if h.hooks.Counted != nil {
+		h.hooks.Counted(channel, total)
 	}
 	return (delta > 0 && total == delta) || (delta < 0 && total == 0)
 }
