@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -46,10 +47,11 @@ const (
 
 // Error codes sent in jetsocket:error.
 const (
-	CodeBadPacket     = "bad_packet"
-	CodeFrameTooLarge = "frame_too_large"
-	CodeBinary        = "binary_not_supported"
-	CodeRateLimited   = "rate_limited"
+	CodeBadPacket     = errs.CodeBadPacket
+	CodeFrameTooLarge = errs.CodeFrameTooLarge
+	CodeBinary        = errs.CodeBinaryNotSupported
+	CodeRateLimited   = errs.CodeRateLimited
+	CodeInternal      = errs.CodeInternal
 )
 
 // Close reasons, for logs and disconnect hooks.
@@ -61,6 +63,7 @@ const (
 	ReasonFlood         = "flood"
 	ReasonShutdown      = "server shutdown"
 	ReasonAuth          = "authentication failed"
+	ReasonInternal      = "internal error"
 )
 
 // maxDrainBytes is how much of an oversized frame is read and thrown away to keep the
@@ -160,6 +163,7 @@ func NewServer(opts Options) (*Server, error) {
 		return nil, errors.New("socket: Options.Handler is required")
 	}
 	opts.defaults()
+	recoverCallbacks(&opts)
 	if opts.PingTimeout <= opts.PingInterval {
 		return nil, errors.New("socket: PingTimeout must exceed PingInterval")
 	}
@@ -190,6 +194,59 @@ func NewServer(opts Options) (*Server, error) {
 	return s, nil
 }
 
+// recoverCallbacks wraps the callbacks a Server runs (the event handler and the connect
+// and disconnect hooks, where a developer's code runs) so that a panic in one is logged
+// with its stack and ends at most the event or the connection it was for, never the
+// process. Wrapped once here, they are safe on both engines. The protocol recovers its
+// own handlers first and answers with its refusal; this is the backstop.
+func recoverCallbacks(o *Options) {
+	log, handler, onConnect, onDisconnect := o.Logger, o.Handler, o.OnConnect, o.OnDisconnect
+	o.Handler = func(c *Conn, event string, args []json.RawMessage) (ack any) {
+		defer func() {
+			if p := recover(); p != nil {
+				logPanic(log, "socket event handler", c, p, "event", truncateName(event))
+				c.Error(CodeInternal, "internal error")
+				ack = map[string]any{"ok": false, "status": http.StatusInternalServerError, "code": CodeInternal, "error": "internal error"}
+			}
+		}()
+		return handler(c, event, args)
+	}
+	if onConnect != nil {
+		o.OnConnect = func(c *Conn) {
+			defer func() {
+				if p := recover(); p != nil {
+					// The connection may be half set up: end it; OnDisconnect cleans up.
+					logPanic(log, "connect hook", c, p)
+					c.Error(CodeInternal, "internal error")
+					c.CloseAfterFlush(ReasonInternal)
+				}
+			}()
+			onConnect(c)
+		}
+	}
+	if onDisconnect != nil {
+		o.OnDisconnect = func(c *Conn, reason string) {
+			defer func() {
+				if p := recover(); p != nil {
+					logPanic(log, "disconnect hook", c, p, "reason", reason)
+				}
+			}()
+			onDisconnect(c, reason)
+		}
+	}
+}
+
+func logPanic(log *slog.Logger, what string, c *Conn, p any, fields ...any) {
+	log.Error(what+" panicked", append([]any{"socket_id", c.ID(), "user_id", c.UserID(), "panic", fmt.Sprint(p), "stack", string(debug.Stack())}, fields...)...)
+}
+
+func truncateName(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}
+
 // handoffFrames is how many largest frames a session may have posted during its
 // upgrade and not yet read.
 const handoffFrames = 8
@@ -210,7 +267,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// calls a function named by the caller: a script of anyone's choosing served from
 	// our origin, which defeats a CSP of 'self'. No client we support needs it.
 	if r.URL.Query().Has("j") {
-		errs.Write(w, errs.New(errs.Invalid, "jsonp_not_supported", "JSONP polling is not supported; use XHR polling or websocket"))
+		errs.Write(w, errs.New(errs.Invalid, errs.CodeJSONPNotSupported, "JSONP polling is not supported; use XHR polling or websocket"))
 		return
 	}
 	// EIO picks the engine: 3 (socket.io-client 2.x, go-socket.io) or 4 (3.x/4.x, eio4).
@@ -218,7 +275,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// would be served as v3. (A missing one stays v3, as go-socket.io has always taken it.)
 	eio := r.URL.Query().Get("EIO")
 	if eio != "" && eio != "3" && eio != "4" {
-		errs.Write(w, errs.New(errs.Invalid, "unsupported_protocol", "Engine.IO protocol version must be 3 or 4"))
+		errs.Write(w, errs.New(errs.Invalid, errs.CodeUnsupportedProtocol, "Engine.IO protocol version must be 3 or 4"))
 		return
 	}
 	v4 := eio == "4"
@@ -231,7 +288,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if s.closing {
 			s.mu.RUnlock()
 			w.Header().Set("Retry-After", "1")
-			errs.Write(w, errs.New(errs.Unavailable, "shutting_down", "server is shutting down"))
+			errs.Write(w, errs.New(errs.Unavailable, errs.CodeShuttingDown, "server is shutting down"))
 			return
 		}
 		s.handshakes.Add(1)
@@ -327,7 +384,7 @@ func (s *Server) serve(sess engineio.Conn) {
 		// in between. Tell the client and close.
 		s.log.Warn("socket refused after handshake", "reason", string(tokens.ReasonOf(err)), "ip", sessionIP(sess.URL(), sess.RemoteAddr()))
 		if w, werr := sess.NextWriter(session.TEXT); werr == nil {
-			_, _ = w.Write(encodeError("/", "invalid_token"))
+			_, _ = w.Write(encodeError("/", errs.CodeInvalidToken))
 			_ = w.Close()
 		}
 		_ = sess.Close()
@@ -381,7 +438,6 @@ func (s *Server) newConn(sess engineio.Conn, claims *tokens.Claims) *Conn {
 		errNotice:   rate.NewLimiter(5, 10),
 	}
 	c.claims.Store(claims)
-	c.ctx, c.cancel = context.WithCancel(context.Background())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for {
