@@ -63,6 +63,12 @@ v4_suites=(badinput channels client-events cluster config delegated deploy encry
 (cd e2e && CLIENT_MAJOR=4 JETSOCKET_BIN="$PWD/../.bin/jetsocket" node --test --test-concurrency=1 \
   "${v4_suites[@]/%/.test.mjs}")
 
+# The systemd unit, checked by systemd's own tools where they are (systemd-analyze).
+if command -v systemd-analyze >/dev/null 2>&1; then
+  step "systemd unit (systemd-analyze)"
+  scripts/unit-check.sh
+fi
+
 # The container image: built from deploy/Containerfile, its binary run from the mounted
 # image as the image's user (this machine cannot run containers themselves).
 if command -v buildah >/dev/null 2>&1; then
