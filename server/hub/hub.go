@@ -51,6 +51,15 @@ func Internal(channel string) bool { return strings.HasPrefix(channel, "#") }
 // ReasonTerminated is the close reason of connections ended by Message.Terminate.
 const ReasonTerminated = "terminated by the HTTP API"
 
+// EventTerminated tells a connection ended by Message.Terminate why, just before it
+// closes: {code: "terminated", reason}. A client that gets it should not reconnect
+// (pusher-js stays off after Pusher's equivalent); the JS client does not.
+const EventTerminated = "jetsocket:terminated"
+
+// flushCloser is a Conn that can close once what it was sent is written (socket.Conn):
+// a terminated connection then gets EventTerminated before the close.
+type flushCloser interface{ CloseAfterFlush(reason string) }
+
 // Message is one event for a channel's subscribers.
 type Message struct {
 	Channel string `json:"channel"`
@@ -468,8 +477,20 @@ func (h *Hub) state() State {
 // deliver hands m to this node's subscribers, encoding it once for all of them.
 func (h *Hub) deliver(m Message) {
 	if m.Terminate {
+		packet, err := wire.EncodeEvent(EventTerminated, map[string]string{"code": "terminated", "reason": ReasonTerminated})
+		if err != nil {
+			h.log.Error("encode message", "event", EventTerminated, "err", err)
+		}
+		frame := wire.NewFrame(packet)
 		for _, c := range h.targets(m) {
-			c.Close(ReasonTerminated)
+			if err == nil {
+				c.SendFrame(frame)
+			}
+			if fc, ok := c.(flushCloser); ok {
+				fc.CloseAfterFlush(ReasonTerminated)
+			} else {
+				c.Close(ReasonTerminated)
+			}
 		}
 		return
 	}
