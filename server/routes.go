@@ -54,6 +54,20 @@ func (a *app) routes() (_ http.Handler, err error) {
 		}))
 	sock.Any("/*any", gin.WrapH(a.sockets))
 
+	// The Pusher protocol endpoint (pusher-js, Laravel Echo, Pusher's mobile SDKs).
+	r.GET("/app/:key", func(c *gin.Context) {
+		a.pusher.Serve(c.Writer, c.Request, c.Param("key"), c.ClientIP())
+	})
+
+	// The server as pusher-js's channelAuthorization / userAuthentication endpoint for
+	// JWT users.
+	pusherApp := handlers.PusherApp{Key: a.cfg.AppKey, Secret: a.cfg.AppSecret, MasterKey: a.cfg.EncryptionMasterKey, IncludeEmail: a.cfg.PresenceIncludeEmail}
+	pusherAuth := r.Group("/pusher", a.origins.CORS())
+	pusherAuth.OPTIONS("/*any", func(*gin.Context) {}) // answered by CORS
+	bearer := middleware.Bearer(a.tokens, a.log)
+	pusherAuth.POST("/auth", bearer, handlers.PusherAuth(pusherApp, a.authorizer, a.log))
+	pusherAuth.POST("/user-auth", bearer, handlers.PusherUserAuth(pusherApp, a.log))
+
 	// The Pusher-compatible HTTP API, signed as Pusher signs.
 	api := r.Group("/apps/:app_id", middleware.APIAuth(a.cfg.AppID, a.cfg.AppKey, a.cfg.AppSecret, maxAPIBody, time.Now, a.log))
 	api.POST("/events", handlers.TriggerEvent(a.triggers, a.log))
@@ -85,7 +99,7 @@ func (a *app) routes() (_ http.Handler, err error) {
 	static := http.FileServer(http.FS(public.FS()))
 	r.NoRoute(func(c *gin.Context) {
 		if c.Request.Method != http.MethodGet && c.Request.Method != http.MethodHead {
-			handlers.Abort(c, a.log, errs.New(errs.NotFound, "not_found", "no such route"))
+			handlers.Abort(c, a.log, errs.New(errs.NotFound, errs.CodeNotFound, "no such route"))
 			return
 		}
 		name := c.Request.URL.Path[1:]
@@ -93,13 +107,13 @@ func (a *app) routes() (_ http.Handler, err error) {
 			name = "index.html"
 		}
 		if _, err := fs.Stat(public.FS(), name); errors.Is(err, fs.ErrNotExist) {
-			handlers.Abort(c, a.log, errs.New(errs.NotFound, "not_found", "no such route"))
+			handlers.Abort(c, a.log, errs.New(errs.NotFound, errs.CodeNotFound, "no such route"))
 			return
 		}
 		static.ServeHTTP(c.Writer, c.Request)
 	})
 	r.NoMethod(func(c *gin.Context) {
-		handlers.Abort(c, a.log, errs.New(errs.MethodNotAllowed, "method_not_allowed", "method not allowed"))
+		handlers.Abort(c, a.log, errs.New(errs.MethodNotAllowed, errs.CodeMethodNotAllowed, "method not allowed"))
 	})
 	return r, nil
 }

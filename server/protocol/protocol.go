@@ -20,7 +20,6 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/jetsocket/jetsocket/server/channels"
-	"github.com/jetsocket/jetsocket/server/config"
 	"github.com/jetsocket/jetsocket/server/errs"
 	"github.com/jetsocket/jetsocket/server/hub"
 	"github.com/jetsocket/jetsocket/server/limit"
@@ -73,9 +72,26 @@ type Queries interface {
 	Members(ctx context.Context, channel string) ([]hub.Member, error)
 }
 
+// Settings are the configuration values the protocol reads, and no more (the server
+// fills them from config.Config): the app's credentials, the channel encryption key,
+// the token leeway and the limits. Names are config.Config's.
+type Settings struct {
+	AppKey, AppSecret    string        // delegated authorization and sign-in signatures
+	EncryptionMasterKey  []byte        // nil: encrypted channels are not configured
+	JWTLeeway            time.Duration // clock skew allowed on a connection's exp
+	SubscribeRate        int           // subscribe attempts per second per connection
+	MaxSubscriptions     int           // channels per connection
+	PresenceMaxMembers   int           // members per presence channel
+	PresenceIncludeEmail bool          // put the email claim in presence user_info
+	ClientEventRate      int           // client events per second per connection
+	MaxPayloadBytes      int           // largest client event data
+	MaxConnsPerUser      int           // open connections per user; 0: unlimited
+	MaxConnsPerIP        int           // open connections per client address; 0: unlimited
+}
+
 // Options are New's dependencies. Webhooks may be nil.
 type Options struct {
-	Config     *config.Config
+	Settings   Settings
 	Hub        *hub.Hub
 	Authorizer *channels.Authorizer
 	Verifier   interface {
@@ -89,11 +105,14 @@ type Options struct {
 	Hooks []ChannelHooks
 	// Events are a developer's own events, beside the built-in ones.
 	Events []Event
+	// IPConns counts open connections per client address; shared with the Pusher
+	// endpoint so MAX_CONNECTIONS_PER_IP counts both (nil: the service's own).
+	IPConns *limit.Counter
 }
 
 // Service runs the protocol for every connection of a node.
 type Service struct {
-	cfg        *config.Config
+	cfg        Settings
 	hub        *hub.Hub
 	authorizer *channels.Authorizer
 	verifier   interface {
@@ -116,13 +135,16 @@ type Service struct {
 // developer's event with a built-in's name, or twice the same name, is an error.
 func New(o Options) (*Service, error) {
 	s := &Service{
-		cfg: o.Config, hub: o.Hub, authorizer: o.Authorizer, verifier: o.Verifier,
+		cfg: o.Settings, hub: o.Hub, authorizer: o.Authorizer, verifier: o.Verifier,
 		triggers: o.Triggers, metrics: o.Metrics, webhooks: o.Webhooks, log: o.Log,
 		hooks:     o.Hooks,
 		table:     table{exact: make(map[string]Event)},
 		userConns: limit.NewCounter(),
 		ipConns:   limit.NewCounter(),
 		sessions:  make(map[string]*session),
+	}
+	if o.IPConns != nil {
+		s.ipConns = o.IPConns
 	}
 	if s.webhooks == nil {
 		s.webhooks = func(webhook.Event) {}
