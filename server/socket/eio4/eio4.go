@@ -403,17 +403,23 @@ func (s *Session) close(reason string) {
 			}
 		}
 	} else if ws == nil {
-		final := strings.Join(append(s.out, "1"), "\x1e")
 		if s.wake != nil {
+			// The waiting poll takes what is queued and the close packet from s.out:
+			// it may have been woken for the queue already and not have taken it yet,
+			// and a second wake would not fit (a message sent just before the close,
+			// such as jetsocket:terminated, was lost so).
+			s.out = append(s.out, "1")
 			select {
-			case s.wake <- final:
+			case s.wake <- "":
 			default:
 			}
 		} else {
-			s.final, linger = final, true
+			s.final, linger = strings.Join(append(s.out, "1"), "\x1e"), true
 		}
 	}
-	s.out = nil
+	if s.wake == nil || ws != nil || reason == reasonClientClose {
+		s.out = nil
+	}
 	s.mu.Unlock()
 	s.srv.mu.Lock()
 	s.srv.open--
