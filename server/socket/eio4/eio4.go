@@ -396,6 +396,7 @@ func (s *Session) close(reason string) {
 	// session itself gets a noop on its waiting poll and nothing more, as engine.io does.
 	linger := false
 	if ws == nil && reason == reasonClientClose {
+		s.out = nil
 		if s.wake != nil {
 			select {
 			case s.wake <- "6":
@@ -403,21 +404,27 @@ func (s *Session) close(reason string) {
 			}
 		}
 	} else if ws == nil {
+		// What is queued and the close packet go in two answers, as engine.io sends
+		// them: socket.io-client 4 hands a payload's events on a tick later and drops
+		// those a close in the same payload overtook (a terminated client never saw
+		// jetsocket:terminated). The waiting poll, or the next, takes the queue from
+		// s.out (it may have been woken for it already and not have taken it yet); the
+		// close packet lingers for the poll after.
+		s.final, linger = "1", true
 		if s.wake != nil {
-			// The waiting poll takes what is queued and the close packet from s.out:
-			// it may have been woken for the queue already and not have taken it yet,
-			// and a second wake would not fit (a message sent just before the close,
-			// such as jetsocket:terminated, was lost so).
-			s.out = append(s.out, "1")
+			wake := ""
+			if len(s.out) == 0 {
+				wake = "1"
+			}
 			select {
-			case s.wake <- "":
+			case s.wake <- wake:
+				if wake != "" {
+					s.final, linger = "", false
+				}
 			default:
 			}
-		} else {
-			s.final, linger = strings.Join(append(s.out, "1"), "\x1e"), true
 		}
-	}
-	if s.wake == nil || ws != nil || reason == reasonClientClose {
+	} else {
 		s.out = nil
 	}
 	s.mu.Unlock()
@@ -556,6 +563,13 @@ func (s *Session) readWebsocket(ws WebSocket) (binary bool, r io.Reader, err err
 // poll answers a long-polling GET with every queued packet, waiting for one if none is.
 func (s *Session) poll(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
+	if s.closed && s.final != "" && len(s.out) > 0 {
+		answer := strings.Join(s.out, "\x1e") // what was sent before the close; the close packet next
+		s.out = nil
+		s.mu.Unlock()
+		writePoll(w, answer)
+		return
+	}
 	if s.closed && s.final != "" {
 		final := s.final
 		s.final = ""
