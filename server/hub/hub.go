@@ -15,6 +15,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"runtime"
 	"slices"
@@ -99,7 +100,7 @@ var ErrFull = errors.New("presence channel is full")
 type Presence interface {
 	// Join records socketID as a connection of m.UserID on channel. first reports that
 	// the user was not a member before. A new user on a channel with max members gets
-	// ErrFull.
+	// ErrFull. m.Info replaces the member's info (a refreshed token may rename them).
 	Join(ctx context.Context, channel, socketID string, m Member, max int) (first bool, err error)
 	// Leave removes the connection; last reports that it was the user's last one.
 	Leave(ctx context.Context, channel, socketID, userID string) (last bool, err error)
@@ -263,6 +264,30 @@ func (h *Hub) add(ctx context.Context, c Conn, channel string, member *Member, m
 	mine[channel] = sub
 	h.mu.Unlock()
 	return first, h.count(ctx, channel, 1), nil
+}
+
+// UpdateMember replaces the info of the member c is on presence channel as (its user
+// after a token refresh): new subscribers and the members queries see it. Those already
+// subscribed are not told: Pusher's protocol has no event for it, and a member_added
+// for a member they have would be read as a second one. Not subscribed, or not as
+// m.UserID: nothing changes.
+func (h *Hub) UpdateMember(ctx context.Context, c Conn, channel string, m Member) error {
+	h.sync.RLock()
+	defer h.sync.RUnlock()
+	h.mu.Lock()
+	sub, ok := h.conns[c.ID()][channel]
+	if !ok || !sub.presence() || sub.member.UserID != m.UserID || string(sub.member.Info) == string(m.Info) {
+		h.mu.Unlock()
+		return nil
+	}
+	updated := m
+	sub.member = &updated // Resync writes it again as it is now
+	h.conns[c.ID()][channel] = sub
+	h.mu.Unlock()
+	if _, err := h.presence.Join(ctx, channel, c.ID(), m, 0); err != nil {
+		return fmt.Errorf("update member %s on %s: %w", m.UserID, channel, err)
+	}
+	return nil
 }
 
 // memberAdded announces a presence channel's new member to its subscribers (all but
