@@ -8,7 +8,7 @@ package errs
 // made (New); the message says what happened there.
 //
 // No other package spells a code as a string literal (codes_test.go checks the server's
-// sources), and every code here is documented in the README or docs/ (the same test).
+// sources), and every code here has its row in docs/errors.md (the same test file).
 // Other packages may name a code under their own name (protocol's catalogue, socket's
 // jetsocket:error codes) only by reference to these.
 
