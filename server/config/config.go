@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/jetsocket/jetsocket/server/channels"
+	"github.com/jetsocket/jetsocket/server/history"
 	"github.com/jetsocket/jetsocket/server/redact"
 	"github.com/jetsocket/jetsocket/tokens"
 )
@@ -72,6 +73,10 @@ type Config struct {
 
 	WebhookURLs []string
 	RedisURL    string
+
+	// History is which channels keep a recent history and how much (HISTORY_SIZE,
+	// HISTORY_TTL, CHANNEL_HISTORY): PRODUCT.md §14, docs/history.md.
+	History history.Policy
 
 	LoginRateLimit  RateLimit
 	ClientEventRate int
@@ -133,6 +138,11 @@ func Load(getenv func(string) string) (*Config, []string, error) {
 		c.loadOrigins,
 		c.loadWebhooks,
 		c.loadCluster,
+		func(l *loader) error {
+			var err error
+			c.History, err = historyPolicy(l.get)
+			return err
+		},
 		c.loadLimits,
 		c.loadHeartbeat,
 		func(l *loader) error { return c.loadPusher(l.get) },
@@ -636,4 +646,25 @@ func boolean(get func(string) string, name string) (bool, error) {
 	default:
 		return false, bad(name, "must be true or false, got %q", v)
 	}
+}
+
+// historyPolicy reads HISTORY_SIZE (publications per channel, 0: off), HISTORY_TTL and
+// CHANNEL_HISTORY (per-pattern overrides).
+func historyPolicy(get func(string) string) (history.Policy, error) {
+	size, err := integer(get, "HISTORY_SIZE", 100, 0, history.MaxSize)
+	if err != nil {
+		return history.Policy{}, err
+	}
+	ttl, err := duration(get, "HISTORY_TTL", 2*time.Minute, time.Second, history.MaxTTL)
+	if err != nil {
+		return history.Policy{}, err
+	}
+	p := history.Policy{Default: history.Limits{Size: size, TTL: ttl}}
+	if size == 0 {
+		p.Default = history.Limits{}
+	}
+	if p.Rules, err = history.ParseRules(get("CHANNEL_HISTORY"), history.Limits{Size: size, TTL: ttl}); err != nil {
+		return history.Policy{}, bad("CHANNEL_HISTORY", "%v", err)
+	}
+	return p, nil
 }

@@ -407,6 +407,7 @@ func (s *Session) close(reason string) {
 	// gone at once (a client that timed out or broke the protocol gets 400 next).
 	linger := false
 	if ws == nil && reason == reasonClientClose {
+		s.out = nil
 		if s.wake != nil {
 			select {
 			case s.wake <- "6":
@@ -414,17 +415,35 @@ func (s *Session) close(reason string) {
 			}
 		}
 	} else if ws == nil {
-		final := strings.Join(append(s.out, "1"), "\x1e")
+		// What is queued and the close packet go in two answers, as engine.io sends
+		// them: socket.io-client 4 hands a payload's events on a tick later and drops
+		// those a close in the same payload overtook (a terminated client never saw
+		// jetsocket:terminated). The waiting poll, or the next, takes the queue from
+		// s.out (it may have been woken for it already and not have taken it yet); the
+		// close packet lingers for the poll after, when the server closed the session.
+		serverClose := reason == reasonServerClose
+		s.final, linger = "1", serverClose
 		if s.wake != nil {
+			wake := ""
+			if len(s.out) == 0 {
+				wake = "1"
+			}
 			select {
-			case s.wake <- final:
+			case s.wake <- wake:
+				if wake != "" {
+					linger = false
+				}
 			default:
 			}
-		} else if reason == reasonServerClose {
-			s.final, linger = final, true
+		} else if !serverClose {
+			s.out = nil
 		}
+		if !linger {
+			s.final = ""
+		}
+	} else {
+		s.out = nil
 	}
-	s.out = nil
 	s.mu.Unlock()
 	s.srv.mu.Lock()
 	s.srv.open--
@@ -564,6 +583,13 @@ func (s *Session) readWebsocket(ws WebSocket) (binary bool, r io.Reader, err err
 // poll answers a long-polling GET with every queued packet, waiting for one if none is.
 func (s *Session) poll(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
+	if s.closed && s.final != "" && len(s.out) > 0 {
+		answer := strings.Join(s.out, "\x1e") // what was sent before the close; the close packet next
+		s.out = nil
+		s.mu.Unlock()
+		writePoll(w, answer)
+		return
+	}
 	if s.closed && s.final != "" {
 		final := s.final
 		s.final = ""
