@@ -27,6 +27,9 @@ func TestDefaults(t *testing.T) {
 	if c.LoginRateLimit != (RateLimit{N: 100, Per: 15 * time.Minute}) || c.ClientEventRate != 10 || c.MaxPayloadBytes != 10240 {
 		t.Fatalf("limits: %+v", c)
 	}
+	if c.Pusher != (Pusher{ActivityTimeout: 120 * time.Second, PongTimeout: 30 * time.Second, SigninTimeout: 30 * time.Second}) || c.SubscriptionCount {
+		t.Fatalf("pusher defaults: %+v", c.Pusher)
+	}
 	if len(warnings) == 0 || !strings.Contains(strings.Join(warnings, "\n"), "JWT_SECRET") {
 		t.Fatalf("no warning about the generated secret: %q", warnings)
 	}
@@ -128,6 +131,12 @@ func TestRefusals(t *testing.T) {
 		{"subscribe rate", map[string]string{"SUBSCRIBE_RATE": "x"}, "SUBSCRIBE_RATE"},
 		{"conns per user", map[string]string{"MAX_CONNECTIONS_PER_USER": "-1"}, "MAX_CONNECTIONS_PER_USER"},
 		{"conns per ip", map[string]string{"MAX_CONNECTIONS_PER_IP": "many"}, "MAX_CONNECTIONS_PER_IP"},
+		{"pusher activity fraction", map[string]string{"PUSHER_ACTIVITY_TIMEOUT": "1500ms"}, "PUSHER_ACTIVITY_TIMEOUT"},
+		{"pusher activity zero", map[string]string{"PUSHER_ACTIVITY_TIMEOUT": "0s"}, "PUSHER_ACTIVITY_TIMEOUT"},
+		{"pusher pong bad", map[string]string{"PUSHER_PONG_TIMEOUT": "soon"}, "PUSHER_PONG_TIMEOUT"},
+		{"pusher require signin", map[string]string{"PUSHER_REQUIRE_SIGNIN": "maybe"}, "PUSHER_REQUIRE_SIGNIN"},
+		{"pusher signin timeout", map[string]string{"PUSHER_SIGNIN_TIMEOUT": "1h"}, "PUSHER_SIGNIN_TIMEOUT"},
+		{"subscription count", map[string]string{"SUBSCRIPTION_COUNT": "yes please"}, "SUBSCRIPTION_COUNT"},
 		{"client ip header forwarded", map[string]string{"CLIENT_IP_HEADER": "Forwarded"}, "CLIENT_IP_HEADER"},
 		{"client ip header space", map[string]string{"CLIENT_IP_HEADER": "X Real IP"}, "CLIENT_IP_HEADER"},
 		{"client ip header list", map[string]string{"CLIENT_IP_HEADER": "X-Real-IP,X-Forwarded-For"}, "CLIENT_IP_HEADER"},
@@ -235,5 +244,79 @@ func TestWebhookURLErrorIsRedacted(t *testing.T) {
 	msg := err.Error()
 	if strings.Contains(msg, "pw-secret") || strings.Contains(msg, "tok-secret") || strings.Contains(msg, "hook-user") || !strings.Contains(msg, "hooks.example.com") {
 		t.Fatalf("error %q", msg)
+	}
+}
+
+func TestPingSettings(t *testing.T) {
+	c, _, err := Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PingInterval != 25*time.Second || c.PingTimeout != 20*time.Second {
+		t.Fatalf("ping defaults %s/%s, want socket.io's 25s/20s", c.PingInterval, c.PingTimeout)
+	}
+	c, _, err = Load(env(map[string]string{"PING_INTERVAL": "10s", "PING_TIMEOUT": "5s"}))
+	if err != nil || c.PingInterval != 10*time.Second || c.PingTimeout != 5*time.Second {
+		t.Fatalf("parsed %v %v: %v", c.PingInterval, c.PingTimeout, err)
+	}
+	for _, kv := range []map[string]string{
+		{"PING_INTERVAL": "soon"}, {"PING_INTERVAL": "100ms"}, {"PING_INTERVAL": "1h"},
+		{"PING_TIMEOUT": "0s"}, {"PING_TIMEOUT": "-5s"}, {"PING_TIMEOUT": "11m"},
+	} {
+		var ce *Error
+		if _, _, err := Load(env(kv)); !errors.As(err, &ce) {
+			t.Errorf("%v: %v, want a config error naming the variable", kv, err)
+		}
+	}
+}
+
+func TestHistory(t *testing.T) {
+	c, _, err := Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := c.History.For("news"); l.Size != 100 || l.TTL != 2*time.Minute {
+		t.Fatalf("defaults: %+v", l)
+	}
+	if l := c.History.For("#server-to-user-1"); l.On() {
+		t.Fatalf("internal channels keep none: %+v", l)
+	}
+	c, _, err = Load(env(map[string]string{
+		"HISTORY_SIZE": "50", "HISTORY_TTL": "30s",
+		"CHANNEL_HISTORY": "presence-*=0; private-chat-*=1000/10m ;feed-*=7",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ch, want := range map[string][2]any{
+		"news":             {50, 30 * time.Second},
+		"presence-room":    {0, time.Duration(0)},
+		"private-chat-abc": {1000, 10 * time.Minute},
+		"feed-x":           {7, 30 * time.Second},
+	} {
+		if l := c.History.For(ch); l.Size != want[0].(int) || l.TTL != want[1].(time.Duration) {
+			t.Fatalf("%s: %+v, want %v", ch, l, want)
+		}
+	}
+	if c, _, _ := Load(env(map[string]string{"HISTORY_SIZE": "0", "CHANNEL_HISTORY": "chat-*=10"})); c.History.For("news").On() || c.History.For("chat-1").Size != 10 {
+		t.Fatalf("off by default, on by pattern: %+v", c.History)
+	}
+	for k, v := range map[string]string{
+		"HISTORY_SIZE":    "-1",
+		"HISTORY_TTL":     "forever",
+		"CHANNEL_HISTORY": "news",
+	} {
+		_, _, err := Load(env(map[string]string{k: v}))
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Var != k {
+			t.Fatalf("%s=%q: %v", k, v, err)
+		}
+	}
+	for _, v := range []string{"=5", "a=", "a=x", "a=5/x", "a=5/1ms", "a=5/48h", "a=1000000", "[=5"} {
+		_, _, err := Load(env(map[string]string{"CHANNEL_HISTORY": v}))
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Var != "CHANNEL_HISTORY" || !strings.Contains(err.Error(), "CHANNEL_HISTORY") {
+			t.Fatalf("CHANNEL_HISTORY=%q: %v", v, err)
+		}
 	}
 }
