@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/jetsocket/jetsocket/server/channels"
+	"github.com/jetsocket/jetsocket/server/history"
 	"github.com/jetsocket/jetsocket/server/redact"
 	"github.com/jetsocket/jetsocket/tokens"
 )
@@ -73,6 +74,10 @@ type Config struct {
 	WebhookURLs []string
 	RedisURL    string
 
+	// History is which channels keep a recent history and how much (HISTORY_SIZE,
+	// HISTORY_TTL, CHANNEL_HISTORY): PRODUCT.md §14, docs/history.md.
+	History history.Policy
+
 	LoginRateLimit  RateLimit
 	ClientEventRate int
 	MaxPayloadBytes int
@@ -83,6 +88,11 @@ type Config struct {
 	SubscribeRate        int  // subscribe attempts per second per connection
 	MaxConnsPerUser      int  // 0: unlimited
 	MaxConnsPerIP        int  // by client address (see TrustedProxies); 0: unlimited
+
+	// PingInterval and PingTimeout are socket.io's pingInterval and pingTimeout: the v4
+	// engine pings every PingInterval and closes a session whose pong is PingTimeout late.
+	PingInterval time.Duration
+	PingTimeout  time.Duration
 
 	Pusher            Pusher // the Pusher protocol endpoint, /app/{key}
 	SubscriptionCount bool   // pusher_internal:subscription_count (SUBSCRIPTION_COUNT)
@@ -128,7 +138,13 @@ func Load(getenv func(string) string) (*Config, []string, error) {
 		c.loadOrigins,
 		c.loadWebhooks,
 		c.loadCluster,
+		func(l *loader) error {
+			var err error
+			c.History, err = historyPolicy(l.get)
+			return err
+		},
 		c.loadLimits,
+		c.loadHeartbeat,
 		func(l *loader) error { return c.loadPusher(l.get) },
 		c.loadNetwork,
 		c.loadLogs,
@@ -363,6 +379,17 @@ func (l *loader) integers(vars ...intVar) error {
 		}
 	}
 	return nil
+}
+
+// loadHeartbeat reads PING_INTERVAL and PING_TIMEOUT. Bounds: a ping every second at
+// most (each costs every client a packet), and a client silent for at most ten minutes.
+func (c *Config) loadHeartbeat(l *loader) error {
+	var err error
+	if c.PingInterval, err = duration(l.get, "PING_INTERVAL", 25*time.Second, time.Second, 10*time.Minute); err != nil {
+		return err
+	}
+	c.PingTimeout, err = duration(l.get, "PING_TIMEOUT", 20*time.Second, time.Second, 10*time.Minute)
+	return err
 }
 
 // loadNetwork reads how clients are known behind proxies, and the request and
@@ -619,4 +646,25 @@ func boolean(get func(string) string, name string) (bool, error) {
 	default:
 		return false, bad(name, "must be true or false, got %q", v)
 	}
+}
+
+// historyPolicy reads HISTORY_SIZE (publications per channel, 0: off), HISTORY_TTL and
+// CHANNEL_HISTORY (per-pattern overrides).
+func historyPolicy(get func(string) string) (history.Policy, error) {
+	size, err := integer(get, "HISTORY_SIZE", 100, 0, history.MaxSize)
+	if err != nil {
+		return history.Policy{}, err
+	}
+	ttl, err := duration(get, "HISTORY_TTL", 2*time.Minute, time.Second, history.MaxTTL)
+	if err != nil {
+		return history.Policy{}, err
+	}
+	p := history.Policy{Default: history.Limits{Size: size, TTL: ttl}}
+	if size == 0 {
+		p.Default = history.Limits{}
+	}
+	if p.Rules, err = history.ParseRules(get("CHANNEL_HISTORY"), history.Limits{Size: size, TTL: ttl}); err != nil {
+		return history.Policy{}, bad("CHANNEL_HISTORY", "%v", err)
+	}
+	return p, nil
 }

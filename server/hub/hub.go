@@ -15,12 +15,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
 
+	"github.com/jetsocket/jetsocket/server/history"
 	"github.com/jetsocket/jetsocket/server/wire"
 )
 
@@ -65,6 +67,15 @@ func Internal(channel string) bool { return strings.HasPrefix(channel, "#") }
 // ReasonTerminated is the close reason of connections ended by Message.Terminate.
 const ReasonTerminated = "terminated by the HTTP API"
 
+// EventTerminated tells a connection ended by Message.Terminate why, just before it
+// closes: {code: "terminated", reason}. A client that gets it should not reconnect
+// (pusher-js stays off after Pusher's equivalent); the JS client does not.
+const EventTerminated = "jetsocket:terminated"
+
+// flushCloser is a Conn that can close once what it was sent is written (socket.Conn):
+// a terminated connection then gets EventTerminated before the close.
+type flushCloser interface{ CloseAfterFlush(reason string) }
+
 // Message is one event for a channel's subscribers.
 type Message struct {
 	Channel string `json:"channel"`
@@ -79,6 +90,17 @@ type Message struct {
 	ExceptSocketID string `json:"except,omitempty"`
 	// Terminate closes the channel's connections instead of sending them anything.
 	Terminate bool `json:"terminate,omitempty"`
+	// Offset and Epoch are the message's position in its channel's history, set by a
+	// Broker that keeps history (Historian); Offset 0: none. Delivered as "offset" and
+	// "epoch" beside "channel" and "data".
+	Offset uint64 `json:"offset,omitempty"`
+	Epoch  string `json:"epoch,omitempty"`
+}
+
+// Positioned reports whether m is a publication that history keeps and positions: an
+// event on a channel clients subscribe to, not a member event or a termination.
+func (m Message) Positioned() bool {
+	return !m.Terminate && m.Payload == nil && !Internal(m.Channel)
 }
 
 // Broker carries messages to the hubs of every node.
@@ -88,6 +110,16 @@ type Broker interface {
 	// Publish delivers m on every node, this one included.
 	Publish(ctx context.Context, m Message) error
 	Close() error
+}
+
+// Historian is a Broker that keeps channels' history: its Publish gives each
+// Positioned message on a channel with history an Offset and Epoch, and delivers the
+// messages of a channel in offset order on every node. The hub reads the history
+// through it (subscribes with since, the HTTP API).
+type Historian interface {
+	history.Reader
+	// HistoryLimits is channel's history limits; Size 0: the channel keeps none.
+	HistoryLimits(channel string) history.Limits
 }
 
 // Member is a presence channel member.
@@ -104,7 +136,7 @@ var ErrFull = errors.New("presence channel is full")
 type Presence interface {
 	// Join records socketID as a connection of m.UserID on channel. first reports that
 	// the user was not a member before. A new user on a channel with max members gets
-	// ErrFull.
+	// ErrFull. m.Info replaces the member's info (a refreshed token may rename them).
 	Join(ctx context.Context, channel, socketID string, m Member, max int) (first bool, err error)
 	// Leave removes the connection; last reports that it was the user's last one.
 	Leave(ctx context.Context, channel, socketID, userID string) (last bool, err error)
@@ -145,6 +177,7 @@ type Hub struct {
 	counts   Counts
 	hooks    Hooks
 	log      *slog.Logger
+	history  Historian // nil: the broker keeps no history
 	// alt encodes a message for connections of another protocol (the Pusher
 	// endpoint); set once at wiring, before any delivery.
 	alt func(Message) []byte
@@ -184,6 +217,7 @@ func New(broker Broker, presence Presence, counts Counts, hooks Hooks, log *slog
 		channels: make(map[string]map[string]Conn),
 		conns:    make(map[string]map[string]subscription),
 	}
+	h.history, _ = broker.(Historian)
 	broker.Start(h.deliver)
 	return h
 }
@@ -225,7 +259,13 @@ func (h *Hub) Subscribe(ctx context.Context, c Conn, channel string, member *Mem
 		}
 		return h.presence.Members(ctx, channel)
 	}
-	first, occupied, err := h.add(ctx, c, channel, member, max)
+	return h.subscribe(ctx, c, c, channel, member, max)
+}
+
+// subscribe adds c to channel, with as (c, or its replay buffer) the one the hub's
+// deliveries go to.
+func (h *Hub) subscribe(ctx context.Context, c, as Conn, channel string, member *Member, max int) ([]Member, error) {
+	first, occupied, err := h.add(ctx, c, as, channel, member, max)
 	if err != nil {
 		return nil, err
 	}
@@ -243,8 +283,8 @@ func (h *Hub) Subscribe(ctx context.Context, c Conn, channel string, member *Mem
 }
 
 // add records c on channel in the shared entries and in the hub's own, both under
-// h.sync so that a Resync never sees one done without the other.
-func (h *Hub) add(ctx context.Context, c Conn, channel string, member *Member, max int) (first, occupied bool, err error) {
+// h.sync so that a Resync never sees one done without the other. Deliveries go to as.
+func (h *Hub) add(ctx context.Context, c, as Conn, channel string, member *Member, max int) (first, occupied bool, err error) {
 	h.sync.RLock()
 	defer h.sync.RUnlock()
 	if member != nil {
@@ -258,7 +298,7 @@ func (h *Hub) add(ctx context.Context, c Conn, channel string, member *Member, m
 		subs = make(map[string]Conn)
 		h.channels[channel] = subs
 	}
-	subs[c.ID()] = c
+	subs[c.ID()] = as
 	mine := h.conns[c.ID()]
 	if mine == nil {
 		mine = make(map[string]subscription)
@@ -272,6 +312,30 @@ func (h *Hub) add(ctx context.Context, c Conn, channel string, member *Member, m
 	mine[channel] = sub
 	h.mu.Unlock()
 	return first, h.count(ctx, channel, 1), nil
+}
+
+// UpdateMember replaces the info of the member c is on presence channel as (its user
+// after a token refresh): new subscribers and the members queries see it. Those already
+// subscribed are not told: Pusher's protocol has no event for it, and a member_added
+// for a member they have would be read as a second one. Not subscribed, or not as
+// m.UserID: nothing changes.
+func (h *Hub) UpdateMember(ctx context.Context, c Conn, channel string, m Member) error {
+	h.sync.RLock()
+	defer h.sync.RUnlock()
+	h.mu.Lock()
+	sub, ok := h.conns[c.ID()][channel]
+	if !ok || !sub.presence() || sub.member.UserID != m.UserID || string(sub.member.Info) == string(m.Info) {
+		h.mu.Unlock()
+		return nil
+	}
+	updated := m
+	sub.member = &updated // Resync writes it again as it is now
+	h.conns[c.ID()][channel] = sub
+	h.mu.Unlock()
+	if _, err := h.presence.Join(ctx, channel, c.ID(), m, 0); err != nil {
+		return fmt.Errorf("update member %s on %s: %w", m.UserID, channel, err)
+	}
+	return nil
 }
 
 // memberAdded announces a presence channel's new member to its subscribers (all but
@@ -503,11 +567,40 @@ func (h *Hub) state() State {
 // deliver hands m to this node's subscribers, encoding it once for all of them.
 func (h *Hub) deliver(m Message) {
 	if m.Terminate {
+		packet, err := wire.EncodeEvent(EventTerminated, map[string]string{"code": "terminated", "reason": ReasonTerminated})
+		if err != nil {
+			h.log.Error("encode message", "event", EventTerminated, "err", err)
+		}
+		frame := wire.NewFrame(packet)
 		for _, c := range h.targets(m) {
-			c.Close(ReasonTerminated)
+			if err == nil {
+				c.SendFrame(frame)
+			}
+			if fc, ok := c.(flushCloser); ok {
+				fc.CloseAfterFlush(ReasonTerminated)
+			} else {
+				c.Close(ReasonTerminated)
+			}
 		}
 		return
 	}
+	f, err := h.encode(m)
+	if err != nil {
+		h.log.Error("encode message", "channel", m.Channel, "event", m.Event, "err", err)
+		return
+	}
+	// Sent outside the lock: SendFrame never blocks, but closing a slow consumer
+	// should not hold up subscribes either.
+	targets := h.targets(m)
+	sendAll(targets, f, m.Offset, m.Epoch)
+	if h.hooks.Delivered != nil {
+		h.hooks.Delivered(len(targets))
+	}
+}
+
+// encode builds the frame of m: its Payload, or {channel, data[, user_id][, offset,
+// epoch]}, with its form for the other protocol's connections when there are any.
+func (h *Hub) encode(m Message) (wire.Frame, error) {
 	payload := m.Payload
 	if payload == nil {
 		var err error
@@ -515,30 +608,23 @@ func (h *Hub) deliver(m Message) {
 			Channel string          `json:"channel"`
 			Data    json.RawMessage `json:"data"`
 			UserID  string          `json:"user_id,omitempty"`
-		}{m.Channel, nullIfEmpty(m.Data), m.UserID})
+			Offset  uint64          `json:"offset,omitempty"`
+			Epoch   string          `json:"epoch,omitempty"`
+		}{m.Channel, nullIfEmpty(m.Data), m.UserID, m.Offset, m.Epoch})
 		if err != nil {
-			h.log.Error("encode message", "channel", m.Channel, "event", m.Event, "err", err)
-			return
+			return wire.Frame{}, err
 		}
 	}
 	packet, err := wire.EncodeEvent(m.Event, json.RawMessage(payload))
 	if err != nil {
-		h.log.Error("encode message", "channel", m.Channel, "event", m.Event, "err", err)
-		return
+		return wire.Frame{}, err
 	}
-
-	// Sent outside the lock: SendFrame never blocks, but closing a slow consumer
-	// should not hold up subscribes either.
 	f := wire.NewFrame(packet)
 	if h.alt != nil {
 		enc := h.alt
 		f = f.WithAlt(wire.NewAlt(func() []byte { return enc(m) }))
 	}
-	targets := h.targets(m)
-	sendAll(targets, f)
-	if h.hooks.Delivered != nil {
-		h.hooks.Delivered(len(targets))
-	}
+	return f, nil
 }
 
 // fanOutShard is the fewest subscribers worth a goroutine of their own in sendAll.
@@ -548,27 +634,30 @@ const fanOutShard = 256
 // writes a free websocket at once), so a large channel is split across up to
 // GOMAXPROCS goroutines: the last subscriber of 10,000 waits for half as many writes
 // on two cores.
-func sendAll(targets []Conn, f wire.Frame) {
-	workers := min(runtime.GOMAXPROCS(0), len(targets)/fanOutShard)
-	if workers <= 1 {
-		for _, c := range targets {
+// A subscriber whose recovery is under way (*replaying) gets f with its position, to
+// keep until the replay is sent.
+func sendAll(targets []Conn, f wire.Frame, offset uint64, epoch string) {
+	send := func(part []Conn) {
+		for _, c := range part {
+			if r, ok := c.(*replaying); ok {
+				r.send(f, offset, epoch)
+				continue
+			}
 			c.SendFrame(f)
 		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(targets)/fanOutShard)
+	if workers <= 1 {
+		send(targets)
 		return
 	}
 	per := (len(targets) + workers - 1) / workers
 	var wg sync.WaitGroup
 	for lo := per; lo < len(targets); lo += per {
 		part := targets[lo:min(lo+per, len(targets))]
-		wg.Go(func() {
-			for _, c := range part {
-				c.SendFrame(f)
-			}
-		})
+		wg.Go(func() { send(part) })
 	}
-	for _, c := range targets[:per] {
-		c.SendFrame(f)
-	}
+	send(targets[:per])
 	wg.Wait()
 }
 

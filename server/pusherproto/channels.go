@@ -47,7 +47,7 @@ func errorType(e *errs.Error) string {
 	case errs.Unauthorized, errs.Forbidden:
 		return "AuthError"
 	case errs.Invalid:
-		if e.Code == "invalid_channel" {
+		if e.Code == errs.CodeInvalidChannel {
 			return "InvalidChannel"
 		}
 		return "InvalidRequest"
