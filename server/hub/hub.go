@@ -552,12 +552,13 @@ func (h *Hub) state() State {
 	st := State{Counts: make(map[string]int)}
 	for id, subs := range h.conns {
 		for ch, sub := range subs {
-			if Internal(ch) {
-				continue
-			}
-			st.Counts[ch]++
+			// Internal presence (the online channels) is shared state too; internal
+			// channels are never counted.
 			if sub.presence() {
 				st.Presence = append(st.Presence, Entry{Channel: ch, SocketID: id, Member: *sub.member})
+			}
+			if !Internal(ch) {
+				st.Counts[ch]++
 			}
 		}
 	}
