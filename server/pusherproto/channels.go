@@ -84,6 +84,11 @@ func (s *Service) onSubscribe(c *Conn, m inbound) {
 		return
 	}
 	c.send(encode(EventSubscriptionSucceeded, d.Channel, data))
+	if ch, err := channels.Parse(d.Channel); err == nil && cacheChannel(ch) {
+		ctx, cancel := context.WithTimeout(c.ctx, settleTimeout)
+		defer cancel()
+		s.sendCached(ctx, c, d.Channel)
+	}
 }
 
 // subscribe applies the protocol's rules: public channels are open to any connection,
