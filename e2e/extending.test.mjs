@@ -1,5 +1,5 @@
-// The README's "Extending" example (PRODUCT §13) end to end, as it stands in the README
-// (examples/extending/readme_test.go proves the file is the README's code block): built,
+// The "Extending" example of docs/extending.md (PRODUCT §13) end to end, as it stands there
+// (examples/extending/docs_test.go proves the file is its code block): built,
 // run, and driven with socket.io-client 2.5 and plain HTTP: the custom event with its ack,
 // the route behind a Bearer JWT that triggers an encrypted event, the guard and the hook.
 import { describe, test, before, after } from 'node:test';
@@ -19,7 +19,7 @@ const SECURE = 'private-encrypted-secure-chat';
 const LOBBY = 'presence-lobby';
 const ops = { groups: ['ops'] }; // userClaims() gives no groups, no role, no permissions
 
-describe('the README Extending example', () => {
+describe('the docs/extending.md example', () => {
   let srv;
   const clients = new Clients();
 

@@ -1,7 +1,7 @@
 // Malformed traffic (PRODUCT §9, issue 13): broken Engine.IO and socket.io packets over raw
 // websockets and raw long-polling, against the real binary. Each case asserts what the
 // sender gets (a typed jetsocket:error {code, message}, socket.io's namespace ERROR, an
-// Engine.IO answer, a 4xx, or a clean close, as README "Connecting" documents), and is
+// Engine.IO answer, a 4xx, or a clean close, as docs/clients.md "Connecting" documents), and is
 // followed by a healthy client that connects, subscribes and receives a triggered event.
 // badinput.test.mjs covers the coarser cases (floods, 2 MB frames, unknown events from
 // socket.io-client); this file pins the exact answer to each kind of breakage.

@@ -31,6 +31,7 @@ import (
 	"github.com/jetsocket/jetsocket/server/limit"
 	"github.com/jetsocket/jetsocket/server/metrics"
 	"github.com/jetsocket/jetsocket/server/protocol"
+	"github.com/jetsocket/jetsocket/server/pusherproto"
 	"github.com/jetsocket/jetsocket/server/socket"
 	"github.com/jetsocket/jetsocket/server/trigger"
 	"github.com/jetsocket/jetsocket/server/users"
@@ -138,6 +139,7 @@ func RunWith(ctx context.Context, o Options) error {
 	select {
 	case err := <-serveErr:
 		_ = app.sockets.Shutdown(context.Background())
+		_ = app.pusher.Shutdown(context.Background())
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
@@ -150,6 +152,10 @@ func RunWith(ctx context.Context, o Options) error {
 	// Close the sockets first: open long-polls are requests that http.Server.Shutdown
 	// would otherwise wait for.
 	if err := app.sockets.Shutdown(sctx); err != nil {
+		errs = append(errs, err)
+	}
+	// Hijacked websockets, which http.Server.Shutdown does not see: closed with 4200.
+	if err := app.pusher.Shutdown(sctx); err != nil {
 		errs = append(errs, err)
 	}
 	if err := httpSrv.Shutdown(sctx); err != nil {
@@ -239,6 +245,8 @@ type app struct {
 	hub          *hub.Hub
 	triggers     *trigger.Service
 	protocol     *protocol.Service
+	pusher       *pusherproto.Service // the Pusher protocol endpoint, /app/{key}
+	authorizer   *channels.Authorizer // the channel rules, for both endpoints and /pusher/auth
 	metrics      *metrics.Metrics
 	webhooks     *webhook.Sender // nil without WEBHOOK_URL
 	cluster      *cluster.Node   // nil without REDIS_URL
@@ -317,25 +325,35 @@ func newApp(cfg *config.Config, log *slog.Logger, ext Extensions) (_ *app, err e
 	if a.cluster != nil {
 		a.cluster.SetLocal(a.hub)
 	}
+	// Every delivered frame carries its Pusher form too, built once when a Pusher
+	// connection is among the recipients.
+	a.hub.SetAltEncoding(pusherproto.EncodeMessage)
 	a.triggers = trigger.New(countingPublisher{a.hub, a.metrics.Published.WithLabelValues("api")}, cfg.EncryptionMasterKey, cfg.MaxPayloadBytes)
+	ipConns := limit.NewCounter() // both endpoints' connections per address
+	webhooks := func(ev webhook.Event) {
+		if a.webhooks != nil {
+			a.webhooks.Send(ev)
+		}
+	}
+	// Developers' guards first, then a backend's signed authorization (Pusher's
+	// authorizeChannel), then the claim rules.
+	a.authorizer = channels.NewAuthorizer(&channels.Rules{Roles: cfg.ChannelRoles},
+		append(slices.Clone(ext.Guards), channels.Delegated(cfg.AppKey, cfg.AppSecret))...)
 	a.protocol, err = protocol.New(protocol.Options{
-		Config: cfg, Hub: a.hub, Verifier: tm, Triggers: a.triggers, Metrics: a.metrics, Log: log,
-		// Developers' guards first, then a backend's signed authorization (Pusher's
-		// authorizeChannel), then the claim rules.
-		Authorizer: channels.NewAuthorizer(&channels.Rules{Roles: cfg.ChannelRoles},
-			append(slices.Clone(ext.Guards), channels.Delegated(cfg.AppKey, cfg.AppSecret))...),
-		Webhooks: func(ev webhook.Event) {
-			if a.webhooks != nil {
-				a.webhooks.Send(ev)
-			}
-		},
-		Hooks:  ext.ChannelHooks,
-		Events: ext.Events,
+		Config: cfg, Hub: a.hub, IPConns: ipConns, Verifier: tm, Triggers: a.triggers, Metrics: a.metrics, Log: log,
+		Authorizer: a.authorizer,
+		Webhooks:   webhooks,
+		Hooks:      ext.ChannelHooks,
+		Events:     ext.Events,
 	})
 	if err != nil {
 		return nil, err
 	}
 	a.origins = middleware.NewOrigins(cfg.AllowedOrigins, cfg.AllowAnyOrigin)
+	a.pusher = pusherproto.New(pusherproto.Options{
+		Config: cfg, Hub: a.hub, Metrics: a.metrics, IPConns: ipConns, Webhooks: webhooks,
+		CheckOrigin: a.origins.Allowed, Log: log,
+	})
 	a.sockets, err = socket.NewServer(socket.Options{
 		Authenticate: func(u url.URL) (*tokens.Claims, error) {
 			return tm.Verify(u.Query().Get("token"))

@@ -14,7 +14,7 @@ import (
 
 // Extensions are a developer's own additions, passed to RunWith. They have the built-ins'
 // power: a custom event goes through the same table as jetsocket:subscribe. See
-// "Extending" in the README for a worked example.
+// docs/extending.md for a worked example.
 type Extensions struct {
 	// Events are custom socket events with acks (protocol.On). Their names may not
 	// start with "jetsocket:" or "client-".

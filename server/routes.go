@@ -53,6 +53,20 @@ func (a *app) routes() (_ http.Handler, err error) {
 		}))
 	sock.Any("/*any", gin.WrapH(a.sockets))
 
+	// The Pusher protocol endpoint (pusher-js, Laravel Echo, Pusher's mobile SDKs).
+	r.GET("/app/:key", func(c *gin.Context) {
+		a.pusher.Serve(c.Writer, c.Request, c.Param("key"), c.ClientIP())
+	})
+
+	// The server as pusher-js's channelAuthorization / userAuthentication endpoint for
+	// JWT users.
+	pusherApp := handlers.PusherApp{Key: a.cfg.AppKey, Secret: a.cfg.AppSecret, MasterKey: a.cfg.EncryptionMasterKey, IncludeEmail: a.cfg.PresenceIncludeEmail}
+	pusherAuth := r.Group("/pusher", a.origins.CORS())
+	pusherAuth.OPTIONS("/*any", func(*gin.Context) {}) // answered by CORS
+	bearer := middleware.Bearer(a.tokens, a.log)
+	pusherAuth.POST("/auth", bearer, handlers.PusherAuth(pusherApp, a.authorizer, a.log))
+	pusherAuth.POST("/user-auth", bearer, handlers.PusherUserAuth(pusherApp, a.log))
+
 	// The Pusher-compatible HTTP API, signed as Pusher signs.
 	api := r.Group("/apps/:app_id", middleware.APIAuth(a.cfg.AppID, a.cfg.AppKey, a.cfg.AppSecret, maxAPIBody, time.Now, a.log))
 	api.POST("/events", handlers.TriggerEvent(a.triggers, a.log))

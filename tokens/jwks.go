@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -34,6 +35,11 @@ const (
 	maxJWKSRetry = time.Minute
 	// minRSABits refuses provider keys too short to trust.
 	minRSABits = 2048
+	// MaxJWKSBytes bounds a key set answer: real ones are a few KiB; a provider (or
+	// whoever answers for it) must not be able to make us read without end.
+	MaxJWKSBytes = 1 << 20
+	// maxJWKSRedirects bounds the same-origin redirects a fetch follows.
+	maxJWKSRedirects = 3
 )
 
 // asymmetricAlgs are the algorithms accepted for tokens verified with a JWKS key.
@@ -94,6 +100,7 @@ func NewKeySet(o KeySetOptions) (*KeySet, error) {
 	if o.Client == nil {
 		o.Client = &http.Client{}
 	}
+	o.Client = guardedClient(o.Client, u)
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
@@ -179,6 +186,79 @@ func (k *KeySet) fetch(ctx context.Context) error {
 	}
 	return k.store.KeyReplaceAll(ctx, keys)
 }
+
+// errJWKSTooLarge is the fetch error of an answer over MaxJWKSBytes.
+var errJWKSTooLarge = fmt.Errorf("the key set answer is larger than %d bytes", MaxJWKSBytes)
+
+// guardedClient is c fetching origin's key set: it follows a redirect only to the same
+// scheme and host (an https JWKS_URL redirected to http, or to another host, would let
+// whoever answers there choose the keys tokens are verified with), at most a few times,
+// and reads at most MaxJWKSBytes of an answer.
+func guardedClient(c *http.Client, origin *url.URL) *http.Client {
+	g := *c
+	base := c.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	g.Transport = limitedTransport{base}
+	g.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if len(via) > maxJWKSRedirects {
+			return fmt.Errorf("more than %d redirects", maxJWKSRedirects)
+		}
+		if req.URL.Scheme != origin.Scheme || req.URL.Host != origin.Host {
+			return fmt.Errorf("redirect from %s://%s to %s://%s refused: a key set is only fetched from JWKS_URL's scheme and host",
+				origin.Scheme, origin.Host, req.URL.Scheme, req.URL.Host)
+		}
+		if c.CheckRedirect != nil {
+			return c.CheckRedirect(req, via)
+		}
+		return nil
+	}
+	return &g
+}
+
+// limitedTransport refuses an answer that says it is over MaxJWKSBytes and cuts one
+// that turns out to be.
+type limitedTransport struct{ base http.RoundTripper }
+
+func (t limitedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.ContentLength > MaxJWKSBytes {
+		_ = resp.Body.Close()
+		return nil, errJWKSTooLarge
+	}
+	resp.Body = &limitedBody{rc: resp.Body, left: MaxJWKSBytes}
+	return resp, nil
+}
+
+// limitedBody reads at most left bytes of rc; a byte more is errJWKSTooLarge, so that a
+// JSON decoder fails instead of reading on (or parsing a truncated prefix).
+type limitedBody struct {
+	rc   io.ReadCloser
+	left int64
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		var one [1]byte
+		n, err := b.rc.Read(one[:])
+		if n > 0 {
+			return 0, errJWKSTooLarge
+		}
+		return 0, err
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+func (b *limitedBody) Close() error { return b.rc.Close() }
 
 // scrubURL drops the URL (which may carry credentials) from an HTTP client error.
 func scrubURL(err error) error {

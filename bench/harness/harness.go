@@ -33,6 +33,9 @@ type Spec struct {
 	Command func(port int) *exec.Cmd
 	// Env returns the server's own variables for port and credentials.
 	Env func(port int, c Credentials) []string
+	// DebugEnv, when set, is how to give a Go server a net/http/pprof listener on
+	// port: Start then picks a free one and sets Process.DebugURL.
+	DebugEnv func(port int) []string
 }
 
 // Process is a running server.
@@ -40,6 +43,8 @@ type Process struct {
 	Name string
 	URL  *url.URL
 	PID  int
+	// DebugURL is the server's net/http/pprof address, when its Spec has DebugEnv.
+	DebugURL *url.URL
 
 	cmd    *exec.Cmd
 	output *tail
@@ -54,13 +59,22 @@ func Start(ctx context.Context, spec Spec, c Credentials) (*Process, error) {
 	}
 	cmd := spec.Command(port)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, spec.Env(port, c)...)
+	var debugURL *url.URL
+	if spec.DebugEnv != nil {
+		dport, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		cmd.Env = append(cmd.Env, spec.DebugEnv(dport)...)
+		debugURL = &url.URL{Scheme: "http", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(dport))}
+	}
 	out := &tail{max: 64 << 10}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", spec.Name, err)
 	}
 	p := &Process{
-		Name: spec.Name, PID: cmd.Process.Pid, cmd: cmd, output: out, exited: make(chan struct{}),
+		Name: spec.Name, PID: cmd.Process.Pid, DebugURL: debugURL, cmd: cmd, output: out, exited: make(chan struct{}),
 		URL: &url.URL{Scheme: "http", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))},
 	}
 	go func() { _ = cmd.Wait(); close(p.exited) }()
@@ -166,6 +180,9 @@ func Jetsocket(bin string) Spec {
 				"LOG_LEVEL=warn",
 			}
 		},
+		// pprof on its own loopback listener: idle memory is then read as live heap
+		// and stacks after a forced GC, beside RSS.
+		DebugEnv: func(port int) []string { return []string{"DEBUG_ADDR=127.0.0.1:" + strconv.Itoa(port)} },
 	}
 }
 

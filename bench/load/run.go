@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,6 +32,10 @@ type Target struct {
 	Token func(i int) (string, error)
 	// PID, when set, is the server process whose resident memory is measured.
 	PID int
+	// DebugURL, when set, is a Go server's net/http/pprof address (Jetsocket's
+	// DEBUG_ADDR): the live heap, stacks and goroutines are then measured too, after a
+	// forced GC, at the baseline and when idle.
+	DebugURL *url.URL
 }
 
 // Config sets the shape of one run.
@@ -46,6 +51,9 @@ type Config struct {
 	EventTimeout  time.Duration // how long one event may take to reach everyone
 	LocalIPs      []net.IP      // source addresses to spread connections over
 	Handshake     Handshake     // client generation and where the token goes; zero: EIO 3, query
+	// ProfileDir, when set with Target.DebugURL, receives the heap profiles taken at the
+	// baseline and when idle (<server>-<client>-n<N>-{base,idle}.heap.pb.gz).
+	ProfileDir string
 	// BeforeClose, when set, runs before the clients disconnect (a harness stops the
 	// server there, so the TIME_WAITs land on its side).
 	BeforeClose func()
@@ -91,12 +99,19 @@ type Result struct {
 	ConnectP50      float64  `json:"connect_p50_ms"`
 	ConnectP99      float64  `json:"connect_p99_ms"`
 
-	Subscribed    int   `json:"subscribed"`
-	RSSBaseline   int64 `json:"rss_baseline_bytes"`
-	RSSIdle       int64 `json:"rss_idle_bytes"`
-	BytesPerConn  int64 `json:"bytes_per_idle_conn"`
-	LatencyEvents int   `json:"latency_events"`
-	BurstEvents   int   `json:"burst_events"`
+	Subscribed   int   `json:"subscribed"`
+	RSSBaseline  int64 `json:"rss_baseline_bytes"`
+	RSSIdle      int64 `json:"rss_idle_bytes"`
+	BytesPerConn int64 `json:"bytes_per_idle_conn"`
+	// With Target.DebugURL, after a forced GC: what each idle connection adds to the
+	// heap in use and to goroutine stacks, and goroutines per connection.
+	HeapBaseline      int64   `json:"heap_inuse_baseline_bytes,omitempty"`
+	HeapIdle          int64   `json:"heap_inuse_idle_bytes,omitempty"`
+	HeapPerConn       int64   `json:"heap_inuse_per_idle_conn,omitempty"`
+	StackPerConn      int64   `json:"stack_per_idle_conn,omitempty"`
+	GoroutinesPerConn float64 `json:"goroutines_per_idle_conn,omitempty"`
+	LatencyEvents     int     `json:"latency_events"`
+	BurstEvents       int     `json:"burst_events"`
 
 	LatencyP50 float64 `json:"latency_p50_ms"`
 	LatencyP99 float64 `json:"latency_p99_ms"`
@@ -111,6 +126,14 @@ type Result struct {
 	Disconnected       int     `json:"disconnected_during_run"`
 	TriggerFailures    int     `json:"trigger_failures"`
 	TriggerFailureText string  `json:"trigger_failure,omitempty"`
+}
+
+// profilePath is where a heap profile of phase goes, or "" when none is kept.
+func (c *Config) profilePath(server, phase string) string {
+	if c.ProfileDir == "" {
+		return ""
+	}
+	return filepath.Join(c.ProfileDir, fmt.Sprintf("%s-%s-n%d-%s.heap.pb.gz", server, c.Handshake.Label(), c.N, phase))
 }
 
 // Lost is how many expected deliveries never arrived.
@@ -136,6 +159,13 @@ func Run(ctx context.Context, t Target, cfg Config) (*Result, error) {
 		tokens[i] = tok
 	}
 	res.RSSBaseline = rss(t.PID)
+	var goBase goSample
+	if t.DebugURL != nil {
+		var err error
+		if goBase, err = sampleGo(ctx, t.DebugURL, cfg.profilePath(t.Name, "base")); err != nil {
+			return nil, fmt.Errorf("%s: baseline heap: %w", t.Name, err)
+		}
+	}
 
 	// Deliveries: lat[seq][i] is connection i's latency for event seq (0: not received).
 	lat := make([][]atomic.Int64, totalEvents)
@@ -261,6 +291,19 @@ func Run(ctx context.Context, t Target, cfg Config) (*Result, error) {
 		res.BytesPerConn = (res.RSSIdle - res.RSSBaseline) / int64(len(live))
 	}
 	cfg.Logf("%s N=%d: RSS %d MB -> %d MB, %d B per idle connection", t.Name, cfg.N, res.RSSBaseline>>20, res.RSSIdle>>20, res.BytesPerConn)
+	if t.DebugURL != nil {
+		idle, err := sampleGo(ctx, t.DebugURL, cfg.profilePath(t.Name, "idle"))
+		if err != nil {
+			return res, fmt.Errorf("%s: idle heap: %w", t.Name, err)
+		}
+		n := int64(len(live))
+		res.HeapBaseline, res.HeapIdle = goBase.HeapInuse, idle.HeapInuse
+		res.HeapPerConn = (idle.HeapInuse - goBase.HeapInuse) / n
+		res.StackPerConn = (idle.StackInuse - goBase.StackInuse) / n
+		res.GoroutinesPerConn = float64(idle.Goroutines-goBase.Goroutines) / float64(n)
+		cfg.Logf("%s N=%d: after GC, heap in use %d B, stacks %d B, %.2f goroutines per idle connection",
+			t.Name, cfg.N, res.HeapPerConn, res.StackPerConn, res.GoroutinesPerConn)
+	}
 
 	tr := &trigger{t: t, client: &http.Client{Timeout: 30 * time.Second}, channel: cfg.Channel, event: cfg.Event}
 	failTrigger := func(err error) {

@@ -84,6 +84,9 @@ type Config struct {
 	MaxConnsPerUser      int  // 0: unlimited
 	MaxConnsPerIP        int  // by client address (see TrustedProxies); 0: unlimited
 
+	Pusher            Pusher // the Pusher protocol endpoint, /app/{key}
+	SubscriptionCount bool   // pusher_internal:subscription_count (SUBSCRIPTION_COUNT)
+
 	TrustedProxies     []string
 	ClientIPHeader     string        // the one header a trusted proxy names the client in
 	RequestBodyTimeout time.Duration // a request's body must arrive within this
@@ -288,6 +291,9 @@ func Load(getenv func(string) string) (*Config, []string, error) {
 	if c.MaxConnsPerIP, err = integer(get, "MAX_CONNECTIONS_PER_IP", 1000, 0, 1_000_000); err != nil {
 		return nil, nil, err
 	}
+	if err := c.loadPusher(get); err != nil {
+		return nil, nil, err
+	}
 
 	for _, p := range splitList(get("TRUSTED_PROXIES")) {
 		if net.ParseIP(p) == nil {
@@ -488,4 +494,51 @@ func rateLimit(get func(string) string, name string, def RateLimit) (RateLimit, 
 		r.Per = d
 	}
 	return r, nil
+}
+
+// Pusher is the Pusher protocol endpoint's configuration.
+type Pusher struct {
+	// ActivityTimeout is the activity_timeout told to clients: after this long without
+	// a message from a client the server pings it (PUSHER_ACTIVITY_TIMEOUT, Pusher's 120s).
+	ActivityTimeout time.Duration
+	// PongTimeout is how long a ping waits for any answer before the close 4201.
+	PongTimeout time.Duration
+	// RequireSignin closes (4009) a connection not signed in within SigninTimeout and
+	// refuses its subscribes until it has.
+	RequireSignin bool
+	SigninTimeout time.Duration
+}
+
+func (c *Config) loadPusher(get func(string) string) error {
+	var err error
+	p := &c.Pusher
+	if p.ActivityTimeout, err = duration(get, "PUSHER_ACTIVITY_TIMEOUT", 120*time.Second, time.Second, time.Hour); err != nil {
+		return err
+	}
+	if p.ActivityTimeout%time.Second != 0 {
+		// The protocol carries it in whole seconds.
+		return bad("PUSHER_ACTIVITY_TIMEOUT", "must be whole seconds, got %s", p.ActivityTimeout)
+	}
+	if p.PongTimeout, err = duration(get, "PUSHER_PONG_TIMEOUT", 30*time.Second, 100*time.Millisecond, 10*time.Minute); err != nil {
+		return err
+	}
+	if p.RequireSignin, err = boolean(get, "PUSHER_REQUIRE_SIGNIN"); err != nil {
+		return err
+	}
+	if p.SigninTimeout, err = duration(get, "PUSHER_SIGNIN_TIMEOUT", 30*time.Second, 100*time.Millisecond, 10*time.Minute); err != nil {
+		return err
+	}
+	c.SubscriptionCount, err = boolean(get, "SUBSCRIPTION_COUNT")
+	return err
+}
+
+func boolean(get func(string) string, name string) (bool, error) {
+	switch v := strings.ToLower(get(name)); v {
+	case "", "false", "0", "no":
+		return false, nil
+	case "true", "1", "yes":
+		return true, nil
+	default:
+		return false, bad(name, "must be true or false, got %q", v)
+	}
 }

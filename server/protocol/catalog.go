@@ -9,7 +9,7 @@ import (
 )
 
 // The catalogue: every socket event name, error code and limit of the protocol, in one
-// place. The README's tables (Connecting, Channels) mirror it. Names other packages own
+// place. The tables of docs/clients.md and docs/channels.md mirror it. Names other packages own
 // are listed here by reference, so that there is still one definition of each.
 
 // Events clients send (each has a handler in the table: see builtins).

@@ -91,7 +91,7 @@ func (s *Service) subscribe(ctx context.Context, c Conn, req subscribeReq) (*pre
 	if exp := claims.Expiry(); !exp.IsZero() && time.Now().After(exp.Add(s.cfg.JWTLeeway)) {
 		return nil, "", errs.New(errs.Unauthorized, CodeTokenExpired, "token expired; refresh it before subscribing")
 	}
-	if err := s.authorizer.Authorize(channels.Request{
+	if err := s.authorize(c, channels.Request{
 		Claims: claims, Channel: ch, SocketID: c.ID(), Auth: req.Auth, ChannelData: req.ChannelData,
 	}); err != nil {
 		return nil, "", err
@@ -142,8 +142,17 @@ func (s *Service) subscribe(ctx context.Context, c Conn, req subscribeReq) (*pre
 	if !already {
 		s.metrics.Subscriptions.WithLabelValues(ch.Kind.String()).Inc()
 		for _, h := range s.hooksFor(ch.Name) {
-			if h.OnSubscribe != nil {
+			if h.OnSubscribe == nil {
+				continue
+			}
+			if err := s.safeHook("subscribe hook", ch.Name, c, func() error {
 				h.OnSubscribe(ctx, s.subscription(c, ch.Name))
+				return nil
+			}); err != nil {
+				// The client is told the subscribe failed (500): it must not stay
+				// subscribed behind that answer.
+				s.leave(ctx, c, ch.Name)
+				return nil, "", err
 			}
 		}
 	}
@@ -182,17 +191,27 @@ func (s *Service) onUnsubscribe(r Request[subscribeReq]) (any, error) {
 		return nil, errInternalChannel("unsubscribed")
 	}
 	if s.hub.Subscribed(r.SocketID, r.Payload.Channel) {
-		s.leave(r.Ctx, r.conn, r.Payload.Channel)
+		if err := s.leave(r.Ctx, r.conn, r.Payload.Channel); err != nil {
+			return nil, err // a hook panicked: 500, though the channel is left all the same
+		}
 	}
 	return map[string]any{"ok": true, "channel": r.Payload.Channel}, nil
 }
 
-func (s *Service) leave(ctx context.Context, c Conn, channel string) {
+// authorize runs the guards and the channel rules; a guard that panics denies (as an
+// internal error), logged with its stack.
+func (s *Service) authorize(c Conn, r channels.Request) error {
+	return s.safeHook("channel guard", r.Channel.Name, c, func() error { return s.authorizer.Authorize(r) })
+}
+
+// leave takes c off channel and runs the unsubscribe hooks. Leaving cannot fail: a hook
+// that panics is logged, the others still run, and its panic is returned.
+func (s *Service) leave(ctx context.Context, c Conn, channel string) error {
 	sctx, cancel := settle(ctx)
 	defer cancel()
 	s.hub.Unsubscribe(sctx, c, channel)
 	if hub.Internal(channel) {
-		return
+		return nil
 	}
 	if st := s.existing(c.ID()); st != nil {
 		st.mu.Lock()
@@ -202,11 +221,19 @@ func (s *Service) leave(ctx context.Context, c Conn, channel string) {
 	if ch, err := channels.Parse(channel); err == nil { // it was valid when subscribed
 		s.metrics.Subscriptions.WithLabelValues(ch.Kind.String()).Dec()
 	}
+	var failed error
 	for _, h := range s.hooksFor(channel) {
-		if h.OnUnsubscribe != nil {
+		if h.OnUnsubscribe == nil {
+			continue
+		}
+		if err := s.safeHook("unsubscribe hook", channel, c, func() error {
 			h.OnUnsubscribe(ctx, s.subscription(c, channel))
+			return nil
+		}); err != nil && failed == nil {
+			failed = err
 		}
 	}
+	return failed
 }
 
 // recheck runs every subscription of c past the authorizer again with c's current
@@ -225,7 +252,7 @@ func (s *Service) recheck(ctx context.Context, c Conn) {
 		st.mu.Lock()
 		grant := st.grants[name]
 		st.mu.Unlock()
-		err = s.authorizer.Authorize(channels.Request{
+		err = s.authorize(c, channels.Request{
 			Claims: claims, Channel: ch, SocketID: c.ID(), Auth: grant.Auth, ChannelData: grant.ChannelData,
 		})
 		if err == nil {
@@ -233,7 +260,7 @@ func (s *Service) recheck(ctx context.Context, c Conn) {
 		}
 		e := errs.From(err)
 		s.log.Info("subscription ended by a refreshed token", "socket_id", c.ID(), "user_id", c.UserID(), "channel", name, "code", e.Code)
-		s.leave(ctx, c, name)
+		_ = s.leave(ctx, c, name) // a hook's panic is logged by leave
 		c.Emit(EventSubscriptionError, subscriptionError{name, e.Kind.Status(), e.Code, e.Message})
 	}
 }
@@ -291,7 +318,7 @@ func (s *Service) clientEvent(r Request[clientEventReq]) error {
 		if h.OnClientEvent == nil {
 			continue
 		}
-		if err := h.OnClientEvent(r.Ctx, ev); err != nil {
+		if err := s.safeHook("client event hook", ch.Name, c, func() error { return h.OnClientEvent(r.Ctx, ev) }); err != nil {
 			return err
 		}
 	}

@@ -89,6 +89,9 @@ type Options struct {
 	Hooks []ChannelHooks
 	// Events are a developer's own events, beside the built-in ones.
 	Events []Event
+	// IPConns counts open connections per client address; shared with the Pusher
+	// endpoint so MAX_CONNECTIONS_PER_IP counts both (nil: the service's own).
+	IPConns *limit.Counter
 }
 
 // Service runs the protocol for every connection of a node.
@@ -123,6 +126,9 @@ func New(o Options) (*Service, error) {
 		userConns: limit.NewCounter(),
 		ipConns:   limit.NewCounter(),
 		sessions:  make(map[string]*session),
+	}
+	if o.IPConns != nil {
+		s.ipConns = o.IPConns
 	}
 	if s.webhooks == nil {
 		s.webhooks = func(webhook.Event) {}
@@ -233,7 +239,7 @@ func (s *Service) Disconnect(c Conn, reason string) {
 	ctx, cancel := settle(c.Context())
 	defer cancel()
 	for _, ch := range s.hub.ChannelsOf(c.ID()) {
-		s.leave(ctx, c, ch)
+		_ = s.leave(ctx, c, ch) // a hook's panic is logged by leave; the rest still leaves
 	}
 	if st := s.takeSession(c.ID()); st != nil {
 		st.stopExpiry()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime/debug"
 	"strings"
 
 	"github.com/jetsocket/jetsocket/server/errs"
@@ -64,9 +65,45 @@ func On[T any](name string, h HandlerFunc[T]) Event {
 		if err != nil {
 			return nil, channel, err
 		}
-		ack, err := h(r)
+		ack, err := safely(func() (any, error) { return h(r) })
 		return ack, channel, err
 	}}
+}
+
+// panicked is a handler's panic (its own, or a guard's or hook's it called) as an
+// error: internal, so the client gets a 500 refusal and the log gets the value and stack.
+type panicked struct {
+	value  any
+	stack  []byte
+	logged bool // by the hook's caller, which knew the channel
+}
+
+func (p *panicked) Error() string { return fmt.Sprintf("panic: %v", p.value) }
+
+// safely runs f, turning a panic in it into a *panicked error.
+func safely[T any](f func() (T, error)) (v T, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &panicked{value: r, stack: debug.Stack()}
+		}
+	}()
+	return f()
+}
+
+// safeHook runs a developer's hook; a panic in it is logged with its stack and returned
+// as a *panicked error.
+func (s *Service) safeHook(what, channel string, c Conn, f func() error) error {
+	_, err := safely(func() (struct{}, error) { return struct{}{}, f() })
+	var p *panicked
+	if errors.As(err, &p) {
+		s.logPanic(what, c, p, "channel", channel)
+		p.logged = true
+	}
+	return err
+}
+
+func (s *Service) logPanic(what string, c Conn, p *panicked, fields ...any) {
+	s.log.Error(what+" panicked", append([]any{"socket_id", c.ID(), "user_id", c.UserID(), "panic", fmt.Sprint(p.value), "stack", string(p.stack)}, fields...)...)
 }
 
 // channelNamer is a payload that names a channel: its refusals carry the channel.
@@ -173,9 +210,15 @@ func (s *Service) Dispatch(c Conn, event string, args []json.RawMessage) any {
 		return ack
 	}
 	e := errs.From(err)
-	if e.Kind == errs.Internal {
+	var p *panicked
+	switch {
+	case errors.As(err, &p):
+		if !p.logged {
+			s.logPanic("socket event handler", c, p, "event", truncate(event, 64))
+		}
+	case e.Kind == errs.Internal:
 		s.log.Error("socket event failed", "event", truncate(event, 64), "socket_id", c.ID(), "user_id", c.UserID(), "err", err)
-	} else {
+	default:
 		s.log.Debug("socket event refused", "event", truncate(event, 64), "socket_id", c.ID(), "user_id", c.UserID(), "code", e.Code)
 	}
 	r := refusal(e, channel)

@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -50,6 +51,7 @@ const (
 	CodeFrameTooLarge = "frame_too_large"
 	CodeBinary        = "binary_not_supported"
 	CodeRateLimited   = "rate_limited"
+	CodeInternal      = "internal_error"
 )
 
 // Close reasons, for logs and disconnect hooks.
@@ -61,6 +63,7 @@ const (
 	ReasonFlood         = "flood"
 	ReasonShutdown      = "server shutdown"
 	ReasonAuth          = "authentication failed"
+	ReasonInternal      = "internal error"
 )
 
 // maxDrainBytes is how much of an oversized frame is read and thrown away to keep the
@@ -160,6 +163,7 @@ func NewServer(opts Options) (*Server, error) {
 		return nil, errors.New("socket: Options.Handler is required")
 	}
 	opts.defaults()
+	recoverCallbacks(&opts)
 	if opts.PingTimeout <= opts.PingInterval {
 		return nil, errors.New("socket: PingTimeout must exceed PingInterval")
 	}
@@ -188,6 +192,59 @@ func NewServer(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("socket: %w", err)
 	}
 	return s, nil
+}
+
+// recoverCallbacks wraps the callbacks a Server runs (the event handler and the connect
+// and disconnect hooks, where a developer's code runs) so that a panic in one is logged
+// with its stack and ends at most the event or the connection it was for, never the
+// process. Wrapped once here, they are safe on both engines. The protocol recovers its
+// own handlers first and answers with its refusal; this is the backstop.
+func recoverCallbacks(o *Options) {
+	log, handler, onConnect, onDisconnect := o.Logger, o.Handler, o.OnConnect, o.OnDisconnect
+	o.Handler = func(c *Conn, event string, args []json.RawMessage) (ack any) {
+		defer func() {
+			if p := recover(); p != nil {
+				logPanic(log, "socket event handler", c, p, "event", truncateName(event))
+				c.Error(CodeInternal, "internal error")
+				ack = map[string]any{"ok": false, "status": http.StatusInternalServerError, "code": CodeInternal, "error": "internal error"}
+			}
+		}()
+		return handler(c, event, args)
+	}
+	if onConnect != nil {
+		o.OnConnect = func(c *Conn) {
+			defer func() {
+				if p := recover(); p != nil {
+					// The connection may be half set up: end it; OnDisconnect cleans up.
+					logPanic(log, "connect hook", c, p)
+					c.Error(CodeInternal, "internal error")
+					c.CloseAfterFlush(ReasonInternal)
+				}
+			}()
+			onConnect(c)
+		}
+	}
+	if onDisconnect != nil {
+		o.OnDisconnect = func(c *Conn, reason string) {
+			defer func() {
+				if p := recover(); p != nil {
+					logPanic(log, "disconnect hook", c, p, "reason", reason)
+				}
+			}()
+			onDisconnect(c, reason)
+		}
+	}
+}
+
+func logPanic(log *slog.Logger, what string, c *Conn, p any, fields ...any) {
+	log.Error(what+" panicked", append([]any{"socket_id", c.ID(), "user_id", c.UserID(), "panic", fmt.Sprint(p), "stack", string(debug.Stack())}, fields...)...)
+}
+
+func truncateName(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
 }
 
 // handoffFrames is how many largest frames a session may have posted during its

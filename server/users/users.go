@@ -36,7 +36,7 @@ type Store struct {
 	dummy []byte
 }
 
-// Demo are the development users, documented in the README. Their bcrypt hashes are
+// Demo are the development users, documented in the README ("Run"). Their bcrypt hashes are
 // precomputed (cost 10) so start-up stays fast.
 var Demo = []Record{
 	{Username: "alice", PasswordBcrypt: "$2a$10$HTUtnKchv7490/eUlZoYHeMrTTJ/aEGG1Ao0G.3ZKeuMEmb4jJGkO", ID: "1", Name: "Alice Admin", Email: "alice@example.com", Role: "admin", Groups: []string{"staff", "ops"}, Permissions: []string{"encrypted-channels"}},

@@ -3,7 +3,10 @@
 // write it) share, with no dependency on either.
 package wire
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"sync"
+)
 
 // Frame is an outgoing socket.io packet, encoded once for every connection it goes to.
 // It holds the whole websocket frame that carries the packet (header, Engine.IO message
@@ -14,6 +17,40 @@ import "encoding/binary"
 type Frame struct {
 	wire []byte // websocket header, '4', packet text
 	text int    // offset of the packet text in wire
+	alt  *Alt   // the same message in another protocol's form, if any
+}
+
+// Alt is a message's form for another protocol (the Pusher endpoint's JSON text),
+// built on first use by whichever recipient needs it and then shared by all of them:
+// a broadcast encodes it at most once, and not at all when no such recipient is
+// subscribed, so the socket.io path pays only for the Alt value itself.
+type Alt struct {
+	once  sync.Once
+	build func() []byte
+	b     []byte
+}
+
+// NewAlt returns an Alt that build makes on first use; build may return nil (the
+// message has no such form).
+func NewAlt(build func() []byte) *Alt { return &Alt{build: build} }
+
+// WithAlt returns f carrying a as its other form.
+func (f Frame) WithAlt(a *Alt) Frame {
+	f.alt = a
+	return f
+}
+
+// Alt is the frame's other form, built once and shared; nil when it has none.
+func (f Frame) Alt() []byte {
+	a := f.alt
+	if a == nil {
+		return nil
+	}
+	a.once.Do(func() {
+		a.b = a.build()
+		a.build = nil // let what it captured go
+	})
+	return a.b
 }
 
 // NewFrame wraps a socket.io packet text (EncodeEvent, EncodeAck) for sending.

@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -174,6 +175,9 @@ func compare(ctx context.Context, args []string, out io.Writer) error {
 	var s shape
 	s.register(fl)
 	bin := fl.String("jetsocket", ".bin/jetsocket", "the jetsocket binary")
+	baseline := fl.String("baseline", "", "another jetsocket binary (an older commit, say), run as server \"baseline\" in the same invocation")
+	profiles := fl.Bool("profiles", false, "keep the Go servers' heap profiles (baseline and idle) in <out>/profiles")
+	memRate := fl.Int("memprofilerate", 0, "with -profiles: the Go servers' runtime.MemProfileRate (1 records every allocation; slower, so for attribution runs, not for rates)")
 	nodeDir := fl.String("node", "bench/node", "directory of the Node reference server (npm ci done)")
 	servers := fl.String("servers", "jetsocket,node,floor", "which servers to run, in order (floor: the bare fan-out loop, a baseline for latency)")
 	outDir := fl.String("out", "bench/results", "directory for results.json, report.md and latency.png")
@@ -204,11 +208,34 @@ func compare(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("floor server: %w", err)
 	}
 	specs := map[string]harness.Spec{"jetsocket": harness.Jetsocket(*bin), "node": harness.Node(*nodeDir), "floor": harness.Floor(self)}
+	if *baseline != "" {
+		b := harness.Jetsocket(*baseline)
+		b.Name = "baseline"
+		specs["baseline"] = b
+	}
+	if *memRate > 0 {
+		for _, name := range []string{"jetsocket", "baseline"} {
+			if sp, ok := specs[name]; ok && sp.DebugEnv != nil {
+				debugEnv := sp.DebugEnv
+				sp.DebugEnv = func(port int) []string {
+					return append(debugEnv(port), "GODEBUG=memprofilerate="+strconv.Itoa(*memRate))
+				}
+				specs[name] = sp
+			}
+		}
+	}
+	profileDir := ""
+	if *profiles {
+		profileDir = filepath.Join(*outDir, "profiles")
+		if err := os.MkdirAll(profileDir, 0o755); err != nil {
+			return fmt.Errorf("-profiles: %w", err)
+		}
+	}
 	var order []string
 	for _, name := range strings.Split(*servers, ",") {
 		name = strings.TrimSpace(name)
 		if _, ok := specs[name]; !ok {
-			return fmt.Errorf("-servers: unknown server %q (jetsocket, node, floor)", name)
+			return fmt.Errorf("-servers: unknown server %q (jetsocket, node, floor; baseline with -baseline)", name)
 		}
 		order = append(order, name)
 	}
@@ -225,7 +252,9 @@ func compare(ctx context.Context, args []string, out io.Writer) error {
 					return err
 				}
 				fmt.Fprintf(out, "%s, %s clients, N=%d\n", name, h.Label(), n)
-				res, err := runServer(ctx, specs[name], creds, mint, s.config(n, h, out))
+				cfg := s.config(n, h, out)
+				cfg.ProfileDir = profileDir
+				res, err := runServer(ctx, specs[name], creds, mint, cfg)
 				if res != nil {
 					rep.Results = append(rep.Results, res)
 				}
@@ -275,7 +304,7 @@ func runServer(ctx context.Context, spec harness.Spec, creds harness.Credentials
 	}
 	res, err := load.Run(ctx, load.Target{
 		Name: spec.Name, URL: p.URL, AppID: creds.AppID, Key: creds.AppKey, Secret: creds.AppSecret,
-		Token: mint, PID: p.PID,
+		Token: mint, PID: p.PID, DebugURL: p.DebugURL,
 	}, cfg)
 	if died && err == nil {
 		err = fmt.Errorf("%w:\n%s", harness.ErrExited, p.Output())

@@ -19,6 +19,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -49,8 +50,21 @@ type Options struct {
 	// yet read, or sent and not yet polled. Beyond it the session is closed (a flood, or
 	// a client that stopped polling). Default 256.
 	MaxQueued int
+	// MaxQueuedBytes bounds the bytes of the messages posted and not yet read (MaxQueued
+	// alone let a stalled session hold 256 full payloads). Default 2*MaxPayload.
+	MaxQueuedBytes int
+	// UpgradeTimeout bounds a websocket upgrade from its handshake to the client's upgrade
+	// packet, as engine.io's upgradeTimeout; the probe websocket is closed then. Default 10s.
+	UpgradeTimeout time.Duration
 	// Upgrade accepts a websocket (origin check included); on error it has answered.
 	Upgrade func(w http.ResponseWriter, r *http.Request) (WebSocket, error)
+	// Admit, if set, is asked before a new session or an upgrade's websocket is accepted;
+	// false: it has answered the request (a limit). The release it returns is called once,
+	// when that session or that websocket ends (an upgrade's, once the session took it).
+	Admit func(w http.ResponseWriter, r *http.Request) (release func(), ok bool)
+	// Refuse answers a request that a limit refuses (the inbound queue); default: JSON
+	// {"error": code, "message": message} with status.
+	Refuse func(w http.ResponseWriter, status int, code, message string)
 	// OnOpen is told of every new session, within the handshake request; it must not
 	// block. The session's messages are read with NextReader.
 	OnOpen func(*Session)
@@ -82,6 +96,15 @@ func NewServer(o Options) (*Server, error) {
 	if o.MaxQueued == 0 {
 		o.MaxQueued = 256
 	}
+	if o.MaxQueuedBytes == 0 {
+		o.MaxQueuedBytes = 2 * o.MaxPayload
+	}
+	if o.UpgradeTimeout == 0 {
+		o.UpgradeTimeout = 10 * time.Second
+	}
+	if o.Refuse == nil {
+		o.Refuse = refuseJSON
+	}
 	return &Server{opts: o, sessions: make(map[string]*Session)}, nil
 }
 
@@ -98,6 +121,12 @@ func httpError(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusBadRequest)
 	_, _ = io.WriteString(w, `{"code":`+strconv.Itoa(code)+`,"message":"`+msg+`"}`)
+}
+
+func refuseJSON(w http.ResponseWriter, status int, code, message string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, `{"error":`+strconv.Quote(code)+`,"message":`+strconv.Quote(message)+`}`)
 }
 
 // Count is the number of open sessions.
@@ -187,24 +216,47 @@ func (s *Server) newSession(r *http.Request, ws WebSocket) *Session {
 	return sess
 }
 
+// admit asks Options.Admit about a new session or upgrade; ok false: answered.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request) (release func(), ok bool) {
+	if s.opts.Admit == nil {
+		return nil, true
+	}
+	return s.opts.Admit(w, r)
+}
+
 func (s *Server) openPolling(w http.ResponseWriter, r *http.Request) {
+	release, ok := s.admit(w, r)
+	if !ok {
+		return
+	}
 	sess := s.newSession(r, nil)
+	sess.release = release
 	s.opts.OnOpen(sess)
 	sess.poll(w, r) // answers with the OPEN packet at once
 }
 
 func (s *Server) openWebsocket(w http.ResponseWriter, r *http.Request) {
+	release, ok := s.admit(w, r)
+	if !ok {
+		return
+	}
 	ws, err := s.opts.Upgrade(w, r)
 	if err != nil {
+		if release != nil {
+			release()
+		}
 		return
 	}
 	sess := s.newSession(r, ws)
+	sess.release = release
 	sess.mu.Lock()
 	open := sess.out[0]
 	sess.out = nil
-	err = ws.WriteText([]byte(open)) // under mu: nothing is sent before the OPEN packet
 	sess.mu.Unlock()
-	if err != nil {
+	// Not under mu (no lock is held across a network write): nothing else can be sent
+	// before the OPEN packet, as no one knows of the session before OnOpen, and the
+	// first ping comes PingInterval later.
+	if err := ws.WriteText([]byte(open)); err != nil {
 		sess.close("transport error")
 		return
 	}
@@ -227,6 +279,10 @@ func (s *Server) Shutdown() {
 // ErrClosed is returned by a closed session.
 var ErrClosed = errors.New("eio4: session closed")
 
+// ErrQueueFull is returned by Send to a session closed because its client stopped
+// taking what was sent (a slow consumer); errors.Is(err, ErrClosed) holds.
+var ErrQueueFull = fmt.Errorf("%w: the client is not reading (queue full)", ErrClosed)
+
 // Session is one Engine.IO session.
 type Session struct {
 	srv  *Server
@@ -239,9 +295,13 @@ type Session struct {
 	reason      string
 	ws          WebSocket     // set once the session is on a websocket
 	probing     bool          // a websocket upgrade is under way
-	out         []string      // packets for the next poll
+	probe       WebSocket     // its websocket, closed with the session
+	swapping    bool          // the client sent its upgrade packet; out is being written to probe
+	release     func()        // Options.Admit's, called by close
+	out         []string      // packets for the next poll (or, while swapping, the websocket)
 	wake        chan string   // a waiting poll's: "" to look at out, else a packet to answer with
 	in          [][]byte      // messages posted and not yet read
+	inBytes     int           // their size
 	inWake      chan struct{} // NextReader's: look again (in, ws or closed changed)
 	done        chan struct{} // closed by close
 	heartbeat   *time.Timer
@@ -307,7 +367,7 @@ func (s *Session) sendPacket(p string) error {
 	if len(s.out) >= s.srv.opts.MaxQueued {
 		s.mu.Unlock()
 		s.close("poll queue full")
-		return ErrClosed
+		return ErrQueueFull
 	}
 	s.out = append(s.out, p)
 	if s.wake != nil {
@@ -320,6 +380,9 @@ func (s *Session) sendPacket(p string) error {
 	return nil
 }
 
+// reasonClientClose is the reason of a session the client closed (a close packet).
+const reasonClientClose = "client close"
+
 func (s *Session) close(reason string) {
 	s.mu.Lock()
 	if s.closed {
@@ -328,13 +391,22 @@ func (s *Session) close(reason string) {
 	}
 	s.closed, s.reason = true, reason
 	s.heartbeat.Stop()
-	ws := s.ws
+	ws, probe, release := s.ws, s.probe, s.release
+	s.probe, s.release = nil, nil
 	close(s.done)
 	// A polling client gets what was queued before the close (an error that explains it,
 	// say) and the close packet: the waiting poll now, else the next one within
-	// PingTimeout, until which the session stays findable.
+	// PingTimeout, until which the session stays findable. A client that closed the
+	// session itself gets a noop on its waiting poll and nothing more, as engine.io does.
 	linger := false
-	if ws == nil {
+	if ws == nil && reason == reasonClientClose {
+		if s.wake != nil {
+			select {
+			case s.wake <- "6":
+			default:
+			}
+		}
+	} else if ws == nil {
 		final := strings.Join(append(s.out, "1"), "\x1e")
 		if s.wake != nil {
 			select {
@@ -352,6 +424,12 @@ func (s *Session) close(reason string) {
 	s.srv.mu.Unlock()
 	if ws != nil {
 		_ = ws.Close()
+	}
+	if probe != nil {
+		_ = probe.Close()
+	}
+	if release != nil {
+		release()
 	}
 	if linger {
 		time.AfterFunc(s.srv.opts.PingTimeout, s.forget)
@@ -414,6 +492,7 @@ func (s *Session) NextReader() (binary bool, r io.ReadCloser, err error) {
 			m := s.in[0]
 			s.in[0] = nil
 			s.in = s.in[1:]
+			s.inBytes -= len(m)
 			s.mu.Unlock()
 			if len(m) > 0 && m[0] == 'b' {
 				return true, io.NopCloser(bytes.NewReader(nil)), nil
@@ -466,7 +545,7 @@ func (s *Session) readWebsocket(ws WebSocket) (binary bool, r io.Reader, err err
 	case '3':
 		s.onPong()
 	case '1':
-		s.close("client close")
+		s.close(reasonClientClose)
 	}
 	// 2 (a v3 client's ping), 5 and 6 are ignored here.
 	return false, nil, nil
@@ -483,7 +562,7 @@ func (s *Session) poll(w http.ResponseWriter, r *http.Request) {
 		writePoll(w, final)
 		return
 	}
-	if s.closed || s.ws != nil || s.wake != nil {
+	if s.closed || s.ws != nil || s.swapping || s.wake != nil {
 		overlap := s.wake != nil
 		s.mu.Unlock()
 		httpError(w, errBadRequest, "Bad request")
@@ -544,7 +623,7 @@ func (s *Session) post(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	bad := s.closed || s.ws != nil
+	bad := s.closed || s.ws != nil || s.swapping
 	s.mu.Unlock()
 	if bad {
 		httpError(w, errBadRequest, "Bad request")
@@ -561,19 +640,22 @@ func (s *Session) post(w http.ResponseWriter, r *http.Request) {
 				s.mu.Unlock()
 				break
 			}
-			if len(s.in) >= s.srv.opts.MaxQueued {
+			if len(s.in) >= s.srv.opts.MaxQueued || s.inBytes+len(p) > s.srv.opts.MaxQueuedBytes {
 				s.mu.Unlock()
 				s.close("flood")
-				httpError(w, errBadRequest, "Bad request")
+				s.srv.opts.Refuse(w, http.StatusTooManyRequests, "inbound_queue_full",
+					"too much sent and not yet read: at most "+strconv.Itoa(s.srv.opts.MaxQueued)+
+						" messages or "+strconv.Itoa(s.srv.opts.MaxQueuedBytes)+" bytes; the session is closed")
 				return
 			}
 			s.in = append(s.in, p)
+			s.inBytes += len(p)
 			s.mu.Unlock()
 			s.signal()
 		case '3':
 			s.onPong()
 		case '1':
-			s.close("client close")
+			s.close(reasonClientClose)
 		}
 	}
 	w.Header().Set("Content-Type", "text/html")
@@ -581,38 +663,72 @@ func (s *Session) post(w http.ResponseWriter, r *http.Request) {
 }
 
 // upgrade takes a websocket for a polling session: 2probe/3probe, then the client's 5.
+// A websocket for a session that is already upgrading or upgraded is accepted and closed
+// at once, as engine.io does.
 func (s *Session) upgrade(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
-	ok := !s.closed && s.ws == nil && !s.probing
-	if ok {
+	closed, busy := s.closed, s.ws != nil || s.probing
+	if !closed && !busy {
 		s.probing = true
 	}
 	s.mu.Unlock()
-	if !ok {
-		httpError(w, errBadRequest, "Bad request")
+	if closed {
+		httpError(w, errUnknownSid, "Session ID unknown")
 		return
+	}
+	if busy {
+		if ws, err := s.srv.opts.Upgrade(w, r); err == nil {
+			_ = ws.Close()
+		}
+		return
+	}
+	endProbe := func() {
+		s.mu.Lock()
+		s.probing = false
+		s.mu.Unlock()
+	}
+	release, ok := s.srv.admit(w, r)
+	if !ok {
+		endProbe()
+		return
+	}
+	if release == nil {
+		release = func() {}
 	}
 	ws, err := s.srv.opts.Upgrade(w, r)
 	if err != nil {
-		s.mu.Lock()
-		s.probing = false
-		s.mu.Unlock()
+		endProbe()
+		release()
 		return
 	}
-	go s.probe(ws)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		_ = ws.Close()
+		release()
+		return
+	}
+	s.probe = ws // closed by close from now on
+	s.mu.Unlock()
+	go s.runProbe(ws, release)
 }
 
-// probe reads an upgrading websocket until the client's upgrade packet, then hands the
-// websocket to NextReader. The probe may fail or time out; the session stays on polling.
-func (s *Session) probe(ws WebSocket) {
+// runProbe reads an upgrading websocket until the client's upgrade packet, then hands
+// the websocket over (finishUpgrade). The probe may fail or time out (UpgradeTimeout,
+// for the whole upgrade: a message now and then does not keep it alive); the session
+// stays on polling.
+func (s *Session) runProbe(ws WebSocket, release func()) {
+	defer release()
 	fail := func() {
 		s.mu.Lock()
-		s.probing = false
+		if s.probe == ws {
+			s.probe, s.probing = nil, false
+		}
 		s.mu.Unlock()
 		_ = ws.Close()
 	}
+	_ = ws.SetReadDeadline(time.Now().Add(s.srv.opts.UpgradeTimeout))
 	for {
-		_ = ws.SetReadDeadline(time.Now().Add(s.srv.opts.PingTimeout))
 		binary, r, err := ws.NextMessage()
 		if err != nil {
 			fail()
@@ -642,32 +758,50 @@ func (s *Session) probe(ws WebSocket) {
 			}
 			s.mu.Unlock()
 		case "5":
-			s.mu.Lock()
-			if s.closed {
-				s.mu.Unlock()
-				_ = ws.Close()
-				return
-			}
-			// Packets queued for polling go out first, in order, before anything sent
-			// after the swap: both happen under mu.
-			for _, q := range s.out {
-				if ws.WriteText([]byte(q)) != nil {
-					break // the reader sees the socket fail
-				}
-			}
-			s.out = nil
-			s.ws, s.probing = ws, false
-			if s.wake != nil {
-				select {
-				case s.wake <- "6":
-				default:
-				}
-			}
-			s.mu.Unlock()
-			s.signal() // NextReader reads the websocket from now on
+			s.finishUpgrade(ws)
 			return
 		}
 	}
+}
+
+// finishUpgrade writes the packets queued for polling to the websocket, then makes it
+// the session's transport. The writes are made without holding mu: a client that
+// stopped reading must not hold up the senders, who queue behind the backlog meanwhile
+// (bounded by MaxQueued: a full queue closes the session, and the close closes the
+// websocket under the stuck write).
+func (s *Session) finishUpgrade(ws WebSocket) {
+	s.mu.Lock()
+	if s.closed || s.probe != ws {
+		s.mu.Unlock()
+		_ = ws.Close()
+		return
+	}
+	s.swapping = true
+	if s.wake != nil {
+		select {
+		case s.wake <- "6":
+		default:
+		}
+	}
+	for len(s.out) > 0 {
+		batch := s.out
+		s.out = nil
+		s.mu.Unlock()
+		for _, p := range batch {
+			if ws.WriteText([]byte(p)) != nil {
+				s.close("transport error")
+				return
+			}
+		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return
+		}
+	}
+	s.ws, s.probe, s.probing, s.swapping = ws, nil, false, false
+	s.mu.Unlock()
+	s.signal() // NextReader reads the websocket from now on
 }
 
 // addr is a polling session's peer address.

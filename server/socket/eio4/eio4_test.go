@@ -2,6 +2,7 @@ package eio4
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -71,6 +72,12 @@ func newTestServer(t *testing.T, o Options) (*httptest.Server, chan *recorder) {
 // newTestServerReading: read false leaves every session unread.
 func newTestServerReading(t *testing.T, o Options, read bool) (*httptest.Server, chan *recorder) {
 	t.Helper()
+	return newTestServerWrapped(t, o, read, nil)
+}
+
+// newTestServerWrapped: wrap, if set, wraps every websocket the server accepts.
+func newTestServerWrapped(t *testing.T, o Options, read bool, wrap func(WebSocket) WebSocket) (*httptest.Server, chan *recorder) {
+	t.Helper()
 	recs := make(chan *recorder, 64)
 	o.OnOpen = func(s *Session) {
 		r := &recorder{s: s, closed: make(chan string, 1)}
@@ -84,6 +91,9 @@ func newTestServerReading(t *testing.T, o Options, read bool) (*httptest.Server,
 		c, err := up.Upgrade(w, r, nil)
 		if err != nil {
 			return nil, err
+		}
+		if wrap != nil {
+			return wrap(&gorillaWS{c: c}), nil
 		}
 		return &gorillaWS{c: c}, nil
 	}
@@ -253,8 +263,8 @@ func TestPostFloodClosesTheSession(t *testing.T) {
 	if code, _ := post(t, u, "4a\x1e4b\x1e4c"); code != 200 {
 		t.Fatalf("post within the bound: %d", code)
 	}
-	if code, _ := post(t, u, "4d\x1e4e"); code != 400 {
-		t.Fatalf("post past the bound: %d, want 400", code)
+	if code, body := post(t, u, "4d\x1e4e"); code != 429 || !strings.Contains(body, `"inbound_queue_full"`) {
+		t.Fatalf("post past the bound: %d %s, want 429 inbound_queue_full", code, body)
 	}
 	select {
 	case <-rec.s.Done():
@@ -287,8 +297,8 @@ func TestUnpolledSessionIsClosedWhenItsQueueIsFull(t *testing.T) {
 	for i := 0; i < 4 && err == nil; i++ {
 		err = rec.s.Send([]byte("x"))
 	}
-	if err != ErrClosed {
-		t.Fatalf("send to a full poll queue: %v, want ErrClosed", err)
+	if err != ErrQueueFull || !errors.Is(err, ErrClosed) {
+		t.Fatalf("send to a full poll queue: %v, want ErrQueueFull", err)
 	}
 	waitClosed(t, rec, "poll queue full")
 }
@@ -484,5 +494,288 @@ func TestShutdownClosesEverySession(t *testing.T) {
 	waitClosed(t, rec, "server close")
 	if n := rec.s.srv.Count(); n != 0 {
 		t.Fatalf("%d sessions after Shutdown", n)
+	}
+}
+
+// stuckWS is a websocket whose client stops reading after the probe: every write after
+// the first blocks, as a write to a full socket buffer does, until the socket is closed.
+type stuckWS struct {
+	WebSocket
+	mu      sync.Mutex
+	writes  int
+	closed  chan struct{}
+	blocked chan struct{} // closed once a write is stuck
+	once    sync.Once
+}
+
+func newStuckWS(ws WebSocket) *stuckWS {
+	return &stuckWS{WebSocket: ws, closed: make(chan struct{}), blocked: make(chan struct{})}
+}
+
+func (w *stuckWS) WriteText(p []byte) error {
+	w.mu.Lock()
+	w.writes++
+	n := w.writes
+	w.mu.Unlock()
+	if n == 1 { // 3probe
+		return w.WebSocket.WriteText(p)
+	}
+	close(w.blocked)
+	<-w.closed
+	return net.ErrClosed
+}
+
+func (w *stuckWS) Close() error {
+	w.once.Do(func() { close(w.closed) })
+	return w.WebSocket.Close()
+}
+
+// probeAndUpgrade runs the client's side of an upgrade on sid up to the upgrade packet.
+func probeAndUpgrade(t *testing.T, ts *httptest.Server, sid string) *websocket.Conn {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial(wsURL(ts, "&sid="+sid), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	_ = ws.WriteMessage(websocket.TextMessage, []byte("2probe"))
+	if _, b, err := ws.ReadMessage(); err != nil || string(b) != "3probe" {
+		t.Fatalf("probe answer %q %v", b, err)
+	}
+	_ = ws.WriteMessage(websocket.TextMessage, []byte("5"))
+	return ws
+}
+
+// TestUpgradeBacklogHoldsNoLock: a client lets packets queue on polling, then upgrades
+// to a websocket it never reads. Writing the backlog must not hold the session: senders
+// and RemoteAddr (which the socket layer asks on every send) return at once, and once
+// the queue is full the session is closed as a slow consumer, which frees the write.
+func TestUpgradeBacklogHoldsNoLock(t *testing.T) {
+	var stuck *stuckWS
+	var mu sync.Mutex
+	ts, recs := newTestServerWrapped(t, Options{MaxQueued: 8}, false, func(ws WebSocket) WebSocket {
+		mu.Lock()
+		defer mu.Unlock()
+		stuck = newStuckWS(ws)
+		return stuck
+	})
+	sid := handshake(t, ts.URL)
+	rec := <-recs
+	for i := 0; i < 3; i++ {
+		if err := rec.s.Send([]byte("backlog")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	probeAndUpgrade(t, ts, sid)
+	mu.Lock()
+	w := stuck
+	mu.Unlock()
+	select {
+	case <-w.blocked:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the backlog was not written to the websocket")
+	}
+	done := make(chan error, 1)
+	go func() {
+		_ = rec.s.RemoteAddr()
+		var err error
+		for i := 0; i < 20 && err == nil; i++ {
+			err = rec.s.Send([]byte("more"))
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrQueueFull) {
+			t.Fatalf("sends behind a stuck upgrade: %v, want ErrQueueFull", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a sender waited for the upgrading websocket's write")
+	}
+	waitClosedNoReader(t, rec, "poll queue full")
+	select {
+	case <-w.closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stuck websocket was not closed with its session")
+	}
+}
+
+// TestProbeClosesWithItsSession: a probe websocket that never sends its upgrade packet
+// is closed when its session closes.
+func TestProbeClosesWithItsSession(t *testing.T) {
+	ts, recs := newTestServer(t, Options{UpgradeTimeout: time.Hour})
+	sid := handshake(t, ts.URL)
+	rec := <-recs
+	ws, _, err := websocket.DefaultDialer.Dial(wsURL(ts, "&sid="+sid), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	_ = ws.WriteMessage(websocket.TextMessage, []byte("2probe"))
+	if _, b, err := ws.ReadMessage(); err != nil || string(b) != "3probe" {
+		t.Fatalf("probe answer %q %v", b, err)
+	}
+	_ = rec.s.Close()
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := ws.ReadMessage(); err == nil || isTimeout(err) {
+		t.Fatalf("probe still open after its session closed: %v", err)
+	}
+}
+
+// TestProbeTimesOutWhateverItSends: the upgrade has one deadline; messages do not
+// extend it.
+func TestProbeTimesOutWhateverItSends(t *testing.T) {
+	ts, recs := newTestServer(t, Options{UpgradeTimeout: 200 * time.Millisecond})
+	sid := handshake(t, ts.URL)
+	<-recs
+	ws, _, err := websocket.DefaultDialer.Dial(wsURL(ts, "&sid="+sid), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	closed := make(chan struct{})
+	go func() {
+		for {
+			if _, _, err := ws.ReadMessage(); err != nil {
+				close(closed)
+				return
+			}
+		}
+	}()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	stop := time.After(5 * time.Second)
+	for {
+		select {
+		case <-closed:
+			return
+		case <-stop:
+			t.Fatal("a probe that keeps sending outlived the upgrade timeout")
+		case <-tick.C:
+			_ = ws.WriteMessage(websocket.TextMessage, []byte("4keepalive"))
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// TestAdmitBoundsSessionsAndProbes: Options.Admit is asked for every new session and
+// every upgrade websocket; each release comes when that session or probe ends.
+func TestAdmitBoundsSessionsAndProbes(t *testing.T) {
+	var mu sync.Mutex
+	open := 0
+	admit := func(w http.ResponseWriter, r *http.Request) (func(), bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if open >= 2 {
+			w.WriteHeader(http.StatusTooManyRequests)
+			return nil, false
+		}
+		open++
+		return func() { mu.Lock(); open--; mu.Unlock() }, true
+	}
+	count := func() int { mu.Lock(); defer mu.Unlock(); return open }
+	ts, recs := newTestServer(t, Options{Admit: admit, UpgradeTimeout: time.Hour})
+	sid := handshake(t, ts.URL)
+	rec := <-recs
+	ws, _, err := websocket.DefaultDialer.Dial(wsURL(ts, "&sid="+sid), nil) // a probe
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	if code, _ := get(t, ts.URL+"/socket.io/?EIO=4&transport=polling"); code != 429 {
+		t.Fatalf("third polling session: %d, want 429", code)
+	}
+	if _, res, err := websocket.DefaultDialer.Dial(wsURL(ts, ""), nil); err == nil || res == nil || res.StatusCode != 429 {
+		t.Fatalf("third websocket session: %v, want 429", err)
+	}
+	_ = rec.s.Close() // closes the probe too: both released
+	deadline := time.Now().Add(5 * time.Second)
+	for count() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d still counted after the session and its probe closed", count())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestClientCloseAnswersTheWaitingPollWithNoop: as engine.io, a close packet from the
+// client ends a pending poll with a noop; the session is then gone.
+func TestClientCloseAnswersTheWaitingPollWithNoop(t *testing.T) {
+	ts, recs := newTestServer(t, Options{})
+	sid := handshake(t, ts.URL)
+	rec := <-recs
+	u := ts.URL + "/socket.io/?EIO=4&transport=polling&sid=" + sid
+	parked := make(chan string, 1)
+	go func() { _, b := get(t, u); parked <- b }()
+	for {
+		rec.s.mu.Lock()
+		waiting := rec.s.wake != nil
+		rec.s.mu.Unlock()
+		if waiting {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if code, _ := post(t, u, "1"); code != 200 {
+		t.Fatalf("close post: %d", code)
+	}
+	if b := <-parked; b != "6" {
+		t.Fatalf("pending poll answered %q, want a noop", b)
+	}
+	if code, _ := get(t, u); code != 400 {
+		t.Fatalf("poll after the client closed: %d, want 400", code)
+	}
+}
+
+// TestSecondWebsocketAfterUpgradeIsAcceptedThenClosed: as engine.io, a websocket for a
+// session already upgraded completes its handshake and is closed; the first goes on.
+func TestSecondWebsocketAfterUpgradeIsAcceptedThenClosed(t *testing.T) {
+	ts, recs := newTestServer(t, Options{})
+	sid := handshake(t, ts.URL)
+	<-recs
+	ws := probeAndUpgrade(t, ts, sid)
+	ws2, res, err := websocket.DefaultDialer.Dial(wsURL(ts, "&sid="+sid), nil)
+	if err != nil {
+		t.Fatalf("second websocket refused at its handshake: %v %v", err, res)
+	}
+	defer ws2.Close()
+	_ = ws2.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := ws2.ReadMessage(); err == nil || isTimeout(err) {
+		t.Fatalf("second websocket not closed: %v", err)
+	}
+	_ = ws.WriteMessage(websocket.TextMessage, []byte("4hello"))
+	if _, b, err := ws.ReadMessage(); err != nil || string(b) != "4echo:hello" {
+		t.Fatalf("first websocket after the second: %q %v", b, err)
+	}
+}
+
+// TestInboundQueueIsBoundedInBytes: posted and unread messages are bounded in bytes too.
+func TestInboundQueueIsBoundedInBytes(t *testing.T) {
+	ts, recs := newTestServerReading(t, Options{MaxQueuedBytes: 100}, false)
+	sid := handshake(t, ts.URL)
+	rec := <-recs
+	u := ts.URL + "/socket.io/?EIO=4&transport=polling&sid=" + sid
+	if code, _ := post(t, u, "4"+strings.Repeat("a", 60)); code != 200 {
+		t.Fatalf("post within the bound: %d", code)
+	}
+	if code, body := post(t, u, "4"+strings.Repeat("b", 60)); code != 429 || !strings.Contains(body, "inbound_queue_full") {
+		t.Fatalf("post past the byte bound: %d %s, want 429 inbound_queue_full", code, body)
+	}
+	waitClosedNoReader(t, rec, "flood")
+}
+
+func waitClosedNoReader(t *testing.T, rec *recorder, want string) {
+	t.Helper()
+	select {
+	case <-rec.s.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatalf("session not closed (want %q)", want)
+	}
+	if r := rec.s.Reason(); r != want {
+		t.Fatalf("closed for %q, want %q", r, want)
 	}
 }

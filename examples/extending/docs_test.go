@@ -6,10 +6,10 @@ import (
 	"testing"
 )
 
-// The README's "Extending" example is this program, byte for byte, so that what the
-// README shows is what the end-to-end test runs.
-func TestREADMEShowsThisFile(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
+// The example of docs/extending.md is this program, byte for byte, so that what the
+// docs show is what the end-to-end test runs.
+func TestDocsShowThisFile(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/extending.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -17,9 +17,9 @@ func TestREADMEShowsThisFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, section, ok := strings.Cut(string(readme), "\n## Extending\n")
+	section, ok := strings.CutPrefix(string(doc), "# Extending\n")
 	if !ok {
-		t.Fatal("README has no Extending section")
+		t.Fatal("docs/extending.md does not start with its Extending heading")
 	}
 	section, _, _ = strings.Cut(section, "\n## ")
 	_, block, ok := strings.Cut(section, "```go\n")
@@ -31,7 +31,7 @@ func TestREADMEShowsThisFile(t *testing.T) {
 		t.Fatal("the Go code block is not closed")
 	}
 	if block != string(src) {
-		t.Fatalf("README's example differs from examples/extending/main.go:\n--- README\n%s\n--- main.go\n%s", block, src)
+		t.Fatalf("docs/extending.md's example differs from examples/extending/main.go:\n--- docs/extending.md\n%s\n--- main.go\n%s", block, src)
 	}
 	if n := strings.Count(block, "\n"); n >= 60 {
 		t.Fatalf("the example has %d lines; keep it under 60", n)
