@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/jetsocket/jetsocket/server/channels"
 	"github.com/jetsocket/jetsocket/server/errs"
+	"github.com/jetsocket/jetsocket/server/history"
 	"github.com/jetsocket/jetsocket/server/hub"
 	"github.com/jetsocket/jetsocket/server/trigger"
 )
@@ -201,5 +203,66 @@ func ChannelUsers(st ChannelState, log *slog.Logger) gin.HandlerFunc {
 			users[i] = gin.H{"id": m.UserID}
 		}
 		c.JSON(http.StatusOK, gin.H{"users": users})
+	}
+}
+
+// HistoryReader reads channels' history (hub.Hub).
+type HistoryReader interface {
+	History(ctx context.Context, channel string, q history.Query) (history.Result, error)
+}
+
+// maxHistoryLimit bounds ?limit= on the history endpoint.
+const maxHistoryLimit = 10_000
+
+// ChannelHistory answers GET /apps/:app_id/channels/:channel_name/history?limit=&since=:
+// {epoch, offset, publications: [{offset, event, data[, user_id]}]}, oldest first.
+func ChannelHistory(h HistoryReader, log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		ch, err := channelParam(c)
+		if err != nil {
+			Abort(c, log, err)
+			return
+		}
+		q := history.Query{}
+		if s := c.Query("limit"); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 || n > maxHistoryLimit {
+				Abort(c, log, errs.New(errs.Invalid, "invalid_request", fmt.Sprintf("limit must be a whole number from 1 to %d", maxHistoryLimit)))
+				return
+			}
+			q.Limit = n
+		}
+		if s := c.Query("since"); s != "" {
+			n, err := strconv.ParseUint(s, 10, 64)
+			if err != nil {
+				Abort(c, log, errs.New(errs.Invalid, "invalid_request", "since must be an offset: a whole number from 0"))
+				return
+			}
+			q.After = n
+		}
+		res, err := h.History(c.Request.Context(), ch.Name, q)
+		if errors.Is(err, hub.ErrNoHistory) {
+			Abort(c, log, errs.New(errs.NotFound, "history_off", "channel "+ch.Name+" keeps no history (HISTORY_SIZE, CHANNEL_HISTORY)"))
+			return
+		}
+		if err != nil {
+			Abort(c, log, fmt.Errorf("history of %s: %w", ch.Name, err))
+			return
+		}
+		type pub struct {
+			Offset uint64          `json:"offset"`
+			Event  string          `json:"event"`
+			Data   json.RawMessage `json:"data"`
+			UserID string          `json:"user_id,omitempty"`
+		}
+		pubs := make([]pub, len(res.Publications))
+		for i, p := range res.Publications {
+			data := p.Data
+			if len(data) == 0 {
+				data = json.RawMessage("null")
+			}
+			pubs[i] = pub{p.Offset, p.Event, data, p.UserID}
+		}
+		c.JSON(http.StatusOK, gin.H{"epoch": res.Position.Epoch, "offset": res.Position.Offset, "publications": pubs})
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/jetsocket/jetsocket/server/channels"
 	"github.com/jetsocket/jetsocket/server/cluster"
 	"github.com/jetsocket/jetsocket/server/config"
+	"github.com/jetsocket/jetsocket/server/history"
 	"github.com/jetsocket/jetsocket/server/hub"
 	"github.com/jetsocket/jetsocket/server/limit"
 	"github.com/jetsocket/jetsocket/server/metrics"
@@ -311,11 +312,11 @@ func newApp(cfg *config.Config, log *slog.Logger, ext Extensions) (_ *app, err e
 	}
 	// One node keeps everything in memory; with REDIS_URL the hub's messages, presence
 	// and channel counts go through Redis and the nodes act as one.
-	var broker hub.Broker = hub.NewMemoryBroker()
+	var broker hub.Broker = hub.NewMemoryBrokerWithHistory(history.NewMemory(), cfg.History)
 	var presence hub.Presence = hub.NewMemoryPresence()
 	var counts hub.Counts
 	if cfg.RedisURL != "" {
-		a.cluster, err = cluster.Open(context.Background(), cluster.Options{URL: cfg.RedisURL, App: cfg.AppID, Logger: log})
+		a.cluster, err = cluster.Open(context.Background(), cluster.Options{URL: cfg.RedisURL, App: cfg.AppID, Logger: log, History: cfg.History})
 		if err != nil {
 			return nil, fmt.Errorf("many-node mode (REDIS_URL): %w", err)
 		}

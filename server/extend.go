@@ -39,7 +39,7 @@ type Services struct {
 	// Trigger publishes from Go, as the HTTP API does (encrypting on
 	// private-encrypted- channels).
 	Trigger protocol.Trigger
-	// Channels answers the channel and presence queries.
+	// Channels answers the channel, presence and history queries.
 	Channels protocol.Queries
 	Log      *slog.Logger
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/jetsocket/jetsocket/server/channels"
 	"github.com/jetsocket/jetsocket/server/errs"
+	"github.com/jetsocket/jetsocket/server/history"
 	"github.com/jetsocket/jetsocket/server/protocol"
 )
 
@@ -113,5 +115,38 @@ func TestExtensionClashesStopStart(t *testing.T) {
 		if err == nil {
 			t.Errorf("%s: started", name)
 		}
+	}
+}
+
+// A developer's route reads a channel's history through Services.Channels.
+func TestExtensionReadsHistory(t *testing.T) {
+	ext := Extensions{Routes: func(r gin.IRouter, s Services) {
+		r.GET("/my/history", func(c *gin.Context) {
+			for i := range 3 {
+				if err := s.Trigger.Trigger(c, []string{"news"}, "e", i, ""); err != nil {
+					s.Abort(c, err)
+					return
+				}
+			}
+			res, err := s.Channels.History(c, "news", history.Query{After: 1})
+			if err != nil {
+				s.Abort(c, err)
+				return
+			}
+			c.JSON(200, res)
+		})
+	}}
+	ts := startServerWith(t, nil, ext)
+	resp, err := http.Get("http://" + ts.host + "/my/history")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var res history.Result
+	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%d %v", resp.StatusCode, err)
+	}
+	if res.Position.Offset != 3 || len(res.Publications) != 2 || string(res.Publications[1].Data) != "2" {
+		t.Fatalf("%+v", res)
 	}
 }

@@ -74,6 +74,7 @@ func (a *app) routes() (_ http.Handler, err error) {
 	api.GET("/channels", handlers.ListChannels(a.hub, a.log))
 	api.GET("/channels/:channel_name", handlers.ChannelInfo(a.hub, a.log))
 	api.GET("/channels/:channel_name/users", handlers.ChannelUsers(a.hub, a.log))
+	api.GET("/channels/:channel_name/history", handlers.ChannelHistory(a.hub, a.log))
 	api.POST("/users/:user_id/terminate_connections", handlers.TerminateUser(a.triggers, a.log))
 
 	if a.ext.Routes != nil {

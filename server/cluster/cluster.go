@@ -33,6 +33,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/jetsocket/jetsocket/server/history"
 	"github.com/jetsocket/jetsocket/server/hub"
 )
 
@@ -51,6 +52,8 @@ type Options struct {
 	// lost its data are noticed at the next heartbeat); 30 s.
 	Resync time.Duration
 	Logger *slog.Logger
+	// History is which channels keep history (in Redis, see history.go); zero: none.
+	History history.Policy
 }
 
 // Local is this node's hub: its connections are the truth about this node's entries,
@@ -66,10 +69,11 @@ type Local interface {
 }
 
 var (
-	_ hub.Broker   = (*Node)(nil)
-	_ hub.Presence = (*Node)(nil)
-	_ hub.Counts   = (*Node)(nil)
-	_ Local        = (*hub.Hub)(nil)
+	_ hub.Broker    = (*Node)(nil)
+	_ hub.Presence  = (*Node)(nil)
+	_ hub.Counts    = (*Node)(nil)
+	_ hub.Historian = (*Node)(nil)
+	_ Local         = (*hub.Hub)(nil)
 )
 
 // Node is this process's membership of the cluster. It is the hub's Broker, Presence
@@ -81,6 +85,7 @@ type Node struct {
 	key  string // key prefix
 	opts Options
 	log  *slog.Logger
+	hist *history.Redis
 
 	deliver func(hub.Message) // set by Start, before the hub publishes anything
 
@@ -138,6 +143,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		id: hex.EncodeToString(b[:]), rdb: redis.NewClient(ropts), key: "jetsocket:" + o.App + ":",
 		opts: o, log: o.Logger, stop: make(chan struct{}), wake: make(chan struct{}, 1), tick: make(chan struct{}),
 	}
+	n.hist = history.NewRedis(n.rdb, n.key)
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := n.rdb.Ping(pctx).Err(); err != nil {
@@ -232,12 +238,21 @@ func (n *Node) Start(deliver func(hub.Message)) {
 				if !ok {
 					return
 				}
+				pos, body, positioned, err := history.ParsePublished(msg.Payload)
 				var env envelope
-				if err := json.Unmarshal([]byte(msg.Payload), &env); err != nil {
+				if err == nil {
+					err = json.Unmarshal([]byte(body), &env)
+				}
+				if err != nil {
 					n.log.Error("cluster: bad message", "err", err)
 					continue
 				}
-				if env.Node != n.id {
+				// A positioned message reaches its own node this way too: in the
+				// order the script gave the offsets, with the other nodes' ones.
+				if positioned {
+					env.Msg.Offset, env.Msg.Epoch = pos.Offset, pos.Epoch
+					deliver(env.Msg)
+				} else if env.Node != n.id {
 					deliver(env.Msg)
 				}
 			}
@@ -245,8 +260,12 @@ func (n *Node) Start(deliver func(hub.Message)) {
 	}()
 }
 
-// Publish delivers m here at once and to every other node through Redis.
+// Publish delivers m here at once and to every other node through Redis. A message
+// history keeps goes through Redis to every node, this one included (publishPositioned).
 func (n *Node) Publish(ctx context.Context, m hub.Message) error {
+	if l := n.HistoryLimits(m.Channel); l.On() && m.Positioned() {
+		return n.publishPositioned(ctx, m, l)
+	}
 	n.deliver(m)
 	b, err := json.Marshal(envelope{Node: n.id, Msg: m})
 	if err != nil {

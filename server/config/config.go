@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/jetsocket/jetsocket/server/channels"
+	"github.com/jetsocket/jetsocket/server/history"
 	"github.com/jetsocket/jetsocket/server/redact"
 	"github.com/jetsocket/jetsocket/tokens"
 )
@@ -72,6 +73,10 @@ type Config struct {
 
 	WebhookURLs []string
 	RedisURL    string
+
+	// History is which channels keep a recent history and how much (HISTORY_SIZE,
+	// HISTORY_TTL, CHANNEL_HISTORY): PRODUCT.md §14, docs/history.md.
+	History history.Policy
 
 	LoginRateLimit  RateLimit
 	ClientEventRate int
@@ -257,6 +262,10 @@ func Load(getenv func(string) string) (*Config, []string, error) {
 		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
 			return nil, nil, bad("REDIS_URL", "must look like redis://host:6379/0")
 		}
+	}
+
+	if c.History, err = historyPolicy(get); err != nil {
+		return nil, nil, err
 	}
 
 	if c.LoginRateLimit, err = rateLimit(get, "LOGIN_RATE_LIMIT", RateLimit{N: 100, Per: 15 * time.Minute}); err != nil {
@@ -494,6 +503,27 @@ func rateLimit(get func(string) string, name string, def RateLimit) (RateLimit, 
 		r.Per = d
 	}
 	return r, nil
+}
+
+// historyPolicy reads HISTORY_SIZE (publications per channel, 0: off), HISTORY_TTL and
+// CHANNEL_HISTORY (per-pattern overrides).
+func historyPolicy(get func(string) string) (history.Policy, error) {
+	size, err := integer(get, "HISTORY_SIZE", 100, 0, history.MaxSize)
+	if err != nil {
+		return history.Policy{}, err
+	}
+	ttl, err := duration(get, "HISTORY_TTL", 2*time.Minute, time.Second, history.MaxTTL)
+	if err != nil {
+		return history.Policy{}, err
+	}
+	p := history.Policy{Default: history.Limits{Size: size, TTL: ttl}}
+	if size == 0 {
+		p.Default = history.Limits{}
+	}
+	if p.Rules, err = history.ParseRules(get("CHANNEL_HISTORY"), history.Limits{Size: size, TTL: ttl}); err != nil {
+		return history.Policy{}, bad("CHANNEL_HISTORY", "%v", err)
+	}
+	return p, nil
 }
 
 // Pusher is the Pusher protocol endpoint's configuration.

@@ -237,3 +237,54 @@ func TestWebhookURLErrorIsRedacted(t *testing.T) {
 		t.Fatalf("error %q", msg)
 	}
 }
+
+func TestHistory(t *testing.T) {
+	c, _, err := Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := c.History.For("news"); l.Size != 100 || l.TTL != 2*time.Minute {
+		t.Fatalf("defaults: %+v", l)
+	}
+	if l := c.History.For("#server-to-user-1"); l.On() {
+		t.Fatalf("internal channels keep none: %+v", l)
+	}
+	c, _, err = Load(env(map[string]string{
+		"HISTORY_SIZE": "50", "HISTORY_TTL": "30s",
+		"CHANNEL_HISTORY": "presence-*=0; private-chat-*=1000/10m ;feed-*=7",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ch, want := range map[string][2]any{
+		"news":             {50, 30 * time.Second},
+		"presence-room":    {0, time.Duration(0)},
+		"private-chat-abc": {1000, 10 * time.Minute},
+		"feed-x":           {7, 30 * time.Second},
+	} {
+		if l := c.History.For(ch); l.Size != want[0].(int) || l.TTL != want[1].(time.Duration) {
+			t.Fatalf("%s: %+v, want %v", ch, l, want)
+		}
+	}
+	if c, _, _ := Load(env(map[string]string{"HISTORY_SIZE": "0", "CHANNEL_HISTORY": "chat-*=10"})); c.History.For("news").On() || c.History.For("chat-1").Size != 10 {
+		t.Fatalf("off by default, on by pattern: %+v", c.History)
+	}
+	for k, v := range map[string]string{
+		"HISTORY_SIZE":    "-1",
+		"HISTORY_TTL":     "forever",
+		"CHANNEL_HISTORY": "news",
+	} {
+		_, _, err := Load(env(map[string]string{k: v}))
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Var != k {
+			t.Fatalf("%s=%q: %v", k, v, err)
+		}
+	}
+	for _, v := range []string{"=5", "a=", "a=x", "a=5/x", "a=5/1ms", "a=5/48h", "a=1000000", "[=5"} {
+		_, _, err := Load(env(map[string]string{"CHANNEL_HISTORY": v}))
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Var != "CHANNEL_HISTORY" || !strings.Contains(err.Error(), "CHANNEL_HISTORY") {
+			t.Fatalf("CHANNEL_HISTORY=%q: %v", v, err)
+		}
+	}
+}

@@ -64,6 +64,11 @@ type Store interface {
 	// Add appends p (its Offset is ignored) to channel's history, bounded by l, and
 	// returns the position it was given.
 	Add(ctx context.Context, channel string, p Publication, l Limits) (Position, error)
+	Reader
+}
+
+// Reader reads channels' histories.
+type Reader interface {
 	// Read returns channel's latest position and the publications q selects.
 	Read(ctx context.Context, channel string, q Query, l Limits) (Result, error)
 }
@@ -72,7 +77,7 @@ type Store interface {
 // the channel's current epoch and every publication after it is still kept; then pubs
 // is all of them, oldest first. Otherwise (another epoch, trimmed, expired, a position
 // from the future) pubs is empty: a partial replay is never passed off as complete.
-func Recover(ctx context.Context, s Store, channel string, since Position, l Limits) (pubs []Publication, pos Position, recovered bool, err error) {
+func Recover(ctx context.Context, s Reader, channel string, since Position, l Limits) (pubs []Publication, pos Position, recovered bool, err error) {
 	res, err := s.Read(ctx, channel, Query{After: since.Offset}, l)
 	if err != nil {
 		return nil, Position{}, false, err

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/jetsocket/jetsocket/server/history"
 	"github.com/jetsocket/jetsocket/server/wire"
 )
 
@@ -65,6 +66,17 @@ type Message struct {
 	ExceptSocketID string `json:"except,omitempty"`
 	// Terminate closes the channel's connections instead of sending them anything.
 	Terminate bool `json:"terminate,omitempty"`
+	// Offset and Epoch are the message's position in its channel's history, set by a
+	// Broker that keeps history (Historian); Offset 0: none. Delivered as "offset" and
+	// "epoch" beside "channel" and "data".
+	Offset uint64 `json:"offset,omitempty"`
+	Epoch  string `json:"epoch,omitempty"`
+}
+
+// Positioned reports whether m is a publication that history keeps and positions: an
+// event on a channel clients subscribe to, not a member event or a termination.
+func (m Message) Positioned() bool {
+	return !m.Terminate && m.Payload == nil && !Internal(m.Channel)
 }
 
 // Broker carries messages to the hubs of every node.
@@ -74,6 +86,16 @@ type Broker interface {
 	// Publish delivers m on every node, this one included.
 	Publish(ctx context.Context, m Message) error
 	Close() error
+}
+
+// Historian is a Broker that keeps channels' history: its Publish gives each
+// Positioned message on a channel with history an Offset and Epoch, and delivers the
+// messages of a channel in offset order on every node. The hub reads the history
+// through it (subscribes with since, the HTTP API).
+type Historian interface {
+	history.Reader
+	// HistoryLimits is channel's history limits; Size 0: the channel keeps none.
+	HistoryLimits(channel string) history.Limits
 }
 
 // Member is a presence channel member.
@@ -128,6 +150,7 @@ type Hub struct {
 	counts   Counts
 	hooks    Hooks
 	log      *slog.Logger
+	history  Historian // nil: the broker keeps no history
 	// alt encodes a message for connections of another protocol (the Pusher
 	// endpoint); set once at wiring, before any delivery.
 	alt func(Message) []byte
@@ -167,6 +190,7 @@ func New(broker Broker, presence Presence, counts Counts, hooks Hooks, log *slog
 		channels: make(map[string]map[string]Conn),
 		conns:    make(map[string]map[string]subscription),
 	}
+	h.history, _ = broker.(Historian)
 	broker.Start(h.deliver)
 	return h
 }
@@ -208,7 +232,13 @@ func (h *Hub) Subscribe(ctx context.Context, c Conn, channel string, member *Mem
 		}
 		return h.presence.Members(ctx, channel)
 	}
-	first, occupied, err := h.add(ctx, c, channel, member, max)
+	return h.subscribe(ctx, c, c, channel, member, max)
+}
+
+// subscribe adds c to channel, with as (c, or its replay buffer) the one the hub's
+// deliveries go to.
+func (h *Hub) subscribe(ctx context.Context, c, as Conn, channel string, member *Member, max int) ([]Member, error) {
+	first, occupied, err := h.add(ctx, c, as, channel, member, max)
 	if err != nil {
 		return nil, err
 	}
@@ -225,8 +255,8 @@ func (h *Hub) Subscribe(ctx context.Context, c Conn, channel string, member *Mem
 }
 
 // add records c on channel in the shared entries and in the hub's own, both under
-// h.sync so that a Resync never sees one done without the other.
-func (h *Hub) add(ctx context.Context, c Conn, channel string, member *Member, max int) (first, occupied bool, err error) {
+// h.sync so that a Resync never sees one done without the other. Deliveries go to as.
+func (h *Hub) add(ctx context.Context, c, as Conn, channel string, member *Member, max int) (first, occupied bool, err error) {
 	h.sync.RLock()
 	defer h.sync.RUnlock()
 	if member != nil {
@@ -240,7 +270,7 @@ func (h *Hub) add(ctx context.Context, c Conn, channel string, member *Member, m
 		subs = make(map[string]Conn)
 		h.channels[channel] = subs
 	}
-	subs[c.ID()] = c
+	subs[c.ID()] = as
 	mine := h.conns[c.ID()]
 	if mine == nil {
 		mine = make(map[string]subscription)
@@ -486,6 +516,23 @@ func (h *Hub) deliver(m Message) {
 		}
 		return
 	}
+	f, err := h.encode(m)
+	if err != nil {
+		h.log.Error("encode message", "channel", m.Channel, "event", m.Event, "err", err)
+		return
+	}
+	// Sent outside the lock: SendFrame never blocks, but closing a slow consumer
+	// should not hold up subscribes either.
+	targets := h.targets(m)
+	sendAll(targets, f, m.Offset, m.Epoch)
+	if h.hooks.Delivered != nil {
+		h.hooks.Delivered(len(targets))
+	}
+}
+
+// encode builds the frame of m: its Payload, or {channel, data[, user_id][, offset,
+// epoch]}, with its form for the other protocol's connections when there are any.
+func (h *Hub) encode(m Message) (wire.Frame, error) {
 	payload := m.Payload
 	if payload == nil {
 		var err error
@@ -493,30 +540,23 @@ func (h *Hub) deliver(m Message) {
 			Channel string          `json:"channel"`
 			Data    json.RawMessage `json:"data"`
 			UserID  string          `json:"user_id,omitempty"`
-		}{m.Channel, nullIfEmpty(m.Data), m.UserID})
+			Offset  uint64          `json:"offset,omitempty"`
+			Epoch   string          `json:"epoch,omitempty"`
+		}{m.Channel, nullIfEmpty(m.Data), m.UserID, m.Offset, m.Epoch})
 		if err != nil {
-			h.log.Error("encode message", "channel", m.Channel, "event", m.Event, "err", err)
-			return
+			return wire.Frame{}, err
 		}
 	}
 	packet, err := wire.EncodeEvent(m.Event, json.RawMessage(payload))
 	if err != nil {
-		h.log.Error("encode message", "channel", m.Channel, "event", m.Event, "err", err)
-		return
+		return wire.Frame{}, err
 	}
-
-	// Sent outside the lock: SendFrame never blocks, but closing a slow consumer
-	// should not hold up subscribes either.
 	f := wire.NewFrame(packet)
 	if h.alt != nil {
 		enc := h.alt
 		f = f.WithAlt(wire.NewAlt(func() []byte { return enc(m) }))
 	}
-	targets := h.targets(m)
-	sendAll(targets, f)
-	if h.hooks.Delivered != nil {
-		h.hooks.Delivered(len(targets))
-	}
+	return f, nil
 }
 
 // fanOutShard is the fewest subscribers worth a goroutine of their own in sendAll.
@@ -526,27 +566,30 @@ const fanOutShard = 256
 // writes a free websocket at once), so a large channel is split across up to
 // GOMAXPROCS goroutines: the last subscriber of 10,000 waits for half as many writes
 // on two cores.
-func sendAll(targets []Conn, f wire.Frame) {
-	workers := min(runtime.GOMAXPROCS(0), len(targets)/fanOutShard)
-	if workers <= 1 {
-		for _, c := range targets {
+// A subscriber whose recovery is under way (*replaying) gets f with its position, to
+// keep until the replay is sent.
+func sendAll(targets []Conn, f wire.Frame, offset uint64, epoch string) {
+	send := func(part []Conn) {
+		for _, c := range part {
+			if r, ok := c.(*replaying); ok {
+				r.send(f, offset, epoch)
+				continue
+			}
 			c.SendFrame(f)
 		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(targets)/fanOutShard)
+	if workers <= 1 {
+		send(targets)
 		return
 	}
 	per := (len(targets) + workers - 1) / workers
 	var wg sync.WaitGroup
 	for lo := per; lo < len(targets); lo += per {
 		part := targets[lo:min(lo+per, len(targets))]
-		wg.Go(func() {
-			for _, c := range part {
-				c.SendFrame(f)
-			}
-		})
+		wg.Go(func() { send(part) })
 	}
-	for _, c := range targets[:per] {
-		c.SendFrame(f)
-	}
+	send(targets[:per])
 	wg.Wait()
 }
 

@@ -2,33 +2,80 @@ package hub
 
 import (
 	"context"
+	"hash/maphash"
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/jetsocket/jetsocket/server/history"
 )
 
 // The single-node backends, checked against the interfaces here and against their
 // contract by the suite in hubtest, as the Redis ones are.
 var (
-	_ Broker   = (*MemoryBroker)(nil)
-	_ Presence = (*MemoryPresence)(nil)
-	_ Counts   = (*MemoryCounts)(nil)
+	_ Broker    = (*MemoryBroker)(nil)
+	_ Presence  = (*MemoryPresence)(nil)
+	_ Counts    = (*MemoryCounts)(nil)
+	_ Historian = (*MemoryBroker)(nil)
 )
 
 // MemoryBroker is the single-node Broker: Publish delivers at once, on the caller's
-// goroutine.
+// goroutine. With a history store, a Positioned message on a channel whose policy
+// keeps history is appended to it first, and gets its position.
 type MemoryBroker struct {
 	deliver func(Message)
+	store   history.Store // nil: no history
+	policy  history.Policy
+	seed    maphash.Seed
+	// order serializes appending and delivering per channel (by hash), so that
+	// subscribers get a channel's publications in offset order.
+	order [256]sync.Mutex
 }
 
-// NewMemoryBroker returns a single-node Broker.
+// NewMemoryBroker returns a single-node Broker without history.
 func NewMemoryBroker() *MemoryBroker { return &MemoryBroker{} }
+
+// NewMemoryBrokerWithHistory returns a single-node Broker that keeps the history the
+// policy asks for in store.
+func NewMemoryBrokerWithHistory(store history.Store, policy history.Policy) *MemoryBroker {
+	return &MemoryBroker{store: store, policy: policy, seed: maphash.MakeSeed()}
+}
 
 func (b *MemoryBroker) Start(deliver func(Message)) { b.deliver = deliver }
 
-func (b *MemoryBroker) Publish(_ context.Context, m Message) error {
+func (b *MemoryBroker) Publish(ctx context.Context, m Message) error {
+	l := b.HistoryLimits(m.Channel)
+	if !l.On() || !m.Positioned() {
+		b.deliver(m)
+		return nil
+	}
+	mu := &b.order[maphash.String(b.seed, m.Channel)%uint64(len(b.order))]
+	mu.Lock()
+	defer mu.Unlock()
+	pos, err := b.store.Add(ctx, m.Channel, history.Publication{Event: m.Event, Data: m.Data, UserID: m.UserID}, l)
+	if err != nil {
+		// Delivered all the same, without a position: live delivery does not depend
+		// on the history.
+		b.deliver(m)
+		return err
+	}
+	m.Offset, m.Epoch = pos.Offset, pos.Epoch
 	b.deliver(m)
 	return nil
+}
+
+func (b *MemoryBroker) HistoryLimits(channel string) history.Limits {
+	if b.store == nil {
+		return history.Limits{}
+	}
+	return b.policy.For(channel)
+}
+
+func (b *MemoryBroker) Read(ctx context.Context, channel string, q history.Query, l history.Limits) (history.Result, error) {
+	if b.store == nil {
+		return history.Result{}, ErrNoHistory
+	}
+	return b.store.Read(ctx, channel, q, l)
 }
 
 func (b *MemoryBroker) Close() error { return nil }

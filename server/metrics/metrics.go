@@ -19,6 +19,7 @@ type Metrics struct {
 	Disconnects         *prometheus.CounterVec // by reason
 	Subscriptions       *prometheus.GaugeVec   // by channel type
 	SubscribeRefused    *prometheus.CounterVec // by code
+	Recoveries          *prometheus.CounterVec // subscribes with since, by recovered (true/false)
 	MessagesIn          *prometheus.CounterVec // packets from clients, by kind
 	MessagesOut         prometheus.Counter     // packets queued to clients
 	Published           *prometheus.CounterVec // messages published, by source
@@ -45,6 +46,7 @@ func New() *Metrics {
 		Disconnects:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jetsocket_disconnects_total", Help: "Socket connections closed, by reason."}, []string{"reason"}),
 		Subscriptions:       prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "jetsocket_subscriptions", Help: "Channel subscriptions, by channel type."}, []string{"type"}),
 		SubscribeRefused:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jetsocket_subscribe_refused_total", Help: "Subscriptions refused, by code."}, []string{"code"}),
+		Recoveries:          prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jetsocket_recoveries_total", Help: "Subscribes that asked to recover history (since), by whether they recovered."}, []string{"recovered"}),
 		MessagesIn:          prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jetsocket_messages_in_total", Help: "Events received from clients, by kind."}, []string{"kind"}),
 		MessagesOut:         prometheus.NewCounter(prometheus.CounterOpts{Name: "jetsocket_messages_out_total", Help: "Events queued to clients."}),
 		Published:           prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jetsocket_published_total", Help: "Messages published to channels, by source."}, []string{"source"}),
@@ -63,7 +65,7 @@ func New() *Metrics {
 	r.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.Connections, m.ConnectionsTotal, m.Disconnects, m.Subscriptions, m.SubscribeRefused,
+		m.Connections, m.ConnectionsTotal, m.Disconnects, m.Subscriptions, m.SubscribeRefused, m.Recoveries,
 		m.MessagesIn, m.MessagesOut, m.Published, m.AuthFailures, m.Logins, m.ClientEventsDropped,
 		m.SlowConsumers, m.ConnectionsRefused, m.WebhookDeliveries, m.WebhookQueueDrops,
 		m.TokenExpiries, m.TokenRefreshes, m.JWKSRefreshes, m.JWKSKeys,

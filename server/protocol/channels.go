@@ -5,20 +5,29 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jetsocket/jetsocket/server/channels"
 	"github.com/jetsocket/jetsocket/server/encryption"
 	"github.com/jetsocket/jetsocket/server/errs"
+	"github.com/jetsocket/jetsocket/server/history"
 	"github.com/jetsocket/jetsocket/server/hub"
+	"github.com/jetsocket/jetsocket/server/socket"
 	"github.com/jetsocket/jetsocket/server/webhook"
 )
+
+// maxEpoch bounds since.epoch: epochs are 11 characters; a longer one is not ours.
+const maxEpoch = 64
 
 // subscribeReq is the payload of jetsocket:subscribe and jetsocket:unsubscribe.
 type subscribeReq struct {
 	Channel     string `json:"channel"`
 	Auth        string `json:"auth,omitempty"`
 	ChannelData string `json:"channel_data,omitempty"`
+	// Since is the position of the last publication the client saw on the channel:
+	// the subscribe recovers what came after it (PRODUCT.md §14).
+	Since *history.Position `json:"since,omitempty"`
 }
 
 func (r subscribeReq) channelName() string { return r.Channel }
@@ -36,6 +45,11 @@ type subscribed struct {
 	Channel      string        `json:"channel"`
 	Presence     *presenceInfo `json:"presence,omitempty"`
 	SharedSecret string        `json:"shared_secret,omitempty"`
+	// Position is the channel's latest position, when it keeps history.
+	Position *history.Position `json:"position,omitempty"`
+	// Recovered answers a subscribe with since: true when every publication after it
+	// follows the ack.
+	Recovered *bool `json:"recovered,omitempty"`
 }
 
 // subscriptionError is the jetsocket:subscription_error payload.
@@ -52,12 +66,23 @@ func errInternalChannel(verb string) error {
 
 func (s *Service) onSubscribe(r Request[subscribeReq]) (any, error) {
 	c := r.conn
-	p, secret, err := s.subscribe(r.Ctx, c, r.Payload)
+	p, secret, rec, err := s.subscribe(r.Ctx, c, r.Payload)
 	if err != nil {
 		return nil, err
 	}
 	res := subscribed{OK: true, Channel: r.Payload.Channel, Presence: p, SharedSecret: secret}
+	if rec.History {
+		res.Position = &rec.Position
+	}
+	if rec.Asked {
+		res.Recovered = &rec.Recovered
+		s.metrics.Recoveries.WithLabelValues(strconv.FormatBool(rec.Recovered)).Inc()
+	}
 	c.Emit(EventSubscriptionSucceeded, res)
+	if rec.Asked {
+		// The missed publications follow the ack (and subscription_succeeded).
+		return socket.AckThen{Ack: res, Then: rec.Finish}, nil
+	}
 	return res, nil
 }
 
@@ -71,36 +96,36 @@ func subscribeRefused(s *Service, c Conn, r Refusal) {
 	c.Emit(EventSubscriptionError, subscriptionError{ch, r.Status, r.Code, r.Error})
 }
 
-func (s *Service) subscribe(ctx context.Context, c Conn, req subscribeReq) (*presenceInfo, string, error) {
+func (s *Service) subscribe(ctx context.Context, c Conn, req subscribeReq) (*presenceInfo, string, *hub.Recovery, error) {
 	if hub.Internal(req.Channel) {
-		return nil, "", errInternalChannel("subscribed")
+		return nil, "", nil, errInternalChannel("subscribed")
 	}
 	ch, err := channels.Parse(req.Channel)
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	already := s.hub.Subscribed(c.ID(), ch.Name)
 	st := s.session(c.ID())
 	if !st.subscribe.Allow() {
-		return nil, "", errs.New(errs.RateLimited, CodeRateLimited, "too many subscribe attempts; slow down")
+		return nil, "", nil, errs.New(errs.RateLimited, CodeRateLimited, "too many subscribe attempts; slow down")
 	}
 	if !already && s.hub.Subscriptions(c.ID()) >= s.cfg.MaxSubscriptions {
-		return nil, "", errs.New(errs.RateLimited, CodeTooManySubscriptions, fmt.Sprintf("a connection may subscribe to at most %d channels", s.cfg.MaxSubscriptions))
+		return nil, "", nil, errs.New(errs.RateLimited, CodeTooManySubscriptions, fmt.Sprintf("a connection may subscribe to at most %d channels", s.cfg.MaxSubscriptions))
 	}
 	claims := c.Claims()
 	if exp := claims.Expiry(); !exp.IsZero() && time.Now().After(exp.Add(s.cfg.JWTLeeway)) {
-		return nil, "", errs.New(errs.Unauthorized, CodeTokenExpired, "token expired; refresh it before subscribing")
+		return nil, "", nil, errs.New(errs.Unauthorized, CodeTokenExpired, "token expired; refresh it before subscribing")
 	}
 	if err := s.authorize(c, channels.Request{
 		Claims: claims, Channel: ch, SocketID: c.ID(), Auth: req.Auth, ChannelData: req.ChannelData,
 	}); err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 
 	var secret string
 	if ch.Kind == channels.PrivateEncrypted {
 		if s.cfg.EncryptionMasterKey == nil {
-			return nil, "", errs.New(errs.Internal, CodeEncryptionNotConfigured, "encrypted channels are not configured on this server (ENCRYPTION_MASTER_KEY)")
+			return nil, "", nil, errs.New(errs.Internal, CodeEncryptionNotConfigured, "encrypted channels are not configured on this server (ENCRYPTION_MASTER_KEY)")
 		}
 		secret = encryption.SharedSecret(ch.Name, s.cfg.EncryptionMasterKey)
 	}
@@ -115,19 +140,22 @@ func (s *Service) subscribe(ctx context.Context, c Conn, req subscribeReq) (*pre
 				Channel: ch, SocketID: c.ID(), Auth: req.Auth, ChannelData: req.ChannelData,
 			})
 			if err != nil {
-				return nil, "", err
+				return nil, "", nil, err
 			}
 			member = &hub.Member{UserID: pd.UserID, Info: pd.UserInfo}
 		}
 	}
 	sctx, cancel := settle(ctx)
 	defer cancel()
-	members, err := s.hub.Subscribe(sctx, c, ch.Name, member, s.cfg.PresenceMaxMembers)
+	if req.Since != nil && len(req.Since.Epoch) > maxEpoch {
+		return nil, "", nil, errs.New(errs.Invalid, CodeInvalidPayload, fmt.Sprintf("since.epoch is at most %d characters", maxEpoch))
+	}
+	members, rec, err := s.hub.SubscribeSince(sctx, c, ch.Name, member, s.cfg.PresenceMaxMembers, req.Since)
 	if errors.Is(err, hub.ErrFull) {
-		return nil, "", errs.New(errs.RateLimited, CodePresenceFull, fmt.Sprintf("presence channel is full (%d members)", s.cfg.PresenceMaxMembers))
+		return nil, "", nil, errs.New(errs.RateLimited, CodePresenceFull, fmt.Sprintf("presence channel is full (%d members)", s.cfg.PresenceMaxMembers))
 	}
 	if err != nil {
-		return nil, "", fmt.Errorf("hub subscribe %s: %w", ch.Name, err)
+		return nil, "", nil, fmt.Errorf("hub subscribe %s: %w", ch.Name, err)
 	}
 	st.mu.Lock()
 	if req.Auth != "" {
@@ -152,19 +180,19 @@ func (s *Service) subscribe(ctx context.Context, c Conn, req subscribeReq) (*pre
 				// The client is told the subscribe failed (500): it must not stay
 				// subscribed behind that answer.
 				s.leave(ctx, c, ch.Name)
-				return nil, "", err
+				return nil, "", nil, err
 			}
 		}
 	}
 	if member == nil {
-		return nil, secret, nil
+		return nil, secret, rec, nil
 	}
 	p := &presenceInfo{Count: len(members), IDs: make([]string, len(members)), Hash: make(map[string]json.RawMessage, len(members))}
 	for i, m := range members {
 		p.IDs[i] = m.UserID
 		p.Hash[m.UserID] = m.Info
 	}
-	return p, secret, nil
+	return p, secret, rec, nil
 }
 
 func (s *Service) subscription(c Conn, channel string) Subscription {

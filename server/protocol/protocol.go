@@ -22,6 +22,7 @@ import (
 	"github.com/jetsocket/jetsocket/server/channels"
 	"github.com/jetsocket/jetsocket/server/config"
 	"github.com/jetsocket/jetsocket/server/errs"
+	"github.com/jetsocket/jetsocket/server/history"
 	"github.com/jetsocket/jetsocket/server/hub"
 	"github.com/jetsocket/jetsocket/server/limit"
 	"github.com/jetsocket/jetsocket/server/metrics"
@@ -71,6 +72,9 @@ type Queries interface {
 	Subscribers(ctx context.Context, channel string) (int, error)
 	// Members lists a presence channel's members, sorted by user id.
 	Members(ctx context.Context, channel string) ([]hub.Member, error)
+	// History is channel's recent history: its latest position and the publications q
+	// selects, oldest first (hub.ErrNoHistory when the channel keeps none).
+	History(ctx context.Context, channel string, q history.Query) (history.Result, error)
 }
 
 // Options are New's dependencies. Webhooks may be nil.

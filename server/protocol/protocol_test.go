@@ -14,8 +14,10 @@ import (
 	"github.com/jetsocket/jetsocket/server/channels"
 	"github.com/jetsocket/jetsocket/server/config"
 	"github.com/jetsocket/jetsocket/server/errs"
+	"github.com/jetsocket/jetsocket/server/history"
 	"github.com/jetsocket/jetsocket/server/hub"
 	"github.com/jetsocket/jetsocket/server/metrics"
+	"github.com/jetsocket/jetsocket/server/socket"
 	"github.com/jetsocket/jetsocket/server/trigger"
 	"github.com/jetsocket/jetsocket/server/wire"
 	"github.com/jetsocket/jetsocket/tokens"
@@ -115,7 +117,7 @@ func newFixtureWith(t *testing.T, env map[string]string, o Options, presence hub
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	h := hub.New(hub.NewMemoryBroker(), presence, nil, hub.Hooks{}, log)
+	h := hub.New(hub.NewMemoryBrokerWithHistory(history.NewMemory(), cfg.History), presence, nil, hub.Hooks{}, log)
 	tm, err := tokens.NewManager(tokens.Config{Secret: cfg.JWTSecret, TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -161,6 +163,11 @@ func (f *fixture) send(c *fakeConn, event string, payload any) map[string]any {
 		args = []json.RawMessage{b}
 	}
 	ack := f.svc.Dispatch(c, event, args)
+	// As the socket server does: the ack first, then what follows it.
+	if a, ok := ack.(socket.AckThen); ok {
+		ack = a.Ack
+		defer a.Then()
+	}
 	b, _ := json.Marshal(ack)
 	var m map[string]any
 	_ = json.Unmarshal(b, &m)

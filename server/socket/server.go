@@ -76,6 +76,14 @@ const maxDrainBytes = 1 << 20
 // time, in arrival order.
 type Handler func(c *Conn, event string, args []json.RawMessage) (ack any)
 
+// AckThen is a Handler's answer with work to do right after its ack is queued (or
+// where it would be, when the client asked for none): a subscribe that recovers
+// history sends the publications the client missed after the ack, not before.
+type AckThen struct {
+	Ack  any
+	Then func()
+}
+
 // Options configures a Server. Authenticate is required.
 type Options struct {
 	// Authenticate returns the claims for a new session from its handshake URL. The HTTP
@@ -547,8 +555,15 @@ func (s *Server) dispatch(c *Conn, p Packet) (stop bool) {
 			return false
 		}
 		ack := s.opts.Handler(c, p.Event, p.Args)
+		var then func()
+		if a, ok := ack.(AckThen); ok {
+			ack, then = a.Ack, a.Then
+		}
 		if p.ID != noAck {
 			c.ack(p.ID, ack)
+		}
+		if then != nil {
+			then()
 		}
 	case PacketDisconnect:
 		return p.Namespace == "/"

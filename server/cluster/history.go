@@ -1,0 +1,44 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/jetsocket/jetsocket/server/history"
+	"github.com/jetsocket/jetsocket/server/hub"
+)
+
+// History in many-node mode: a channel's history is in Redis (history.Redis), and a
+// publication on a channel that keeps one is appended, given its position and published
+// to every node by one script. Every node, the publishing one included, delivers it
+// from the pub/sub channel, so that each sees a channel's publications in offset order
+// whichever node published them. Kept in this file, apart from presence and counts.
+
+// HistoryLimits is channel's history limits under Options.History.
+func (n *Node) HistoryLimits(channel string) history.Limits {
+	return n.opts.History.For(channel)
+}
+
+// Read reads channel's history from Redis.
+func (n *Node) Read(ctx context.Context, channel string, q history.Query, l history.Limits) (history.Result, error) {
+	return n.hist.Read(ctx, channel, q, l)
+}
+
+// publishPositioned appends m to its channel's history and publishes it to every node,
+// in one script. When Redis does not answer, m is still delivered to this node's
+// subscribers, without a position: a position must be the same on every node, and
+// only Redis can give one. The clients that get it keep their last position, and a
+// later recovery from it still finds every positioned publication after it.
+func (n *Node) publishPositioned(ctx context.Context, m hub.Message, l history.Limits) error {
+	body, err := json.Marshal(envelope{Node: n.id, Msg: m})
+	if err != nil {
+		return fmt.Errorf("cluster: encode: %w", err)
+	}
+	pub := history.Publication{Event: m.Event, Data: m.Data, UserID: m.UserID}
+	if _, err := n.hist.AddAndPublish(ctx, m.Channel, pub, l, n.key+"messages", body); err != nil {
+		n.deliver(m)
+		return fmt.Errorf("cluster: publish with history: %w", err)
+	}
+	return nil
+}
