@@ -77,6 +77,9 @@ type Config struct {
 	// History is which channels keep a recent history and how much (HISTORY_SIZE,
 	// HISTORY_TTL, CHANNEL_HISTORY): PRODUCT.md §14, docs/history.md.
 	History history.Policy
+	// RecoveryWindow is how long a socket.io 4.x client that dropped can come back to its
+	// session (connection state recovery, RECOVERY_WINDOW; 0: off): docs/history.md.
+	RecoveryWindow time.Duration
 
 	LoginRateLimit  RateLimit
 	ClientEventRate int
@@ -265,6 +268,9 @@ func Load(getenv func(string) string) (*Config, []string, error) {
 	}
 
 	if c.History, err = historyPolicy(get); err != nil {
+		return nil, nil, err
+	}
+	if c.RecoveryWindow, err = durationOrOff(get, "RECOVERY_WINDOW", 2*time.Minute, time.Second, time.Hour); err != nil {
 		return nil, nil, err
 	}
 
@@ -465,6 +471,14 @@ func duration(get func(string) string, name string, def, lo, hi time.Duration) (
 		return 0, bad(name, "must be between %s and %s, got %s", lo, hi, d)
 	}
 	return d, nil
+}
+
+// durationOrOff is duration with "0" turning the feature off (0).
+func durationOrOff(get func(string) string, name string, def, lo, hi time.Duration) (time.Duration, error) {
+	if get(name) == "0" {
+		return 0, nil
+	}
+	return duration(get, name, def, lo, hi)
 }
 
 func integer(get func(string) string, name string, def, lo, hi int) (int, error) {
