@@ -36,7 +36,7 @@ type ChannelState interface {
 func decodeBody(c *gin.Context, v any) error {
 	dec := json.NewDecoder(c.Request.Body)
 	if err := dec.Decode(v); err != nil {
-		return errs.New(errs.Invalid, "invalid_request", "body must be a JSON object")
+		return errs.New(errs.Invalid, errs.CodeInvalidRequest, "body must be a JSON object")
 	}
 	return nil
 }
@@ -69,7 +69,7 @@ func TriggerBatch(t Triggers, log *slog.Logger) gin.HandlerFunc {
 		}
 		for i, ev := range body.Batch {
 			if len(ev.Channels) > 0 {
-				Abort(c, log, errs.New(errs.Invalid, "invalid_request", "batch events take one channel each (batch["+strconv.Itoa(i)+"] has channels)"))
+				Abort(c, log, errs.New(errs.Invalid, errs.CodeInvalidRequest, "batch events take one channel each (batch["+strconv.Itoa(i)+"] has channels)"))
 				return
 			}
 		}
@@ -109,12 +109,12 @@ func ListChannels(st ChannelState, log *slog.Logger) gin.HandlerFunc {
 		info := infoFields(c)
 		for f := range info {
 			if f != "user_count" && f != "subscription_count" {
-				Abort(c, log, errs.New(errs.Invalid, "invalid_request", "info may list user_count and subscription_count"))
+				Abort(c, log, errs.New(errs.Invalid, errs.CodeInvalidRequest, "info may list user_count and subscription_count"))
 				return
 			}
 		}
 		if info["user_count"] && !strings.HasPrefix(prefix, channels.PrefixPresence) {
-			Abort(c, log, errs.New(errs.Invalid, "invalid_request", "info=user_count needs filter_by_prefix=presence-"))
+			Abort(c, log, errs.New(errs.Invalid, errs.CodeInvalidRequest, "info=user_count needs filter_by_prefix=presence-"))
 			return
 		}
 		occupied, err := st.Channels(c.Request.Context(), prefix)
@@ -157,7 +157,7 @@ func ChannelInfo(st ChannelState, log *slog.Logger) gin.HandlerFunc {
 		}
 		info := infoFields(c)
 		if info["user_count"] && ch.Kind != channels.Presence {
-			Abort(c, log, errs.New(errs.Invalid, "invalid_request", "user_count is only available for presence channels"))
+			Abort(c, log, errs.New(errs.Invalid, errs.CodeInvalidRequest, "user_count is only available for presence channels"))
 			return
 		}
 		subs, err := st.Subscribers(c.Request.Context(), ch.Name)
@@ -190,7 +190,7 @@ func ChannelUsers(st ChannelState, log *slog.Logger) gin.HandlerFunc {
 			return
 		}
 		if ch.Kind != channels.Presence {
-			Abort(c, log, errs.New(errs.Invalid, "invalid_request", "users are only listed for presence channels"))
+			Abort(c, log, errs.New(errs.Invalid, errs.CodeInvalidRequest, "users are only listed for presence channels"))
 			return
 		}
 		members, err := st.Members(c.Request.Context(), ch.Name)

@@ -64,20 +64,20 @@ func Login(users Authenticator, issuer Issuer, limiter Limiter, onResult func(ou
 		if ok, wait := limiter.Allow(ip); !ok {
 			secs := int(math.Ceil(wait.Seconds()))
 			c.Header("Retry-After", strconv.Itoa(max(secs, 1)))
-			onResult("rate_limited")
-			log.Warn("login refused", "reason", "rate_limited", "ip", ip)
-			Abort(c, log, errs.New(errs.RateLimited, "rate_limited", "too many login attempts; retry later"))
+			onResult(errs.CodeRateLimited)
+			log.Warn("login refused", "reason", errs.CodeRateLimited, "ip", ip)
+			Abort(c, log, errs.New(errs.RateLimited, errs.CodeRateLimited, "too many login attempts; retry later"))
 			return
 		}
 		creds, err := readCredentials(c)
 		if err != nil {
-			onResult("invalid_request")
+			onResult(errs.CodeInvalidRequest)
 			Abort(c, log, err)
 			return
 		}
 		user, err := users.Authenticate(creds.Username, creds.Password)
 		if err != nil {
-			onResult("invalid_credentials")
+			onResult(errs.CodeInvalidCredentials)
 			// The username is logged only when it names a real user: a password typed
 			// into the username field must not reach the logs.
 			if users.Exists(creds.Username) {
@@ -85,7 +85,7 @@ func Login(users Authenticator, issuer Issuer, limiter Limiter, onResult func(ou
 			} else {
 				log.Warn("login refused", "reason", "unknown_user", "ip", ip)
 			}
-			Abort(c, log, errs.New(errs.Unauthorized, "invalid_credentials", "wrong username or password"))
+			Abort(c, log, errs.New(errs.Unauthorized, errs.CodeInvalidCredentials, "wrong username or password"))
 			return
 		}
 		token, exp, err := issuer.Issue(user)
@@ -112,7 +112,7 @@ func readCredentials(c *gin.Context) (credentials, error) {
 			if tooLarge(err) {
 				return cr, errLoginTooLarge
 			}
-			return cr, errs.New(errs.Invalid, "invalid_request", "body must be a JSON object {username, password}")
+			return cr, errs.New(errs.Invalid, errs.CodeInvalidRequest, "body must be a JSON object {username, password}")
 		}
 	case "application/x-www-form-urlencoded":
 		c.Request.Body = body
@@ -120,7 +120,7 @@ func readCredentials(c *gin.Context) (credentials, error) {
 			if tooLarge(err) {
 				return cr, errLoginTooLarge
 			}
-			return cr, errs.New(errs.Invalid, "invalid_request", "malformed form body")
+			return cr, errs.New(errs.Invalid, errs.CodeInvalidRequest, "malformed form body")
 		}
 		cr.Username, cr.Password = c.Request.PostForm.Get("username"), c.Request.PostForm.Get("password")
 	case "multipart/form-data":
@@ -135,19 +135,19 @@ func readCredentials(c *gin.Context) (credentials, error) {
 			if tooLarge(err) {
 				return cr, errLoginTooLarge
 			}
-			return cr, errs.New(errs.Invalid, "invalid_request", "malformed multipart form body")
+			return cr, errs.New(errs.Invalid, errs.CodeInvalidRequest, "malformed multipart form body")
 		}
 		cr.Username, cr.Password = c.Request.PostForm.Get("username"), c.Request.PostForm.Get("password")
 	default:
-		return cr, errs.New(errs.Invalid, "invalid_request", "Content-Type must be application/json, application/x-www-form-urlencoded or multipart/form-data")
+		return cr, errs.New(errs.Invalid, errs.CodeInvalidRequest, "Content-Type must be application/json, application/x-www-form-urlencoded or multipart/form-data")
 	}
 	if strings.TrimSpace(cr.Username) == "" || cr.Password == "" {
-		return cr, errs.New(errs.Invalid, "invalid_request", "username and password are required")
+		return cr, errs.New(errs.Invalid, errs.CodeInvalidRequest, "username and password are required")
 	}
 	return cr, nil
 }
 
-var errLoginTooLarge = errs.New(errs.TooLarge, "too_large", "login body too large")
+var errLoginTooLarge = errs.New(errs.TooLarge, errs.CodeTooLarge, "login body too large")
 
 func tooLarge(err error) bool {
 	var e *http.MaxBytesError

@@ -56,11 +56,11 @@ func PusherAuth(app PusherApp, authorizer *channels.Authorizer, log *slog.Logger
 		}
 		socketID, name := form.Get("socket_id"), form.Get("channel_name")
 		if !socketIDForm.MatchString(socketID) {
-			Abort(c, log, errs.New(errs.Invalid, "invalid_socket_id", "socket_id must have Pusher's form <digits>.<digits>"))
+			Abort(c, log, errs.New(errs.Invalid, errs.CodeInvalidSocketID, "socket_id must have Pusher's form <digits>.<digits>"))
 			return
 		}
 		if hub.Internal(name) {
-			Abort(c, log, errs.New(errs.Forbidden, "internal_channel", "internal channels (names starting with #) cannot be subscribed by clients"))
+			Abort(c, log, errs.New(errs.Forbidden, errs.CodeInternalChannel, "internal channels (names starting with #) cannot be subscribed by clients"))
 			return
 		}
 		ch, err := channels.Parse(name)
@@ -80,7 +80,7 @@ func PusherAuth(app PusherApp, authorizer *channels.Authorizer, log *slog.Logger
 		}
 		if ch.Kind == channels.PrivateEncrypted {
 			if app.MasterKey == nil {
-				Abort(c, log, errs.New(errs.Unavailable, "encryption_not_configured", "encrypted channels are not configured on this server (ENCRYPTION_MASTER_KEY)"))
+				Abort(c, log, errs.New(errs.Unavailable, errs.CodeEncryptionNotConfigured, "encrypted channels are not configured on this server (ENCRYPTION_MASTER_KEY)"))
 				return
 			}
 			ans.SharedSecret = encryption.SharedSecret(ch.Name, app.MasterKey)
@@ -103,11 +103,11 @@ func PusherUserAuth(app PusherApp, log *slog.Logger) gin.HandlerFunc {
 		}
 		socketID := form.Get("socket_id")
 		if !socketIDForm.MatchString(socketID) {
-			Abort(c, log, errs.New(errs.Invalid, "invalid_socket_id", "socket_id must have Pusher's form <digits>.<digits>"))
+			Abort(c, log, errs.New(errs.Invalid, errs.CodeInvalidSocketID, "socket_id must have Pusher's form <digits>.<digits>"))
 			return
 		}
 		if claims.UserID() == "" {
-			Abort(c, log, errs.New(errs.Forbidden, "no_subject", "the token names no user (sub)"))
+			Abort(c, log, errs.New(errs.Forbidden, errs.CodeNoSubject, "the token names no user (sub)"))
 			return
 		}
 		data, _ := json.Marshal(map[string]any{"id": claims.UserID(), "user_info": userInfo(claims, app.IncludeEmail)})
@@ -127,7 +127,7 @@ func userInfo(cl *tokens.Claims, includeEmail bool) map[string]string {
 
 // readPusherForm reads pusher-js's url-encoded body, or a JSON object of strings.
 func readPusherForm(c *gin.Context) (url.Values, error) {
-	bad := errs.New(errs.Invalid, "invalid_request", "body must be a form (socket_id, channel_name) or a JSON object of them")
+	bad := errs.New(errs.Invalid, errs.CodeInvalidRequest, "body must be a form (socket_id, channel_name) or a JSON object of them")
 	body := http.MaxBytesReader(c.Writer, c.Request.Body, maxPusherAuthBody)
 	if c.ContentType() == "application/json" {
 		var m map[string]string

@@ -25,7 +25,7 @@ func APIAuth(appID, key, secret string, maxBody int64, now func() time.Time, log
 			errs.Write(c.Writer, e)
 		}
 		if c.Param("app_id") != appID {
-			fail(errs.New(errs.Forbidden, "unknown_app", "no app with this id"))
+			fail(errs.New(errs.Forbidden, errs.CodeUnknownApp, "no app with this id"))
 			return
 		}
 		var body []byte
@@ -34,11 +34,11 @@ func APIAuth(appID, key, secret string, maxBody int64, now func() time.Time, log
 			body, err = io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxBody))
 			var tooLarge *http.MaxBytesError
 			if errors.As(err, &tooLarge) {
-				fail(errs.New(errs.TooLarge, "too_large", "request body too large"))
+				fail(errs.New(errs.TooLarge, errs.CodeTooLarge, "request body too large"))
 				return
 			}
 			if err != nil {
-				fail(errs.New(errs.Invalid, "invalid_request", "cannot read the body"))
+				fail(errs.New(errs.Invalid, errs.CodeInvalidRequest, "cannot read the body"))
 				return
 			}
 		}

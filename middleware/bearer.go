@@ -35,7 +35,7 @@ func Bearer(v Verifier, log *slog.Logger) gin.HandlerFunc {
 			log.Warn("bearer token refused", "reason", reason, "path", c.Request.URL.Path, "ip", c.ClientIP())
 			c.Header("WWW-Authenticate", `Bearer error="invalid_token"`)
 			c.Abort()
-			errs.Write(c.Writer, errs.New(errs.Unauthorized, "invalid_token", msg))
+			errs.Write(c.Writer, errs.New(errs.Unauthorized, errs.CodeInvalidToken, msg))
 			return
 		}
 		c.Request = c.Request.WithContext(tokens.WithClaims(c.Request.Context(), claims))

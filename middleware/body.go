@@ -43,12 +43,12 @@ func ReadBody(max int64, timeout time.Duration, log *slog.Logger) gin.HandlerFun
 			errs.Write(c.Writer, e)
 		}
 		if r.ContentLength > max {
-			fail(errs.New(errs.TooLarge, "too_large", "request body too large"))
+			fail(errs.New(errs.TooLarge, errs.CodeTooLarge, "request body too large"))
 			return
 		}
 		rc := http.NewResponseController(c.Writer)
 		if err := rc.SetReadDeadline(time.Now().Add(timeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
-			fail(errs.New(errs.Invalid, "invalid_request", "cannot read the body"))
+			fail(errs.New(errs.Invalid, errs.CodeInvalidRequest, "cannot read the body"))
 			return
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(c.Writer, r.Body, max))
@@ -56,13 +56,13 @@ func ReadBody(max int64, timeout time.Duration, log *slog.Logger) gin.HandlerFun
 		var tooLarge *http.MaxBytesError
 		switch {
 		case errors.As(err, &tooLarge):
-			fail(errs.New(errs.TooLarge, "too_large", "request body too large"))
+			fail(errs.New(errs.TooLarge, errs.CodeTooLarge, "request body too large"))
 			return
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			fail(errs.New(errs.Timeout, "request_timeout", "the request body did not arrive in time"))
+			fail(errs.New(errs.Timeout, errs.CodeRequestTimeout, "the request body did not arrive in time"))
 			return
 		case err != nil:
-			fail(errs.New(errs.Invalid, "invalid_request", "cannot read the body"))
+			fail(errs.New(errs.Invalid, errs.CodeInvalidRequest, "cannot read the body"))
 			return
 		}
 		_ = rc.SetReadDeadline(time.Time{})

@@ -62,7 +62,7 @@ func (w *engineErrorWriter) WriteString(s string) (int, error) { return w.Write(
 func (w *engineErrorWriter) finish(r *http.Request) {
 	if w.status == 0 && !w.ResponseWriter.Written() && r.URL.Query().Get("sid") != "" &&
 		strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
-		w.status, w.code = http.StatusBadRequest, "transport_mismatch"
+		w.status, w.code = http.StatusBadRequest, errs.CodeTransportMismatch
 		w.text.WriteString("this session is already on websocket")
 	}
 	if w.status == 0 {
@@ -76,13 +76,13 @@ func (w *engineErrorWriter) finish(r *http.Request) {
 	switch {
 	case code != "":
 	case strings.HasPrefix(msg, "invalid sid"):
-		code = "invalid_sid"
+		code = errs.CodeInvalidSid
 	case strings.HasPrefix(msg, "invalid transport"):
-		code = "invalid_transport"
+		code = errs.CodeInvalidTransport
 	case w.status >= 500:
-		code = "transport_error"
+		code = errs.CodeTransportError
 	default:
-		code = "bad_request"
+		code = errs.CodeBadRequest
 	}
 	w.Header().Del("Content-Length")
 	errs.WriteStatus(w.ResponseWriter, w.status, code, msg)

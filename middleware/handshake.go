@@ -60,7 +60,7 @@ func Handshake(o HandshakeOptions) gin.HandlerFunc {
 				msg = te.Message()
 			}
 			c.Abort()
-			errs.Write(c.Writer, errs.New(errs.Unauthorized, "invalid_token", msg))
+			errs.Write(c.Writer, errs.New(errs.Unauthorized, errs.CodeInvalidToken, msg))
 			return
 		}
 		if o.Admit != nil {
@@ -82,7 +82,7 @@ func LimitBody(n int64) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if c.Request.ContentLength > n {
 			c.Abort()
-			errs.Write(c.Writer, errs.New(errs.TooLarge, "too_large", "request body too large"))
+			errs.Write(c.Writer, errs.New(errs.TooLarge, errs.CodeTooLarge, "request body too large"))
 			return
 		}
 		if c.Request.Body != nil {

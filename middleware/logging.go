@@ -39,7 +39,7 @@ func Recover(log *slog.Logger) gin.HandlerFunc {
 	return gin.CustomRecoveryWithWriter(discard{}, func(c *gin.Context, recovered any) {
 		log.Error("panic in handler", "method", c.Request.Method, "path", c.Request.URL.Path, "panic", recovered)
 		c.Abort()
-		errs.Write(c.Writer, errs.New(errs.Internal, "internal_error", "internal server error"))
+		errs.Write(c.Writer, errs.New(errs.Internal, errs.CodeInternal, "internal server error"))
 	})
 }
 

@@ -49,7 +49,7 @@ func (o *Origins) CORS() gin.HandlerFunc {
 		origin := c.GetHeader("Origin")
 		if !o.Allowed(c.Request) {
 			c.Abort()
-			errs.Write(c.Writer, errs.New(errs.Forbidden, "origin_not_allowed", "origin "+truncate(origin, 100)+" is not allowed"))
+			errs.Write(c.Writer, errs.New(errs.Forbidden, errs.CodeOriginNotAllowed, "origin "+truncate(origin, 100)+" is not allowed"))
 			return
 		}
 		if origin != "" {

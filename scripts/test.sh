@@ -12,10 +12,12 @@ FUZZTIME="${FUZZTIME:-300000x}"
 
 step() { printf '\n==> %s\n' "$*"; }
 
-# System packages: Debian's chromium for the browser test, redis-server for many-node mode.
+# System packages: Debian's chromium for the browser test, redis-server for many-node mode,
+# nginx for the deploy kit's test (e2e/deploy.test.mjs runs deploy/nginx.conf).
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 if ((${#missing[@]})); then
   step "installing ${missing[*]}"
   SUDO=""
@@ -53,7 +55,7 @@ go build -o .bin/jetsocket .
 # their own clients), or use one only as a health probe (malformed: raw Engine.IO v3 frames;
 # login: HTTP).
 step "end-to-end, socket.io-client 4.x"
-v4_suites=(badinput channels client-events cluster config delegated encrypted extending handshake
+v4_suites=(badinput channels client-events cluster config delegated deploy encrypted extending handshake
   http-api jsclient jwks origins presence protocol recovery reliability shutdown slow-consumer tls)
 (cd e2e && CLIENT_MAJOR=4 JETSOCKET_BIN="$PWD/../.bin/jetsocket" node --test --test-concurrency=1 \
   "${v4_suites[@]/%/.test.mjs}")

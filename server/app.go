@@ -203,6 +203,12 @@ func serveDebug(addr string, log *slog.Logger) (stop func(), err error) {
 	return func() { _ = srv.Close() }, nil
 }
 
+// EnvWithDotenv is the environment the server reads: getenv, falling back to the dotenv
+// file at path (see withDotenv). The operator commands read it the same way.
+func EnvWithDotenv(path string, getenv func(string) string) (func(string) string, error) {
+	return withDotenv(path, getenv)
+}
+
 // withDotenv returns a getenv that falls back to the dotenv file's values. A missing
 // file is fine; an unreadable or malformed one is an error.
 func withDotenv(path string, getenv func(string) string) (func(string) string, error) {
@@ -341,7 +347,7 @@ func newApp(cfg *config.Config, log *slog.Logger, ext Extensions) (_ *app, err e
 	a.authorizer = channels.NewAuthorizer(&channels.Rules{Roles: cfg.ChannelRoles},
 		append(slices.Clone(ext.Guards), channels.Delegated(cfg.AppKey, cfg.AppSecret))...)
 	a.protocol, err = protocol.New(protocol.Options{
-		Config: cfg, Hub: a.hub, IPConns: ipConns, Verifier: tm, Triggers: a.triggers, Metrics: a.metrics, Log: log,
+		Settings: protocolSettings(cfg), Hub: a.hub, IPConns: ipConns, Verifier: tm, Triggers: a.triggers, Metrics: a.metrics, Log: log,
 		Authorizer: a.authorizer,
 		Webhooks:   webhooks,
 		Hooks:      ext.ChannelHooks,
@@ -405,4 +411,15 @@ func newKeySet(cfg *config.Config, log *slog.Logger, mx *metrics.Metrics) (*toke
 		return nil, fmt.Errorf("config: JWKS_URL: %w", err)
 	}
 	return keys, nil
+}
+
+// protocolSettings are the values of cfg the socket protocol reads.
+func protocolSettings(cfg *config.Config) protocol.Settings {
+	return protocol.Settings{
+		AppKey: cfg.AppKey, AppSecret: cfg.AppSecret, EncryptionMasterKey: cfg.EncryptionMasterKey,
+		JWTLeeway: cfg.JWTLeeway, SubscribeRate: cfg.SubscribeRate, MaxSubscriptions: cfg.MaxSubscriptions,
+		PresenceMaxMembers: cfg.PresenceMaxMembers, PresenceIncludeEmail: cfg.PresenceIncludeEmail,
+		ClientEventRate: cfg.ClientEventRate, MaxPayloadBytes: cfg.MaxPayloadBytes,
+		MaxConnsPerUser: cfg.MaxConnsPerUser, MaxConnsPerIP: cfg.MaxConnsPerIP,
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -108,13 +109,41 @@ func TestExtensionClashesStopStart(t *testing.T) {
 		"built-in route": {Routes: func(r gin.IRouter, _ Services) {
 			r.GET("/healthz", func(*gin.Context) {})
 		}},
+		// Under /apps/ a route would look signed without the API's signature check.
+		"route under /apps/": {Routes: func(r gin.IRouter, _ Services) {
+			r.POST("/apps/:app_id/my-events", func(*gin.Context) {})
+		}},
+		"route under /apps/ in a group": {Routes: func(r gin.IRouter, _ Services) {
+			r.Group("/apps").GET("/:app_id/stats", func(*gin.Context) {})
+		}},
+		"route whose first segment is a parameter": {Routes: func(r gin.IRouter, _ Services) {
+			r.GET("/:tenant/report", func(*gin.Context) {})
+		}},
 	} {
-		err := RunWith(context.Background(), Options{Args: []string{"-env-file", ""}, Getenv: func(k string) string {
+		// A start that wrongly succeeds ends with the context, and is reported.
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		err := RunWith(ctx, Options{Args: []string{"-env-file", ""}, Getenv: func(k string) string {
 			return map[string]string{"JWT_SECRET": testSecret, "ADDR": "127.0.0.1:0"}[k]
 		}, Stdout: io.Discard, Stderr: io.Discard, Extensions: ext})
+		cancel()
 		if err == nil {
 			t.Errorf("%s: started", name)
+		} else if strings.Contains(name, "/apps/") && !strings.Contains(err.Error(), "signature") {
+			t.Errorf("%s: the error does not say why: %v", name, err)
 		}
+	}
+	// Beside /apps/, a route of one's own is fine (the README's example is tested
+	// whole in examples/extending).
+	ts := startServerWith(t, nil, Extensions{Routes: func(r gin.IRouter, _ Services) {
+		r.GET("/application/stats", func(c *gin.Context) { c.String(200, "ok") })
+	}})
+	res, err := http.Get(ts.base + "/application/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("own route: %d", res.StatusCode)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -84,18 +85,22 @@ func (a *app) routes() (_ http.Handler, err error) {
 				err = fmt.Errorf("extension routes: %v", p)
 			}
 		}()
+		ours := r.Routes()
 		a.ext.Routes(r, Services{
 			Bearer:   middleware.Bearer(a.tokens, a.log),
 			Trigger:  a.triggers,
 			Channels: a.hub,
 			Log:      a.log,
 		})
+		if err := checkExtensionRoutes(r.Routes(), ours); err != nil {
+			return nil, err
+		}
 	}
 
 	static := http.FileServer(http.FS(public.FS()))
 	r.NoRoute(func(c *gin.Context) {
 		if c.Request.Method != http.MethodGet && c.Request.Method != http.MethodHead {
-			handlers.Abort(c, a.log, errs.New(errs.NotFound, "not_found", "no such route"))
+			handlers.Abort(c, a.log, errs.New(errs.NotFound, errs.CodeNotFound, "no such route"))
 			return
 		}
 		name := c.Request.URL.Path[1:]
@@ -103,15 +108,37 @@ func (a *app) routes() (_ http.Handler, err error) {
 			name = "index.html"
 		}
 		if _, err := fs.Stat(public.FS(), name); errors.Is(err, fs.ErrNotExist) {
-			handlers.Abort(c, a.log, errs.New(errs.NotFound, "not_found", "no such route"))
+			handlers.Abort(c, a.log, errs.New(errs.NotFound, errs.CodeNotFound, "no such route"))
 			return
 		}
 		static.ServeHTTP(c.Writer, c.Request)
 	})
 	r.NoMethod(func(c *gin.Context) {
-		handlers.Abort(c, a.log, errs.New(errs.MethodNotAllowed, "method_not_allowed", "method not allowed"))
+		handlers.Abort(c, a.log, errs.New(errs.MethodNotAllowed, errs.CodeMethodNotAllowed, "method not allowed"))
 	})
 	return r, nil
+}
+
+// checkExtensionRoutes refuses a developer's route under /apps/ (or one whose first
+// segment is a parameter, which could match such a path): that prefix is the signed
+// HTTP API's, and a route there would look signed without the signature check (the
+// check is the API group's middleware, not the path's). Refused at start, rather than
+// signed silently, so that nobody relies on a check their route does not have.
+func checkExtensionRoutes(all, ours gin.RoutesInfo) error {
+	builtin := make(map[string]bool, len(ours))
+	for _, rt := range ours {
+		builtin[rt.Method+" "+rt.Path] = true
+	}
+	for _, rt := range all {
+		if builtin[rt.Method+" "+rt.Path] {
+			continue
+		}
+		first, _, _ := strings.Cut(strings.TrimPrefix(rt.Path, "/"), "/")
+		if first == "apps" || strings.HasPrefix(first, ":") || strings.HasPrefix(first, "*") {
+			return fmt.Errorf("extension route %s %s: paths under /apps/ belong to the signed HTTP API, whose signature check does not cover a developer's routes; use another prefix (with Services.Bearer for a JWT)", rt.Method, rt.Path)
+		}
+	}
+	return nil
 }
 
 // stampClientIP hands the resolved client address to the socket layer, which counts
@@ -134,7 +161,10 @@ func (a *app) ready() error {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		if err := a.cluster.Ping(ctx); err != nil {
-			return fmt.Errorf("redis unreachable: %w", err)
+			// The error names Redis's address: for the log, not for whoever can
+			// reach /readyz.
+			a.log.Warn("not ready: redis unreachable", "err", err)
+			return errors.New("redis unreachable")
 		}
 	}
 	return nil

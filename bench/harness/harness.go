@@ -36,6 +36,11 @@ type Spec struct {
 	// DebugEnv, when set, is how to give a Go server a net/http/pprof listener on
 	// port: Start then picks a free one and sets Process.DebugURL.
 	DebugEnv func(port int) []string
+	// PprofOnMain says the server serves net/http/pprof on its own port (Centrifugo's
+	// debug endpoints): Process.DebugURL is then its URL.
+	PprofOnMain bool
+	// HealthPath answers 200 once the server is ready; "" is /healthz.
+	HealthPath string
 }
 
 // Process is a running server.
@@ -77,6 +82,9 @@ func Start(ctx context.Context, spec Spec, c Credentials) (*Process, error) {
 		Name: spec.Name, PID: cmd.Process.Pid, DebugURL: debugURL, cmd: cmd, output: out, exited: make(chan struct{}),
 		URL: &url.URL{Scheme: "http", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))},
 	}
+	if spec.PprofOnMain {
+		p.DebugURL = p.URL
+	}
 	go func() { _ = cmd.Wait(); close(p.exited) }()
 
 	deadline := time.Now().Add(60 * time.Second)
@@ -89,7 +97,11 @@ func Start(ctx context.Context, spec Spec, c Credentials) (*Process, error) {
 			return nil, ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
-		resp, err := http.Get(p.URL.String() + "/healthz")
+		health := spec.HealthPath
+		if health == "" {
+			health = "/healthz"
+		}
+		resp, err := http.Get(p.URL.String() + health)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -215,6 +227,33 @@ func Floor(bin string) Spec {
 			return exec.Command(bin, "floor", "-addr", "127.0.0.1:"+strconv.Itoa(port))
 		},
 		Env: func(int, Credentials) []string { return nil },
+	}
+}
+
+// Centrifugo is the spec for a Centrifugo v6 binary at bin, configured through its
+// environment: HS256 connection tokens with the shared JWT secret, the server API key as
+// the app key, clients allowed to subscribe to channels without a namespace (the
+// bench channel), health and pprof endpoints on, logging at errors only.
+func Centrifugo(bin string) Spec {
+	return Spec{
+		Name:    "centrifugo",
+		Command: func(int) *exec.Cmd { return exec.Command(bin) },
+		Env: func(port int, c Credentials) []string {
+			return []string{
+				"CENTRIFUGO_HTTP_SERVER_ADDRESS=127.0.0.1",
+				"CENTRIFUGO_HTTP_SERVER_PORT=" + strconv.Itoa(port),
+				"CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY=" + c.JWTSecret,
+				"CENTRIFUGO_CLIENT_ALLOWED_ORIGINS=*",
+				"CENTRIFUGO_HTTP_API_KEY=" + c.AppKey,
+				"CENTRIFUGO_CHANNEL_WITHOUT_NAMESPACE_ALLOW_SUBSCRIBE_FOR_CLIENT=true",
+				"CENTRIFUGO_HEALTH_ENABLED=true",
+				"CENTRIFUGO_DEBUG_ENABLED=true",
+				"CENTRIFUGO_LOG_LEVEL=error",
+				"CENTRIFUGO_USAGE_STATS_DISABLED=true",
+			}
+		},
+		PprofOnMain: true,
+		HealthPath:  "/health",
 	}
 }
 

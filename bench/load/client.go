@@ -45,7 +45,8 @@ const EventConnectionEstablished = "jetsocket:connection_established"
 // client is one socket.io connection.
 type client struct {
 	ws           *websocket.Conn
-	eio          int // 3: the client pings; 4: the server pings and the read loop pongs
+	eio          int  // 3: the client pings; 4: the server pings and the read loop pongs
+	centrifugo   bool // Centrifugo's JSON protocol instead of socket.io (centrifugo.go)
 	pingInterval time.Duration
 
 	wmu    sync.Mutex // gorilla allows one writer at a time
@@ -87,11 +88,18 @@ type Handshake struct {
 	// AuthToken sends the token in the CONNECT packet (`auth: {token}`) instead of the
 	// query; Engine.IO v4 only.
 	AuthToken bool
+	// Protocol is "" for socket.io, or ProtocolCentrifugo: Centrifugo's own JSON
+	// protocol (EIO and AuthToken are then unused).
+	Protocol string
 }
 
 // Validate refuses a handshake no client could make.
 func (h Handshake) Validate() error {
 	switch {
+	case h.Protocol == ProtocolCentrifugo:
+		return nil
+	case h.Protocol != "":
+		return fmt.Errorf("unknown protocol %q", h.Protocol)
 	case h.EIO != 3 && h.EIO != 4:
 		return fmt.Errorf("EIO must be 3 or 4, got %d", h.EIO)
 	case h.AuthToken && h.EIO != 4:
@@ -103,6 +111,9 @@ func (h Handshake) Validate() error {
 // Label names the client generation in reports: "v2" or "v4" (the socket.io-client
 // major), with "+auth" when the token goes in CONNECT.
 func (h Handshake) Label() string {
+	if h.Protocol != "" {
+		return h.Protocol
+	}
 	if h.EIO == 4 {
 		if h.AuthToken {
 			return "v4+auth"
@@ -137,6 +148,9 @@ func socketURL(base *url.URL, token string, h Handshake) string {
 // when a client can use the connection. With Engine.IO v4 it answers the open packet with
 // a CONNECT (carrying the token when h says so) and the server's pings with pongs.
 func connect(ctx context.Context, d *websocket.Dialer, base *url.URL, token string, h Handshake) (*client, error) {
+	if h.Protocol == ProtocolCentrifugo {
+		return connectCentrifugo(ctx, d, base, token)
+	}
 	ws, resp, err := d.DialContext(ctx, socketURL(base, token, h), nil)
 	if err != nil {
 		if resp != nil {
@@ -236,6 +250,13 @@ func (c *client) readLoop() {
 		}
 		recv := time.Now().UnixNano() // before any parsing: the tool's own work is not the server's latency
 		msg := buf
+		if c.centrifugo {
+			if err := c.centrifugoFrame(msg, recv); err != nil {
+				c.readErr.Store(err)
+				return
+			}
+			continue
+		}
 		if c.eio == 4 && len(msg) > 0 && msg[0] == eioPing {
 			// A late pong gets the connection closed by the server (pingTimeout).
 			if err := c.pong(msg); err != nil {
@@ -318,6 +339,12 @@ func scanTick(b []byte, event string) (seq int, sent int64, ok bool) {
 	if len(b) < len(event)+4 || b[0] != '[' || b[1] != '"' || string(b[2:2+len(event)]) != event || b[2+len(event)] != '"' {
 		return 0, 0, false
 	}
+	return scanTimes(b)
+}
+
+// scanTimes reads the send time and sequence number of a timing event's data,
+// {"t":<nanos>,"seq":<n>}, wherever "data" is in b.
+func scanTimes(b []byte) (seq int, sent int64, ok bool) {
 	i := bytes.Index(b, []byte(`"data":{"t":`))
 	if i < 0 {
 		return 0, 0, false

@@ -17,6 +17,7 @@ import (
 // the process; the live heap and the goroutine stacks are what connections hold.
 type goSample struct {
 	HeapInuse  int64 // runtime.MemStats.HeapInuse
+	HeapAlloc  int64 // runtime.MemStats.HeapAlloc: live objects only, no partly used spans
 	StackInuse int64 // runtime.MemStats.StackInuse
 	Goroutines int64
 }
@@ -31,7 +32,7 @@ func sampleGo(ctx context.Context, debug *url.URL, profile string) (goSample, er
 	for range 2 {
 		if err := get(ctx, c, debug, "/debug/pprof/heap", "gc=1&debug=1", func(r io.Reader) error {
 			var err error
-			s.HeapInuse, s.StackInuse, err = parseMemStats(r)
+			s.HeapInuse, s.HeapAlloc, s.StackInuse, err = parseMemStats(r)
 			return err
 		}); err != nil {
 			return s, err
@@ -85,32 +86,30 @@ func get(ctx context.Context, c *http.Client, base *url.URL, path, query string,
 	return read(resp.Body)
 }
 
-// parseMemStats reads HeapInuse and StackInuse from the runtime.MemStats comment lines
-// at the end of a debug=1 heap profile ("# HeapInuse = 123", "# Stack = 456 / 789").
-func parseMemStats(r io.Reader) (heap, stack int64, err error) {
+// parseMemStats reads HeapInuse, HeapAlloc and StackInuse from the runtime.MemStats
+// comment lines at the end of a debug=1 heap profile ("# HeapInuse = 123",
+// "# HeapAlloc = 100", "# Stack = 456 / 789").
+func parseMemStats(r io.Reader) (inuse, alloc, stack int64, err error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
-	var seenHeap, seenStack bool
+	want := map[string]*int64{"HeapInuse": &inuse, "HeapAlloc": &alloc, "Stack": &stack}
 	for sc.Scan() {
-		line := sc.Text()
-		if v, ok := strings.CutPrefix(line, "# HeapInuse = "); ok {
-			if heap, err = strconv.ParseInt(v, 10, 64); err != nil {
-				return 0, 0, fmt.Errorf("HeapInuse: %w", err)
-			}
-			seenHeap = true
-		} else if v, ok := strings.CutPrefix(line, "# Stack = "); ok {
-			inuse, _, _ := strings.Cut(v, " /")
-			if stack, err = strconv.ParseInt(inuse, 10, 64); err != nil {
-				return 0, 0, fmt.Errorf("Stack: %w", err)
-			}
-			seenStack = true
+		name, v, ok := strings.Cut(strings.TrimPrefix(sc.Text(), "# "), " = ")
+		dst := want[name]
+		if !ok || dst == nil {
+			continue
 		}
+		v, _, _ = strings.Cut(v, " /") // Stack = inuse / sys
+		if *dst, err = strconv.ParseInt(v, 10, 64); err != nil {
+			return 0, 0, 0, fmt.Errorf("%s: %w", name, err)
+		}
+		delete(want, name)
 	}
 	if err := sc.Err(); err != nil {
-		return 0, 0, fmt.Errorf("heap profile: %w", err)
+		return 0, 0, 0, fmt.Errorf("heap profile: %w", err)
 	}
-	if !seenHeap || !seenStack {
-		return 0, 0, fmt.Errorf("heap profile: no HeapInuse or Stack line (is this net/http/pprof with debug=1?)")
+	if len(want) > 0 {
+		return 0, 0, 0, fmt.Errorf("heap profile: no HeapInuse, HeapAlloc or Stack line (is this net/http/pprof with debug=1?)")
 	}
-	return heap, stack, nil
+	return inuse, alloc, stack, nil
 }

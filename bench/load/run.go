@@ -108,6 +108,7 @@ type Result struct {
 	HeapBaseline      int64   `json:"heap_inuse_baseline_bytes,omitempty"`
 	HeapIdle          int64   `json:"heap_inuse_idle_bytes,omitempty"`
 	HeapPerConn       int64   `json:"heap_inuse_per_idle_conn,omitempty"`
+	HeapAllocPerConn  int64   `json:"heap_alloc_per_idle_conn,omitempty"`
 	StackPerConn      int64   `json:"stack_per_idle_conn,omitempty"`
 	GoroutinesPerConn float64 `json:"goroutines_per_idle_conn,omitempty"`
 	LatencyEvents     int     `json:"latency_events"`
@@ -248,7 +249,7 @@ func Run(ctx context.Context, t Target, cfg Config) (*Result, error) {
 		return res, fmt.Errorf("%s: no connection succeeded: %v", t.Name, res.ConnectErrors)
 	}
 
-	if cfg.Handshake.EIO == 3 { // v4 clients answer the server's pings in their read loops
+	if cfg.Handshake.EIO == 3 && cfg.Handshake.Protocol == "" { // v4 and Centrifugo clients answer the server's pings in their read loops
 		pingCtx, stopPings := context.WithCancel(ctx)
 		defer stopPings()
 		go keepAlive(pingCtx, live)
@@ -260,6 +261,14 @@ func Run(ctx context.Context, t Target, cfg Config) (*Result, error) {
 	parallel(len(live), cfg.Concurrency, func(i int) {
 		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
+		if cfg.Handshake.Protocol == ProtocolCentrifugo {
+			if err := live[i].subscribeCentrifugo(sctx, cfg.Channel); err != nil {
+				subErr.Store(err.Error())
+				return
+			}
+			subscribed.Add(1)
+			return
+		}
 		ack, err := live[i].emitAck(sctx, "jetsocket:subscribe", map[string]string{"channel": cfg.Channel})
 		if err != nil {
 			subErr.Store(err.Error())
@@ -299,13 +308,14 @@ func Run(ctx context.Context, t Target, cfg Config) (*Result, error) {
 		n := int64(len(live))
 		res.HeapBaseline, res.HeapIdle = goBase.HeapInuse, idle.HeapInuse
 		res.HeapPerConn = (idle.HeapInuse - goBase.HeapInuse) / n
+		res.HeapAllocPerConn = (idle.HeapAlloc - goBase.HeapAlloc) / n
 		res.StackPerConn = (idle.StackInuse - goBase.StackInuse) / n
 		res.GoroutinesPerConn = float64(idle.Goroutines-goBase.Goroutines) / float64(n)
-		cfg.Logf("%s N=%d: after GC, heap in use %d B, stacks %d B, %.2f goroutines per idle connection",
-			t.Name, cfg.N, res.HeapPerConn, res.StackPerConn, res.GoroutinesPerConn)
+		cfg.Logf("%s N=%d: after GC, heap in use %d B (live objects %d B), stacks %d B, %.2f goroutines per idle connection",
+			t.Name, cfg.N, res.HeapPerConn, res.HeapAllocPerConn, res.StackPerConn, res.GoroutinesPerConn)
 	}
 
-	tr := &trigger{t: t, client: &http.Client{Timeout: 30 * time.Second}, channel: cfg.Channel, event: cfg.Event}
+	tr := &trigger{t: t, client: &http.Client{Timeout: 30 * time.Second}, channel: cfg.Channel, event: cfg.Event, centrifugo: cfg.Handshake.Protocol == ProtocolCentrifugo}
 	failTrigger := func(err error) {
 		res.TriggerFailures++
 		res.TriggerFailureText = err.Error()
@@ -403,13 +413,17 @@ func keepAlive(ctx context.Context, cs []*client) {
 
 // trigger publishes events through the Pusher-signed HTTP API.
 type trigger struct {
-	t       Target
-	client  *http.Client
-	channel string
-	event   string
+	t          Target
+	client     *http.Client
+	channel    string
+	event      string
+	centrifugo bool // publish through Centrifugo's server API instead of Pusher's
 }
 
 func (tr *trigger) send(ctx context.Context, seq int) error {
+	if tr.centrifugo {
+		return tr.publishCentrifugo(ctx, seq)
+	}
 	data := `{"t":` + strconv.FormatInt(time.Now().UnixNano(), 10) + `,"seq":` + strconv.Itoa(seq) + `}`
 	body, err := json.Marshal(map[string]string{"name": tr.event, "channel": tr.channel, "data": data})
 	if err != nil {

@@ -41,7 +41,7 @@ func main() {
 				r.POST("/send-encrypted-message", s.Bearer, func(c *gin.Context) {
 					var body struct{ Message string }
 					if c.ShouldBindJSON(&body) != nil || body.Message == "" {
-						s.Abort(c, errs.New(errs.Invalid, "invalid_request", "the body must be {message}"))
+						s.Abort(c, errs.New(errs.Invalid, errs.CodeInvalidRequest, "the body must be {message}"))
 						return
 					}
 					msg := gin.H{"from": s.Claims(c).UserID(), "message": body.Message}

@@ -74,7 +74,7 @@ func SignQuery(method, path string, query url.Values, body []byte, key, secret s
 }
 
 func unauthorized(msg string) *errs.Error {
-	return errs.New(errs.Unauthorized, "invalid_signature", msg)
+	return errs.New(errs.Unauthorized, errs.CodeInvalidSignature, msg)
 }
 
 // Verify checks a request's signature. It returns an *errs.Error of kind Unauthorized

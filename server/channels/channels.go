@@ -56,14 +56,14 @@ func (c Channel) ClientEventsAllowed() bool { return c.Kind == Private || c.Kind
 // Parse validates name and classifies it. The error is an *errs.Error of kind Invalid.
 func Parse(name string) (Channel, error) {
 	if name == "" {
-		return Channel{}, errs.New(errs.Invalid, "invalid_channel", "channel name is empty")
+		return Channel{}, errs.New(errs.Invalid, errs.CodeInvalidChannel, "channel name is empty")
 	}
 	if len(name) > MaxNameLength {
-		return Channel{}, errs.New(errs.Invalid, "invalid_channel", "channel name is longer than 164 characters")
+		return Channel{}, errs.New(errs.Invalid, errs.CodeInvalidChannel, "channel name is longer than 164 characters")
 	}
 	for i := 0; i < len(name); i++ {
 		if !validByte(name[i]) {
-			return Channel{}, errs.New(errs.Invalid, "invalid_channel", "channel name may only contain letters, digits and - _ = @ , . ;")
+			return Channel{}, errs.New(errs.Invalid, errs.CodeInvalidChannel, "channel name may only contain letters, digits and - _ = @ , . ;")
 		}
 	}
 	c := Channel{Name: name, Kind: Public, Rest: name}
@@ -76,7 +76,7 @@ func Parse(name string) (Channel, error) {
 		c.Kind, c.Rest = Presence, name[len(PrefixPresence):]
 	}
 	if c.Kind != Public && c.Rest == "" {
-		return Channel{}, errs.New(errs.Invalid, "invalid_channel", "channel name has nothing after its prefix")
+		return Channel{}, errs.New(errs.Invalid, errs.CodeInvalidChannel, "channel name has nothing after its prefix")
 	}
 	return c, nil
 }

@@ -55,10 +55,10 @@ func VerifyAuth(key, secret string, r Request) (*PresenceData, error) {
 		return nil, err
 	}
 	if len(r.ChannelData) > MaxChannelData {
-		return nil, errs.New(errs.Invalid, "invalid_channel_data", fmt.Sprintf("channel_data is limited to %d bytes", MaxChannelData))
+		return nil, errs.New(errs.Invalid, errs.CodeInvalidChannelData, fmt.Sprintf("channel_data is limited to %d bytes", MaxChannelData))
 	}
 	if r.Channel.Kind != Presence && r.ChannelData != "" {
-		return nil, errs.New(errs.Invalid, "invalid_channel_data", "channel_data is only for presence channels")
+		return nil, errs.New(errs.Invalid, errs.CodeInvalidChannelData, "channel_data is only for presence channels")
 	}
 	if err := checkSignature(r.Auth, ChannelAuth(key, secret, r.SocketID, r.Channel.Name, r.ChannelData), "channel"); err != nil {
 		return nil, err
@@ -72,7 +72,7 @@ func VerifyAuth(key, secret string, r Request) (*PresenceData, error) {
 // parsePresenceData reads {user_id, user_info?}; user_id may be a string or a number,
 // as Pusher's SDKs accept either.
 func parsePresenceData(s string) (*PresenceData, error) {
-	bad := func(msg string) error { return errs.New(errs.Invalid, "invalid_channel_data", msg) }
+	bad := func(msg string) error { return errs.New(errs.Invalid, errs.CodeInvalidChannelData, msg) }
 	if s == "" {
 		return nil, bad("a presence channel authorized by auth needs channel_data {user_id, user_info}")
 	}
@@ -114,7 +114,7 @@ func VerifyUser(key, secret, socketID, auth, userData string) (string, error) {
 		return "", err
 	}
 	if len(userData) > MaxChannelData {
-		return "", errs.New(errs.Invalid, "invalid_user_data", fmt.Sprintf("user_data is limited to %d bytes", MaxChannelData))
+		return "", errs.New(errs.Invalid, errs.CodeInvalidUserData, fmt.Sprintf("user_data is limited to %d bytes", MaxChannelData))
 	}
 	if err := checkSignature(auth, UserAuth(key, secret, socketID, userData), "user_data"); err != nil {
 		return "", err
@@ -123,7 +123,7 @@ func VerifyUser(key, secret, socketID, auth, userData string) (string, error) {
 		ID string `json:"id"`
 	}
 	if err := json.Unmarshal([]byte(userData), &u); err != nil || u.ID == "" || len(u.ID) > 128 {
-		return "", errs.New(errs.Invalid, "invalid_user_data", "user_data must be a JSON object with a non-empty string id of at most 128 characters")
+		return "", errs.New(errs.Invalid, errs.CodeInvalidUserData, "user_data must be a JSON object with a non-empty string id of at most 128 characters")
 	}
 	return u.ID, nil
 }
@@ -131,7 +131,7 @@ func VerifyUser(key, secret, socketID, auth, userData string) (string, error) {
 // checkKey refuses an auth that is not "<key>:..." for this app's key.
 func checkKey(key, auth string) error {
 	if got, _, ok := strings.Cut(auth, ":"); !ok || got != key {
-		return errs.New(errs.Forbidden, "invalid_auth", "auth must be \"<app key>:<signature>\" for this app")
+		return errs.New(errs.Forbidden, errs.CodeInvalidAuth, "auth must be \"<app key>:<signature>\" for this app")
 	}
 	return nil
 }
@@ -139,7 +139,7 @@ func checkKey(key, auth string) error {
 // checkSignature compares auth with the expected one in constant time.
 func checkSignature(auth, want, what string) error {
 	if !hmac.Equal([]byte(auth), []byte(want)) {
-		return errs.New(errs.Forbidden, "invalid_auth", "auth is not a valid signature of this socket id and "+what)
+		return errs.New(errs.Forbidden, errs.CodeInvalidAuth, "auth is not a valid signature of this socket id and "+what)
 	}
 	return nil
 }

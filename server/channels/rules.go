@@ -37,7 +37,7 @@ type Guard func(r Request) error
 var ErrNoOpinion = errors.New("guard has no opinion")
 
 // Denied is the refusal when no guard allows a channel.
-func Denied(msg string) *errs.Error { return errs.New(errs.Forbidden, "forbidden", msg) }
+func Denied(msg string) *errs.Error { return errs.New(errs.Forbidden, errs.CodeForbidden, msg) }
 
 // Authorizer runs guards in order; the first one with an opinion decides, and a channel
 // no guard allows is denied.

@@ -121,199 +121,271 @@ func bad(v, format string, args ...any) error {
 }
 
 // Load reads the configuration through getenv. It returns the first invalid value as an
-// *Error, and the warnings (development fallbacks) to log once the logger exists.
+// *Error, and the warnings (development fallbacks) to log once the logger exists. Each
+// component has its own loader; they run in this order, which is the order of the
+// variables' checks (the first invalid one is reported).
 func Load(getenv func(string) string) (*Config, []string, error) {
-	get := func(k string) string { return strings.TrimSpace(getenv(k)) }
-	var warnings []string
+	l := &loader{get: func(k string) string { return strings.TrimSpace(getenv(k)) }, raw: getenv}
 	c := &Config{}
+	for _, load := range []func(*loader) error{
+		c.loadEnv,
+		c.loadListener,
+		c.loadTokens,
+		c.loadApp,
+		c.loadUsers,
+		c.loadOrigins,
+		c.loadWebhooks,
+		c.loadCluster,
+		func(l *loader) error {
+			var err error
+			c.History, err = historyPolicy(l.get)
+			return err
+		},
+		c.loadRecovery,
+		c.loadLimits,
+		func(l *loader) error { return c.loadPusher(l.get) },
+		c.loadNetwork,
+		c.loadLogs,
+	} {
+		if err := load(l); err != nil {
+			return nil, nil, err
+		}
+	}
+	return c, l.warnings, nil
+}
 
-	var err error
-	c.Env = strings.ToLower(get("APP_ENV"))
+// loader is what every component's loader reads through, and the warnings they add.
+type loader struct {
+	get      func(string) string // trimmed
+	raw      func(string) string // as set: a secret keeps its spaces
+	warnings []string
+}
+
+func (l *loader) warn(msg string) { l.warnings = append(l.warnings, msg) }
+
+// loadEnv reads APP_ENV, which the other loaders consult (Production).
+func (c *Config) loadEnv(l *loader) error {
+	c.Env = strings.ToLower(l.get("APP_ENV"))
 	switch c.Env {
 	case "":
 		c.Env = Development
 	case Development, Production:
 	default:
-		return nil, nil, bad("APP_ENV", "must be %q or %q, got %q", Development, Production, c.Env)
+		return bad("APP_ENV", "must be %q or %q, got %q", Development, Production, c.Env)
 	}
-	prod := c.Production()
+	return nil
+}
 
-	c.Addr = get("ADDR")
+// loadListener reads where the server listens: ADDR and TLS.
+func (c *Config) loadListener(l *loader) error {
+	c.Addr = l.get("ADDR")
 	if c.Addr == "" {
 		c.Addr = ":8080"
 	}
 	if _, port, err := net.SplitHostPort(c.Addr); err != nil {
-		return nil, nil, bad("ADDR", "must be host:port or :port (%v)", err)
+		return bad("ADDR", "must be host:port or :port (%v)", err)
 	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		return nil, nil, bad("ADDR", "port %q is not a number from 0 to 65535", port)
+		return bad("ADDR", "port %q is not a number from 0 to 65535", port)
 	}
 
-	c.TLSCertFile, c.TLSKeyFile = get("TLS_CERT_FILE"), get("TLS_KEY_FILE")
+	c.TLSCertFile, c.TLSKeyFile = l.get("TLS_CERT_FILE"), l.get("TLS_KEY_FILE")
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
-		return nil, nil, bad("TLS_CERT_FILE", "TLS_CERT_FILE and TLS_KEY_FILE must be set together")
+		return bad("TLS_CERT_FILE", "TLS_CERT_FILE and TLS_KEY_FILE must be set together")
 	}
 	for _, f := range []struct{ name, path string }{{"TLS_CERT_FILE", c.TLSCertFile}, {"TLS_KEY_FILE", c.TLSKeyFile}} {
 		if f.path == "" {
 			continue
 		}
 		if _, err := os.Stat(f.path); err != nil {
-			return nil, nil, bad(f.name, "cannot read %q: %v", f.path, errors.Unwrap(err))
+			return bad(f.name, "cannot read %q: %v", f.path, errors.Unwrap(err))
 		}
 	}
-	if prod && c.TLSCertFile == "" {
-		warnings = append(warnings, "production without TLS_CERT_FILE: a proxy in front must terminate TLS")
+	if c.Production() && c.TLSCertFile == "" {
+		l.warn("production without TLS_CERT_FILE: a proxy in front must terminate TLS")
 	}
+	return nil
+}
 
-	if s := getenv("JWT_SECRET"); s != "" {
+// loadTokens reads our own tokens' secret and claims, then the identity provider's
+// variables (loadProvider).
+func (c *Config) loadTokens(l *loader) error {
+	var err error
+	if s := l.raw("JWT_SECRET"); s != "" {
 		if c.JWTSecrets, err = tokens.ParseSecrets(s); err != nil {
-			return nil, nil, bad("JWT_SECRET", "%v", err)
+			return bad("JWT_SECRET", "%v", err)
 		}
 		c.JWTSecret = c.JWTSecrets[0].Key
-	} else if prod {
-		return nil, nil, bad("JWT_SECRET", "required when APP_ENV=production")
+	} else if c.Production() {
+		return bad("JWT_SECRET", "required when APP_ENV=production")
 	} else {
 		c.JWTSecret = randomSecret()
 		c.JWTSecrets = []tokens.Secret{{Key: c.JWTSecret}}
 		c.JWTSecretGenerated = true
-		warnings = append(warnings, "JWT_SECRET not set: using a random secret for this run; tokens will not survive a restart")
+		l.warn("JWT_SECRET not set: using a random secret for this run; tokens will not survive a restart")
 	}
-	c.JWTIssuer, c.JWTAudience = get("JWT_ISSUER"), get("JWT_AUDIENCE")
+	c.JWTIssuer, c.JWTAudience = l.get("JWT_ISSUER"), l.get("JWT_AUDIENCE")
 
-	if c.JWTTTL, err = duration(get, "JWT_TTL", time.Hour, time.Second, 30*24*time.Hour); err != nil {
-		return nil, nil, err
+	if c.JWTTTL, err = duration(l.get, "JWT_TTL", time.Hour, time.Second, 30*24*time.Hour); err != nil {
+		return err
 	}
-	if c.JWTLeeway, err = duration(get, "JWT_LEEWAY", 30*time.Second, 0, time.Hour); err != nil {
-		return nil, nil, err
+	if c.JWTLeeway, err = duration(l.get, "JWT_LEEWAY", 30*time.Second, 0, time.Hour); err != nil {
+		return err
 	}
-	if warnings, err = c.loadProvider(get, warnings); err != nil {
-		return nil, nil, err
-	}
+	l.warnings, err = c.loadProvider(l.get, l.warnings)
+	return err
+}
 
-	c.AppID, c.AppKey = get("APP_ID"), get("APP_KEY")
+// loadApp reads the app's credentials (the HTTP API, webhook signatures, delegated
+// authorization) and the channel encryption key.
+func (c *Config) loadApp(l *loader) error {
+	prod := c.Production()
+	c.AppID, c.AppKey = l.get("APP_ID"), l.get("APP_KEY")
 	if c.AppID == "" {
 		if prod {
-			return nil, nil, bad("APP_ID", "required when APP_ENV=production")
+			return bad("APP_ID", "required when APP_ENV=production")
 		}
 		c.AppID = "jetsocket"
 	}
 	if c.AppKey == "" {
 		if prod {
-			return nil, nil, bad("APP_KEY", "required when APP_ENV=production")
+			return bad("APP_KEY", "required when APP_ENV=production")
 		}
 		c.AppKey = "jetsocket-key"
 	}
 	if strings.ContainsAny(c.AppID, "/?#") {
-		return nil, nil, bad("APP_ID", "must not contain '/', '?' or '#'")
+		return bad("APP_ID", "must not contain '/', '?' or '#'")
 	}
-	c.AppSecret = getenv("APP_SECRET")
+	c.AppSecret = l.raw("APP_SECRET")
 	switch {
 	case c.AppSecret != "" && len(c.AppSecret) < 16:
-		return nil, nil, bad("APP_SECRET", "must be at least 16 bytes, got %d", len(c.AppSecret))
+		return bad("APP_SECRET", "must be at least 16 bytes, got %d", len(c.AppSecret))
 	case c.AppSecret == "" && prod:
-		return nil, nil, bad("APP_SECRET", "required when APP_ENV=production")
+		return bad("APP_SECRET", "required when APP_ENV=production")
 	case c.AppSecret == "":
 		c.AppSecret = base64.RawURLEncoding.EncodeToString(randomSecret())
 		c.AppSecretGenerated = true
-		warnings = append(warnings, "APP_SECRET not set: using a random secret for this run; the HTTP API and webhooks need a fixed one")
+		l.warn("APP_SECRET not set: using a random secret for this run; the HTTP API and webhooks need a fixed one")
 	}
 
-	if k := get("ENCRYPTION_MASTER_KEY"); k != "" {
+	if k := l.get("ENCRYPTION_MASTER_KEY"); k != "" {
 		key, err := base64.StdEncoding.DecodeString(k)
 		if err != nil {
-			return nil, nil, bad("ENCRYPTION_MASTER_KEY", "must be standard base64 (openssl rand -base64 32)")
+			return bad("ENCRYPTION_MASTER_KEY", "must be standard base64 (openssl rand -base64 32)")
 		}
 		if len(key) != 32 {
-			return nil, nil, bad("ENCRYPTION_MASTER_KEY", "must decode to exactly 32 bytes, got %d", len(key))
+			return bad("ENCRYPTION_MASTER_KEY", "must decode to exactly 32 bytes, got %d", len(key))
 		}
 		c.EncryptionMasterKey = key
 	}
+	return nil
+}
 
-	c.UsersFile = get("USERS_FILE")
-	if c.UsersFile == "" && prod {
-		return nil, nil, bad("USERS_FILE", "required when APP_ENV=production (the demo users are for development only)")
+// loadUsers reads the accounts file and the channel rules by role.
+func (c *Config) loadUsers(l *loader) error {
+	c.UsersFile = l.get("USERS_FILE")
+	if c.UsersFile == "" && c.Production() {
+		return bad("USERS_FILE", "required when APP_ENV=production (the demo users are for development only)")
 	}
-	if c.ChannelRoles, err = channels.ParseRoleRules(get("CHANNEL_ROLES")); err != nil {
-		return nil, nil, bad("CHANNEL_ROLES", "%v", err)
+	var err error
+	if c.ChannelRoles, err = channels.ParseRoleRules(l.get("CHANNEL_ROLES")); err != nil {
+		return bad("CHANNEL_ROLES", "%v", err)
 	}
+	return nil
+}
 
-	for _, o := range splitList(get("ALLOWED_ORIGINS")) {
+// loadOrigins reads the browser origins allowed to connect and log in.
+func (c *Config) loadOrigins(l *loader) error {
+	for _, o := range splitList(l.get("ALLOWED_ORIGINS")) {
 		if o == "*" {
-			if prod {
-				return nil, nil, bad("ALLOWED_ORIGINS", "'*' is not allowed when APP_ENV=production")
+			if c.Production() {
+				return bad("ALLOWED_ORIGINS", "'*' is not allowed when APP_ENV=production")
 			}
 			c.AllowAnyOrigin = true
 			continue
 		}
 		u, err := url.Parse(o)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-			return nil, nil, bad("ALLOWED_ORIGINS", "%q is not an origin like https://app.example.com", o)
+			return bad("ALLOWED_ORIGINS", "%q is not an origin like https://app.example.com", o)
 		}
 		c.AllowedOrigins = append(c.AllowedOrigins, strings.ToLower(u.Scheme+"://"+u.Host))
 	}
+	return nil
+}
 
-	for _, w := range splitList(get("WEBHOOK_URL")) {
+// loadWebhooks reads the webhook receivers; a bad URL is named without its credentials.
+func (c *Config) loadWebhooks(l *loader) error {
+	for _, w := range splitList(l.get("WEBHOOK_URL")) {
 		u, err := url.Parse(w)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, nil, bad("WEBHOOK_URL", "%q is not an http(s) URL", redact.URL(w))
+			return bad("WEBHOOK_URL", "%q is not an http(s) URL", redact.URL(w))
 		}
 		c.WebhookURLs = append(c.WebhookURLs, w)
 	}
+	return nil
+}
 
-	c.RedisURL = get("REDIS_URL")
+// loadCluster reads REDIS_URL (many-node mode).
+func (c *Config) loadCluster(l *loader) error {
+	c.RedisURL = l.get("REDIS_URL")
 	if c.RedisURL != "" {
 		u, err := url.Parse(c.RedisURL)
 		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-			return nil, nil, bad("REDIS_URL", "must look like redis://host:6379/0")
+			return bad("REDIS_URL", "must look like redis://host:6379/0")
 		}
 	}
+	return nil
+}
 
-	if c.History, err = historyPolicy(get); err != nil {
-		return nil, nil, err
+// loadLimits reads the rate and size limits of logins, connections, subscriptions,
+// presence and client events.
+func (c *Config) loadLimits(l *loader) error {
+	var err error
+	if c.LoginRateLimit, err = rateLimit(l.get, "LOGIN_RATE_LIMIT", RateLimit{N: 100, Per: 15 * time.Minute}); err != nil {
+		return err
 	}
-	if c.RecoveryWindow, err = durationOrOff(get, "RECOVERY_WINDOW", 2*time.Minute, time.Second, time.Hour); err != nil {
-		return nil, nil, err
+	if err = l.integers(
+		intVar{&c.ClientEventRate, "CLIENT_EVENT_RATE", 10, 1, 10_000},
+		intVar{&c.MaxPayloadBytes, "MAX_PAYLOAD_BYTES", 10240, 64, 10 << 20},
+		intVar{&c.PresenceMaxMembers, "PRESENCE_MAX_MEMBERS", 100, 1, 100_000},
+	); err != nil {
+		return err
 	}
+	if c.PresenceIncludeEmail, err = boolean(l.get, "PRESENCE_INCLUDE_EMAIL"); err != nil {
+		return err
+	}
+	return l.integers(
+		intVar{&c.MaxSubscriptions, "MAX_SUBSCRIPTIONS", 100, 1, 100_000},
+		intVar{&c.SubscribeRate, "SUBSCRIBE_RATE", 20, 1, 10_000},
+		intVar{&c.MaxConnsPerUser, "MAX_CONNECTIONS_PER_USER", 100, 0, 1_000_000},
+		intVar{&c.MaxConnsPerIP, "MAX_CONNECTIONS_PER_IP", 1000, 0, 1_000_000},
+	)
+}
 
-	if c.LoginRateLimit, err = rateLimit(get, "LOGIN_RATE_LIMIT", RateLimit{N: 100, Per: 15 * time.Minute}); err != nil {
-		return nil, nil, err
-	}
-	if c.ClientEventRate, err = integer(get, "CLIENT_EVENT_RATE", 10, 1, 10_000); err != nil {
-		return nil, nil, err
-	}
-	if c.MaxPayloadBytes, err = integer(get, "MAX_PAYLOAD_BYTES", 10240, 64, 10<<20); err != nil {
-		return nil, nil, err
-	}
+// intVar is an integer variable: where it goes, its default and bounds.
+type intVar struct {
+	dst           *int
+	name          string
+	def, min, max int
+}
 
-	if c.PresenceMaxMembers, err = integer(get, "PRESENCE_MAX_MEMBERS", 100, 1, 100_000); err != nil {
-		return nil, nil, err
+// integers reads vars in order; the first invalid one is the error.
+func (l *loader) integers(vars ...intVar) error {
+	for _, v := range vars {
+		var err error
+		if *v.dst, err = integer(l.get, v.name, v.def, v.min, v.max); err != nil {
+			return err
+		}
 	}
-	switch v := strings.ToLower(get("PRESENCE_INCLUDE_EMAIL")); v {
-	case "", "false", "0", "no":
-	case "true", "1", "yes":
-		c.PresenceIncludeEmail = true
-	default:
-		return nil, nil, bad("PRESENCE_INCLUDE_EMAIL", "must be true or false, got %q", v)
-	}
-	if c.MaxSubscriptions, err = integer(get, "MAX_SUBSCRIPTIONS", 100, 1, 100_000); err != nil {
-		return nil, nil, err
-	}
-	if c.SubscribeRate, err = integer(get, "SUBSCRIBE_RATE", 20, 1, 10_000); err != nil {
-		return nil, nil, err
-	}
-	if c.MaxConnsPerUser, err = integer(get, "MAX_CONNECTIONS_PER_USER", 100, 0, 1_000_000); err != nil {
-		return nil, nil, err
-	}
-	if c.MaxConnsPerIP, err = integer(get, "MAX_CONNECTIONS_PER_IP", 1000, 0, 1_000_000); err != nil {
-		return nil, nil, err
-	}
-	if err := c.loadPusher(get); err != nil {
-		return nil, nil, err
-	}
+	return nil
+}
 
-	for _, p := range splitList(get("TRUSTED_PROXIES")) {
+// loadNetwork reads how clients are known behind proxies, and the request and
+// shutdown budgets and the debug listener.
+func (c *Config) loadNetwork(l *loader) error {
+	for _, p := range splitList(l.get("TRUSTED_PROXIES")) {
 		if net.ParseIP(p) == nil {
 			if _, _, err := net.ParseCIDR(p); err != nil {
-				return nil, nil, bad("TRUSTED_PROXIES", "%q is neither an IP nor a CIDR", p)
+				return bad("TRUSTED_PROXIES", "%q is neither an IP nor a CIDR", p)
 			}
 		}
 		c.TrustedProxies = append(c.TrustedProxies, p)
@@ -321,57 +393,62 @@ func Load(getenv func(string) string) (*Config, []string, error) {
 	// One header only: gin honours X-Real-IP as well as X-Forwarded-For by default, and a
 	// client behind a proxy that sets only one of them can rotate its address with the
 	// other (escaping the login and connection limits).
-	c.ClientIPHeader = get("CLIENT_IP_HEADER")
+	c.ClientIPHeader = l.get("CLIENT_IP_HEADER")
 	switch {
 	case c.ClientIPHeader == "":
 		c.ClientIPHeader = "X-Forwarded-For"
 	case strings.EqualFold(c.ClientIPHeader, "Forwarded"):
-		return nil, nil, bad("CLIENT_IP_HEADER", "the Forwarded header (RFC 7239) is not supported: name one that carries plain addresses, such as X-Forwarded-For or X-Real-IP")
+		return bad("CLIENT_IP_HEADER", "the Forwarded header (RFC 7239) is not supported: name one that carries plain addresses, such as X-Forwarded-For or X-Real-IP")
 	case !headerName.MatchString(c.ClientIPHeader):
-		return nil, nil, bad("CLIENT_IP_HEADER", "%q is not an HTTP header name", c.ClientIPHeader)
+		return bad("CLIENT_IP_HEADER", "%q is not an HTTP header name", c.ClientIPHeader)
 	default:
 		if len(c.TrustedProxies) == 0 {
-			warnings = append(warnings, "CLIENT_IP_HEADER is set but TRUSTED_PROXIES is empty: the header is ignored and clients are known by their TCP address")
+			l.warn("CLIENT_IP_HEADER is set but TRUSTED_PROXIES is empty: the header is ignored and clients are known by their TCP address")
 		}
 	}
-	if c.RequestBodyTimeout, err = duration(get, "REQUEST_BODY_TIMEOUT", 10*time.Second, time.Second, 10*time.Minute); err != nil {
-		return nil, nil, err
+	var err error
+	if c.RequestBodyTimeout, err = duration(l.get, "REQUEST_BODY_TIMEOUT", 10*time.Second, time.Second, 10*time.Minute); err != nil {
+		return err
 	}
-	if c.ShutdownTimeout, err = duration(get, "SHUTDOWN_TIMEOUT", 10*time.Second, 0, 10*time.Minute); err != nil {
-		return nil, nil, err
+	if c.ShutdownTimeout, err = duration(l.get, "SHUTDOWN_TIMEOUT", 10*time.Second, 0, 10*time.Minute); err != nil {
+		return err
 	}
 
-	if c.DebugAddr = get("DEBUG_ADDR"); c.DebugAddr != "" {
+	if c.DebugAddr = l.get("DEBUG_ADDR"); c.DebugAddr != "" {
 		host, _, err := net.SplitHostPort(c.DebugAddr)
 		if err != nil {
-			return nil, nil, bad("DEBUG_ADDR", "must be host:port (%v)", err)
+			return bad("DEBUG_ADDR", "must be host:port (%v)", err)
 		}
 		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 			// Profiles expose memory contents: never on a public interface.
-			return nil, nil, bad("DEBUG_ADDR", "must be a loopback address such as 127.0.0.1:6060, got %q", c.DebugAddr)
+			return bad("DEBUG_ADDR", "must be a loopback address such as 127.0.0.1:6060, got %q", c.DebugAddr)
 		}
 	}
+	return nil
+}
 
-	c.LogFormat = strings.ToLower(get("LOG_FORMAT"))
+// loadLogs reads the log format and level.
+func (c *Config) loadLogs(l *loader) error {
+	c.LogFormat = strings.ToLower(l.get("LOG_FORMAT"))
 	switch c.LogFormat {
 	case "":
 		c.LogFormat = "text"
-		if prod {
+		if c.Production() {
 			c.LogFormat = "json"
 		}
 	case "text", "json":
 	default:
-		return nil, nil, bad("LOG_FORMAT", "must be text or json, got %q", c.LogFormat)
+		return bad("LOG_FORMAT", "must be text or json, got %q", c.LogFormat)
 	}
-	c.LogLevel = strings.ToLower(get("LOG_LEVEL"))
+	c.LogLevel = strings.ToLower(l.get("LOG_LEVEL"))
 	switch c.LogLevel {
 	case "":
 		c.LogLevel = "info"
 	case "debug", "info", "warn", "error":
 	default:
-		return nil, nil, bad("LOG_LEVEL", "must be debug, info, warn or error, got %q", c.LogLevel)
+		return bad("LOG_LEVEL", "must be debug, info, warn or error, got %q", c.LogLevel)
 	}
-	return c, warnings, nil
+	return nil
 }
 
 // loadProvider reads the identity provider's variables: JWKS_URL, its intervals and
@@ -471,6 +548,13 @@ func duration(get func(string) string, name string, def, lo, hi time.Duration) (
 		return 0, bad(name, "must be between %s and %s, got %s", lo, hi, d)
 	}
 	return d, nil
+}
+
+// loadRecovery reads RECOVERY_WINDOW (socket.io 4.x connection state recovery).
+func (c *Config) loadRecovery(l *loader) error {
+	var err error
+	c.RecoveryWindow, err = durationOrOff(l.get, "RECOVERY_WINDOW", 2*time.Minute, time.Second, time.Hour)
+	return err
 }
 
 // durationOrOff is duration with "0" turning the feature off (0).

@@ -86,7 +86,7 @@ func From(err error) *Error {
 	if errors.As(err, &e) {
 		return e
 	}
-	return &Error{Kind: Internal, Code: "internal_error", Message: "internal server error", Err: err}
+	return &Error{Kind: Internal, Code: CodeInternal, Message: "internal server error", Err: err}
 }
 
 // Write answers an HTTP request with e: its status and the JSON Body. It is the one

@@ -187,8 +187,20 @@ func TestChannelsOf(t *testing.T) {
 	}
 }
 
-func BenchmarkFanOut1000(b *testing.B) {
+func BenchmarkFanOut1000(b *testing.B) { benchFanOut(b, nil) }
+
+// BenchmarkFanOut1000WithAlt is the fan-out to socket.io subscribers as the server
+// runs it, with the Pusher endpoint's alternate encoding set: the frames carry a lazy
+// Alt that no subscriber here builds.
+func BenchmarkFanOut1000WithAlt(b *testing.B) {
+	benchFanOut(b, func(Message) []byte { panic("built for a socket.io subscriber") })
+}
+
+func benchFanOut(b *testing.B, alt func(Message) []byte) {
 	h := newHub(Hooks{})
+	if alt != nil {
+		h.SetAltEncoding(alt)
+	}
 	ctx := context.Background()
 	for i := range 1000 {
 		h.Subscribe(ctx, &discardConn{id: fmt.Sprint(i)}, "c", nil, 0)

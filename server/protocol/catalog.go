@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/jetsocket/jetsocket/server/channels"
+	"github.com/jetsocket/jetsocket/server/errs"
 	"github.com/jetsocket/jetsocket/server/hub"
 	"github.com/jetsocket/jetsocket/server/socket"
 )
@@ -40,27 +41,26 @@ const (
 const ReservedPrefix = "jetsocket:"
 
 // Error codes of refusals (acks {ok:false, status, code, error}, subscription_error and
-// jetsocket:error). Codes of the channel rules and of delegated authorization come from
-// package channels (invalid_channel, invalid_channel_data, invalid_user_data, forbidden,
-// invalid_auth); the transport's from package socket (bad_packet, binary_not_supported,
-// frame_too_large, rate_limited).
+// jetsocket:error), by reference to the one catalogue of codes, server/errs/codes.go
+// (which also holds those of the channel rules and delegated authorization, made in
+// package channels, and of the transport, made in package socket).
 const (
-	CodeUnknownEvent            = "unknown_event"
-	CodeInvalidPayload          = "invalid_payload"
-	CodeInvalidEvent            = "invalid_event"
-	CodeInternalChannel         = "internal_channel"
-	CodeRateLimited             = socket.CodeRateLimited
-	CodeTooManySubscriptions    = "too_many_subscriptions"
-	CodePresenceFull            = "presence_full"
-	CodeTokenExpired            = "token_expired"
-	CodeInvalidToken            = "invalid_token"
-	CodeForbidden               = "forbidden"
-	CodeEncryptionNotConfigured = "encryption_not_configured"
-	CodeClientEventsForbidden   = "client_events_forbidden"
-	CodeNotSubscribed           = "not_subscribed"
-	CodePayloadTooLarge         = "payload_too_large"
-	CodeTooManyConnections      = "too_many_connections"
-	CodeInternal                = "internal_error"
+	CodeUnknownEvent            = errs.CodeUnknownEvent
+	CodeInvalidPayload          = errs.CodeInvalidPayload
+	CodeInvalidEvent            = errs.CodeInvalidEvent
+	CodeInternalChannel         = errs.CodeInternalChannel
+	CodeRateLimited             = errs.CodeRateLimited
+	CodeTooManySubscriptions    = errs.CodeTooManySubscriptions
+	CodePresenceFull            = errs.CodePresenceFull
+	CodeTokenExpired            = errs.CodeTokenExpired
+	CodeInvalidToken            = errs.CodeInvalidToken
+	CodeForbidden               = errs.CodeForbidden
+	CodeEncryptionNotConfigured = errs.CodeEncryptionNotConfigured
+	CodeClientEventsForbidden   = errs.CodeClientEventsForbidden
+	CodeNotSubscribed           = errs.CodeNotSubscribed
+	CodePayloadTooLarge         = errs.CodePayloadTooLarge
+	CodeTooManyConnections      = errs.CodeTooManyConnections
+	CodeInternal                = errs.CodeInternal
 )
 
 // Limits that are not configuration.

@@ -20,7 +20,6 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/jetsocket/jetsocket/server/channels"
-	"github.com/jetsocket/jetsocket/server/config"
 	"github.com/jetsocket/jetsocket/server/errs"
 	"github.com/jetsocket/jetsocket/server/history"
 	"github.com/jetsocket/jetsocket/server/hub"
@@ -77,9 +76,26 @@ type Queries interface {
 	History(ctx context.Context, channel string, q history.Query) (history.Result, error)
 }
 
+// Settings are the configuration values the protocol reads, and no more (the server
+// fills them from config.Config): the app's credentials, the channel encryption key,
+// the token leeway and the limits. Names are config.Config's.
+type Settings struct {
+	AppKey, AppSecret    string        // delegated authorization and sign-in signatures
+	EncryptionMasterKey  []byte        // nil: encrypted channels are not configured
+	JWTLeeway            time.Duration // clock skew allowed on a connection's exp
+	SubscribeRate        int           // subscribe attempts per second per connection
+	MaxSubscriptions     int           // channels per connection
+	PresenceMaxMembers   int           // members per presence channel
+	PresenceIncludeEmail bool          // put the email claim in presence user_info
+	ClientEventRate      int           // client events per second per connection
+	MaxPayloadBytes      int           // largest client event data
+	MaxConnsPerUser      int           // open connections per user; 0: unlimited
+	MaxConnsPerIP        int           // open connections per client address; 0: unlimited
+}
+
 // Options are New's dependencies. Webhooks may be nil.
 type Options struct {
-	Config     *config.Config
+	Settings   Settings
 	Hub        *hub.Hub
 	Authorizer *channels.Authorizer
 	Verifier   interface {
@@ -100,7 +116,7 @@ type Options struct {
 
 // Service runs the protocol for every connection of a node.
 type Service struct {
-	cfg        *config.Config
+	cfg        Settings
 	hub        *hub.Hub
 	authorizer *channels.Authorizer
 	verifier   interface {
@@ -123,7 +139,7 @@ type Service struct {
 // developer's event with a built-in's name, or twice the same name, is an error.
 func New(o Options) (*Service, error) {
 	s := &Service{
-		cfg: o.Config, hub: o.Hub, authorizer: o.Authorizer, verifier: o.Verifier,
+		cfg: o.Settings, hub: o.Hub, authorizer: o.Authorizer, verifier: o.Verifier,
 		triggers: o.Triggers, metrics: o.Metrics, webhooks: o.Webhooks, log: o.Log,
 		hooks:     o.Hooks,
 		table:     table{exact: make(map[string]Event)},

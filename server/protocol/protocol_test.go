@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -122,7 +123,7 @@ func newFixtureWith(t *testing.T, env map[string]string, o Options, presence hub
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.Config, o.Hub, o.Verifier, o.Metrics, o.Log = cfg, h, tm, metrics.New(), log
+	o.Settings, o.Hub, o.Verifier, o.Metrics, o.Log = settingsOf(cfg), h, tm, metrics.New(), log
 	o.Triggers = trigger.New(h, cfg.EncryptionMasterKey, cfg.MaxPayloadBytes)
 	o.Authorizer = channels.NewAuthorizer(&channels.Rules{Roles: cfg.ChannelRoles}, channels.Delegated(cfg.AppKey, cfg.AppSecret))
 	svc, err := New(o)
@@ -381,7 +382,7 @@ func TestCustomEventNames(t *testing.T) {
 		env := map[string]string{"JWT_SECRET": "0123456789abcdef0123456789abcdef"}
 		cfg, _, _ := config.Load(func(k string) string { return env[k] })
 		log := slog.New(slog.DiscardHandler)
-		_, err := New(Options{Config: cfg, Events: events, Metrics: metrics.New(), Log: log,
+		_, err := New(Options{Settings: settingsOf(cfg), Events: events, Metrics: metrics.New(), Log: log,
 			Hub: hub.New(hub.NewMemoryBroker(), hub.NewMemoryPresence(), nil, hub.Hooks{}, log)})
 		if err == nil {
 			t.Errorf("events %q accepted", events[len(events)-1].Name())
@@ -425,4 +426,15 @@ func TestSubscribeIsNotCutHalfWayByTheConnectionClosing(t *testing.T) {
 	if m, _ := f.hub.Members(context.Background(), "presence-x"); len(m) != 0 {
 		t.Fatalf("members after the disconnect: %v", m)
 	}
+}
+
+// settingsOf copies cfg's fields of Settings' names, as the server fills them
+// (server.TestProtocolSettingsCarryTheConfig checks the server's copy).
+func settingsOf(cfg *config.Config) Settings {
+	var s Settings
+	sv, cv := reflect.ValueOf(&s).Elem(), reflect.ValueOf(cfg).Elem()
+	for i := 0; i < sv.NumField(); i++ {
+		sv.Field(i).Set(cv.FieldByName(sv.Type().Field(i).Name))
+	}
+	return s
 }

@@ -203,8 +203,11 @@ func (s *Service) Dispatch(c Conn, event string, args []json.RawMessage) any {
 		return refusal(e, nil)
 	}
 	s.metrics.MessagesIn.WithLabelValues(ev.kind).Inc()
-	ctx, cancel := context.WithTimeout(tokens.WithClaims(c.Context(), c.Claims()), RequestTimeout)
+	// The timeout straight on the connection's context, the claims above it: a parent
+	// with values in between would make the context package watch it from a goroutine.
+	ctx, cancel := context.WithTimeout(c.Context(), RequestTimeout)
 	defer cancel()
+	ctx = tokens.WithClaims(ctx, c.Claims())
 	ack, channel, err := ev.handle(ctx, s, c, event, args)
 	if err == nil {
 		return ack

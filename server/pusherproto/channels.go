@@ -89,26 +89,26 @@ func (s *Service) onSubscribe(c *Conn, m inbound) {
 // subscription_succeeded data.
 func (s *Service) subscribe(c *Conn, d subscribeData) (any, error) {
 	if hub.Internal(d.Channel) {
-		return nil, errs.New(errs.Forbidden, "internal_channel", "internal channels (names starting with #) cannot be subscribed by clients")
+		return nil, errs.New(errs.Forbidden, errs.CodeInternalChannel, "internal channels (names starting with #) cannot be subscribed by clients")
 	}
 	ch, err := channels.Parse(d.Channel)
 	if err != nil {
 		return nil, err
 	}
 	if s.cfg.Pusher.RequireSignin && c.UserID() == "" {
-		return nil, errs.New(errs.Unauthorized, "signin_required", "sign in (pusher:signin) before subscribing")
+		return nil, errs.New(errs.Unauthorized, errs.CodeSigninRequired, "sign in (pusher:signin) before subscribing")
 	}
 	already := s.hub.Subscribed(c.id, ch.Name)
 	if !c.subscribeRate.Allow() {
-		return nil, errs.New(errs.RateLimited, "rate_limited", "too many subscribe attempts; slow down")
+		return nil, errs.New(errs.RateLimited, errs.CodeRateLimited, "too many subscribe attempts; slow down")
 	}
 	if !already && s.hub.Subscriptions(c.id) >= s.cfg.MaxSubscriptions {
-		return nil, errs.New(errs.RateLimited, "too_many_subscriptions", fmt.Sprintf("a connection may subscribe to at most %d channels", s.cfg.MaxSubscriptions))
+		return nil, errs.New(errs.RateLimited, errs.CodeTooManySubscriptions, fmt.Sprintf("a connection may subscribe to at most %d channels", s.cfg.MaxSubscriptions))
 	}
 	var member *hub.Member
 	if ch.Kind != channels.Public {
 		if d.Auth == "" {
-			return nil, errs.New(errs.Unauthorized, "auth_required", ch.Kind.String()+" channels need auth signed by the app (channelAuthorization)")
+			return nil, errs.New(errs.Unauthorized, errs.CodeAuthRequired, ch.Kind.String()+" channels need auth signed by the app (channelAuthorization)")
 		}
 		pd, err := channels.VerifyAuth(s.cfg.AppKey, s.cfg.AppSecret, channels.Request{
 			Channel: ch, SocketID: c.id, Auth: d.Auth, ChannelData: d.channelData(),
@@ -124,7 +124,7 @@ func (s *Service) subscribe(c *Conn, d subscribeData) (any, error) {
 	defer cancel()
 	members, err := s.hub.Subscribe(ctx, c, ch.Name, member, s.cfg.PresenceMaxMembers)
 	if errors.Is(err, hub.ErrFull) {
-		return nil, errs.New(errs.RateLimited, "presence_full", fmt.Sprintf("presence channel is full (%d members)", s.cfg.PresenceMaxMembers))
+		return nil, errs.New(errs.RateLimited, errs.CodePresenceFull, fmt.Sprintf("presence channel is full (%d members)", s.cfg.PresenceMaxMembers))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("hub subscribe %s: %w", ch.Name, err)
@@ -229,28 +229,28 @@ func (s *Service) onClientEvent(c *Conn, m inbound) {
 		c.sendError(ErrClientEvent, msg)
 	}
 	if len(m.Event) > 200 {
-		refuse("invalid_event", "event names are limited to 200 characters")
+		refuse(errs.CodeInvalidEvent, "event names are limited to 200 characters")
 		return
 	}
 	ch, err := channels.Parse(m.Channel)
 	if err != nil {
-		refuse("invalid_channel", errs.From(err).Message)
+		refuse(errs.CodeInvalidChannel, errs.From(err).Message)
 		return
 	}
 	if !ch.ClientEventsAllowed() {
-		refuse("client_events_forbidden", "client events are only allowed on private- and presence- channels")
+		refuse(errs.CodeClientEventsForbidden, "client events are only allowed on private- and presence- channels")
 		return
 	}
 	if !s.hub.Subscribed(c.id, ch.Name) {
-		refuse("not_subscribed", "subscribe to the channel before sending client events on it")
+		refuse(errs.CodeNotSubscribed, "subscribe to the channel before sending client events on it")
 		return
 	}
 	if len(m.Data) > s.cfg.MaxPayloadBytes {
-		refuse("payload_too_large", fmt.Sprintf("client event data is limited to %d bytes", s.cfg.MaxPayloadBytes))
+		refuse(errs.CodePayloadTooLarge, fmt.Sprintf("client event data is limited to %d bytes", s.cfg.MaxPayloadBytes))
 		return
 	}
 	if !c.clientEvents.Allow() {
-		s.metrics.ClientEventsDropped.WithLabelValues("rate_limited").Inc()
+		s.metrics.ClientEventsDropped.WithLabelValues(errs.CodeRateLimited).Inc()
 		msg := fmt.Sprintf("client events are limited to %d per second", s.cfg.ClientEventRate)
 		c.closeWith(CloseClientEvRate, ReasonClientEvRate, errorMessage(CloseClientEvRate, msg))
 		return

@@ -45,8 +45,7 @@ type Conn struct {
 	flood       *rate.Limiter // packets dropped before the client is cut off
 	errNotice   *rate.Limiter // jetsocket:error notices, so errors cannot flood the queue
 
-	ctx       context.Context // cancelled by Close
-	cancel    context.CancelFunc
+	ctx       closeCtx // cancelled by Close
 	closeOnce sync.Once
 
 	mu         sync.Mutex
@@ -79,7 +78,7 @@ func (c *Conn) IP() string { return c.ip }
 
 // Context is cancelled when the connection closes: work done for the connection (Redis
 // calls, a handler's own I/O) stops with it.
-func (c *Conn) Context() context.Context { return c.ctx }
+func (c *Conn) Context() context.Context { return &c.ctx }
 
 // The session's transport, as far as direct writes go.
 const (
@@ -196,7 +195,7 @@ func (c *Conn) Close(reason string) {
 		c.closing = true
 		c.queue = nil
 		c.mu.Unlock()
-		c.cancel()
+		c.ctx.cancel()
 		_ = c.sess.Close()
 	})
 }
@@ -209,7 +208,7 @@ func (c *Conn) discard() {
 	c.queue = nil
 	c.rlog = nil
 	c.mu.Unlock()
-	c.cancel()
+	c.ctx.cancel()
 }
 
 // CloseAfterFlush closes the connection once what is queued now has been written;

@@ -47,11 +47,11 @@ const (
 
 // Error codes sent in jetsocket:error.
 const (
-	CodeBadPacket     = "bad_packet"
-	CodeFrameTooLarge = "frame_too_large"
-	CodeBinary        = "binary_not_supported"
-	CodeRateLimited   = "rate_limited"
-	CodeInternal      = "internal_error"
+	CodeBadPacket     = errs.CodeBadPacket
+	CodeFrameTooLarge = errs.CodeFrameTooLarge
+	CodeBinary        = errs.CodeBinaryNotSupported
+	CodeRateLimited   = errs.CodeRateLimited
+	CodeInternal      = errs.CodeInternal
 )
 
 // Close reasons, for logs and disconnect hooks.
@@ -287,7 +287,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// calls a function named by the caller: a script of anyone's choosing served from
 	// our origin, which defeats a CSP of 'self'. No client we support needs it.
 	if r.URL.Query().Has("j") {
-		errs.Write(w, errs.New(errs.Invalid, "jsonp_not_supported", "JSONP polling is not supported; use XHR polling or websocket"))
+		errs.Write(w, errs.New(errs.Invalid, errs.CodeJSONPNotSupported, "JSONP polling is not supported; use XHR polling or websocket"))
 		return
 	}
 	// EIO picks the engine: 3 (socket.io-client 2.x, go-socket.io) or 4 (3.x/4.x, eio4).
@@ -295,7 +295,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// would be served as v3. (A missing one stays v3, as go-socket.io has always taken it.)
 	eio := r.URL.Query().Get("EIO")
 	if eio != "" && eio != "3" && eio != "4" {
-		errs.Write(w, errs.New(errs.Invalid, "unsupported_protocol", "Engine.IO protocol version must be 3 or 4"))
+		errs.Write(w, errs.New(errs.Invalid, errs.CodeUnsupportedProtocol, "Engine.IO protocol version must be 3 or 4"))
 		return
 	}
 	v4 := eio == "4"
@@ -308,7 +308,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if s.closing {
 			s.mu.RUnlock()
 			w.Header().Set("Retry-After", "1")
-			errs.Write(w, errs.New(errs.Unavailable, "shutting_down", "server is shutting down"))
+			errs.Write(w, errs.New(errs.Unavailable, errs.CodeShuttingDown, "server is shutting down"))
 			return
 		}
 		s.handshakes.Add(1)
@@ -404,7 +404,7 @@ func (s *Server) serve(sess engineio.Conn) {
 		// in between. Tell the client and close.
 		s.log.Warn("socket refused after handshake", "reason", string(tokens.ReasonOf(err)), "ip", sessionIP(sess.URL(), sess.RemoteAddr()))
 		if w, werr := sess.NextWriter(session.TEXT); werr == nil {
-			_, _ = w.Write(encodeError("/", "invalid_token"))
+			_, _ = w.Write(encodeError("/", errs.CodeInvalidToken))
 			_ = w.Close()
 		}
 		_ = sess.Close()
@@ -476,7 +476,6 @@ func (s *Server) newConnID(sess engineio.Conn, claims *tokens.Claims, id string)
 		errNotice:   rate.NewLimiter(5, 10),
 	}
 	c.claims.Store(claims)
-	c.ctx, c.cancel = context.WithCancel(context.Background())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c.id = id; c.id == ""; {

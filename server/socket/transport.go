@@ -171,7 +171,7 @@ type upgradeSafePolling struct {
 
 func (t upgradeSafePolling) Accept(w http.ResponseWriter, r *http.Request) (transport.Conn, error) {
 	if r.URL.Query().Get("sid") != "" { // the session is on a websocket: see upgrades.go
-		return nil, refuse(w, "transport_mismatch", "this session is on websocket; polling requests for it are refused")
+		return nil, refuse(w, errs.CodeTransportMismatch, "this session is on websocket; polling requests for it are refused")
 	}
 	c, err := t.Transport.Accept(w, r)
 	if err != nil {
@@ -316,7 +316,7 @@ func (c *graceConn) handOff(w http.ResponseWriter, r *http.Request, sid string) 
 		readErr = err
 	}
 	if readErr != nil {
-		errs.Write(w, errs.New(errs.Invalid, "bad_payload", "malformed Engine.IO payload"))
+		errs.Write(w, errs.New(errs.Invalid, errs.CodeBadPayload, "malformed Engine.IO payload"))
 		return
 	}
 	switch err := c.handoff.push(sid, ps); err {
@@ -325,7 +325,7 @@ func (c *graceConn) handOff(w http.ResponseWriter, r *http.Request, sid string) 
 	case errHandoffRate:
 		errs.Write(w, errs.New(errs.RateLimited, CodeRateLimited, err.Error()))
 	default:
-		errs.Write(w, errs.New(errs.TooLarge, "upgrade_backlog_full", err.Error()))
+		errs.Write(w, errs.New(errs.TooLarge, errs.CodeUpgradeBacklogFull, err.Error()))
 	}
 }
 
@@ -340,7 +340,7 @@ type handoffWebsocket struct {
 func (t handoffWebsocket) Accept(w http.ResponseWriter, r *http.Request) (transport.Conn, error) {
 	sid := r.URL.Query().Get("sid")
 	if sid != "" && !t.upgrades.begin(sid) { // see upgrades.go
-		return nil, refuse(w, "upgrade_in_progress", "this session is already upgrading to websocket")
+		return nil, refuse(w, errs.CodeUpgradeInProgress, "this session is already upgrading to websocket")
 	}
 	c, err := t.wsTransport.Accept(w, r)
 	if err != nil {

@@ -234,7 +234,7 @@ func (s *Server) connect5(conn session5, data []byte) (*tokens.Claims, connectAu
 			s.opts.OnAuthRefused(reason)
 		}
 		s.log.Warn("socket auth refused", "reason", string(reason), "ip", ip, "protocol", 5)
-		_ = conn.s.Send(encodeConnectError("/", "invalid_token", map[string]any{"status": http.StatusUnauthorized, "reason": string(reason)}))
+		_ = conn.s.Send(encodeConnectError("/", errs.CodeInvalidToken, map[string]any{"status": http.StatusUnauthorized, "reason": string(reason)}))
 		return nil, connectAuth{}
 	}
 	if s.opts.Admit != nil {

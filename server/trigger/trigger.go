@@ -55,7 +55,7 @@ type Event struct {
 }
 
 func invalid(format string, args ...any) *errs.Error {
-	return errs.New(errs.Invalid, "invalid_request", fmt.Sprintf(format, args...))
+	return errs.New(errs.Invalid, errs.CodeInvalidRequest, fmt.Sprintf(format, args...))
 }
 
 // target is a validated channel of a trigger.
@@ -81,7 +81,7 @@ func (s *Service) Validate(ev Event) (json.RawMessage, []target, error) {
 		return nil, nil, invalid("data is required and must be a string (JSON-encode objects, as Pusher's SDKs do)")
 	}
 	if len(data) > s.maxPayload {
-		return nil, nil, errs.New(errs.TooLarge, "payload_too_large", fmt.Sprintf("data is %d bytes; the limit is %d", len(data), s.maxPayload))
+		return nil, nil, errs.New(errs.TooLarge, errs.CodePayloadTooLarge, fmt.Sprintf("data is %d bytes; the limit is %d", len(data), s.maxPayload))
 	}
 	names := ev.Channels
 	switch {

@@ -179,7 +179,7 @@ func compare(ctx context.Context, args []string, out io.Writer) error {
 	profiles := fl.Bool("profiles", false, "keep the Go servers' heap profiles (baseline and idle) in <out>/profiles")
 	memRate := fl.Int("memprofilerate", 0, "with -profiles: the Go servers' runtime.MemProfileRate (1 records every allocation; slower, so for attribution runs, not for rates)")
 	nodeDir := fl.String("node", "bench/node", "directory of the Node reference server (npm ci done)")
-	servers := fl.String("servers", "jetsocket,node,floor", "which servers to run, in order (floor: the bare fan-out loop, a baseline for latency)")
+	servers := fl.String("servers", "jetsocket,node,floor,centrifugo", "which servers to run, in order (floor: the bare fan-out loop, a baseline for latency; centrifugo: the binary in $CENTRIFUGO_BIN, skipped when unset)")
 	outDir := fl.String("out", "bench/results", "directory for results.json, report.md and latency.png")
 	strict := fl.Bool("strict", false, "exit non-zero when a message is lost or a server fails (the targets never fail the run)")
 	if err := fl.Parse(args); err != nil {
@@ -208,13 +208,16 @@ func compare(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("floor server: %w", err)
 	}
 	specs := map[string]harness.Spec{"jetsocket": harness.Jetsocket(*bin), "node": harness.Node(*nodeDir), "floor": harness.Floor(self)}
+	if bin := os.Getenv("CENTRIFUGO_BIN"); bin != "" {
+		specs["centrifugo"] = harness.Centrifugo(bin)
+	}
 	if *baseline != "" {
 		b := harness.Jetsocket(*baseline)
 		b.Name = "baseline"
 		specs["baseline"] = b
 	}
 	if *memRate > 0 {
-		for _, name := range []string{"jetsocket", "baseline"} {
+		for _, name := range []string{"jetsocket", "baseline"} { // Go servers we start with a DebugEnv
 			if sp, ok := specs[name]; ok && sp.DebugEnv != nil {
 				debugEnv := sp.DebugEnv
 				sp.DebugEnv = func(port int) []string {
@@ -234,6 +237,10 @@ func compare(ctx context.Context, args []string, out io.Writer) error {
 	var order []string
 	for _, name := range strings.Split(*servers, ",") {
 		name = strings.TrimSpace(name)
+		if name == "centrifugo" && specs[name].Command == nil {
+			fmt.Fprintln(out, "centrifugo: skipped (CENTRIFUGO_BIN is not set)")
+			continue
+		}
 		if _, ok := specs[name]; !ok {
 			return fmt.Errorf("-servers: unknown server %q (jetsocket, node, floor; baseline with -baseline)", name)
 		}
@@ -247,7 +254,11 @@ func compare(ctx context.Context, args []string, out io.Writer) error {
 	fmt.Fprintf(out, "jetbench compare: N=%v, servers %v, clients %s, on %s (%d cores)\n", ns, order, s.eios, rep.Machine.CPU, rep.Machine.Cores)
 	for _, n := range ns {
 		for _, name := range order {
-			for _, h := range hs {
+			runs := hs
+			if name == "centrifugo" { // its own protocol, once per N
+				runs = []load.Handshake{{Protocol: load.ProtocolCentrifugo}}
+			}
+			for _, h := range runs {
 				if err := ctx.Err(); err != nil {
 					return err
 				}

@@ -28,6 +28,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/jetsocket/jetsocket/server/errs"
 )
 
 // WebSocket is a websocket connection as the engine uses it. Writes may come from several
@@ -62,8 +64,8 @@ type Options struct {
 	// false: it has answered the request (a limit). The release it returns is called once,
 	// when that session or that websocket ends (an upgrade's, once the session took it).
 	Admit func(w http.ResponseWriter, r *http.Request) (release func(), ok bool)
-	// Refuse answers a request that a limit refuses (the inbound queue); default: JSON
-	// {"error": code, "message": message} with status.
+	// Refuse answers a request that a limit refuses (the inbound queue); default:
+	// errs.WriteStatus, Jetsocket's one error body {error, message}.
 	Refuse func(w http.ResponseWriter, status int, code, message string)
 	// OnOpen is told of every new session, within the handshake request; it must not
 	// block. The session's messages are read with NextReader.
@@ -103,30 +105,24 @@ func NewServer(o Options) (*Server, error) {
 		o.UpgradeTimeout = 10 * time.Second
 	}
 	if o.Refuse == nil {
-		o.Refuse = refuseJSON
+		o.Refuse = errs.WriteStatus
 	}
 	return &Server{opts: o, sessions: make(map[string]*Session)}, nil
 }
 
-// Engine.IO v4 error codes, answered as JSON with status 400 (as Node's engine does).
+// The refusals of Node's engine (its error codes 0-3 and 5, status 400), answered with
+// Jetsocket's codes and body {error, message}, as the v3 endpoint answers them: a client
+// sees one shape whatever its generation.
 const (
-	errUnknownTransport = 0
-	errUnknownSid       = 1
-	errBadHandshake     = 2
-	errBadRequest       = 3
-	errUnsupportedEIO   = 5
+	errUnknownTransport = errs.CodeInvalidTransport
+	errUnknownSid       = errs.CodeInvalidSid
+	errBadHandshake     = errs.CodeBadRequest
+	errBadRequest       = errs.CodeBadRequest
+	errUnsupportedEIO   = errs.CodeUnsupportedProtocol
 )
 
-func httpError(w http.ResponseWriter, code int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusBadRequest)
-	_, _ = io.WriteString(w, `{"code":`+strconv.Itoa(code)+`,"message":"`+msg+`"}`)
-}
-
-func refuseJSON(w http.ResponseWriter, status int, code, message string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = io.WriteString(w, `{"error":`+strconv.Quote(code)+`,"message":`+strconv.Quote(message)+`}`)
+func httpError(w http.ResponseWriter, code, msg string) {
+	errs.Write(w, errs.New(errs.Invalid, code, msg))
 }
 
 // Count is the number of open sessions.
@@ -643,7 +639,7 @@ func (s *Session) post(w http.ResponseWriter, r *http.Request) {
 			if len(s.in) >= s.srv.opts.MaxQueued || s.inBytes+len(p) > s.srv.opts.MaxQueuedBytes {
 				s.mu.Unlock()
 				s.close("flood")
-				s.srv.opts.Refuse(w, http.StatusTooManyRequests, "inbound_queue_full",
+				s.srv.opts.Refuse(w, http.StatusTooManyRequests, errs.CodeInboundQueueFull,
 					"too much sent and not yet read: at most "+strconv.Itoa(s.srv.opts.MaxQueued)+
 						" messages or "+strconv.Itoa(s.srv.opts.MaxQueuedBytes)+" bytes; the session is closed")
 				return

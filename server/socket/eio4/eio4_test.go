@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/jetsocket/jetsocket/server/errs"
 )
 
 // gorillaWS is a plain WebSocket for the tests (the socket layer hands in its own).
@@ -171,15 +173,17 @@ func TestNewServerNeedsUpgradeAndOnOpen(t *testing.T) {
 
 func TestRefusesOtherProtocolVersionsAndUnknownSessions(t *testing.T) {
 	ts, _ := newTestServer(t, Options{})
-	for _, q := range []string{"EIO=3&transport=polling", "transport=polling", "EIO=4&transport=flash", "EIO=4&transport=polling&sid=nope"} {
+	for q, want := range map[string]string{
+		"EIO=3&transport=polling":          errs.CodeUnsupportedProtocol,
+		"transport=polling":                errs.CodeUnsupportedProtocol,
+		"EIO=4&transport=flash":            errs.CodeInvalidTransport,
+		"EIO=4&transport=polling&sid=nope": errs.CodeInvalidSid,
+	} {
 		code, body := get(t, ts.URL+"/socket.io/?"+q)
-		if code != 400 || !strings.Contains(body, `"code":`) {
-			t.Errorf("%s: %d %q, want 400 with an Engine.IO error code", q, code, body)
-		}
+		assertRefusal(t, q, code, body, want)
 	}
-	if code, _ := post(t, ts.URL+"/socket.io/?EIO=4&transport=polling", "4x"); code != 400 {
-		t.Errorf("handshake by POST: %d, want 400", code)
-	}
+	code, body := post(t, ts.URL+"/socket.io/?EIO=4&transport=polling", "4x")
+	assertRefusal(t, "handshake by POST", code, body, errs.CodeBadRequest)
 }
 
 func TestSessionIDsDiffer(t *testing.T) {
@@ -777,5 +781,15 @@ func waitClosedNoReader(t *testing.T, rec *recorder, want string) {
 	}
 	if r := rec.s.Reason(); r != want {
 		t.Fatalf("closed for %q, want %q", r, want)
+	}
+}
+
+// assertRefusal checks a 400 with Jetsocket's error body {error, message} and code want,
+// the shape the v3 endpoint answers with.
+func assertRefusal(t *testing.T, what string, status int, body, want string) {
+	t.Helper()
+	var e struct{ Error, Message string }
+	if status != 400 || json.Unmarshal([]byte(body), &e) != nil || e.Error != want || e.Message == "" {
+		t.Errorf("%s: %d %q, want 400 {error:%q, message}", what, status, body, want)
 	}
 }
