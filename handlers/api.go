@@ -211,7 +211,8 @@ type HistoryReader interface {
 	History(ctx context.Context, channel string, q history.Query) (history.Result, error)
 }
 
-// maxHistoryLimit bounds ?limit= on the history endpoint.
+// maxHistoryLimit bounds ?limit= on the history endpoint, and is its default: one
+// answer never carries a whole 100,000-publication history.
 const maxHistoryLimit = 10_000
 
 // ChannelHistory answers GET /apps/:app_id/channels/:channel_name/history?limit=&since=:
@@ -223,7 +224,7 @@ func ChannelHistory(h HistoryReader, log *slog.Logger) gin.HandlerFunc {
 			Abort(c, log, err)
 			return
 		}
-		q := history.Query{}
+		q := history.Query{Limit: maxHistoryLimit}
 		if s := c.Query("limit"); s != "" {
 			n, err := strconv.Atoi(s)
 			if err != nil || n < 1 || n > maxHistoryLimit {

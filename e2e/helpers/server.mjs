@@ -54,6 +54,11 @@ export async function startServer(env = {}, { waitReady = true, bin } = {}) {
     ADDR: `127.0.0.1:${port}`,
     APP_ENV: 'development',
     JWT_SECRET: TEST_JWT_SECRET,
+    // The suites written before history (PRODUCT §14) assert whole payloads and acks,
+    // which history adds {offset, epoch} and position to: they run with it off, and
+    // history.test.mjs (and any suite that passes HISTORY_SIZE or CHANNEL_HISTORY) with
+    // it on, as the server's default is.
+    ...(env.HISTORY_SIZE === undefined && env.CHANNEL_HISTORY === undefined ? { HISTORY_SIZE: '0' } : {}),
     ...env,
   };
   for (const [k, v] of Object.entries(fullEnv)) if (v === undefined) delete fullEnv[k];

@@ -1,54 +1,83 @@
-// A TCP proxy of the tests' own, to cut a client off the server the way a train tunnel
-// or a Wi-Fi switch does: cut() destroys every connection through it (the server sees the
-// transport close, not a client disconnect) and refuses new ones until restore().
+// A TCP proxy of the tests' own, to cut a client off the way a train tunnel or a Wi-Fi
+// switch does: drop() destroys every connection through it at once (neither side gets a
+// clean close from the other, the server sees the transport go, not a client disconnect);
+// refuse(ms) also closes the listening port for a while; cut() drops everything and
+// refuses new connections (accepted and destroyed) until restore(). Reconnection
+// attempts fail meanwhile and succeed after, on the same port.
 import net from 'node:net';
 
 /**
- * startProxy forwards 127.0.0.1:<port> to target (a URL or "host:port"). url is the
- * proxy's http://127.0.0.1:<port>.
+ * startProxy listens on a free loopback port and forwards every connection to target: a
+ * port on 127.0.0.1, or a URL / "host:port". Resolves {port, url, drop(), refuse(ms),
+ * cut(), restore(), close(), connections()}.
  */
 export async function startProxy(target) {
-  const t = new URL(typeof target === 'string' && !target.includes('://') ? `http://${target}` : String(target));
+  const to = typeof target === 'number'
+    ? { host: '127.0.0.1', port: target }
+    : (() => { const u = new URL(String(target).includes('://') ? String(target) : `http://${target}`); return { host: u.hostname, port: Number(u.port) }; })();
   const conns = new Set();
+  let server;
+  let port = 0;
+  let closed = false;
   let cut = false;
-  const server = net.createServer((client) => {
-    if (cut) {
-      client.destroy();
-      return;
-    }
-    const upstream = net.connect(Number(t.port), t.hostname);
-    const pair = { client, upstream };
-    conns.add(pair);
-    const end = () => {
-      conns.delete(pair);
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('error', end).on('close', end);
-    upstream.on('error', end).on('close', end);
-    client.pipe(upstream);
-    upstream.pipe(client);
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = server.address().port;
+
+  function listen() {
+    server = net.createServer((client) => {
+      if (cut) {
+        client.destroy();
+        return;
+      }
+      const upstream = net.connect(to.port, to.host);
+      conns.add(client);
+      conns.add(upstream);
+      const gone = () => {
+        client.destroy();
+        upstream.destroy();
+        conns.delete(client);
+        conns.delete(upstream);
+      };
+      client.on('error', gone);
+      upstream.on('error', gone);
+      client.on('close', gone);
+      upstream.on('close', gone);
+      client.pipe(upstream);
+      upstream.pipe(client);
+    });
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => {
+        port = server.address().port;
+        resolve();
+      });
+    });
+  }
+
+  function drop() {
+    for (const c of conns) c.destroy();
+    conns.clear();
+  }
+
+  await listen();
   return {
-    url: `http://127.0.0.1:${port}`,
-    port,
-    /** How many connections are open through the proxy now. */
-    get open() { return conns.size; },
-    /** cut drops every connection (a reset on both sides) and refuses new ones. */
+    get port() { return port; },
+    get url() { return `http://127.0.0.1:${port}`; },
+    connections: () => conns.size / 2,
+    drop,
+    /** refuse drops everything and refuses connections for `ms`, then listens again. */
+    async refuse(ms) {
+      await new Promise((resolve) => { server.close(() => resolve()); drop(); });
+      await new Promise((r) => setTimeout(r, ms));
+      if (!closed) await listen();
+    },
+    /** cut drops everything and refuses connections until restore(). */
     cut() {
       cut = true;
-      for (const { client, upstream } of conns) {
-        client.resetAndDestroy?.() ?? client.destroy();
-        upstream.resetAndDestroy?.() ?? upstream.destroy();
-      }
-      conns.clear();
+      drop();
     },
-    /** restore lets connections through again. */
     restore() { cut = false; },
     close() {
-      this.cut();
+      closed = true;
+      drop();
       return new Promise((resolve) => server.close(() => resolve()));
     },
   };

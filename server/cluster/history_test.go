@@ -11,6 +11,7 @@ import (
 
 	"github.com/jetsocket/jetsocket/server/history"
 	"github.com/jetsocket/jetsocket/server/hub"
+	"github.com/jetsocket/jetsocket/server/hub/hubtest"
 )
 
 var historyOn = history.Policy{Default: history.Limits{Size: 100, TTL: time.Minute}, Rules: []history.Rule{{Pattern: "off-*"}}}
@@ -142,4 +143,16 @@ func TestAnOutageStillDeliversLocallyWithoutPosition(t *testing.T) {
 	if len(o) != 2 || o[0] != 1 || o[1] != 0 {
 		t.Fatalf("delivered locally without a position: %v", o)
 	}
+}
+
+// The Redis broker with history against the contract the memory one meets too.
+func TestRedisBrokerHistory(t *testing.T) {
+	url := startRedis(t)
+	apps := 0
+	hubtest.RunHistory(t, func(t *testing.T, p history.Policy) hub.Broker {
+		apps++
+		n := open(t, url, fmt.Sprint("hist-", apps), Options{History: p})
+		t.Cleanup(func() { n.Close() })
+		return n
+	})
 }

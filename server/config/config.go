@@ -603,27 +603,6 @@ func rateLimit(get func(string) string, name string, def RateLimit) (RateLimit, 
 	return r, nil
 }
 
-// historyPolicy reads HISTORY_SIZE (publications per channel, 0: off), HISTORY_TTL and
-// CHANNEL_HISTORY (per-pattern overrides).
-func historyPolicy(get func(string) string) (history.Policy, error) {
-	size, err := integer(get, "HISTORY_SIZE", 100, 0, history.MaxSize)
-	if err != nil {
-		return history.Policy{}, err
-	}
-	ttl, err := duration(get, "HISTORY_TTL", 2*time.Minute, time.Second, history.MaxTTL)
-	if err != nil {
-		return history.Policy{}, err
-	}
-	p := history.Policy{Default: history.Limits{Size: size, TTL: ttl}}
-	if size == 0 {
-		p.Default = history.Limits{}
-	}
-	if p.Rules, err = history.ParseRules(get("CHANNEL_HISTORY"), history.Limits{Size: size, TTL: ttl}); err != nil {
-		return history.Policy{}, bad("CHANNEL_HISTORY", "%v", err)
-	}
-	return p, nil
-}
-
 // Pusher is the Pusher protocol endpoint's configuration.
 type Pusher struct {
 	// ActivityTimeout is the activity_timeout told to clients: after this long without
@@ -669,4 +648,25 @@ func boolean(get func(string) string, name string) (bool, error) {
 	default:
 		return false, bad(name, "must be true or false, got %q", v)
 	}
+}
+
+// historyPolicy reads HISTORY_SIZE (publications per channel, 0: off), HISTORY_TTL and
+// CHANNEL_HISTORY (per-pattern overrides).
+func historyPolicy(get func(string) string) (history.Policy, error) {
+	size, err := integer(get, "HISTORY_SIZE", 100, 0, history.MaxSize)
+	if err != nil {
+		return history.Policy{}, err
+	}
+	ttl, err := duration(get, "HISTORY_TTL", 2*time.Minute, time.Second, history.MaxTTL)
+	if err != nil {
+		return history.Policy{}, err
+	}
+	p := history.Policy{Default: history.Limits{Size: size, TTL: ttl}}
+	if size == 0 {
+		p.Default = history.Limits{}
+	}
+	if p.Rules, err = history.ParseRules(get("CHANNEL_HISTORY"), history.Limits{Size: size, TTL: ttl}); err != nil {
+		return history.Policy{}, bad("CHANNEL_HISTORY", "%v", err)
+	}
+	return p, nil
 }

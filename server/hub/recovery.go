@@ -31,6 +31,13 @@ func (h *Hub) History(ctx context.Context, channel string, q history.Query) (his
 	return h.history.Read(ctx, channel, q, l)
 }
 
+// MaxReplay is the most publications one subscribe replays; a client that missed more
+// is told recovered:false (as centrifuge's RecoveryMaxPublicationLimit does). It stays
+// under a connection's send queue (256 frames), which a polling client only drains at
+// its next poll: a longer replay would close it as a slow consumer, and its reconnect
+// would ask for the same replay again.
+const MaxReplay = 200
+
 // Recovery is what a subscribe learnt of its channel's history.
 type Recovery struct {
 	// History: the channel keeps history, and Position is its latest position when the
@@ -93,6 +100,9 @@ func (h *Hub) SubscribeSince(ctx context.Context, c Conn, channel string, member
 	// have yet is delivered live (into the buffer), none falls in between.
 	if since != nil {
 		rec.pubs, rec.Position, rec.Recovered, err = history.Recover(ctx, h.history, channel, *since, l)
+		if len(rec.pubs) > MaxReplay {
+			rec.pubs, rec.Recovered = nil, false
+		}
 	} else {
 		var res history.Result
 		res, err = h.history.Read(ctx, channel, history.Query{Limit: -1}, l)

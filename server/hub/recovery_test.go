@@ -203,7 +203,9 @@ func TestPublicationsRacingAReplay(t *testing.T) {
 	var sinces []uint64
 	for i := range 20 {
 		c := &fakeConn{id: fmt.Sprintf("1.%d", i)}
-		since := uint64(10 + i)
+		// Some way back, well within MaxReplay.
+		now, _ := h.History(ctx, "news", history.Query{Limit: -1})
+		since := now.Position.Offset - uint64(20+i)
 		_, rec, err := h.SubscribeSince(ctx, c, "news", nil, 0, &history.Position{Epoch: res.Position.Epoch, Offset: since})
 		if err != nil || !rec.Recovered {
 			t.Fatalf("%+v %v", rec, err)
@@ -254,4 +256,27 @@ func TestReplayHoldsBackOnlyItsChannel(t *testing.T) {
 		t.Fatal("a recovery holding back more than maxHeldBack was not closed")
 	}
 	rec.Finish()
+}
+
+// More missed publications than MaxReplay: not recovered, nothing replayed.
+func TestReplayIsBounded(t *testing.T) {
+	h := historyHub(1000)
+	ctx := context.Background()
+	publishN(t, h, "news", 1, MaxReplay+1)
+	res, _ := h.History(ctx, "news", history.Query{Limit: -1})
+	for _, tc := range []struct {
+		since uint64
+		ok    bool
+	}{{0, false}, {1, true}} {
+		c := &fakeConn{id: "1.1"}
+		_, rec, err := h.SubscribeSince(ctx, c, "news", nil, 0, &history.Position{Epoch: res.Position.Epoch, Offset: tc.since})
+		if err != nil || rec.Recovered != tc.ok {
+			t.Fatalf("since %d: %+v %v", tc.since, rec, err)
+		}
+		rec.Finish()
+		if want := map[bool]int{true: MaxReplay, false: 0}[tc.ok]; len(c.got()) != want {
+			t.Fatalf("since %d: %d frames, want %d", tc.since, len(c.got()), want)
+		}
+		h.Unsubscribe(ctx, c, "news")
+	}
 }
