@@ -131,13 +131,9 @@ describe('JS client against the real server', { timeout: 120_000 }, () => {
     const got = once(pub, 'headline');
     const global = once(a, 'headline');
     await ok(pusher.trigger('js-news', 'headline', { text: 'hello' }), 'trigger');
-    // metadata: the channel, and the publication's position in its history (PRODUCT.md §14).
-    const [data, meta] = await got;
-    assert.equal(typeof meta.epoch, 'string');
-    const newsMeta = { channel: 'js-news', offset: 1, epoch: meta.epoch };
-    assert.deepEqual([data, meta], [{ text: 'hello' }, newsMeta]);
-    assert.deepEqual(await global, [{ text: 'hello' }, newsMeta], 'client-level bind sees every channel');
-    assert.deepEqual(everything.at(-1), { event: 'headline', data: { text: 'hello' }, meta: newsMeta });
+    assert.deepEqual(await got, [{ text: 'hello' }, { channel: 'js-news' }]);
+    assert.deepEqual(await global, [{ text: 'hello' }, { channel: 'js-news' }], 'client-level bind sees every channel');
+    assert.deepEqual(everything.at(-1), { event: 'headline', data: { text: 'hello' }, meta: { channel: 'js-news' } });
 
     // unbind: a callback removed gets nothing more.
     const unbound = [];
@@ -160,8 +156,7 @@ describe('JS client against the real server', { timeout: 120_000 }, () => {
     const pb = await subscribed(b, 'private-group-team');
     const typing = once(pb, 'client-typing');
     assert.equal((await pa.trigger('client-typing', { on: true })).ok, true);
-    const [typed, typedMeta] = await typing;
-    assert.deepEqual([typed, typedMeta], [{ on: true }, { channel: 'private-group-team', user_id: 'js-a', offset: 1, epoch: typedMeta.epoch }]);
+    assert.deepEqual(await typing, [{ on: true }, { channel: 'private-group-team', user_id: 'js-a' }]);
     assert.throws(() => pub.trigger('client-typing', {}), /private- or presence-/);
 
     // Presence: members kept in step.
@@ -190,8 +185,7 @@ describe('JS client against the real server', { timeout: 120_000 }, () => {
     const ch = await subscribed(js, 'private-encrypted-user-7');
     const got = once(ch, 'secret');
     await ok(pusher.trigger('private-encrypted-user-7', 'secret', { text: 'caf\u00e9', n: 1 }), 'encrypted trigger');
-    const [plain, encMeta] = await got;
-    assert.deepEqual([plain, encMeta], [{ text: 'caf\u00e9', n: 1 }, { channel: 'private-encrypted-user-7', offset: 1, epoch: encMeta.epoch }]);
+    assert.deepEqual(await got, [{ text: 'caf\u00e9', n: 1 }, { channel: 'private-encrypted-user-7' }]);
     assert.throws(() => ch.trigger('client-x', {}), /encrypted/);
 
     // A payload sealed with another key: reported, and the client asks once for a fresh key.

@@ -59,7 +59,7 @@ describe('socket.io 4.x connection state recovery', { skip, timeout: 120_000 }, 
   let pusher;
   const open = [];
   before(async () => {
-    srv = await startServer(appEnv({ RECOVERY_WINDOW: '2m' }));
+    srv = await startServer(appEnv({ RECOVERY_WINDOW: '2m', HISTORY_SIZE: '100' }));
     pusher = sdk(srv);
   });
   after(async () => {
@@ -211,7 +211,7 @@ describe('socket.io 4.x connection state recovery: the window', { skip, timeout:
   let pusher;
   const open = [];
   before(async () => {
-    srv = await startServer(appEnv({ RECOVERY_WINDOW: '1s' }));
+    srv = await startServer(appEnv({ RECOVERY_WINDOW: '1s', HISTORY_SIZE: '100' }));
     pusher = sdk(srv);
   });
   after(async () => {
