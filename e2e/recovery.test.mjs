@@ -112,6 +112,25 @@ describe('socket.io 4.x connection state recovery', { skip, timeout: 120_000 }, 
     socket.disconnect();
   });
 
+  test('a connection left hanging (a network switch): the client that comes back first takes it over, recovered', async () => {
+    const proxy = await proxied();
+    const socket = recoveringSocket(proxy, token('csr-6'));
+    open.push(socket);
+    const first = await connected(socket);
+    await subscribed(socket, 'csr-h');
+    await publish('csr-h', 1);
+    await waitUntil(() => socket.got.length === 1, WAIT, 'one event');
+    proxy.stall(); // the server's side stays open and silent
+    for (let n = 2; n <= 11; n++) await publish('csr-h', n); // written to the hanging connection
+    socket.io.engine.close(); // the client sees its network go first and reconnects
+    const second = await connected(socket, 2);
+    assert.deepEqual(second, { id: first.id, recovered: true }, 'the hanging session handed over');
+    await waitUntil(() => socket.got.length >= 11, WAIT, () => `11 events, got ${socket.got.length}`);
+    await sleep(200);
+    assert.deepEqual(socket.got.map((e) => e.n), Array.from({ length: 11 }, (_, i) => i + 1));
+    socket.disconnect();
+  });
+
   test('an explicit disconnect ends the session: connecting again is not recovered, a new socket id', async () => {
     const proxy = await proxied();
     const socket = recoveringSocket(proxy, token('csr-2'));

@@ -16,6 +16,7 @@ export async function startProxy(target) {
     ? { host: '127.0.0.1', port: target }
     : (() => { const u = new URL(String(target).includes('://') ? String(target) : `http://${target}`); return { host: u.hostname, port: Number(u.port) }; })();
   const conns = new Set();
+  const pairs = new Set();
   let server;
   let port = 0;
   let closed = false;
@@ -42,6 +43,7 @@ export async function startProxy(target) {
       upstream.on('close', gone);
       client.pipe(upstream);
       upstream.pipe(client);
+      pairs.add({ client, upstream, gone });
     });
     return new Promise((resolve, reject) => {
       server.once('error', reject);
@@ -75,6 +77,23 @@ export async function startProxy(target) {
       drop();
     },
     restore() { cut = false; },
+    /**
+     * stall freezes the connections open now, the way a network switch leaves them: no
+     * byte goes through either way, and when the client side closes the server side is
+     * not told (it stays open, silent, until the server's ping timeout). New connections
+     * go through.
+     */
+    stall() {
+      for (const { client, upstream, gone } of pairs) {
+        client.unpipe(upstream);
+        upstream.unpipe(client);
+        client.off('close', gone).off('error', gone);
+        client.on('error', () => {});
+        upstream.pause();
+        client.on('close', () => conns.delete(client));
+      }
+      pairs.clear();
+    },
     close() {
       closed = true;
       drop();

@@ -39,6 +39,7 @@ type Conn struct {
 	pid       string
 	recovered bool
 	finish    func() // a restore's replay, sent once the connection is set up
+	ended     chan struct{} // closed once a restorable connection is gone and retained
 
 	connectedAt time.Time
 	inbound     *rate.Limiter // packets accepted from the client

@@ -268,6 +268,46 @@ func (s *Server) takeRetained(pid string) *retained {
 	return r
 }
 
+// restorable makes c a connection that can be restored under pid: it logs what it is
+// sent, and a CONNECT with its pid finds it while it lives (takeOver).
+func (s *Server) restorable(c *Conn, pid string) {
+	c.mu.Lock()
+	c.pid, c.rlog, c.ended = pid, &deliveryLog{}, make(chan struct{})
+	c.mu.Unlock()
+	s.mu.Lock()
+	s.pids[pid] = c
+	s.mu.Unlock()
+}
+
+// takeOverWait bounds how long a CONNECT waits for the connection it replaces to be
+// gone (its handlers finish, its channels are left).
+const takeOverWait = 5 * time.Second
+
+// takeOver handles a CONNECT for a session whose connection the server still thinks
+// alive: the client saw its transport die first (a Wi-Fi switch: the old TCP connection
+// hangs, unanswered, until the ping timeout). As the same user, the client is the one
+// that connection was for, so it is closed now as a dropped transport, retained, and
+// handed over.
+func (s *Server) takeOver(pid, userID string) *retained {
+	if pid == "" {
+		return nil
+	}
+	s.mu.RLock()
+	old := s.pids[pid]
+	s.mu.RUnlock()
+	if old == nil || old.UserID() != userID {
+		return nil
+	}
+	s.log.Info("socket replaced by its client's reconnect", "socket_id", old.id, "user_id", userID)
+	old.Close(ReasonClientGone)
+	select {
+	case <-old.ended:
+	case <-time.After(takeOverWait):
+		return nil
+	}
+	return s.takeRetained(pid)
+}
+
 // Retained is how many dropped sessions are waiting for their clients.
 func (s *Server) Retained() int {
 	s.mu.RLock()

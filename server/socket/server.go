@@ -168,6 +168,7 @@ type Server struct {
 	conns      map[string]*Conn // by socket id
 	sessions   map[string]*Conn // by Engine.IO session id
 	retained   map[string]*retained // dropped sessions that may be restored, by pid
+	pids       map[string]*Conn     // live connections that may be restored, by pid
 	handshakes sync.WaitGroup   // handshake requests in the engine
 	serving    sync.WaitGroup   // connection goroutines
 	acceptDone chan struct{}
@@ -192,6 +193,7 @@ func NewServer(opts Options) (*Server, error) {
 		conns:      make(map[string]*Conn),
 		sessions:   make(map[string]*Conn),
 		retained:   make(map[string]*retained),
+		pids:       make(map[string]*Conn),
 		acceptDone: make(chan struct{}),
 		ids:        newSessionIDs(),
 	}
@@ -445,6 +447,9 @@ func (s *Server) run(c *Conn) {
 	// Only once the connection is gone from every channel: a restore under the same
 	// socket id must not race its leaving.
 	s.retain(c, reason, log)
+	if c.ended != nil {
+		close(c.ended)
+	}
 	s.log.Info("socket disconnected", "socket_id", c.id, "user_id", c.UserID(), "reason", reason, "duration", time.Since(c.connectedAt).Round(time.Millisecond).String())
 }
 
@@ -457,6 +462,9 @@ func (s *Server) forget(c *Conn) {
 	}
 	if s.sessions[c.sess.ID()] == c {
 		delete(s.sessions, c.sess.ID())
+	}
+	if c.pid != "" && s.pids[c.pid] == c {
+		delete(s.pids, c.pid)
 	}
 }
 

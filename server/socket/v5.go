@@ -77,7 +77,7 @@ func (s *Server) serve5(sess *eio4.Session) {
 		c = s.newConn(conn, claims)
 		c.v5 = true
 		if s.opts.RecoveryWindow > 0 {
-			c.pid, c.rlog = newPID(), &deliveryLog{}
+			s.restorable(c, newPID())
 		}
 		s.log.Info("socket connected", "socket_id", c.id, "user_id", claims.UserID(), "ip", c.ip, "transport", transportName(sess.URL()), "protocol", 5)
 		s.connectReply(c)
@@ -112,6 +112,9 @@ func (s *Server) restore5(conn session5, claims *tokens.Claims, auth connectAuth
 	}
 	r := s.takeRetained(auth.PID)
 	if r == nil {
+		r = s.takeOver(auth.PID, claims.UserID())
+	}
+	if r == nil {
 		return nil
 	}
 	ip := sessionIP(conn.URL(), conn.RemoteAddr())
@@ -125,7 +128,8 @@ func (s *Server) restore5(conn session5, claims *tokens.Claims, auth connectAuth
 		return nil
 	}
 	c := s.newConnID(conn, claims, r.id)
-	c.v5, c.pid, c.rlog, c.recovered = true, r.pid, &deliveryLog{}, true
+	c.v5, c.recovered = true, true
+	s.restorable(c, r.pid)
 	for _, ch := range chans {
 		c.rlog.track(ch.Channel, ch.Request, ch.Positioned, ch.Epoch, ch.Offset)
 	}
