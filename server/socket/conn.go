@@ -38,7 +38,7 @@ type Conn struct {
 	// connection state recovery, recovery.go); recovered: it was.
 	pid       string
 	recovered bool
-	finish    func() // a restore's replay, sent once the connection is set up
+	finish    func()        // a restore's replay, sent once the connection is set up
 	ended     chan struct{} // closed once a restorable connection is gone and retained
 
 	connectedAt time.Time

@@ -15,8 +15,8 @@ import (
 
 	"github.com/googollee/go-socket.io/engineio/session"
 
-	"github.com/jetsocket/jetsocket/tokens"
 	"github.com/jetsocket/jetsocket/server/wire"
+	"github.com/jetsocket/jetsocket/tokens"
 )
 
 func pubFrame(channel, epoch string, offset uint64) wire.Frame {

@@ -165,12 +165,12 @@ type Server struct {
 
 	mu         sync.RWMutex
 	closing    bool
-	conns      map[string]*Conn // by socket id
-	sessions   map[string]*Conn // by Engine.IO session id
+	conns      map[string]*Conn     // by socket id
+	sessions   map[string]*Conn     // by Engine.IO session id
 	retained   map[string]*retained // dropped sessions that may be restored, by pid
 	pids       map[string]*Conn     // live connections that may be restored, by pid
-	handshakes sync.WaitGroup   // handshake requests in the engine
-	serving    sync.WaitGroup   // connection goroutines
+	handshakes sync.WaitGroup       // handshake requests in the engine
+	serving    sync.WaitGroup       // connection goroutines
 	acceptDone chan struct{}
 }
 
