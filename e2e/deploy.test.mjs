@@ -8,8 +8,10 @@
 // address (127.0.0.10, .11, ...), so nginx's hash on the client address spreads them over
 // the nodes as it spreads real clients. Then: triggers through nginx reach clients on
 // every node, one presence list, client events across nodes, the API and /metrics
-// refused from outside their allow-lists, and a node killed mid-run: its clients
-// reconnect through nginx to the others and receive again.
+// refused from outside their allow-lists; pusher-js on /app/ through nginx; a node
+// stopped as in a rolling restart (SIGTERM: pusher-js gets close code 4200 and
+// reconnects at once, socket.io clients reconnect), and a node killed mid-run (SIGKILL):
+// their clients reconnect through nginx to the others and receive again.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
@@ -25,6 +27,7 @@ import {
   userClaims, subscribeOk, record, waitUntil, waitForMatch, clientEvent, flush,
 } from './helpers/channels.mjs';
 import { appEnv, sdk, ok } from './helpers/pusher.mjs';
+import { pusherJs, connected, subscribed, nextEvent, RawPusher } from './helpers/pusherjs.mjs';
 
 function which(bin) {
   try { return execFileSync('sh', ['-c', `command -v ${bin}`]).toString().trim(); } catch { return ''; }
@@ -148,6 +151,7 @@ describe(`deploy kit: nginx in front of three nodes (socket.io-client ${CLIENT_M
   let api;
   const clients = new Clients();
   const cs = [];
+  const alive = () => nodes.filter((n) => n.proc.exitCode === null && n.proc.signalCode === null);
 
   before(async () => {
     redis = await startRedis();
@@ -215,27 +219,80 @@ describe(`deploy kit: nginx in front of three nodes (socket.io-client ${CLIENT_M
     assert.equal((await from('127.0.0.2', '/healthz')).status, 200);
   });
 
+  // pusher-js and a raw protocol-7 client, both from 127.0.0.1: the same address, so
+  // nginx's hash puts them on the same node; the raw one shows the close code.
+  let pjs;
+  test('pusher-js on /app/ through nginx hears triggers from any node', async () => {
+    const before = await Promise.all(nodes.map(connections));
+    const p = pusherJs(nginx, { clients });
+    pjs = { p, ids: [await connected(p)] };
+    p.connection.bind('connected', () => pjs.ids.push(p.connection.socket_id));
+    pjs.raw = clients.add(new RawPusher(nginx));
+    await pjs.raw.established();
+    ({ ch: pjs.ch } = await subscribed(p, 'dp-news'));
+    const got = nextEvent(pjs.ch, 'headline');
+    await ok(api.trigger('dp-news', 'headline', { n: 'pusher' }), 'trigger for pusher-js');
+    assert.deepEqual((await got).data, { n: 'pusher' });
+    let after;
+    await until(async () => {
+      after = await Promise.all(nodes.map(connections));
+      return after.reduce((a, b) => a + b, 0) === CLIENTS + 2;
+    }, 5000, 'the Pusher clients counted');
+    pjs.node = nodes[after.findIndex((n, i) => n === before[i] + 2)];
+    assert.ok(pjs.node, `the Pusher clients' node: before ${before}, after ${after}`);
+  });
+
+  /**
+   * moveOff stops `node` with `signal` and waits until the socket.io clients it held
+   * have reconnected through nginx (to the live nodes) and resubscribed.
+   */
+  async function moveOff(node, signal) {
+    const held = (await connections(node)) - (node === pjs.node ? 2 : 0);
+    const before = new Map(cs.map((c) => [c, c.disconnects.length]));
+    node.proc.kill(signal);
+    const { code } = await node.exited;
+    if (signal === 'SIGTERM') assert.equal(code, 0, `a graceful stop exits 0:\n${node.output()}`);
+    const movedNow = () => cs.filter((c) => c.disconnects.length > before.get(c));
+    await waitUntil(() => movedNow().length === held, 15_000, () => `disconnected: ${movedNow().length}, expected ${held}`);
+    const moved = movedNow();
+    await waitUntil(() => moved.every((c) => c.socket.connected && c.resubscribed === c.established.length
+      && c.established.length === 1 + c.disconnects.length), 30_000,
+    () => `reconnected: ${moved.filter((c) => c.socket.connected).length}/${moved.length}\n${nginx.log()}`);
+    for (const c of cs) if (!moved.includes(c)) assert.equal(c.disconnects.length, before.get(c), `${c.sub} kept its connection`);
+    return moved;
+  }
+
+  /** allHear triggers `event` through nginx and waits until every socket.io client has it. */
+  async function allHear(event) {
+    const got = cs.map((c) => record(c.socket, event));
+    await ok(api.trigger('dp-news', event, { ok: true }), `trigger ${event}`);
+    await waitUntil(() => got.every((g) => g.length === 1), 10_000, () => `deliveries of ${event}: ${got.map((g) => g.length)}`);
+  }
+
+  const liveTotal = async () => (await Promise.all(alive().map(connections))).reduce((a, b) => a + b, 0);
+
+  test('rolling restart: a node stopped with SIGTERM hands its clients to the others (Pusher clients by close 4200)', async () => {
+    await moveOff(pjs.node, 'SIGTERM');
+    assert.equal((await pjs.raw.closed).code, 4200, 'the Pusher close code for "reconnect at once"');
+    // pusher-js reconnects by itself, through nginx to a live node, and resubscribes.
+    await waitUntil(() => pjs.ids.length === 2 && pjs.p.connection.state === 'connected', 15_000,
+      () => `pusher-js reconnects: ids ${pjs.ids}, state ${pjs.p.connection.state}`);
+    assert.notEqual(pjs.ids[1], pjs.ids[0]);
+    await until(async () => (await liveTotal()) === CLIENTS + 1, 10_000, 'every client on the live nodes');
+    const got = nextEvent(pjs.ch, 'after-restart');
+    await allHear('after-restart');
+    assert.deepEqual((await got).data, { ok: true });
+    pjs.p.disconnect(); // from here on, socket.io clients only: counts stay theirs
+    await until(async () => (await liveTotal()) === CLIENTS, 10_000, 'pusher-js gone');
+  });
+
   test('a node killed mid-run: its clients reconnect through nginx to the others and receive again', async () => {
-    const counts = await Promise.all(nodes.map(connections));
-    const victim = counts.indexOf(Math.max(...counts));
-    const lost = counts[victim];
-    assert.ok(lost > 0);
-    nodes[victim].proc.kill('SIGKILL');
-    await nodes[victim].exited;
-    const survivors = nodes.filter((_, i) => i !== victim);
-
-    await waitUntil(() => cs.filter((c) => c.disconnects.length > 0).length === lost, 15_000,
-      () => `disconnected: ${cs.filter((c) => c.disconnects.length).length}, expected ${lost}`);
-    const moved = cs.filter((c) => c.disconnects.length > 0);
-    await waitUntil(() => moved.every((c) => c.established.length === 2 && c.resubscribed === 2), 30_000,
-      () => `reconnected: ${moved.filter((c) => c.established.length === 2).length}/${lost}\n${nginx.log()}`);
-    await until(async () => (await Promise.all(survivors.map(connections))).reduce((a, b) => a + b, 0) === CLIENTS,
-      10_000, 'all clients on the surviving nodes');
-    for (const c of cs.filter((x) => x.disconnects.length === 0)) assert.equal(c.established.length, 1, `${c.sub} kept its connection`);
-
-    const got = cs.map((c) => record(c.socket, 'after'));
-    await ok(api.trigger('dp-news', 'after', { ok: true }), 'trigger after the kill');
-    await waitUntil(() => got.every((g) => g.length === 1), 10_000, () => `deliveries after the kill: ${got.map((g) => g.length)}`);
-    await waitForMatch(got[moved[0].i], (m) => m.data?.ok === true, 1000, 'a moved client hears the trigger');
+    const live = alive();
+    const counts = await Promise.all(live.map(connections));
+    const victim = live[counts.indexOf(Math.max(...counts))];
+    assert.ok(Math.max(...counts) > 0);
+    await moveOff(victim, 'SIGKILL');
+    await until(async () => (await liveTotal()) === CLIENTS, 15_000, 'every client on the last node');
+    await allHear('after-kill');
   });
 });

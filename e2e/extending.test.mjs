@@ -13,7 +13,7 @@ import { startServer, repoRoot } from './helpers/server.mjs';
 import { Clients } from './helpers/clients.mjs';
 import { join as joinAs, emitAck, subscribeOk, subscribeFails, record, waitForMatch, flush } from './helpers/channels.mjs';
 import { mint } from './helpers/jwt.mjs';
-import { appEnv, MASTER_KEY_B64 } from './helpers/pusher.mjs';
+import { appEnv, MASTER_KEY_B64, sdk, ok } from './helpers/pusher.mjs';
 
 const SECURE = 'private-encrypted-secure-chat';
 const LOBBY = 'presence-lobby';
@@ -120,5 +120,84 @@ describe('the docs/extending.md example', () => {
     assert.deepEqual(Object.keys(ack).sort(), ['code', 'error', 'ok', 'status'], JSON.stringify(ack));
     assert.equal(ack.code, 'unknown_event');
     assert.equal(ack.ok, false);
+  });
+});
+
+// PRODUCT §9: a panic in a developer's event handler, guard or channel hook is
+// recovered, logged with its stack and answered as a 500 refusal; the connection and
+// the process go on. e2e/testdata/panicky is a server built with the same API whose
+// code panics on names containing "boom".
+describe('panics in developer code (server.RunWith)', () => {
+  let srv;
+  const clients = new Clients();
+
+  before(async () => {
+    const bin = join(mkdtempSync(join(tmpdir(), 'jetsocket-panicky-')), 'panicky');
+    execFileSync('go', ['build', '-o', bin, './e2e/testdata/panicky'], { cwd: repoRoot, stdio: 'inherit' });
+    srv = await startServer(appEnv(), { bin });
+  });
+  after(async () => {
+    clients.closeAll();
+    await srv?.stop();
+  });
+
+  const wantRefusal500 = (ack, channel, what) => {
+    assert.deepEqual(ack, { ok: false, ...(channel ? { channel } : {}), status: 500, code: 'internal_error', error: ack.error }, `${what}: ${JSON.stringify(ack)}`);
+    assert.doesNotMatch(ack.error, /exploded/, 'the panic\'s text stays in the log');
+  };
+  const stillServing = async (socket, what) => {
+    assert.equal((await emitAck(socket, 'jetsocket:ping', {})).pong, true, `${what}: the connection goes on`);
+    assert.equal((await fetch(`${srv.url}/healthz`)).status, 200, `${what}: the process goes on`);
+  };
+
+  test('a panicking event handler: 500 refusal, the connection and the process go on', async () => {
+    const a = await joinAs(srv.url, clients, 'pan-1');
+    wantRefusal500(await emitAck(a.socket, 'explode', {}), null, 'explode');
+    await stillServing(a.socket, 'event handler');
+    assert.match(srv.output(), /socket event handler panicked.*developer code exploded in an event handler.*stack=/);
+  });
+
+  test('a panicking guard: 500 refusal with subscription_error; the connection goes on', async () => {
+    const a = await joinAs(srv.url, clients, 'pan-2');
+    const errs = record(a.socket, 'jetsocket:subscription_error');
+    wantRefusal500(await emitAck(a.socket, 'jetsocket:subscribe', { channel: 'private-boom-guard' }), 'private-boom-guard', 'guard');
+    const ev = await waitForMatch(errs, (e) => e.channel === 'private-boom-guard', 5000, 'subscription_error');
+    assert.equal(ev.status, 500);
+    await stillServing(a.socket, 'guard');
+    assert.match(srv.output(), /channel guard panicked.*private-boom-guard/);
+  });
+
+  test('panicking channel hooks (subscribe, unsubscribe, client event): 500 refusals; leaving still completes', async () => {
+    const a = await joinAs(srv.url, clients, 'pan-3');
+    const b = await joinAs(srv.url, clients, 'pan-4');
+    wantRefusal500(await emitAck(a.socket, 'jetsocket:subscribe', { channel: 'presence-boom-sub' }), 'presence-boom-sub', 'subscribe hook');
+
+    await subscribeOk(a.socket, 'presence-boom-unsub');
+    wantRefusal500(await emitAck(a.socket, 'jetsocket:unsubscribe', { channel: 'presence-boom-unsub' }), 'presence-boom-unsub', 'unsubscribe hook');
+
+    await subscribeOk(a.socket, 'presence-boom-client');
+    await subscribeOk(b.socket, 'presence-boom-client');
+    const relayed = record(b.socket, 'client-hi');
+    const errors = record(a.socket, 'jetsocket:error');
+    wantRefusal500(await emitAck(a.socket, 'client-hi', { channel: 'presence-boom-client', data: { x: 1 } }), 'presence-boom-client', 'client event hook');
+    await waitForMatch(errors, (e) => e.code === 'internal_error', 5000, 'jetsocket:error');
+    await flush(b.socket);
+    assert.deepEqual(relayed, [], 'relayed although its hook panicked');
+    await stillServing(a.socket, 'hooks');
+
+    // A disconnect runs the unsubscribe hook again: the process survives it, and the
+    // user still leaves the presence channel.
+    const c = await joinAs(srv.url, clients, 'pan-5');
+    await subscribeOk(c.socket, 'presence-boom-unsub');
+    await subscribeOk(b.socket, 'presence-boom-unsub');
+    const removed = record(b.socket, 'jetsocket:member_removed');
+    c.socket.close();
+    await waitForMatch(removed, (m) => m.user_id === 'pan-5', 5000, 'member_removed for pan-5');
+    const users = await ok(sdk(srv).get({ path: '/channels/presence-boom-unsub/users' }), 'users');
+    assert.deepEqual(users.json.users.map((u) => u.id), ['pan-4']);
+    await stillServing(b.socket, 'disconnect hook');
+    for (const what of ['subscribe hook', 'unsubscribe hook', 'client event hook']) {
+      assert.match(srv.output(), new RegExp(`${what} panicked`), what);
+    }
   });
 });

@@ -1,7 +1,7 @@
 // Unit tests of the JS client (public/js/jetsocket.js) in Node with a fake io(): the
 // connection state machine, token handling, channels, presence, encryption. No server:
 // the fake plays the server's side of each socket.io-client 2.x socket the client opens.
-import { test, describe } from 'node:test';
+import { test, describe, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
@@ -737,5 +737,165 @@ describe('JS client: positions and recovery', () => {
     const again = await s.waitSent('jetsocket:subscribe', 2);
     assert.equal(again.payload.since, undefined);
     js.disconnect();
+/**
+ * withClock runs fn with setTimeout and Date mocked (node:test's mock timers), so that
+ * days of token life pass in an instant; advance(ms) moves the clock in steps and lets
+ * the client's promise chains run between them (setImmediate is not mocked).
+ */
+async function withClock(fn) {
+  mock.timers.enable({ apis: ['setTimeout', 'Date'], now: Date.now() });
+  const advance = async (ms, step = 250) => {
+    for (let t = 0; t < ms; t += step) {
+      mock.timers.tick(Math.min(step, ms - t));
+      for (let i = 0; i < 5; i++) await tick();
+    }
+  };
+  try {
+    await fn(advance);
+  } finally {
+    mock.timers.reset();
+  }
+}
+
+/** answerRefreshes makes s accept every jetsocket:refresh at once, as a server does. */
+function answerRefreshes(s) {
+  const emit = s.emit.bind(s);
+  s.emit = (name, ...args) => {
+    emit(name, ...args);
+    const sent = s.sent.at(-1);
+    if (name === 'jetsocket:refresh' && sent.ack) sent.ack({ ok: true, expires_at: 'later' });
+  };
+}
+
+describe('JS client: the refresh timer has a floor and a ceiling', () => {
+  test('a token function that gives the same token again: nothing sent, reported once, asked at most every minRefreshIntervalMs', async () => {
+    await withClock(async (advance) => {
+      const same = signJwt(claims({ exp: nowSeconds() + 120 }));
+      let calls = 0;
+      let later = null; // once set, the function gives this renewed token
+      const { js, io } = client({ token: () => { calls++; return later || same; } });
+      const errors = [];
+      js.connection.bind('error', (e) => errors.push(e));
+      js.connect();
+      await advance(10);
+      const s = io.last();
+      answerRefreshes(s);
+      s.establish();
+      await advance(119_000); // the token's whole life but a second
+      // Connect, then from 60 s before the expiry at most one ask per 10 s (before the
+      // fix: hundreds of asks and refreshes, each sooner than the last).
+      assert.ok(calls >= 2 && calls <= 1 + 6, `token function called ${calls} times`);
+      assert.equal(s.sentNamed('jetsocket:refresh').length, 0, 'the same token is not sent');
+      assert.deepEqual(errors.map((e) => e.code), ['token_not_renewed']);
+      js.disconnect();
+
+      // A token function that renews later: the renewed token is sent.
+      calls = 0;
+      const again = signJwt(claims({ exp: nowSeconds() + 120 }));
+      const second = client({ token: () => { calls++; return calls > 2 && later ? later : again; } });
+      later = signJwt(claims({ exp: nowSeconds() + 3600, jti: 'renewed' }));
+      second.js.connect();
+      await advance(10);
+      const s2 = second.io.last();
+      answerRefreshes(s2);
+      s2.establish();
+      await advance(119_000);
+      const sent = s2.sentNamed('jetsocket:refresh');
+      assert.equal(sent.length, 1, `refreshes sent: ${sent.length}`);
+      assert.equal(sent[0].payload.token, later);
+      second.js.disconnect();
+    });
+  });
+
+  test('a token living longer than setTimeout can wait (24.8 days) is refreshed near its expiry, not at once', async () => {
+    // Real timers: an overflowing setTimeout fires at once, which mock timers do not copy.
+    let calls = 0;
+    const long = signJwt(claims({ exp: nowSeconds() + 40 * 24 * 3600 }));
+    const { js, io } = client({ token: () => { calls++; return calls === 1 ? long : signJwt(claims({ exp: nowSeconds() + 41 * 24 * 3600, jti: String(calls) })); } });
+    js.connect();
+    const s = await io.waitSocket(1);
+    answerRefreshes(s);
+    s.establish();
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(calls, 1, 'the token function was asked again at once');
+    assert.equal(s.sentNamed('jetsocket:refresh').length, 0);
+    js.disconnect();
+  });
+
+  test('the wait is made of steps no longer than setTimeout allows, and still ends at the refresh', async () => {
+    await withClock(async (advance) => {
+      let calls = 0;
+      const { js, io } = client({ token: () => signJwt(claims({ exp: nowSeconds() + 30 * 24 * 3600, jti: String(++calls) })) });
+      js.connect();
+      await advance(10);
+      const s = io.last();
+      answerRefreshes(s);
+      s.establish();
+      await advance(30 * 24 * 3600 * 1000 - 120_000, 3600_000);
+      assert.equal(calls, 1, 'asked before the margin');
+      await advance(119_000, 1000);
+      assert.equal(calls, 2);
+      assert.equal(s.sentNamed('jetsocket:refresh').length, 1);
+      js.disconnect();
+    });
+  });
+});
+
+describe('JS client: terminated and reconnect backoff', () => {
+  test('jetsocket:terminated: disconnected, no reconnect, the reason reported and the event delivered', async () => {
+    const { js, io, states } = client();
+    const got = [];
+    js.bind('jetsocket:terminated', (d) => got.push(d));
+    js.connect();
+    const s = await connected(js, io, 1);
+    s.serverEmit('jetsocket:terminated', { code: 'terminated', reason: 'terminated by the HTTP API' });
+    s.drop('io server disconnect');
+    assert.equal(js.connection.state, 'disconnected');
+    assert.equal(js.connection.reason.type, 'TerminatedError');
+    assert.equal(js.connection.reason.error, 'terminated by the HTTP API');
+    assert.deepEqual(got, [{ code: 'terminated', reason: 'terminated by the HTTP API' }]);
+    assert.equal(s.closed, true);
+    await new Promise((r) => setTimeout(r, 150)); // retries here wait 10 to 40 ms
+    assert.equal(io.sockets.length, 1, 'reconnected after a termination');
+    assert.deepEqual(states, ['initialized>connecting', 'connecting>connected', 'connected>disconnected']);
+    // connect() is the application's own decision: it works.
+    js.connect();
+    await connected(js, io, 2);
+    js.disconnect();
+  });
+
+  test('connections that drop soon after they are up back off exponentially; one that stays up starts over', async () => {
+    await withClock(async (advance) => {
+      const { js, io } = client({ retryMinMs: 1000, retryMaxMs: 16000, stableAfterMs: 30000 });
+      js.connect();
+      await advance(10);
+      // waitNext advances until the next socket opens and returns how long that took.
+      const waitNext = async () => {
+        const n = io.sockets.length;
+        let waited = 0;
+        while (io.sockets.length === n) {
+          assert.ok(waited < 60_000, 'no reconnect within a minute');
+          await advance(50, 50);
+          waited += 50;
+        }
+        return waited;
+      };
+      const waits = [];
+      for (let i = 0; i < 6; i++) {
+        const s = io.last();
+        s.establish(`${i}.1`);
+        s.drop();
+        waits.push(await waitNext());
+      }
+      // 1st: < retryMinMs; then 1, 2, 4, 8, 16 s with jitter (half to all of it).
+      assert.ok(waits[0] <= 1050, `waits ${waits}`);
+      assert.ok(waits[3] >= 2000 && waits[5] >= 8000 && waits[5] <= 16_050, `waits ${waits}`);
+      // A connection that stays up: the next drop is back to a short wait.
+      io.last().establish('9.1');
+      await advance(31_000, 1000);
+      io.last().drop();
+      assert.ok(await waitNext() <= 1050, 'the backoff did not start over');
+      js.disconnect();
+    });
   });
 });

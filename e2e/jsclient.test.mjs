@@ -244,6 +244,23 @@ describe('JS client against the real server', { timeout: 120_000 }, () => {
     assert.deepEqual([err.type, err.status], ['AuthError', 403]);
   });
 
+  test('terminate_connections: jetsocket:terminated, then disconnected, and it stays so (no reconnect)', async () => {
+    const js = client('js-term');
+    const states = [];
+    js.connection.bind('state_change', ({ current }) => states.push(current));
+    await waitState(js, 'connected');
+    const told = once(js, 'jetsocket:terminated');
+    await ok(pusher.terminateUserConnections('js-term'), 'terminate');
+    const [payload] = await told;
+    assert.equal(payload.code, 'terminated');
+    await waitState(js, 'disconnected');
+    assert.equal(js.connection.reason.type, 'TerminatedError');
+    // Retries here are 100 to 500 ms apart: a reconnect would have come by now.
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(js.connection.state, 'disconnected', `states ${states}`);
+    assert.ok(!states.includes('connecting') || states.lastIndexOf('connecting') < states.indexOf('disconnected'), `states ${states}`);
+  });
+
   test('a refused token: the function is asked once more, then failed with the reason', async () => {
     let calls = 0;
     const js = client('x', {}, { token: () => { calls++; return signJwt(claims({ exp: nowSeconds() - 3600 })); } });

@@ -12,9 +12,12 @@ import { mint } from './helpers/jwt.mjs';
 import {
   Clients, RawEio, connect, request, socketPath, sleep, wsHandshake, waitFor,
 } from './helpers/clients.mjs';
-import { subscribeOk } from './helpers/channels.mjs';
+import { subscribeOk, userClaims, waitUntil } from './helpers/channels.mjs';
 import { appEnv, sdk, ok } from './helpers/pusher.mjs';
 import { RawPolling, encodePayload } from './helpers/rawpolling.mjs';
+import {
+  RawPolling4, frozenV3Polling, frozenV3Websocket, frozenV4Polling, frozenV4Websocket, upgradeAndFreeze,
+} from './helpers/frozen.mjs';
 
 /** jsonRefusal asserts an HTTP refusal with our JSON error body. */
 function jsonRefusal(res, status, what, code) {
@@ -433,5 +436,116 @@ describe('malformed traffic', () => {
 
   test('the server never panicked or logged an internal error', () => {
     assert.doesNotMatch(srv.output(), /panic|goroutine \d+ \[|level=ERROR/, 'panic or error in the server output');
+  });
+});
+
+// One client never delays anyone else (PRODUCT §9): a consumer that stops reading, of each
+// kind (v3 and v4, polling and websocket, and a polling session that lets a backlog build
+// up, then upgrades to a websocket it never reads, on both engines), shares a channel with
+// healthy subscribers. Every trigger returns, and every healthy subscriber has the message,
+// within 2 s, until each frozen one has been cut off as a slow consumer. Messages are ~60 KB
+// so the frozen websockets fill the kernel's buffers (a few MB) and then their queues.
+describe('one frozen consumer of each kind', () => {
+  const CHANNEL = 'stall';
+  const PAD = 'x'.repeat(60_000);
+  const BACKLOG = 100; // queued for the upgraders before they upgrade (their bound is 256)
+  const MAX_MESSAGES = 1500;
+  let srv;
+  let api;
+  const clients = new Clients();
+
+  before(async () => {
+    // Pings far apart: a frozen session must be cut off as a slow consumer, not by a ping
+    // timeout.
+    srv = await startServer(appEnv({ MAX_PAYLOAD_BYTES: '65536', PING_INTERVAL: '5m' }));
+    api = sdk(srv);
+  });
+  after(async () => { clients.closeAll(); await srv?.stop(); });
+
+  const cutOff = (sub) => new RegExp(`slow consumer disconnected[^\\n]*${sub}`).test(srv.output());
+
+  test('each frozen consumer is cut off; the trigger and every healthy subscriber stay on time', { timeout: 240_000 }, async () => {
+    const healthy = [];
+    for (const [sub, opts] of [
+      ['healthy-v3-websocket', { major: 2, transports: ['websocket'] }],
+      ['healthy-v3-default', { major: 2 }],
+      ['healthy-v4-websocket', { major: 4, transports: ['websocket'] }],
+      ['healthy-v4-default', { major: 4 }],
+    ]) {
+      const { socket } = await connect(srv.url, mint(userClaims(sub)), { clients, ...opts });
+      await subscribeOk(socket, CHANNEL);
+      const h = { sub, got: new Set(), gone: null };
+      socket.on('tick', (p) => h.got.add(p.data.i));
+      socket.on('disconnect', (r) => { h.gone = r; });
+      healthy.push(h);
+    }
+    const token = (sub) => mint(userClaims(sub));
+    const track = (f, sub) => { if (f.raw) clients.add(f.raw); return { ...f, sub }; };
+    const frozen = [
+      track(await frozenV3Polling(srv.url, token('frozen-v3-polling'), CHANNEL), 'frozen-v3-polling'),
+      track(await frozenV3Websocket(srv.url, token('frozen-v3-websocket'), CHANNEL), 'frozen-v3-websocket'),
+      track(await frozenV4Polling(srv.url, token('frozen-v4-polling'), CHANNEL), 'frozen-v4-polling'),
+      track(await frozenV4Websocket(srv.url, token('frozen-v4-websocket'), CHANNEL), 'frozen-v4-websocket'),
+    ];
+    const upgraders = [
+      track(await frozenV3Polling(srv.url, token('frozen-v3-upgrade'), CHANNEL), 'frozen-v3-upgrade'),
+      track(await frozenV4Polling(srv.url, token('frozen-v4-upgrade'), CHANNEL), 'frozen-v4-upgrade'),
+    ];
+
+    let sent = 0;
+    async function tick() {
+      const i = sent++;
+      const t0 = Date.now();
+      await ok(() => api.trigger(CHANNEL, 'tick', { i, pad: PAD }), `trigger ${i}`);
+      const took = Date.now() - t0;
+      assert.ok(took < 2000, `trigger ${i} took ${took} ms`);
+      await waitUntil(() => healthy.every((h) => h.got.has(i)), 2000 - took,
+        () => `message ${i} at ${healthy.filter((h) => !h.got.has(i)).map((h) => h.sub).join(', ')}`);
+      for (const h of healthy) assert.equal(h.gone, null, `${h.sub} was disconnected (${h.gone})`);
+    }
+
+    for (let k = 0; k < BACKLOG; k++) await tick();
+    for (const [k, u] of upgraders.entries()) {
+      upgraders[k] = track(await upgradeAndFreeze(srv.url, u), u.sub);
+    }
+    const all = [...frozen, ...upgraders];
+    while (sent < MAX_MESSAGES && !all.every((f) => cutOff(f.sub))) await tick();
+    for (const f of all) assert.ok(cutOff(f.sub), `${f.kind} (${f.sub}) not cut off as a slow consumer after ${sent} messages`);
+    console.log(`# all frozen consumers cut off after ${sent} messages`);
+    // Everyone healthy still connected and receiving.
+    await tick();
+  });
+});
+
+// A v4 session counts against MAX_CONNECTIONS_PER_IP from its handshake, before it sends
+// CONNECT (PRODUCT §9): sessions that never authenticate cannot pile up past the limit.
+describe('sessions before CONNECT count per address', () => {
+  let srv;
+  const clients = new Clients();
+  before(async () => { srv = await startServer(appEnv({ MAX_CONNECTIONS_PER_IP: '3' })); });
+  after(async () => { clients.closeAll(); await srv?.stop(); });
+
+  test('beyond 3 sessions of one address, polling and websocket handshakes get 429 too_many_connections', async () => {
+    const v4 = (transport) => socketPath(srv.url, { transport, extra: { EIO: '4' } });
+    const polls = [await RawPolling4.open(srv.url), await RawPolling4.open(srv.url)];
+    const open = await wsHandshake(v4('websocket'));
+    assert.ok(open.ws, `third session: ${open.status} ${open.text}`);
+    clients.add(new RawEio(open.ws, open.early));
+    for (let k = 0; k < 10; k++) {
+      jsonRefusal(await request(v4('polling')), 429, `polling session ${4 + k}`, 'too_many_connections');
+      const res = await wsHandshake(v4('websocket'));
+      res.ws?.terminate();
+      assert.equal(res.ws, undefined, `websocket session ${4 + k} was accepted`);
+      jsonRefusal(res, 429, `websocket session ${4 + k}`, 'too_many_connections');
+    }
+    // A session that ends frees its place.
+    await polls[0].post('1');
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      const res = await request(v4('polling'));
+      if (res.status === 200) break;
+      assert.ok(Date.now() < deadline, `a closed session's place was not freed: ${res.status} ${res.text}`);
+      await sleep(20);
+    }
   });
 });

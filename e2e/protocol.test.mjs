@@ -48,6 +48,19 @@ describe('internal channels and token refresh', () => {
     await gone;
   });
 
+  for (const transport of ['websocket', 'polling']) {
+    test(`terminate_connections: jetsocket:terminated {code, reason} arrives before the disconnect (${transport})`, async () => {
+      const { socket } = await join(srv.url, clients, `term-${transport}`, {}, { transports: [transport] });
+      const seen = [];
+      socket.on('jetsocket:terminated', (p) => seen.push(['jetsocket:terminated', p]));
+      const gone = new Promise((resolve) => socket.once('disconnect', (reason) => { seen.push(['disconnect', reason]); resolve(); }));
+      await ok(pusher.terminateUserConnections(`term-${transport}`), 'terminate');
+      await gone;
+      assert.deepEqual(seen[0], ['jetsocket:terminated', { code: 'terminated', reason: 'terminated by the HTTP API' }], JSON.stringify(seen));
+      assert.equal(seen[1][0], 'disconnect', JSON.stringify(seen));
+    });
+  }
+
   test('the channel a sign-in adds cannot be unsubscribed either', async () => {
     const { socket, info } = await join(srv.url, clients, 'int-3');
     const signed = pusher.authenticateUser(info.socket_id, { id: 'crm-int', name: 'CRM' });

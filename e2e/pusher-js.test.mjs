@@ -278,3 +278,39 @@ describe('/pusher/auth and /pusher/user-auth', () => {
     assert.equal(res.status, 401);
   });
 });
+
+describe('subscription_count (SUBSCRIPTION_COUNT=true)', () => {
+  let srv;
+  const clients = new Clients();
+  before(async () => { srv = await startServer(appEnv({ SUBSCRIPTION_COUNT: 'true' })); });
+  after(async () => { clients.closeAll(); await srv?.stop(); });
+
+  test('subscribers of either protocol get the count as it changes; presence channels do not', async () => {
+    const p = pusherJs(srv, { clients });
+    const { ch } = await subscribed(p, 'counted');
+    assert.deepEqual((await nextEvent(ch, 'pusher:subscription_count')).data, { subscription_count: 1 });
+    const { socket: io } = await join(srv.url, clients, 'counter', {}, { transports: ['websocket'] });
+    const counts = record(io, 'jetsocket:subscription_count');
+    const next = nextEvent(ch, 'pusher:subscription_count');
+    await subscribeOk(io, 'counted');
+    assert.deepEqual((await next).data, { subscription_count: 2 });
+    assert.equal(ch.subscriptionCount, 2);
+    await waitForMatch(counts, (c) => c.data.subscription_count === 2, 5000, 'socket.io gets the count');
+    assert.equal(counts.at(-1).channel, 'counted');
+
+    const down = nextEvent(ch, 'pusher:subscription_count');
+    io.close();
+    assert.deepEqual((await down).data, { subscription_count: 1 });
+
+    const pres = pusherJs(srv, { token: tokenFor('pc'), clients });
+    const { ch: pch } = await subscribed(pres, 'presence-counted');
+    const seen = [];
+    pch.bind('pusher:subscription_count', (d) => seen.push(d));
+    await subscribed(pusherJs(srv, { token: tokenFor('pc2'), clients }), 'presence-counted');
+    // A count for the public channel after the presence change is the barrier.
+    const barrier = nextEvent(ch, 'pusher:subscription_count');
+    await subscribed(pusherJs(srv, { clients }), 'counted');
+    await barrier;
+    assert.deepEqual(seen, []);
+  });
+});

@@ -228,7 +228,7 @@ func ChannelHistory(h HistoryReader, log *slog.Logger) gin.HandlerFunc {
 		if s := c.Query("limit"); s != "" {
 			n, err := strconv.Atoi(s)
 			if err != nil || n < 1 || n > maxHistoryLimit {
-				Abort(c, log, errs.New(errs.Invalid, "invalid_request", fmt.Sprintf("limit must be a whole number from 1 to %d", maxHistoryLimit)))
+				Abort(c, log, errs.New(errs.Invalid, errs.CodeInvalidRequest, fmt.Sprintf("limit must be a whole number from 1 to %d", maxHistoryLimit)))
 				return
 			}
 			q.Limit = n
@@ -236,14 +236,14 @@ func ChannelHistory(h HistoryReader, log *slog.Logger) gin.HandlerFunc {
 		if s := c.Query("since"); s != "" {
 			n, err := strconv.ParseUint(s, 10, 64)
 			if err != nil {
-				Abort(c, log, errs.New(errs.Invalid, "invalid_request", "since must be an offset: a whole number from 0"))
+				Abort(c, log, errs.New(errs.Invalid, errs.CodeInvalidRequest, "since must be an offset: a whole number from 0"))
 				return
 			}
 			q.After = n
 		}
 		res, err := h.History(c.Request.Context(), ch.Name, q)
 		if errors.Is(err, hub.ErrNoHistory) {
-			Abort(c, log, errs.New(errs.NotFound, "history_off", "channel "+ch.Name+" keeps no history (HISTORY_SIZE, CHANNEL_HISTORY)"))
+			Abort(c, log, errs.New(errs.NotFound, errs.CodeHistoryOff, "channel "+ch.Name+" keeps no history (HISTORY_SIZE, CHANNEL_HISTORY)"))
 			return
 		}
 		if err != nil {

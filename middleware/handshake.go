@@ -41,6 +41,12 @@ func Handshake(o HandshakeOptions) gin.HandlerFunc {
 			c.Next()
 			return
 		}
+		// No or an unknown Engine.IO version: the socket layer refuses it 400 (as
+		// engine.io does), whatever the token.
+		if eio := q.Get("EIO"); eio != "3" && eio != "4" {
+			c.Next()
+			return
+		}
 		// A socket.io-client 3.x/4.x handshake (EIO=4) may carry its token in the
 		// CONNECT packet's auth instead; the socket layer checks it there, with the same
 		// verifier and limits. One given in the query is checked here, as for 2.x.

@@ -18,6 +18,9 @@ missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+# buildah for the container image's test (scripts/container-test.sh): 12 packages, about
+# 30 s to install, 10 s to run.
+command -v buildah >/dev/null 2>&1 || missing+=(buildah)
 if ((${#missing[@]})); then
   step "installing ${missing[*]}"
   SUDO=""
@@ -59,6 +62,22 @@ v4_suites=(badinput channels client-events cluster config delegated deploy encry
   http-api jsclient jwks origins presence protocol recovery reliability shutdown slow-consumer tls)
 (cd e2e && CLIENT_MAJOR=4 JETSOCKET_BIN="$PWD/../.bin/jetsocket" node --test --test-concurrency=1 \
   "${v4_suites[@]/%/.test.mjs}")
+
+# The systemd unit, checked by systemd's own tools where they are (systemd-analyze).
+if command -v systemd-analyze >/dev/null 2>&1; then
+  step "systemd unit (systemd-analyze)"
+  scripts/unit-check.sh
+fi
+
+# The container image: built from deploy/Containerfile, its binary run from the mounted
+# image as the image's user (this machine cannot run containers themselves).
+if command -v buildah >/dev/null 2>&1; then
+  step "container image (buildah)"
+  # Root: buildah's storage and the chroot into the image need it.
+  if [ "$(id -u)" -eq 0 ]; then scripts/container-test.sh; else sudo env "PATH=$PATH" scripts/container-test.sh; fi
+else
+  step "container image: skipped, buildah not installed"
+fi
 
 # The benchmark's whole pipeline at a small N: both servers, the load tool with both client
 # generations (Engine.IO v3 and v4), the report and the plot. -strict fails on any lost

@@ -368,6 +368,9 @@ func newApp(cfg *config.Config, log *slog.Logger, ext Extensions) (_ *app, err e
 		CheckOrigin: a.origins.Allowed,
 		// A socket.io packet carries at most a payload plus its envelope.
 		MaxFrameBytes: cfg.MaxPayloadBytes + 4<<10,
+		PingInterval:  cfg.PingInterval,
+		PingTimeout:   cfg.PingTimeout,
+		MaxConnsPerIP: cfg.MaxConnsPerIP,
 		Logger:        log,
 		Handler: func(c *socket.Conn, event string, args []json.RawMessage) any {
 			return a.protocol.Dispatch(c, event, args)

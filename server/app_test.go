@@ -70,7 +70,7 @@ func startServerWith(t *testing.T, env map[string]string, ext Extensions) *testS
 	case err := <-done:
 		cancel()
 		t.Fatalf("Run returned before ready: %v\n%s", err, out)
-	case <-time.After(10 * time.Second):
+	case <-time.After(30 * time.Second):
 		cancel()
 		t.Fatalf("server not ready\n%s", out)
 	}
@@ -419,7 +419,7 @@ func TestRunRefusesBadConfig(t *testing.T) {
 
 // eventually polls cond for up to five seconds.
 func eventually(cond func() bool) bool {
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if cond() {
 			return true
 		}

@@ -26,6 +26,8 @@ func (a *app) hubHooks() hub.Hooks {
 			send(webhook.Event{Name: webhook.MemberRemoved, Channel: ch, UserID: user})
 		},
 		Delivered: func(n int) { a.metrics.MessagesOut.Add(float64(n)) },
+		// Set before any connection exists, so before any count changes.
+		Counted: func(ch string, total int) { a.pusher.CountChanged(ch, total) },
 	}
 }
 

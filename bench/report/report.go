@@ -141,6 +141,7 @@ func (r *Run) Markdown(w io.Writer) {
 	fmt.Fprintln(w)
 	r.generationsTable(w)
 	r.floorTable(w)
+	r.centrifugoTable(w)
 	for _, x := range r.Results {
 		if x.ConnectFailures > 0 || x.Disconnected > 0 || x.TriggerFailures > 0 || x.Duplicates > 0 {
 			fmt.Fprintf(w, "- %s (%s clients) N=%d: %d connect failures %v, %d disconnected during the run, %d trigger failures %s, %d duplicates\n",
@@ -225,6 +226,45 @@ func (r *Run) floorTable(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| N | floor p50 / p99 (ms) | jetsocket p50 / p99 | node p50 / p99 | jetsocket p99 / floor | node p99 / floor |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	for _, row := range rows {
+		fmt.Fprintln(w, row)
+	}
+	fmt.Fprintln(w)
+}
+
+// centrifugoTable puts Jetsocket with both client generations beside Centrifugo (its own
+// JSON protocol over websockets), when the run had it (CENTRIFUGO_BIN). Issue 22's
+// targets: connects/s at least 1.2x Centrifugo's, fan-out p99 at least 1.5x lower.
+func (r *Run) centrifugoTable(w io.Writer) {
+	var rows []string
+	for _, n := range r.Settings.Ns {
+		c := r.FindClient("centrifugo", "centrifugo", n)
+		if c == nil {
+			continue
+		}
+		for _, gen := range []string{"v2", "v4"} {
+			j := r.FindClient("jetsocket", gen, n)
+			if j == nil {
+				continue
+			}
+			rows = append(rows,
+				fmt.Sprintf("| %d | %s | connects/s | %s | %s | %s faster | ≥ 1.2x |", n, gen, f0(j.ConnectsPerSec), f0(c.ConnectsPerSec), ratio(j.ConnectsPerSec, c.ConnectsPerSec)),
+				fmt.Sprintf("| %d | %s | fan-out latency p99 (ms) | %s | %s | %s lower | ≥ 1.5x |", n, gen, f1(j.LatencyP99), f1(c.LatencyP99), ratio(c.LatencyP99, j.LatencyP99)),
+				fmt.Sprintf("| %d | %s | memory per idle connection, RSS (KB) | %s | %s | %s of centrifugo | |", n, gen, kb(j.BytesPerConn), kb(c.BytesPerConn), ratio(float64(j.BytesPerConn), float64(c.BytesPerConn))),
+				fmt.Sprintf("| %d | %s | live heap + stacks per idle connection (KB) | %s | %s | %s of centrifugo | |", n, gen,
+					kb(j.HeapAllocPerConn+j.StackPerConn), kb(c.HeapAllocPerConn+c.StackPerConn), ratio(float64(j.HeapAllocPerConn+j.StackPerConn), float64(c.HeapAllocPerConn+c.StackPerConn))),
+				fmt.Sprintf("| %d | %s | goroutines per idle connection | %.2f | %.2f | | |", n, gen, j.GoroutinesPerConn, c.GoroutinesPerConn),
+				fmt.Sprintf("| %d | %s | burst deliveries/s | %s | %s | %s more | |", n, gen, f0(j.DeliveriesPerSec), f0(c.DeliveriesPerSec), ratio(j.DeliveriesPerSec, c.DeliveriesPerSec)),
+				fmt.Sprintf("| %d | %s | delivered / expected | %s | %s | | all |", n, gen, delivered(j), delivered(c)))
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "Against Centrifugo: its clients speak its JSON protocol over `/connection/websocket` with a JWT in the connect command, and events go through its server API; the same channel, payload and timing otherwise.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| N | jetsocket clients | figure | jetsocket | centrifugo | ratio | target |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
 	for _, row := range rows {
 		fmt.Fprintln(w, row)
 	}

@@ -34,7 +34,8 @@ export type GlobalCallback = (event: string, data: any, metadata?: EventMetadata
 
 /** Errors on channels, the connection and sign-in. */
 export interface JetsocketError {
-  type: 'AuthError' | 'TransportError' | 'TimeoutError' | 'TokenError' | 'RefreshError' | 'SubscriptionError' | 'SigninError';
+  /** TerminatedError: the server ended the connection (terminate_connections); the client stays disconnected. */
+  type: 'AuthError' | 'TransportError' | 'TimeoutError' | 'TokenError' | 'RefreshError' | 'TerminatedError' | 'SubscriptionError' | 'SigninError';
   /** HTTP-like status: 400, 401, 403, 429, 500, or the auth endpoint's status; 0 when none. */
   status: number;
   code: string;
@@ -73,9 +74,14 @@ export interface Options {
   autoConnect?: boolean;
   connectTimeoutMs?: number;
   ackTimeoutMs?: number;
+  /** First wait after a failed attempt, or after a connection that dropped soon after it was up; doubles up to retryMaxMs. */
   retryMinMs?: number;
   retryMaxMs?: number;
   refreshMarginMs?: number;
+  /** The token function is asked for a refresh at most this often (default 10000). */
+  minRefreshIntervalMs?: number;
+  /** A connection up this long resets the reconnect backoff (default 30000). */
+  stableAfterMs?: number;
 }
 
 export interface Member { id: string; info: any }

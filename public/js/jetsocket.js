@@ -24,7 +24,13 @@
     retryMinMs: 1000,        // first wait after a failed attempt; doubles up to retryMaxMs
     retryMaxMs: 30000,
     refreshMarginMs: 60000,  // refresh the token this long before it expires (at most a quarter of its life)
+    minRefreshIntervalMs: 10000, // never ask the token function for a refresh more often than this
+    stableAfterMs: 30000,    // a connection up this long is stable: the reconnect backoff starts over
   };
+
+  // MAX_TIMER_MS is the longest setTimeout delay (2^31-1 ms, about 24.8 days); a longer
+  // one fires at once. Longer waits are made of several.
+  var MAX_TIMER_MS = 2147483647;
 
   // ------------------------------------------------------------------ small helpers
 
@@ -322,9 +328,19 @@
   };
 
   Connection.prototype.later = function (name, ms, fn) {
+    this.until(name, Date.now() + (ms > 0 ? ms : 0), fn); // NaN and negatives: now
+  };
+
+  // until runs fn at the time due (ms since the epoch), in steps setTimeout can take,
+  // each measured against the clock, so that a late step does not delay the rest.
+  Connection.prototype.until = function (name, due, fn) {
     clearTimeout(this.timers[name]);
     var self = this;
-    this.timers[name] = setTimeout(function () { delete self.timers[name]; fn(); }, ms);
+    var wait = Math.max(0, due - Date.now());
+    this.timers[name] = setTimeout(function () {
+      delete self.timers[name];
+      if (wait > MAX_TIMER_MS) self.until(name, due, fn); else fn();
+    }, Math.min(wait, MAX_TIMER_MS));
   };
 
   // fetchToken calls the token option (string or sync/async function) for this attempt.
@@ -367,9 +383,19 @@
       this.reason = null;
       this.socket_id = payload && payload.socket_id;
       this.user_id = payload && payload.user_id != null ? String(payload.user_id) : null;
+      this.connectedAt = Date.now();
+      this.tokenAt = 0; // the floor is between refreshes; this token was just fetched
+      this.unrenewedReported = false;
       this.scheduleRefresh();
       this.setState('connected', payload);
       this.client.onConnected(payload);
+      this.client.onEvent(name, payload);
+      return;
+    }
+    if (name === 'jetsocket:terminated') {
+      // terminate_connections: the server closes next; coming back would undo it.
+      this.stop('disconnected', errorOf('TerminatedError', 0, (payload && payload.code) || 'terminated',
+        (payload && payload.reason) || 'the server terminated the connection'));
       this.client.onEvent(name, payload);
       return;
     }
@@ -405,10 +431,23 @@
     this.setState('connecting');
     var self = this;
     var attempt = ++this.attempt;
-    // A short random wait, so that clients dropped together by a restart do not all come back at once.
-    this.later('retry', Math.random() * this.options.retryMinMs, function () {
+    this.later('retry', this.dropDelay(), function () {
       if (attempt === self.attempt) self.startAttempt();
     });
+  };
+
+  // dropDelay is the wait before reconnecting after a connection was lost. The first
+  // drop of a stable connection waits a short random time, so that clients dropped
+  // together by a restart do not all come back at once; connections that keep dropping
+  // soon after they are up (a server that accepts, then closes) back off exponentially
+  // with jitter up to retryMaxMs, and start over once one stays up stableAfterMs.
+  Connection.prototype.dropDelay = function () {
+    if (Date.now() - (this.connectedAt || 0) >= this.options.stableAfterMs) this.drops = 0;
+    var n = this.drops || 0;
+    this.drops = n + 1;
+    if (n === 0) return Math.random() * this.options.retryMinMs;
+    var delay = Math.min(this.options.retryMaxMs, this.options.retryMinMs * Math.pow(2, n - 1));
+    return delay / 2 + Math.random() * delay / 2;
   };
 
   Connection.prototype.attemptFailed = function (reason) {
@@ -428,22 +467,41 @@
   };
 
   // scheduleRefresh arms a timer that fetches a new token before this one expires and sends
-  // it with jetsocket:refresh, so the server does not close the connection.
+  // it with jetsocket:refresh, so the server does not close the connection. The token
+  // function is asked at most every minRefreshIntervalMs; a token that would not move the
+  // expiry (the same one again) is not sent, and is reported once as token_not_renewed:
+  // it is asked again after the interval while that is before the expiry, then the
+  // server's expiry closes the connection and the reconnect asks for a token anew.
   Connection.prototype.scheduleRefresh = function () {
     var exp = tokenExpiry(this.token);
     if (!exp || typeof this.options.token !== 'function') return;
-    var left = exp - Date.now();
+    var now = Date.now();
+    var left = exp - now;
     var margin = Math.min(this.options.refreshMarginMs, Math.max(0, left / 4));
+    var at = Math.max(exp - margin, (this.tokenAt || 0) + this.options.minRefreshIntervalMs);
+    if (at >= exp) return; // no time for another try: let it expire
     var self = this;
     var attempt = this.attempt;
-    this.later('refresh', Math.max(0, left - margin), function () {
+    this.later('refresh', at - now, function () {
       if (attempt !== self.attempt) return;
+      self.tokenAt = Date.now();
       self.fetchToken().then(function (token) {
         if (attempt !== self.attempt) return null;
+        var next = tokenExpiry(token);
+        if (typeof token === 'string' && next && next <= tokenExpiry(self.token)) {
+          if (!self.unrenewedReported) {
+            self.unrenewedReported = true;
+            self.dispatcher.emit('error', errorOf('RefreshError', 0, 'token_not_renewed',
+              'the token function gave a token that expires no later than the current one'));
+          }
+          self.scheduleRefresh();
+          return null;
+        }
         return self.emitWithAck('jetsocket:refresh', { token: token }).then(function (ack) {
           if (attempt !== self.attempt) return;
           if (!ack || !ack.ok) throw Object.assign(new Error((ack && ack.error) || 'refresh refused'), { ack: ack });
           self.token = token;
+          self.unrenewedReported = false;
           self.dispatcher.emit('token_refreshed', { expires_at: ack.expires_at });
           self.scheduleRefresh();
         });

@@ -443,3 +443,32 @@ func TestConfigCheck(t *testing.T) {
 		t.Fatalf("broken .env: %+v", r)
 	}
 }
+
+// The example production environment is what config check accepts once its blanks (the
+// secrets, APP_KEY, the users file) are filled in, and names those blanks until then.
+func TestProductionEnvExample(t *testing.T) {
+	example, err := filepath.Abs(filepath.Join("..", "..", "deploy", "production.env.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := inTempDir(t)
+	r := run(t, nil, "", "config", "check", "-env-file", example)
+	for _, v := range []string{"JWT_SECRET", "APP_SECRET", "APP_KEY"} {
+		if r.code != ExitError || !strings.Contains(r.stdout+r.stderr, "config: "+v) {
+			t.Errorf("blank %s not named: %+v", v, r)
+		}
+	}
+	file := filepath.Join(dir, "users.json")
+	if r := addUser(t, file, "ops", "ops-password"); r.code != 0 {
+		t.Fatalf("%+v", r)
+	}
+	env, err := godotenv.Unmarshal(run(t, nil, "", "secrets").stdout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env["APP_KEY"], env["USERS_FILE"] = "example-key", file
+	r = run(t, env, "", "config", "check", "-production", "-env-file", example)
+	if r.code != 0 || !strings.Contains(r.stdout, "APP_ENV   production") || !strings.Contains(r.stdout, "redis://") {
+		t.Fatalf("%+v", r)
+	}
+}

@@ -92,6 +92,11 @@ type Config struct {
 	MaxConnsPerUser      int  // 0: unlimited
 	MaxConnsPerIP        int  // by client address (see TrustedProxies); 0: unlimited
 
+	// PingInterval and PingTimeout are socket.io's pingInterval and pingTimeout: the v4
+	// engine pings every PingInterval and closes a session whose pong is PingTimeout late.
+	PingInterval time.Duration
+	PingTimeout  time.Duration
+
 	Pusher            Pusher // the Pusher protocol endpoint, /app/{key}
 	SubscriptionCount bool   // pusher_internal:subscription_count (SUBSCRIPTION_COUNT)
 
@@ -143,6 +148,7 @@ func Load(getenv func(string) string) (*Config, []string, error) {
 		},
 		c.loadRecovery,
 		c.loadLimits,
+		c.loadHeartbeat,
 		func(l *loader) error { return c.loadPusher(l.get) },
 		c.loadNetwork,
 		c.loadLogs,
@@ -377,6 +383,17 @@ func (l *loader) integers(vars ...intVar) error {
 		}
 	}
 	return nil
+}
+
+// loadHeartbeat reads PING_INTERVAL and PING_TIMEOUT. Bounds: a ping every second at
+// most (each costs every client a packet), and a client silent for at most ten minutes.
+func (c *Config) loadHeartbeat(l *loader) error {
+	var err error
+	if c.PingInterval, err = duration(l.get, "PING_INTERVAL", 25*time.Second, time.Second, 10*time.Minute); err != nil {
+		return err
+	}
+	c.PingTimeout, err = duration(l.get, "PING_TIMEOUT", 20*time.Second, time.Second, 10*time.Minute)
+	return err
 }
 
 // loadNetwork reads how clients are known behind proxies, and the request and

@@ -27,6 +27,9 @@ func TestDefaults(t *testing.T) {
 	if c.LoginRateLimit != (RateLimit{N: 100, Per: 15 * time.Minute}) || c.ClientEventRate != 10 || c.MaxPayloadBytes != 10240 {
 		t.Fatalf("limits: %+v", c)
 	}
+	if c.Pusher != (Pusher{ActivityTimeout: 120 * time.Second, PongTimeout: 30 * time.Second, SigninTimeout: 30 * time.Second}) || c.SubscriptionCount {
+		t.Fatalf("pusher defaults: %+v", c.Pusher)
+	}
 	if len(warnings) == 0 || !strings.Contains(strings.Join(warnings, "\n"), "JWT_SECRET") {
 		t.Fatalf("no warning about the generated secret: %q", warnings)
 	}
@@ -128,6 +131,12 @@ func TestRefusals(t *testing.T) {
 		{"subscribe rate", map[string]string{"SUBSCRIBE_RATE": "x"}, "SUBSCRIBE_RATE"},
 		{"conns per user", map[string]string{"MAX_CONNECTIONS_PER_USER": "-1"}, "MAX_CONNECTIONS_PER_USER"},
 		{"conns per ip", map[string]string{"MAX_CONNECTIONS_PER_IP": "many"}, "MAX_CONNECTIONS_PER_IP"},
+		{"pusher activity fraction", map[string]string{"PUSHER_ACTIVITY_TIMEOUT": "1500ms"}, "PUSHER_ACTIVITY_TIMEOUT"},
+		{"pusher activity zero", map[string]string{"PUSHER_ACTIVITY_TIMEOUT": "0s"}, "PUSHER_ACTIVITY_TIMEOUT"},
+		{"pusher pong bad", map[string]string{"PUSHER_PONG_TIMEOUT": "soon"}, "PUSHER_PONG_TIMEOUT"},
+		{"pusher require signin", map[string]string{"PUSHER_REQUIRE_SIGNIN": "maybe"}, "PUSHER_REQUIRE_SIGNIN"},
+		{"pusher signin timeout", map[string]string{"PUSHER_SIGNIN_TIMEOUT": "1h"}, "PUSHER_SIGNIN_TIMEOUT"},
+		{"subscription count", map[string]string{"SUBSCRIPTION_COUNT": "yes please"}, "SUBSCRIPTION_COUNT"},
 		{"client ip header forwarded", map[string]string{"CLIENT_IP_HEADER": "Forwarded"}, "CLIENT_IP_HEADER"},
 		{"client ip header space", map[string]string{"CLIENT_IP_HEADER": "X Real IP"}, "CLIENT_IP_HEADER"},
 		{"client ip header list", map[string]string{"CLIENT_IP_HEADER": "X-Real-IP,X-Forwarded-For"}, "CLIENT_IP_HEADER"},
@@ -235,6 +244,29 @@ func TestWebhookURLErrorIsRedacted(t *testing.T) {
 	msg := err.Error()
 	if strings.Contains(msg, "pw-secret") || strings.Contains(msg, "tok-secret") || strings.Contains(msg, "hook-user") || !strings.Contains(msg, "hooks.example.com") {
 		t.Fatalf("error %q", msg)
+	}
+}
+
+func TestPingSettings(t *testing.T) {
+	c, _, err := Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PingInterval != 25*time.Second || c.PingTimeout != 20*time.Second {
+		t.Fatalf("ping defaults %s/%s, want socket.io's 25s/20s", c.PingInterval, c.PingTimeout)
+	}
+	c, _, err = Load(env(map[string]string{"PING_INTERVAL": "10s", "PING_TIMEOUT": "5s"}))
+	if err != nil || c.PingInterval != 10*time.Second || c.PingTimeout != 5*time.Second {
+		t.Fatalf("parsed %v %v: %v", c.PingInterval, c.PingTimeout, err)
+	}
+	for _, kv := range []map[string]string{
+		{"PING_INTERVAL": "soon"}, {"PING_INTERVAL": "100ms"}, {"PING_INTERVAL": "1h"},
+		{"PING_TIMEOUT": "0s"}, {"PING_TIMEOUT": "-5s"}, {"PING_TIMEOUT": "11m"},
+	} {
+		var ce *Error
+		if _, _, err := Load(env(kv)); !errors.As(err, &ce) {
+			t.Errorf("%v: %v, want a config error naming the variable", kv, err)
+		}
 	}
 }
 

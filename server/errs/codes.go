@@ -8,7 +8,7 @@ package errs
 // made (New); the message says what happened there.
 //
 // No other package spells a code as a string literal (codes_test.go checks the server's
-// sources), and every code here is documented in the README or docs/ (the same test).
+// sources), and every code here has its row in docs/errors.md (the same test file).
 // Other packages may name a code under their own name (protocol's catalogue, socket's
 // jetsocket:error codes) only by reference to these.
 
@@ -39,6 +39,7 @@ const (
 	CodeInvalidSignature = "invalid_signature" // 401: a request not signed as Pusher signs
 	CodeUnknownApp       = "unknown_app"       // 403: another app id
 	CodePayloadTooLarge  = "payload_too_large" // 413: event data over MAX_PAYLOAD_BYTES (API and client events)
+	CodeHistoryOff       = "history_off"       // 404: the history endpoint on a channel that keeps none
 )
 
 // The socket.io endpoint's HTTP refusals (Engine.IO, either version).

@@ -15,6 +15,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"runtime"
 	"slices"
@@ -29,6 +30,9 @@ import (
 const (
 	EventMemberAdded   = "jetsocket:member_added"
 	EventMemberRemoved = "jetsocket:member_removed"
+	// EventSubscriptionCount carries {subscription_count} to a channel's subscribers
+	// (SUBSCRIPTION_COUNT); Pusher clients get it as pusher_internal:subscription_count.
+	EventSubscriptionCount = "jetsocket:subscription_count"
 )
 
 // Conn is what the hub needs of a connection. socket.Conn has it; the hub does not
@@ -51,6 +55,15 @@ func Internal(channel string) bool { return strings.HasPrefix(channel, "#") }
 
 // ReasonTerminated is the close reason of connections ended by Message.Terminate.
 const ReasonTerminated = "terminated by the HTTP API"
+
+// EventTerminated tells a connection ended by Message.Terminate why, just before it
+// closes: {code: "terminated", reason}. A client that gets it should not reconnect
+// (pusher-js stays off after Pusher's equivalent); the JS client does not.
+const EventTerminated = "jetsocket:terminated"
+
+// flushCloser is a Conn that can close once what it was sent is written (socket.Conn):
+// a terminated connection then gets EventTerminated before the close.
+type flushCloser interface{ CloseAfterFlush(reason string) }
 
 // Message is one event for a channel's subscribers.
 type Message struct {
@@ -112,7 +125,7 @@ var ErrFull = errors.New("presence channel is full")
 type Presence interface {
 	// Join records socketID as a connection of m.UserID on channel. first reports that
 	// the user was not a member before. A new user on a channel with max members gets
-	// ErrFull.
+	// ErrFull. m.Info replaces the member's info (a refreshed token may rename them).
 	Join(ctx context.Context, channel, socketID string, m Member, max int) (first bool, err error)
 	// Leave removes the connection; last reports that it was the user's last one.
 	Leave(ctx context.Context, channel, socketID, userID string) (last bool, err error)
@@ -141,6 +154,9 @@ type Hooks struct {
 	MemberRemoved   func(channel, userID string)
 	// Delivered is told how many subscribers each delivered message was queued to.
 	Delivered func(n int)
+	// Counted is told a channel's new subscription count (every node's) after a
+	// subscribe or unsubscribe on this node changed it.
+	Counted func(channel string, total int)
 }
 
 // Hub is a node's channel subscriptions.
@@ -286,6 +302,30 @@ func (h *Hub) add(ctx context.Context, c, as Conn, channel string, member *Membe
 	return first, h.count(ctx, channel, 1), nil
 }
 
+// UpdateMember replaces the info of the member c is on presence channel as (its user
+// after a token refresh): new subscribers and the members queries see it. Those already
+// subscribed are not told: Pusher's protocol has no event for it, and a member_added
+// for a member they have would be read as a second one. Not subscribed, or not as
+// m.UserID: nothing changes.
+func (h *Hub) UpdateMember(ctx context.Context, c Conn, channel string, m Member) error {
+	h.sync.RLock()
+	defer h.sync.RUnlock()
+	h.mu.Lock()
+	sub, ok := h.conns[c.ID()][channel]
+	if !ok || !sub.presence() || sub.member.UserID != m.UserID || string(sub.member.Info) == string(m.Info) {
+		h.mu.Unlock()
+		return nil
+	}
+	updated := m
+	sub.member = &updated // Resync writes it again as it is now
+	h.conns[c.ID()][channel] = sub
+	h.mu.Unlock()
+	if _, err := h.presence.Join(ctx, channel, c.ID(), m, 0); err != nil {
+		return fmt.Errorf("update member %s on %s: %w", m.UserID, channel, err)
+	}
+	return nil
+}
+
 // memberAdded announces a presence channel's new member to its subscribers (all but
 // except) and to the MemberAdded hook.
 func (h *Hub) memberAdded(ctx context.Context, channel string, m Member, except string) {
@@ -386,6 +426,9 @@ func (h *Hub) count(ctx context.Context, channel string, delta int) bool {
 	if err != nil {
 		h.log.Error("channel count", "channel", channel, "err", err)
 		return false
+	}
+	if h.hooks.Counted != nil {
+		h.hooks.Counted(channel, total)
 	}
 	return (delta > 0 && total == delta) || (delta < 0 && total == 0)
 }
@@ -511,8 +554,20 @@ func (h *Hub) state() State {
 // deliver hands m to this node's subscribers, encoding it once for all of them.
 func (h *Hub) deliver(m Message) {
 	if m.Terminate {
+		packet, err := wire.EncodeEvent(EventTerminated, map[string]string{"code": "terminated", "reason": ReasonTerminated})
+		if err != nil {
+			h.log.Error("encode message", "event", EventTerminated, "err", err)
+		}
+		frame := wire.NewFrame(packet)
 		for _, c := range h.targets(m) {
-			c.Close(ReasonTerminated)
+			if err == nil {
+				c.SendFrame(frame)
+			}
+			if fc, ok := c.(flushCloser); ok {
+				fc.CloseAfterFlush(ReasonTerminated)
+			} else {
+				c.Close(ReasonTerminated)
+			}
 		}
 		return
 	}

@@ -224,6 +224,7 @@ func TestUserChannelAndTerminate(t *testing.T) {
 	h := newHub(Hooks{ChannelOccupied: func(ch string) { hooked = append(hooked, ch) }})
 	ctx := context.Background()
 	a1, a2, b := &fakeConn{id: "1", user: "a"}, &fakeConn{id: "2", user: "a"}, &fakeConn{id: "3", user: "b"}
+	a3 := &flushingConn{fakeConn: fakeConn{id: "4", user: "a"}}
 	for _, c := range []*fakeConn{a1, a2, b} {
 		h.Subscribe(ctx, c, UserChannel(c.user), nil, 0)
 	}
@@ -241,11 +242,34 @@ func TestUserChannelAndTerminate(t *testing.T) {
 	if len(a1.got()) != 1 || len(a2.got()) != 1 || len(b.got()) != 0 {
 		t.Fatalf("user delivery: %d %d %d", len(a1.got()), len(a2.got()), len(b.got()))
 	}
+	h.Subscribe(ctx, a3, UserChannel("a"), nil, 0)
 	h.Publish(ctx, Message{Channel: UserChannel("a"), Terminate: true})
 	if !a1.closed || !a2.closed || b.closed {
 		t.Fatal("terminate closed the wrong connections")
 	}
+	// Each is told why first; one that can flush is closed after the flush, so that
+	// the notice is not dropped with its queue.
+	for _, c := range []*fakeConn{a1, a2, &a3.fakeConn} {
+		got := c.got()
+		if n := len(got); n == 0 || !strings.HasPrefix(got[n-1], `2["`+EventTerminated+`",{"code":"terminated","reason":`) {
+			t.Fatalf("%s's last frames: %q", c.id, got)
+		}
+	}
+	if a3.closed || a3.flushClosed != ReasonTerminated {
+		t.Fatalf("a flushing connection: closed %v, flush-closed %q", a3.closed, a3.flushClosed)
+	}
+	if len(b.got()) != 0 {
+		t.Fatalf("b got %q", b.got())
+	}
 }
+
+// flushingConn is a fakeConn that can close after a flush, as socket.Conn can.
+type flushingConn struct {
+	fakeConn
+	flushClosed string
+}
+
+func (c *flushingConn) CloseAfterFlush(reason string) { c.flushClosed = reason }
 
 // With counts shared by several hubs (nodes), a channel is occupied by the first
 // subscription on any node and vacated by the last, and listings are the totals.

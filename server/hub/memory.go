@@ -107,6 +107,7 @@ func (p *MemoryPresence) Join(_ context.Context, channel, socketID string, m Mem
 	u := users[m.UserID]
 	if u != nil {
 		u.sockets[socketID] = true
+		u.member = m
 		return false, nil
 	}
 	if max > 0 && len(users) >= max {

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"context"
 	"encoding/json"
 	"time"
 
@@ -63,7 +64,33 @@ func (s *Service) onRefresh(r Request[refreshReq]) (any, error) {
 	s.metrics.TokenRefreshes.WithLabelValues("ok").Inc()
 	s.log.Info("token refreshed", "socket_id", c.ID(), "user_id", c.UserID())
 	s.recheck(r.Ctx, c)
+	s.updateMembers(r.Ctx, c)
 	return map[string]any{"ok": true, "expires_at": claims.Expiry().UTC().Format(time.RFC3339)}, nil
+}
+
+// updateMembers gives c's presence memberships the user_info of its refreshed claims (a
+// new name): new subscribers and the users API see it; those subscribed already are not
+// told (hub.UpdateMember says why). A membership a backend's channel_data vouched for
+// keeps that info.
+func (s *Service) updateMembers(ctx context.Context, c Conn) {
+	st := s.session(c.ID())
+	m := hub.Member{UserID: c.UserID(), Info: s.userInfo(c)}
+	sctx, cancel := settle(ctx)
+	defer cancel()
+	for _, name := range s.hub.ChannelsOf(c.ID()) {
+		if ch, err := channels.Parse(name); err != nil || ch.Kind != channels.Presence {
+			continue
+		}
+		st.mu.Lock()
+		_, delegated := st.grants[name]
+		st.mu.Unlock()
+		if delegated {
+			continue
+		}
+		if err := s.hub.UpdateMember(sctx, c, name, m); err != nil {
+			s.log.Error("presence member update", "socket_id", c.ID(), "user_id", c.UserID(), "channel", name, "err", err)
+		}
+	}
 }
 
 type signinReq struct {

@@ -34,6 +34,9 @@ const (
 	EventMemberAdded           = hub.EventMemberAdded
 	EventMemberRemoved         = hub.EventMemberRemoved
 	EventTokenExpired          = "jetsocket:token_expired" // {expired_at}
+	// EventTerminated goes to each connection terminate_connections ends, before the
+	// close: {code: "terminated", reason}. Clients should not reconnect on it.
+	EventTerminated = hub.EventTerminated
 )
 
 // ReservedPrefix starts the names of the built-in events; a developer's events may not

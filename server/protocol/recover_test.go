@@ -184,3 +184,44 @@ func TestPanickingClientEventHook(t *testing.T) {
 	}
 	wantLogged(t, logs, "client event hook")
 }
+
+// A refresh that renames the user updates their presence info: new subscribers and
+// the members query see the new name; a membership a backend's channel_data vouched
+// for keeps its info.
+func TestRefreshUpdatesPresenceInfo(t *testing.T) {
+	f := newFixture(t, nil, Options{})
+	c := f.connect(t, "1.1", alice)
+	for _, ch := range []string{"presence-room", "presence-signed"} {
+		req := map[string]string{"channel": ch}
+		if ch == "presence-signed" {
+			req["channel_data"] = `{"user_id":"1","user_info":{"name":"From the backend"}}`
+			req["auth"] = channels.ChannelAuth("key", testAppSecret, c.ID(), ch, req["channel_data"])
+		}
+		if ack := f.send(c, EventSubscribe, req); ack["ok"] != true {
+			t.Fatalf("subscribe %s: %v", ch, ack)
+		}
+	}
+	if ack := f.send(c, EventRefresh, map[string]string{"token": f.token(t, tokens.User{ID: "1", Name: "Alice Renamed", Groups: []string{"staff"}})}); ack["ok"] != true {
+		t.Fatalf("refresh: %v", ack)
+	}
+	info := func(ch string) string {
+		m, err := f.hub.Members(context.Background(), ch)
+		if err != nil || len(m) != 1 {
+			t.Fatalf("members of %s: %v %v", ch, m, err)
+		}
+		return string(m[0].Info)
+	}
+	if got := info("presence-room"); got != `{"name":"Alice Renamed"}` {
+		t.Fatalf("presence-room info after the refresh: %s", got)
+	}
+	if got := info("presence-signed"); got != `{"name":"From the backend"}` {
+		t.Fatalf("presence-signed info after the refresh: %s", got)
+	}
+	// A new subscriber's ack carries the new name.
+	bob := f.connect(t, "2.2", tokens.User{ID: "2", Name: "Bob"})
+	ack := f.send(bob, EventSubscribe, map[string]string{"channel": "presence-room"})
+	hash, _ := ack["presence"].(map[string]any)["hash"].(map[string]any)
+	if hash["1"].(map[string]any)["name"] != "Alice Renamed" {
+		t.Fatalf("bob's ack: %v", ack)
+	}
+}

@@ -42,12 +42,15 @@ type subscriptionError struct {
 }
 
 // errorType names a refusal's kind in pusher-js's manner.
-func errorType(k errs.Kind) string {
-	switch k {
+func errorType(e *errs.Error) string {
+	switch e.Kind {
 	case errs.Unauthorized, errs.Forbidden:
 		return "AuthError"
 	case errs.Invalid:
-		return "InvalidChannel"
+		if e.Code == errs.CodeInvalidChannel {
+			return "InvalidChannel"
+		}
+		return "InvalidRequest"
 	case errs.RateLimited:
 		return "LimitReached"
 	default:
@@ -77,7 +80,7 @@ func (s *Service) onSubscribe(c *Conn, m inbound) {
 			s.log.Error("pusher subscribe failed", "socket_id", c.id, "channel", d.Channel, "err", err)
 		}
 		s.metrics.SubscribeRefused.WithLabelValues(e.Code).Inc()
-		c.send(encode(EventSubscriptionError, d.Channel, subscriptionError{errorType(e.Kind), e.Message, e.Kind.Status(), e.Code}))
+		c.send(encode(EventSubscriptionError, d.Channel, subscriptionError{errorType(e), e.Message, e.Kind.Status(), e.Code}))
 		return
 	}
 	c.send(encode(EventSubscriptionSucceeded, d.Channel, data))

@@ -31,6 +31,7 @@ const (
 	EventSubscriptionSucceeded = "pusher_internal:subscription_succeeded"
 	EventMemberAdded           = "pusher_internal:member_added"
 	EventMemberRemoved         = "pusher_internal:member_removed"
+	EventSubscriptionCount     = "pusher_internal:subscription_count"
 )
 
 // Close codes, as pusher-js reads them (protocol.ts getCloseAction): 4000-4099 the
@@ -146,6 +147,8 @@ func EncodeMessage(m hub.Message) []byte {
 			return nil
 		}
 		return encode(EventMemberRemoved, m.Channel, p)
+	case m.Event == hub.EventSubscriptionCount:
+		return encodeRaw(EventSubscriptionCount, m.Channel, m.Data, "")
 	case m.Payload != nil || strings.HasPrefix(m.Event, "jetsocket:"):
 		return nil
 	}

@@ -72,6 +72,8 @@ type Service struct {
 	sendQueue int
 	upgrader  websocket.Upgrader
 
+	counts counts // subscription_count, coalesced
+
 	mu      sync.Mutex
 	conns   map[string]*Conn
 	closing bool

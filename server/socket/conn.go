@@ -11,6 +11,7 @@ import (
 	"github.com/googollee/go-socket.io/engineio/session"
 	"golang.org/x/time/rate"
 
+	"github.com/jetsocket/jetsocket/server/socket/eio4"
 	"github.com/jetsocket/jetsocket/server/wire"
 	"github.com/jetsocket/jetsocket/tokens"
 )
@@ -189,6 +190,13 @@ func (c *Conn) startWriter(rest []byte) {
 // Close closes the connection now; queued packets are dropped.
 func (c *Conn) Close(reason string) {
 	c.closeOnce.Do(func() {
+		// A v4 session closes itself when its client stops taking packets (a polling
+		// client that stopped polling, an upgrade whose websocket is not read); the
+		// writer and the read loop then see a transport gone: a slow consumer.
+		if reason == ReasonClientGone && c.cutOffByEngine() {
+			reason = ReasonSlowConsumer
+			c.srv.log.Warn("slow consumer disconnected", "socket_id", c.id, "user_id", c.UserID(), "queued", "engine")
+		}
 		c.mu.Lock()
 		if c.reason == "" {
 			c.reason = reason
@@ -210,6 +218,11 @@ func (c *Conn) discard() {
 	c.rlog = nil
 	c.mu.Unlock()
 	c.ctx.cancel()
+}
+
+func (c *Conn) cutOffByEngine() bool {
+	s5, ok := c.sess.(session5)
+	return ok && s5.s.Reason() == eio4.ReasonQueueFull
 }
 
 // CloseAfterFlush closes the connection once what is queued now has been written;

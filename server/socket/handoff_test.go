@@ -126,7 +126,7 @@ func TestHandoffDroppedWhenTheSessionEndsDuringTheUpgrade(t *testing.T) {
 		t.Fatal(rec.Code)
 	}
 	_ = poll.Close()
-	ws := &handoffConn{Conn: &fakePolling{}, handoff: h, upgrades: newUpgrades(), sid: "S"}
+	ws := &handoffConn{Conn: &fakePolling{}, handoff: h, upgrades: newUpgrades(nil), sid: "S"}
 	_ = ws.Close()
 	poll.Resume()
 	if h.len() != 0 {

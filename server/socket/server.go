@@ -93,12 +93,15 @@ type Options struct {
 	Authenticate func(u url.URL) (*tokens.Claims, error)
 	CheckOrigin  func(*http.Request) bool // websocket origin check
 
-	PingInterval  time.Duration // default 25s, as socket.io
-	PingTimeout   time.Duration // default 60s; must exceed PingInterval (the library re-arms its read deadline only on pings)
+	PingInterval  time.Duration // default 25s, socket.io's pingInterval
+	PingTimeout   time.Duration // default 20s, socket.io's pingTimeout (v3: see NewServer)
 	SendQueue     int           // frames buffered per connection before it counts as a slow consumer; default 256
 	MaxFrameBytes int           // largest socket.io packet accepted; default 64 KiB
 	InboundRate   float64       // packets per second per connection; default 100
 	InboundBurst  int           // default 200
+	// MaxConnsPerIP bounds the sockets of one client address: v4 sessions before their
+	// CONNECT and upgrades' websockets count too; 0: unlimited.
+	MaxConnsPerIP int
 	// ConnectTimeout closes a v4 session (socket.io-client 3.x/4.x) that has not sent an
 	// accepted CONNECT by then; default 45s, as Node's connectTimeout.
 	ConnectTimeout time.Duration
@@ -133,7 +136,7 @@ func (o *Options) defaults() {
 		o.PingInterval = 25 * time.Second
 	}
 	if o.PingTimeout == 0 {
-		o.PingTimeout = 60 * time.Second
+		o.PingTimeout = 20 * time.Second
 	}
 	if o.SendQueue == 0 {
 		o.SendQueue = 256
@@ -163,6 +166,9 @@ type Server struct {
 	ids    *sessionIDs
 	log    *slog.Logger
 
+	ips      *ipSockets // sockets per client address (limits.go)
+	upgrades *upgrades  // the v3 engine's upgrades under way (upgrades.go)
+
 	mu         sync.RWMutex
 	closing    bool
 	conns      map[string]*Conn     // by socket id
@@ -184,10 +190,13 @@ func NewServer(opts Options) (*Server, error) {
 	}
 	opts.defaults()
 	recoverCallbacks(&opts)
-	if opts.PingTimeout <= opts.PingInterval {
-		return nil, errors.New("socket: PingTimeout must exceed PingInterval")
+	if opts.PingInterval < 0 || opts.PingTimeout < 0 {
+		return nil, errors.New("socket: PingInterval and PingTimeout must be positive")
 	}
+	ips := newIPSockets(opts.MaxConnsPerIP)
 	s := &Server{
+		ips:        ips,
+		upgrades:   newUpgrades(ips),
 		opts:       opts,
 		log:        opts.Logger,
 		conns:      make(map[string]*Conn),
@@ -197,16 +206,18 @@ func NewServer(opts Options) (*Server, error) {
 		acceptDone: make(chan struct{}),
 		ids:        newSessionIDs(),
 	}
+	// go-socket.io re-arms its read deadline only on the client's pings, which come every
+	// PingInterval: its timeout is PingInterval+PingTimeout (engine.io v3's own rule).
 	s.engine = engineio.NewServer(&engineio.Options{
 		PingInterval: opts.PingInterval,
-		PingTimeout:  opts.PingTimeout,
+		PingTimeout:  opts.PingInterval + opts.PingTimeout,
 		Transports: newTransports(opts.CheckOrigin, int64(opts.MaxFrameBytes), handoffLimits{
 			// A client upgrading sends a packet or two meanwhile; these leave room for a
 			// burst and bound the rest.
 			packets: opts.InboundBurst,
 			bytes:   handoffFrames * opts.MaxFrameBytes,
 			charge:  s.chargeInbound,
-		}, opts.afterOpen),
+		}, opts.afterOpen, s.upgrades),
 		SessionIDGenerator: s.ids,
 	})
 	var err error
@@ -293,10 +304,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// EIO picks the engine: 3 (socket.io-client 2.x, go-socket.io) or 4 (3.x/4.x, eio4).
-	// go-socket.io ignores the parameter, so any other version is refused here, before it
-	// would be served as v3. (A missing one stays v3, as go-socket.io has always taken it.)
+	// go-socket.io ignores the parameter, so any other version, or none, is refused here
+	// (400, as engine.io), before it would be served as v3.
 	eio := r.URL.Query().Get("EIO")
-	if eio != "" && eio != "3" && eio != "4" {
+	if eio != "3" && eio != "4" {
 		errs.Write(w, errs.New(errs.Invalid, errs.CodeUnsupportedProtocol, "Engine.IO protocol version must be 3 or 4"))
 		return
 	}
@@ -321,7 +332,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.v4.ServeHTTP(w, r)
 		return
 	}
-	s.engine.ServeHTTP(w, r)
+	s.serveV3(w, r)
 }
 
 // Serve accepts sessions until Shutdown. It returns nil after Shutdown.
@@ -402,6 +413,7 @@ func (s *Server) serve(sess engineio.Conn) {
 	if err != nil {
 		defer s.serving.Done()
 		defer s.engine.Remove(sess.ID())
+		defer s.upgrades.abort(sess.ID())
 		// The middleware checked this token an instant ago; it can only have expired
 		// in between. Tell the client and close.
 		s.log.Warn("socket refused after handshake", "reason", string(tokens.ReasonOf(err)), "ip", sessionIP(sess.URL(), sess.RemoteAddr()))
@@ -414,6 +426,7 @@ func (s *Server) serve(sess engineio.Conn) {
 	}
 
 	c := s.newConn(sess, claims)
+	s.ips.add(c.ip) // admitted at the handshake (serveV3)
 	s.log.Info("socket connected", "socket_id", c.id, "user_id", claims.UserID(), "ip", c.ip, "transport", transportName(sess.URL()))
 
 	c.sendFrame(wire.NewFrame([]byte{'0'})) // socket.io CONNECT for the root namespace
@@ -432,7 +445,7 @@ func (s *Server) serve(sess engineio.Conn) {
 func (s *Server) run(c *Conn) {
 	defer s.serving.Done()
 	if !c.v5 {
-		defer s.engine.Remove(c.sess.ID())
+		defer s.endV3(c)
 	}
 	reason := s.readLoop(c)
 	c.Close(reason)

@@ -339,17 +339,34 @@ type handoffWebsocket struct {
 
 func (t handoffWebsocket) Accept(w http.ResponseWriter, r *http.Request) (transport.Conn, error) {
 	sid := r.URL.Query().Get("sid")
-	if sid != "" && !t.upgrades.begin(sid) { // see upgrades.go
+	if sid == "" {
+		c, err := t.wsTransport.Accept(w, r)
+		if err != nil {
+			return nil, err
+		}
+		return &handoffConn{Conn: c, handoff: t.handoff, upgrades: t.upgrades}, nil
+	}
+	if !t.upgrades.begin(sid) { // see upgrades.go
 		return nil, refuse(w, errs.CodeUpgradeInProgress, "this session is already upgrading to websocket")
+	}
+	ip := ClientIP(r)
+	if ips := t.upgrades.ips; ips != nil && !ips.acquire(ip) {
+		t.upgrades.end(sid)
+		errs.Write(w, errs.New(errs.RateLimited, errs.CodeTooManyConnections, "this address has too many open connections"))
+		return nil, errRefused
 	}
 	c, err := t.wsTransport.Accept(w, r)
 	if err != nil {
-		if sid != "" {
-			t.upgrades.end(sid)
+		t.upgrades.end(sid)
+		if t.upgrades.ips != nil {
+			t.upgrades.ips.release(ip)
 		}
 		return nil, err
 	}
-	return &handoffConn{Conn: c, handoff: t.handoff, upgrades: t.upgrades, sid: sid}, nil
+	hc := &handoffConn{Conn: c, handoff: t.handoff, upgrades: t.upgrades, sid: sid, ip: ip}
+	hc.counted.Store(t.upgrades.ips != nil)
+	t.upgrades.started(sid, hc)
+	return hc, nil
 }
 
 // handoffConn is a websocket conn. sid is empty for a session that starts on the
@@ -360,6 +377,16 @@ type handoffConn struct {
 	upgrades *upgrades
 	sid      string
 	upgraded atomic.Bool // the client's upgrade packet went through
+	ip       string
+	counted  atomic.Bool // held against upgrades.ips until upgraded or closed
+}
+
+// uncount releases the websocket's place in the per-IP count: it closed, or it became
+// the session's transport (counted with the session's connection).
+func (c *handoffConn) uncount() {
+	if c.counted.CompareAndSwap(true, false) {
+		c.upgrades.ips.release(c.ip)
+	}
 }
 
 func (c *handoffConn) NextReader() (frame.Type, packet.Type, io.ReadCloser, error) {
@@ -371,6 +398,7 @@ func (c *handoffConn) NextReader() (frame.Type, packet.Type, io.ReadCloser, erro
 	ft, pt, r, err := c.Conn.NextReader()
 	if err == nil && pt == packet.UPGRADE {
 		c.upgraded.Store(true)
+		c.uncount()
 	}
 	return ft, pt, r, err
 }
@@ -383,6 +411,7 @@ func (c *handoffConn) Close() error {
 			c.handoff.drop(c.sid)
 		}
 		c.upgrades.end(c.sid)
+		c.uncount()
 	}
 	return c.Conn.Close()
 }
@@ -474,7 +503,7 @@ func (g *sessionIDs) waitReady(sid string, done <-chan struct{}) {
 }
 
 // newTransports lists websocket last so polling clients are offered the upgrade.
-func newTransports(checkOrigin func(*http.Request) bool, maxFrame int64, lim handoffLimits, afterOpen func()) []transport.Transport {
+func newTransports(checkOrigin func(*http.Request) bool, maxFrame int64, lim handoffLimits, afterOpen func(), ups *upgrades) []transport.Transport {
 	h := newHandoff(lim)
 	return []transport.Transport{
 		upgradeSafePolling{
@@ -488,6 +517,6 @@ func newTransports(checkOrigin func(*http.Request) bool, maxFrame int64, lim han
 			maxFrame:  maxFrame,
 			afterOpen: afterOpen,
 		},
-		handoffWebsocket{wsTransport: &wsTransport{checkOrigin: checkOrigin}, handoff: h, upgrades: newUpgrades()},
+		handoffWebsocket{wsTransport: &wsTransport{checkOrigin: checkOrigin}, handoff: h, upgrades: ups},
 	}
 }

@@ -91,7 +91,7 @@ func TestGraceConnDelaysCloseOnlyWhilePaused(t *testing.T) {
 // The wrapper must sit in the transport list the server uses, polling first so that
 // polling clients are offered the upgrade.
 func TestTransportsOrder(t *testing.T) {
-	ts := newTransports(nil, 1024, testLimits, nil)
+	ts := newTransports(nil, 1024, testLimits, nil, newUpgrades(nil))
 	if len(ts) != 2 || ts[0].Name() != "polling" || ts[1].Name() != "websocket" {
 		t.Fatalf("transports: %v", ts)
 	}
@@ -151,7 +151,7 @@ func TestPostDuringUpgradeIsHandedToTheWebsocket(t *testing.T) {
 
 	ws := &handoffConn{Conn: &scriptedConn{packets: []handedPacket{
 		{pt: packet.UPGRADE}, {pt: packet.MESSAGE, data: []byte(`2["after"]`)},
-	}}, handoff: h, upgrades: newUpgrades(), sid: "S1"}
+	}}, handoff: h, upgrades: newUpgrades(nil), sid: "S1"}
 	var got []string
 	for range 4 {
 		_, pt, r, err := ws.NextReader()
@@ -181,7 +181,7 @@ func TestHandedOffPacketsReturnToPollingIfUpgradeFails(t *testing.T) {
 	poll.ServeHTTP(httptest.NewRecorder(), req)
 	// The library closes the websocket of a failed upgrade, then resumes polling: the
 	// packets are the polling conn's to read, not the websocket's to drop.
-	ws := &handoffConn{Conn: &fakePolling{}, handoff: h, upgrades: newUpgrades(), sid: "S2"}
+	ws := &handoffConn{Conn: &fakePolling{}, handoff: h, upgrades: newUpgrades(nil), sid: "S2"}
 	_ = ws.Close()
 	poll.Resume()
 	_, pt, r, err := poll.NextReader()

@@ -20,14 +20,24 @@ import (
 //     by the server).
 //
 // Both are refused with 400 before the library sees them.
+//
+// And the library's upgrade goroutine outlives the session: a probe websocket whose
+// session ends (or that is swapped into a session that just ended) is never closed by
+// the library. So each upgrade's websocket is kept here by sid, closed when the session's
+// connection ends (abort), and counted against MAX_CONNECTIONS_PER_IP until the client's
+// upgrade packet makes it the session's transport.
 
-// upgrades is the set of session ids with a websocket upgrade in progress.
+// upgrades is the set of session ids with a websocket upgrade in progress, and their
+// websockets.
 type upgrades struct {
+	ips *ipSockets // nil: not counted
 	mu  sync.Mutex
-	sid map[string]struct{}
+	sid map[string]*handoffConn // nil while the websocket handshake runs
 }
 
-func newUpgrades() *upgrades { return &upgrades{sid: make(map[string]struct{})} }
+func newUpgrades(ips *ipSockets) *upgrades {
+	return &upgrades{ips: ips, sid: make(map[string]*handoffConn)}
+}
 
 // begin reports whether sid had no upgrade in progress, and marks it.
 func (u *upgrades) begin(sid string) bool {
@@ -36,8 +46,15 @@ func (u *upgrades) begin(sid string) bool {
 	if _, busy := u.sid[sid]; busy {
 		return false
 	}
-	u.sid[sid] = struct{}{}
+	u.sid[sid] = nil
 	return true
+}
+
+// started records sid's upgrade websocket.
+func (u *upgrades) started(sid string, c *handoffConn) {
+	u.mu.Lock()
+	u.sid[sid] = c
+	u.mu.Unlock()
 }
 
 // end unmarks sid: its upgrade websocket closed (failed, or the session ended).
@@ -45,6 +62,24 @@ func (u *upgrades) end(sid string) {
 	u.mu.Lock()
 	delete(u.sid, sid)
 	u.mu.Unlock()
+}
+
+// abort closes sid's upgrade websocket, if any: its session has ended.
+func (u *upgrades) abort(sid string) {
+	u.mu.Lock()
+	c := u.sid[sid]
+	delete(u.sid, sid)
+	u.mu.Unlock()
+	if c != nil {
+		_ = c.Close()
+	}
+}
+
+// count is the number of sessions with an upgrade websocket (tests).
+func (u *upgrades) count() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.sid)
 }
 
 // errRefused tells the library that the request has been answered: it writes nothing

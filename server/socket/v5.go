@@ -43,6 +43,8 @@ func (s *Server) newEngine4() (*eio4.Server, error) {
 			return c, nil
 		},
 		OnOpen: s.open5,
+		Admit:  s.admitSocket,
+		Refuse: errs.WriteStatus,
 	})
 }
 

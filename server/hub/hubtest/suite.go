@@ -29,6 +29,7 @@ func Run(t *testing.T, f Factory) {
 	t.Run("BrokerDeliversHereAtOnceAndWhole", func(t *testing.T) { brokerDelivers(t, f(t)) })
 	t.Run("PresenceCountsAUserOnce", func(t *testing.T) { presenceJoinLeave(t, f(t)) })
 	t.Run("PresenceCap", func(t *testing.T) { presenceCap(t, f(t)) })
+	t.Run("PresenceJoinReplacesInfo", func(t *testing.T) { presenceInfo(t, f(t)) })
 	t.Run("CountsTotalsAndListings", func(t *testing.T) { counts(t, f(t)) })
 }
 
@@ -178,5 +179,28 @@ func counts(t *testing.T, b Backend) {
 	}
 	if got, err := c.Add(ctx, "gone", 1); err != nil || got != 1 {
 		t.Fatalf("a channel that went below zero counts from zero again: %d %v", got, err)
+	}
+}
+
+// presenceInfo: a member's info is the latest Join's (a refreshed token may rename
+// them), whichever of their connections it came from; the member still counts once.
+func presenceInfo(t *testing.T, b Backend) {
+	ctx := context.Background()
+	p := b.Presence
+	m := func(name string) hub.Member { return hub.Member{UserID: "a", Info: json.RawMessage(`{"name":"` + name + `"}`)} }
+	if first, err := p.Join(ctx, "presence-x", "1.1", m("Ann"), 0); err != nil || !first {
+		t.Fatalf("join: %v %v", first, err)
+	}
+	for _, step := range []struct{ socket, name string }{{"1.1", "Anna"}, {"1.2", "Annie"}} {
+		if first, err := p.Join(ctx, "presence-x", step.socket, m(step.name), 0); err != nil || first {
+			t.Fatalf("join again: %v %v", first, err)
+		}
+		got, err := p.Members(ctx, "presence-x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || string(got[0].Info) != `{"name":"`+step.name+`"}` {
+			t.Fatalf("members after %s: %+v", step.name, got)
+		}
 	}
 }

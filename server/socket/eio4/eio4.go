@@ -342,7 +342,7 @@ func (s *Session) Send(text []byte) error {
 // once (a writer stuck on a slow client holds its lock), a polling client gets what was
 // queued and a close packet with its next poll.
 func (s *Session) Close() error {
-	s.close("server close")
+	s.close(reasonServerClose)
 	return nil
 }
 
@@ -362,7 +362,7 @@ func (s *Session) sendPacket(p string) error {
 	}
 	if len(s.out) >= s.srv.opts.MaxQueued {
 		s.mu.Unlock()
-		s.close("poll queue full")
+		s.close(ReasonQueueFull)
 		return ErrQueueFull
 	}
 	s.out = append(s.out, p)
@@ -376,8 +376,17 @@ func (s *Session) sendPacket(p string) error {
 	return nil
 }
 
-// reasonClientClose is the reason of a session the client closed (a close packet).
-const reasonClientClose = "client close"
+// ReasonQueueFull is the Reason of a session closed because its client stopped taking
+// what was sent (MaxQueued packets unpolled, or queued behind an upgrade's backlog).
+const ReasonQueueFull = "poll queue full"
+
+// Close reasons the engine treats apart.
+const (
+	reasonClientClose = "client close" // a close packet from the client
+	reasonPingTimeout = "ping timeout"
+	reasonParseError  = "parse error" // a packet of no Engine.IO type
+	reasonServerClose = "server close"
+)
 
 func (s *Session) close(reason string) {
 	s.mu.Lock()
@@ -392,10 +401,13 @@ func (s *Session) close(reason string) {
 	close(s.done)
 	// A polling client gets what was queued before the close (an error that explains it,
 	// say) and the close packet: the waiting poll now, else the next one within
-	// PingTimeout, until which the session stays findable. A client that closed the
-	// session itself gets a noop on its waiting poll and nothing more, as engine.io does.
+	// PingTimeout, until which the session stays findable: when the server closed it
+	// (Close). Otherwise, as engine.io does, a waiting poll gets a noop when the client
+	// closed the session, else what was queued and the close packet, and the session is
+	// gone at once (a client that timed out or broke the protocol gets 400 next).
 	linger := false
 	if ws == nil && reason == reasonClientClose {
+		s.out = nil
 		if s.wake != nil {
 			select {
 			case s.wake <- "6":
@@ -403,17 +415,35 @@ func (s *Session) close(reason string) {
 			}
 		}
 	} else if ws == nil {
-		final := strings.Join(append(s.out, "1"), "\x1e")
+		// What is queued and the close packet go in two answers, as engine.io sends
+		// them: socket.io-client 4 hands a payload's events on a tick later and drops
+		// those a close in the same payload overtook (a terminated client never saw
+		// jetsocket:terminated). The waiting poll, or the next, takes the queue from
+		// s.out (it may have been woken for it already and not have taken it yet); the
+		// close packet lingers for the poll after, when the server closed the session.
+		serverClose := reason == reasonServerClose
+		s.final, linger = "1", serverClose
 		if s.wake != nil {
+			wake := ""
+			if len(s.out) == 0 {
+				wake = "1"
+			}
 			select {
-			case s.wake <- final:
+			case s.wake <- wake:
+				if wake != "" {
+					linger = false
+				}
 			default:
 			}
-		} else {
-			s.final, linger = final, true
+		} else if !serverClose {
+			s.out = nil
 		}
+		if !linger {
+			s.final = ""
+		}
+	} else {
+		s.out = nil
 	}
-	s.out = nil
 	s.mu.Unlock()
 	s.srv.mu.Lock()
 	s.srv.open--
@@ -453,7 +483,7 @@ func (s *Session) onHeartbeat() {
 	}
 	if s.pingPending {
 		s.mu.Unlock()
-		s.close("ping timeout")
+		s.close(reasonPingTimeout)
 		return
 	}
 	s.pingPending = true
@@ -542,14 +572,24 @@ func (s *Session) readWebsocket(ws WebSocket) (binary bool, r io.Reader, err err
 		s.onPong()
 	case '1':
 		s.close(reasonClientClose)
+	case '0', '2', '5', '6':
+		// Ignored here, as engine.io does (2 is a v3 client's ping).
+	default:
+		s.close(reasonParseError) // not an Engine.IO packet: engine.io closes too
 	}
-	// 2 (a v3 client's ping), 5 and 6 are ignored here.
 	return false, nil, nil
 }
 
 // poll answers a long-polling GET with every queued packet, waiting for one if none is.
 func (s *Session) poll(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
+	if s.closed && s.final != "" && len(s.out) > 0 {
+		answer := strings.Join(s.out, "\x1e") // what was sent before the close; the close packet next
+		s.out = nil
+		s.mu.Unlock()
+		writePoll(w, answer)
+		return
+	}
 	if s.closed && s.final != "" {
 		final := s.final
 		s.final = ""
@@ -652,6 +692,11 @@ func (s *Session) post(w http.ResponseWriter, r *http.Request) {
 			s.onPong()
 		case '1':
 			s.close(reasonClientClose)
+		case '0', '2', '5', '6':
+		default:
+			s.close(reasonParseError) // not an Engine.IO packet: engine.io closes too
+			httpError(w, errBadRequest, "Bad request")
+			return
 		}
 	}
 	w.Header().Set("Content-Type", "text/html")

@@ -308,7 +308,7 @@ func TestUnpolledSessionIsClosedWhenItsQueueIsFull(t *testing.T) {
 }
 
 func TestServerPingsAndClosesWithoutPong(t *testing.T) {
-	ts, recs := newTestServer(t, Options{PingInterval: 20 * time.Millisecond, PingTimeout: 30 * time.Millisecond})
+	ts, recs := newTestServer(t, Options{PingInterval: 20 * time.Millisecond, PingTimeout: 500 * time.Millisecond})
 	sid := handshake(t, ts.URL)
 	rec := <-recs
 	u := ts.URL + "/socket.io/?EIO=4&transport=polling&sid=" + sid
@@ -320,6 +320,9 @@ func TestServerPingsAndClosesWithoutPong(t *testing.T) {
 		t.Fatalf("poll: %q, want a second ping", body)
 	}
 	waitClosed(t, rec, "ping timeout") // no pong this time
+	if code, _ := get(t, u); code != 400 {
+		t.Fatalf("poll after a ping timeout: %d, want 400 (as engine.io)", code)
+	}
 }
 
 func wsURL(ts *httptest.Server, q string) string {
@@ -448,7 +451,8 @@ func TestReaderClosesItsOwnSession(t *testing.T) {
 }
 
 // TestClosedPollingSessionDeliversWhatWasQueued: a message queued just before the close
-// (the error that explains it) reaches a polling client with the close packet.
+// (the error that explains it) reaches a polling client, then the close packet in an
+// answer of its own (socket.io-client 4 drops a message a close in its payload overtakes).
 func TestClosedPollingSessionDeliversWhatWasQueued(t *testing.T) {
 	ts, recs := newTestServerReading(t, Options{}, false)
 	sid := handshake(t, ts.URL)
@@ -459,11 +463,14 @@ func TestClosedPollingSessionDeliversWhatWasQueued(t *testing.T) {
 		t.Fatalf("Count %d after close", n)
 	}
 	u := ts.URL + "/socket.io/?EIO=4&transport=polling&sid=" + sid
-	if _, body := get(t, u); body != "4why\x1e1" {
-		t.Fatalf("poll after close: %q, want the queued message and the close packet", body)
+	if _, body := get(t, u); body != "4why" {
+		t.Fatalf("poll after close: %q, want the queued message", body)
+	}
+	if _, body := get(t, u); body != "1" {
+		t.Fatalf("second poll after close: %q, want the close packet", body)
 	}
 	if code, _ := get(t, u); code != 400 {
-		t.Fatalf("second poll after close: %d, want 400", code)
+		t.Fatalf("third poll after close: %d, want 400", code)
 	}
 }
 
@@ -782,6 +789,34 @@ func waitClosedNoReader(t *testing.T, rec *recorder, want string) {
 	if r := rec.s.Reason(); r != want {
 		t.Fatalf("closed for %q, want %q", r, want)
 	}
+}
+
+// TestInvalidPacketClosesTheSession: as engine.io, a packet of no Engine.IO type is
+// refused and ends the session, on polling and on websocket.
+func TestInvalidPacketClosesTheSession(t *testing.T) {
+	ts, recs := newTestServer(t, Options{})
+	sid := handshake(t, ts.URL)
+	rec := <-recs
+	u := ts.URL + "/socket.io/?EIO=4&transport=polling&sid=" + sid
+	if code, _ := post(t, u, "abc"); code != 400 {
+		t.Fatalf("post of an invalid packet: %d, want 400", code)
+	}
+	waitClosed(t, rec, "parse error")
+	if code, _ := get(t, u); code != 400 {
+		t.Fatalf("poll after an invalid packet: %d, want 400", code)
+	}
+
+	ws, _, err := websocket.DefaultDialer.Dial(wsURL(ts, ""), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	if _, _, err := ws.ReadMessage(); err != nil { // open
+		t.Fatal(err)
+	}
+	rec = <-recs
+	_ = ws.WriteMessage(websocket.TextMessage, []byte("abc"))
+	waitClosed(t, rec, "parse error")
 }
 
 // assertRefusal checks a 400 with Jetsocket's error body {error, message} and code want,
