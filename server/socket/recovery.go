@@ -234,7 +234,7 @@ func (c *Conn) takeLog() *deliveryLog {
 // retain keeps c's session (its delivery log) for RecoveryWindow when it dropped
 // unexpectedly.
 func (s *Server) retain(c *Conn, reason string, log *deliveryLog) {
-	if log == nil || reason != ReasonClientGone || s.opts.RecoveryWindow <= 0 {
+	if log == nil || c.pid == "" || reason != ReasonClientGone || s.opts.RecoveryWindow <= 0 {
 		return
 	}
 	r := &retained{id: c.id, pid: c.pid, userID: c.UserID(), log: log}
@@ -253,14 +253,18 @@ func (s *Server) retain(c *Conn, reason string, log *deliveryLog) {
 	})
 }
 
-// takeRetained removes and returns the session retained under pid, if any.
-func (s *Server) takeRetained(pid string) *retained {
+// takeRetained removes and returns userID's session retained under pid, if any
+// (another user's stays for its own client).
+func (s *Server) takeRetained(pid, userID string) *retained {
 	if pid == "" {
 		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := s.retained[pid]
+	if r != nil && r.userID != userID {
+		return nil
+	}
 	if r != nil {
 		delete(s.retained, pid)
 		r.timer.Stop()
@@ -305,7 +309,7 @@ func (s *Server) takeOver(pid, userID string) *retained {
 	case <-time.After(takeOverWait):
 		return nil
 	}
-	return s.takeRetained(pid)
+	return s.takeRetained(pid, userID)
 }
 
 // Retained is how many dropped sessions are waiting for their clients.

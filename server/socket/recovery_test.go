@@ -255,3 +255,31 @@ func newTestConn(t testing.TB) (*Conn, *fakeSess) {
 	sess := &fakeSess{}
 	return s.newConn(sess, &tokens.Claims{}), sess
 }
+
+// A retained session is handed only to its own user; another user's CONNECT with its
+// pid leaves it for the right one.
+func TestTakeRetainedSameUserOnly(t *testing.T) {
+	c, _ := newTestConn(t)
+	s := c.srv
+	s.opts.RecoveryWindow = time.Minute
+	s.retain(c, ReasonClientGone, &deliveryLog{})
+	if s.Retained() != 0 {
+		t.Fatal("a connection without a pid retained")
+	}
+	c.pid = "P"
+	c.claims.Store(&tokens.Claims{})
+	s.retain(c, ReasonClientClose, &deliveryLog{})
+	if s.Retained() != 0 {
+		t.Fatal("an explicit disconnect retained")
+	}
+	s.retain(c, ReasonClientGone, &deliveryLog{})
+	if s.Retained() != 1 {
+		t.Fatal("a dropped transport not retained")
+	}
+	if r := s.takeRetained("P", "someone else"); r != nil || s.Retained() != 1 {
+		t.Fatal("handed to another user, or dropped by their attempt")
+	}
+	if r := s.takeRetained("P", c.UserID()); r == nil || r.id != c.id || s.Retained() != 0 {
+		t.Fatalf("not handed to its user: %+v", r)
+	}
+}

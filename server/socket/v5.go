@@ -112,16 +112,13 @@ func (s *Server) restore5(conn session5, claims *tokens.Claims, auth connectAuth
 	if s.opts.RecoveryWindow <= 0 || s.opts.OnRestore == nil {
 		return nil
 	}
-	r := s.takeRetained(auth.PID)
+	// Only the same user's: a pid presented by another user restores nothing, and the
+	// session stays for its own client.
+	r := s.takeRetained(auth.PID, claims.UserID())
 	if r == nil {
 		r = s.takeOver(auth.PID, claims.UserID())
 	}
 	if r == nil {
-		return nil
-	}
-	ip := sessionIP(conn.URL(), conn.RemoteAddr())
-	if r.userID != claims.UserID() {
-		s.log.Warn("socket restore refused: another user", "socket_id", r.id, "user_id", claims.UserID(), "ip", ip)
 		return nil
 	}
 	chans, ok := r.log.restore(auth.Offset)
