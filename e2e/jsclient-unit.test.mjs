@@ -737,6 +737,9 @@ describe('JS client: positions and recovery', () => {
     const again = await s.waitSent('jetsocket:subscribe', 2);
     assert.equal(again.payload.since, undefined);
     js.disconnect();
+  });
+});
+
 /**
  * withClock runs fn with setTimeout and Date mocked (node:test's mock timers), so that
  * days of token life pass in an instant; advance(ms) moves the clock in steps and lets
