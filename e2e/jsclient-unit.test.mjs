@@ -726,6 +726,30 @@ describe('JS client: positions and recovery', () => {
     js.disconnect();
   });
 
+  test("an ack without the position: the gap re-subscribe's replay passes over the client's own client event", async () => {
+    const { js, io } = client();
+    const ch = js.subscribe('private-room');
+    const log = [];
+    ch.bind_global((event, d, m) => log.push([event, m && m.offset]));
+    js.connect();
+    const s = await connected(js, io, 1); // user id '1'
+    await (await s.waitSent('jetsocket:subscribe')).ack({ ok: true, channel: 'private-room', position: { epoch: 'E', offset: 1 } });
+    const p = ch.trigger('client-typing', { on: true });
+    await (await s.waitSent('client-typing')).ack({ ok: true });
+    await p;
+    s.serverEmit('msg', pub('private-room', 'E', 3)); // 2 was our own
+    const again = await s.waitSent('jetsocket:subscribe', 2);
+    again.ack({ ok: true, channel: 'private-room', position: { epoch: 'E', offset: 3 }, recovered: true });
+    s.serverEmit('client-typing', { ...pub('private-room', 'E', 2, { on: true }), user_id: '1' });
+    s.serverEmit('client-typing', { ...pub('private-room', 'E', 3, { on: true }), user_id: '2' });
+    await tick();
+    assert.deepEqual(log.filter(([e]) => !e.startsWith('jetsocket:subscription')), [
+      ['client-typing', 3], ['jetsocket:recovery', undefined],
+    ]);
+    assert.deepEqual(ch.position, { epoch: 'E', offset: 3 });
+    js.disconnect();
+  });
+
   test('unsubscribe forgets the position: a later subscribe starts fresh', async () => {
     const { js, io } = client();
     js.subscribe('news');

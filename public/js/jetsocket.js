@@ -846,7 +846,7 @@
       ch.members.setAll(ack.presence, myID);
     }
     if (!quiet) ch.emit('jetsocket:subscription_succeeded', ch.members || ack);
-    this.startRecovery(ch, ack, since);
+    this.startRecovery(ch, ack, since, quiet);
   };
 
   // startRecovery sets the channel's position from a subscribe's ack. Without `since` (a
@@ -854,7 +854,7 @@
   // that every publication after `since` up to the ack's position follows (the recovery
   // ends when that one has been delivered); not recovered means nothing follows, and the
   // app is told to refetch its state.
-  Jetsocket.prototype.startRecovery = function (ch, ack, since) {
+  Jetsocket.prototype.startRecovery = function (ch, ack, since, sameConnection) {
     var latest = isPosition(ack.position) ? { epoch: ack.position.epoch, offset: ack.position.offset } : null;
     if (!since) {
       ch.position = latest;
@@ -865,7 +865,7 @@
         this.endRecovery(ch, true, 0);
         return;
       }
-      ch.recovery = { target: latest.offset, replayed: 0 };
+      ch.recovery = { target: latest.offset, replayed: 0, sameConnection: !!sameConnection };
       return;
     }
     ch.position = latest;
@@ -909,11 +909,21 @@
 
   // countReplayed counts a delivered event towards a recovery under way, which ends once
   // its target has reached the callbacks.
-  Jetsocket.prototype.countReplayed = function (ch) {
+  Jetsocket.prototype.countReplayed = function (ch, handed) {
     var r = ch.recovery;
     if (!r || !ch.position) return;
-    r.replayed++;
+    if (handed) r.replayed++;
     if (ch.position.offset >= r.target) this.endRecovery(ch, true, r.replayed);
+  };
+
+  // ownEcho: a client event this connection sent itself, replayed by a re-subscribe on
+  // the same connection (a gap). The server never sends a client its own client events,
+  // so its offset looks like a gap; the replay fills it, and the event is passed over
+  // (position kept) rather than handed to the sender as if someone else had sent it.
+  Jetsocket.prototype.ownEcho = function (ch, name, payload) {
+    var r = ch.recovery;
+    return !!(r && r.sameConnection && name.indexOf('client-') === 0 &&
+      payload.user_id !== undefined && String(payload.user_id) === this.connection.user_id);
   };
 
   // signin signs this connection in as the user the app's userAuthentication endpoint
@@ -1012,9 +1022,13 @@
       ch.rekeyed = false;
     }
     this.delivered(ch, payload);
+    if (this.ownEcho(ch, name, payload)) {
+      this.countReplayed(ch, false);
+      return;
+    }
     ch.emit(name, data, metadata);
     this.dispatcher.emit(name, data, metadata);
-    if (isPosition(payload)) this.countReplayed(ch);
+    if (isPosition(payload)) this.countReplayed(ch, true);
   };
 
   Jetsocket.Channel = Channel;
