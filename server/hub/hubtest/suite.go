@@ -187,7 +187,9 @@ func counts(t *testing.T, b Backend) {
 func presenceInfo(t *testing.T, b Backend) {
 	ctx := context.Background()
 	p := b.Presence
-	m := func(name string) hub.Member { return hub.Member{UserID: "a", Info: json.RawMessage(`{"name":"` + name + `"}`)} }
+	m := func(name string) hub.Member {
+		return hub.Member{UserID: "a", Info: json.RawMessage(`{"name":"` + name + `"}`)}
+	}
 	if first, err := p.Join(ctx, "presence-x", "1.1", m("Ann"), 0); err != nil || !first {
 		t.Fatalf("join: %v %v", first, err)
 	}
