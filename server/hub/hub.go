@@ -50,6 +50,17 @@ type Conn interface {
 // are left out of listings, subscription counts and hooks.
 func UserChannel(userID string) string { return "#server-to-user-" + userID }
 
+// OnlineChannel is the internal presence channel whose members are userID's signed-in
+// connections, on every node (a connection joins it as a presence member of userID).
+// Its member_added and member_removed are the user coming online and going offline,
+// which watchlists follow by subscribing to it.
+func OnlineChannel(userID string) string { return onlinePrefix + userID }
+
+const onlinePrefix = "#online-"
+
+// OnlineUser returns the user whose online channel channel is.
+func OnlineUser(channel string) (string, bool) { return strings.CutPrefix(channel, onlinePrefix) }
+
 // Internal reports whether channel is an internal channel.
 func Internal(channel string) bool { return strings.HasPrefix(channel, "#") }
 
@@ -258,6 +269,7 @@ func (h *Hub) subscribe(ctx context.Context, c, as Conn, channel string, member 
 	if err != nil {
 		return nil, err
 	}
+
 	if occupied && h.hooks.ChannelOccupied != nil {
 		h.hooks.ChannelOccupied(channel)
 	}
@@ -329,7 +341,7 @@ func (h *Hub) UpdateMember(ctx context.Context, c Conn, channel string, m Member
 // memberAdded announces a presence channel's new member to its subscribers (all but
 // except) and to the MemberAdded hook.
 func (h *Hub) memberAdded(ctx context.Context, channel string, m Member, except string) {
-	if h.hooks.MemberAdded != nil {
+	if h.hooks.MemberAdded != nil && !Internal(channel) {
 		h.hooks.MemberAdded(channel, m.UserID)
 	}
 	payload, err := json.Marshal(struct {
@@ -354,6 +366,7 @@ func (h *Hub) Unsubscribe(ctx context.Context, c Conn, channel string) {
 	if !ok {
 		return
 	}
+
 	if last {
 		h.MemberGone(ctx, channel, sub.member.UserID)
 	}
@@ -453,7 +466,7 @@ func (h *Hub) Channels(ctx context.Context, prefix string) (map[string]int, erro
 // subscribers and the MemberRemoved hook. A leave calls it, and so do the cluster's
 // reaping of a dead node and a resync that removes a leave Redis missed.
 func (h *Hub) MemberGone(ctx context.Context, channel, userID string) {
-	if h.hooks.MemberRemoved != nil {
+	if h.hooks.MemberRemoved != nil && !Internal(channel) {
 		h.hooks.MemberRemoved(channel, userID)
 	}
 	payload, _ := json.Marshal(map[string]string{"channel": channel, "user_id": userID})
@@ -539,12 +552,13 @@ func (h *Hub) state() State {
 	st := State{Counts: make(map[string]int)}
 	for id, subs := range h.conns {
 		for ch, sub := range subs {
-			if Internal(ch) {
-				continue
-			}
-			st.Counts[ch]++
+			// Internal presence (the online channels) is shared state too; internal
+			// channels are never counted.
 			if sub.presence() {
 				st.Presence = append(st.Presence, Entry{Channel: ch, SocketID: id, Member: *sub.member})
+			}
+			if !Internal(ch) {
+				st.Counts[ch]++
 			}
 		}
 	}
