@@ -35,7 +35,7 @@ func (n *Node) publishPositioned(ctx context.Context, m hub.Message, l history.L
 	if err != nil {
 		return fmt.Errorf("cluster: encode: %w", err)
 	}
-	pub := history.Publication{Event: m.Event, Data: m.Data, UserID: m.UserID}
+	pub := history.Publication{Event: m.Event, Data: m.Data, UserID: m.UserID, Except: m.ExceptSocketID}
 	if _, err := n.hist.AddAndPublish(ctx, m.Channel, pub, l, n.key+"messages", body); err != nil {
 		n.deliver(m)
 		return fmt.Errorf("cluster: publish with history: %w", err)
