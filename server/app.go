@@ -337,11 +337,12 @@ func newApp(cfg *config.Config, log *slog.Logger, ext Extensions) (_ *app, err e
 	a.hub.SetAltEncoding(pusherproto.EncodeMessage)
 	a.triggers = trigger.New(countingPublisher{a.hub, a.metrics.Published.WithLabelValues("api")}, cfg.EncryptionMasterKey, cfg.MaxPayloadBytes)
 	ipConns := limit.NewCounter() // both endpoints' connections per address
-	webhooks := func(ev webhook.Event) {
+	// Both endpoints' cache misses on a channel make one cache_miss webhook per window.
+	webhooks := webhook.Coalesce(webhookCoalesce, webhook.CacheMiss, func(ev webhook.Event) {
 		if a.webhooks != nil {
 			a.webhooks.Send(ev)
 		}
-	}
+	})
 	// Developers' guards first, then a backend's signed authorization (Pusher's
 	// authorizeChannel), then the claim rules.
 	a.authorizer = channels.NewAuthorizer(&channels.Rules{Roles: cfg.ChannelRoles},
@@ -392,6 +393,10 @@ func newApp(cfg *config.Config, log *slog.Logger, ext Extensions) (_ *app, err e
 	}
 	return a, nil
 }
+
+// webhookCoalesce is the window a channel's cache_miss webhooks are coalesced over, the
+// subscription_count window.
+const webhookCoalesce = 100 * time.Millisecond
 
 // newKeySet loads the identity provider's keys (JWKS_URL); nil without one. A provider
 // unreachable now does not stop the start: /readyz answers 503 until its keys load.

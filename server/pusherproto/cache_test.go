@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/jetsocket/jetsocket/server/history"
 	"github.com/jetsocket/jetsocket/server/hub"
+	"github.com/jetsocket/jetsocket/server/webhook"
 )
 
 func TestLastEventFromHistory(t *testing.T) {
@@ -28,5 +31,57 @@ func TestLastEventFromHistory(t *testing.T) {
 	}
 	if got := string(s.lastEvent(ctx, "cache-x")); got != `{"event":"e","channel":"cache-x","data":"2"}` {
 		t.Fatalf("last event: %s", got)
+	}
+}
+
+// webhookRecorder collects a Service's webhooks.
+type webhookRecorder struct {
+	mu  sync.Mutex
+	evs []webhook.Event
+}
+
+func (r *webhookRecorder) send(ev webhook.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.evs = append(r.evs, ev)
+}
+
+func (r *webhookRecorder) all() []webhook.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.evs)
+}
+
+func TestCacheMissSendsTheEventAndTheWebhook(t *testing.T) {
+	e := newEnv(t)
+	rec := &webhookRecorder{}
+	e.svc.webhooks = rec.send // before any connection
+	c := e.dial(t)
+	if m := c.subscribe("cache-x", "", ""); m.Event != EventSubscriptionSucceeded {
+		t.Fatalf("subscribe: %+v", m)
+	}
+	if m := c.next(); m.Event != EventCacheMiss || m.Channel != "cache-x" {
+		t.Fatalf("after the subscribe: %+v", m)
+	}
+	// The webhook is sent before the event is queued, so it is there now.
+	if got := rec.all(); len(got) != 1 || got[0] != (webhook.Event{Name: webhook.CacheMiss, Channel: "cache-x"}) {
+		t.Fatalf("webhooks: %+v", got)
+	}
+}
+
+func TestSubscriptionCountWebhookCarriesTheSettledCount(t *testing.T) {
+	e := newEnv(t)
+	rec := &webhookRecorder{}
+	e.svc.webhooks = rec.send
+	c := e.dial(t)
+	if m := c.subscribe("news", "", ""); m.Event != EventSubscriptionSucceeded {
+		t.Fatalf("subscribe: %+v", m)
+	}
+	e.svc.sendCount("news")
+	e.svc.sendCount("empty")
+	got := rec.all()
+	if len(got) != 2 || got[0].Name != webhook.SubscriptionCount || got[0].Channel != "news" || *got[0].SubscriptionCount != 1 ||
+		got[1].Channel != "empty" || *got[1].SubscriptionCount != 0 {
+		t.Fatalf("webhooks: %+v", got)
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jetsocket/jetsocket/server/channels"
 	"github.com/jetsocket/jetsocket/server/hub"
+	"github.com/jetsocket/jetsocket/server/webhook"
 )
 
 // countWindow coalesces a channel's count changes: a burst of subscribes (a page load
@@ -16,7 +17,7 @@ import (
 const countWindow = 100 * time.Millisecond
 
 // counts sends subscription_count (SUBSCRIPTION_COUNT) to the subscribers of a channel
-// whose count changed, coalesced per channel. Presence channels have their member
+// whose count changed, and the subscription_count webhook, coalesced per channel. Presence channels have their member
 // events instead, as in Pusher.
 type counts struct {
 	mu      sync.Mutex
@@ -56,6 +57,8 @@ func (s *Service) sendCount(channel string) {
 		s.log.Error("subscription count", "channel", channel, "err", err)
 		return
 	}
+	// The webhook tells the app every settled count, 0 included (as Pusher's does).
+	s.webhooks(webhook.Event{Name: webhook.SubscriptionCount, Channel: channel, SubscriptionCount: &total})
 	if total == 0 {
 		return // nobody to tell
 	}
