@@ -63,7 +63,14 @@ func (s *Service) sendCount(channel string) {
 		return // nobody to tell
 	}
 	data, _ := json.Marshal(map[string]int{"subscription_count": total})
-	if err := s.hub.Publish(ctx, hub.Message{Channel: channel, Event: hub.EventSubscriptionCount, Data: data}); err != nil {
+	// Payload is the socket.io form, set so that the count is a notice, not a
+	// publication: history does not keep it (a cache channel's last event stays the
+	// app's) and it has no position. Data is what the Pusher form is built from.
+	payload, _ := json.Marshal(struct {
+		Channel string          `json:"channel"`
+		Data    json.RawMessage `json:"data"`
+	}{channel, data})
+	if err := s.hub.Publish(ctx, hub.Message{Channel: channel, Event: hub.EventSubscriptionCount, Data: data, Payload: payload}); err != nil {
 		s.log.Error("publish subscription count", "channel", channel, "err", err)
 	}
 }
