@@ -326,7 +326,8 @@ func newApp(cfg *config.Config, log *slog.Logger, ext Extensions) (_ *app, err e
 		if err != nil {
 			return nil, fmt.Errorf("many-node mode (REDIS_URL): %w", err)
 		}
-		broker, presence, counts = a.cluster, a.cluster, a.cluster
+		broker, presence, counts = a.cluster.Broker, a.cluster.Presence, a.cluster.Counts
+		a.metrics.CountClusterReceived(a.cluster.Received)
 	}
 	a.hub = hub.New(broker, presence, counts, a.hubHooks(), log)
 	if a.cluster != nil {

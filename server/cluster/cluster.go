@@ -48,6 +48,9 @@ type Options struct {
 	// lost its data are noticed at the next heartbeat); 30 s.
 	Resync time.Duration
 	Logger *slog.Logger
+	// UnsubscribeDelay is how long a channel's Redis subscription outlives its last
+	// subscriber on this node; UnsubscribeDelay (the constant) when 0.
+	UnsubscribeDelay time.Duration
 	// History is which channels keep history (in Redis, see history.go); zero: none.
 	History history.Policy
 }
@@ -149,10 +152,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		n.rdb.Close()
 		return nil, fmt.Errorf("redis: %w", err)
 	}
-	if n.Broker, err = openBroker(pctx, sh, id, o); err != nil {
-		n.rdb.Close()
-		return nil, fmt.Errorf("redis: %w", err)
-	}
+	n.Broker = openBroker(sh, id, o)
 	if err := n.join(pctx); err != nil {
 		n.Broker.Close()
 		n.rdb.Close()

@@ -36,7 +36,7 @@ func (b *Broker) publishPositioned(ctx context.Context, m hub.Message, l history
 		return fmt.Errorf("cluster: encode: %w", err)
 	}
 	pub := history.Publication{Event: m.Event, Data: m.Data, UserID: m.UserID}
-	if _, err := b.hist.AddAndPublish(ctx, m.Channel, pub, l, b.key+"messages", body); err != nil {
+	if _, err := b.hist.AddAndPublish(ctx, m.Channel, pub, l, b.pubsubChannel(m.Channel), body); err != nil {
 		b.deliver(m)
 		return fmt.Errorf("cluster: publish with history: %w", err)
 	}
