@@ -155,7 +155,11 @@ describe(`deploy kit: nginx in front of three nodes (socket.io-client ${CLIENT_M
 
   before(async () => {
     redis = await startRedis();
-    const env = appEnv({ REDIS_URL: redis.url, TRUSTED_PROXIES: '127.0.0.1', LOG_LEVEL: 'warn' });
+    // At most 2 connections per client address: were nginx's X-Forwarded-For lost, every
+    // client would be 127.0.0.1 to the nodes and most would be refused.
+    const env = appEnv({
+      REDIS_URL: redis.url, TRUSTED_PROXIES: '127.0.0.1', MAX_CONNECTIONS_PER_IP: '2', LOG_LEVEL: 'warn',
+    });
     nodes = [];
     for (let i = 0; i < 3; i++) nodes.push(await startServer(env)); // one after the other: each sees the others alive
     nginx = await startNginx(nodes.map((n) => `127.0.0.1:${n.port}`));

@@ -74,7 +74,7 @@ printf 'container-test-password\n' | run_in users add -cost 10 -role admin ops >
 [ "$(stat -c '%a %u' "$mnt/etc/jetsocket/users.json")" = "600 65532" ] || fail "users file mode/owner: $(stat -c '%a %u' "$mnt/etc/jetsocket/users.json")"
 run_in config check -production >"$work/check.txt" || { cat "$work/check.txt"; fail "config check"; }
 
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+port="$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")"
 run_env+=("ADDR=127.0.0.1:$port")
 env -i "${run_env[@]}" chroot --userspec=65532:65532 "$mnt" /jetsocket >"$work/server.log" 2>&1 &  # one process: env and chroot exec
 pid=$!

@@ -21,6 +21,7 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 # buildah for the container image's test (scripts/container-test.sh): 12 packages, about
 # 30 s to install, 10 s to run.
 command -v buildah >/dev/null 2>&1 || missing+=(buildah)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 if ((${#missing[@]})); then
   step "installing ${missing[*]}"
   SUDO=""

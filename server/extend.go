@@ -26,7 +26,9 @@ type Extensions struct {
 	// their pattern matches.
 	ChannelHooks []protocol.ChannelHooks
 	// Routes, if set, adds Gin routes beside the server's (a route that exists already
-	// is an error at start).
+	// is an error at start, and so is one under /apps/, the signed HTTP API's prefix,
+	// whose signature check would not cover it). A panic in one is answered 500; one in
+	// an event, guard or hook is answered as a 500 refusal (docs/hardening.md).
 	Routes func(r gin.IRouter, s Services)
 }
 

@@ -64,6 +64,10 @@ func connectCentrifugo(ctx context.Context, d *websocket.Dialer, base *url.URL, 
 			return nil, fmt.Errorf("handshake: %w", err)
 		}
 		for _, line := range bytes.Split(msg, []byte("\n")) {
+			if bytes.Equal(bytes.TrimSpace(line), []byte("{}")) {
+				_ = ws.WriteMessage(websocket.TextMessage, []byte("{}"))
+				continue
+			}
 			var r centrifugoReply
 			if json.Unmarshal(line, &r) != nil || r.ID != 1 {
 				continue
@@ -118,13 +122,15 @@ func (c *client) subscribeCentrifugo(ctx context.Context, channel string) error 
 // centrifugoFrame handles one frame read by readLoop: pongs to pings, replies to their
 // waiters, publications to onEvent.
 func (c *client) centrifugoFrame(msg []byte, recv int64) error {
-	if len(bytes.TrimSpace(msg)) == 2 && bytes.Equal(bytes.TrimSpace(msg), []byte("{}")) {
-		c.wmu.Lock()
-		defer c.wmu.Unlock()
-		_ = c.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		return c.ws.WriteMessage(websocket.TextMessage, []byte("{}"))
-	}
 	for _, line := range bytes.Split(msg, []byte("\n")) {
+		// A ping can share a frame with pushes when the server batches its writes (it
+		// does under load): unanswered, the server closes the connection.
+		if bytes.Equal(bytes.TrimSpace(line), []byte("{}")) {
+			if err := c.pongCentrifugo(); err != nil {
+				return err
+			}
+			continue
+		}
 		if bytes.HasPrefix(line, []byte(`{"push":`)) {
 			if c.onEvent != nil {
 				if seq, sent, ok := scanTimes(line); ok {
@@ -146,6 +152,13 @@ func (c *client) centrifugoFrame(msg []byte, recv int64) error {
 		}
 	}
 	return nil
+}
+
+func (c *client) pongCentrifugo() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_ = c.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	return c.ws.WriteMessage(websocket.TextMessage, []byte("{}"))
 }
 
 // replyID reads the id a reply starts with: {"id":<n>,...}.

@@ -88,8 +88,10 @@ func (f *fakeCentrifugo) serveWS(ws *websocket.Conn) {
 		case cmd.Subscribe != nil && cmd.Subscribe.Channel == "bench":
 			f.subs = append(f.subs, ws)
 			_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"id":`+strconv.Itoa(cmd.ID)+`,"subscribe":{}}`))
-			// A ping (Centrifugo's empty object) the client must answer.
+			// Pings (Centrifugo's empty object) the client must answer: one alone, one
+			// batched with a reply in one frame, as the server writes under load.
 			_ = ws.WriteMessage(websocket.TextMessage, []byte("{}"))
+			_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"id":999,"rpc":{}}`+"\n{}"))
 		default:
 			_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"id":`+strconv.Itoa(cmd.ID)+`,"error":{"code":103,"message":"permission denied"}}`))
 		}
@@ -120,12 +122,12 @@ func TestRunCentrifugo(t *testing.T) {
 		t.Fatalf("tokens %v", f.tokens)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for f.pongs < 5 && time.Now().Before(deadline) {
+	for f.pongs < 10 && time.Now().Before(deadline) {
 		f.mu.Unlock()
 		time.Sleep(10 * time.Millisecond)
 		f.mu.Lock()
 	}
-	if f.pongs < 5 {
-		t.Fatalf("%d pongs for 5 pings", f.pongs)
+	if f.pongs < 10 {
+		t.Fatalf("%d pongs for 10 pings", f.pongs)
 	}
 }

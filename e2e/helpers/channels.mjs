@@ -103,11 +103,11 @@ export function record(socket, event) {
   return got;
 }
 
-/** waitUntil polls `cond` every 20 ms until it is truthy, or fails after `ms` with `what`. */
+/** waitUntil polls `cond` (sync or async) every 20 ms until it is truthy, or fails after `ms` with `what`. */
 export async function waitUntil(cond, ms, what) {
   const deadline = Date.now() + ms;
   for (;;) {
-    const v = cond();
+    const v = await cond();
     if (v) return v;
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${typeof what === 'function' ? what() : what}`);
     await sleep(20);

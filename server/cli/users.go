@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 
 	"golang.org/x/crypto/bcrypt"
@@ -236,8 +235,8 @@ func readUsersFile(path string, create bool) (*usersFile, error) {
 		return nil, fmt.Errorf("users file: %w", err)
 	}
 	f.mode = st.Mode().Perm()
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		f.uid, f.gid = int(sys.Uid), int(sys.Gid)
+	if uid, gid, ok := fileOwner(st); ok {
+		f.uid, f.gid = uid, gid
 	}
 	if len(bytes.TrimSpace(b)) == 0 {
 		return f, nil

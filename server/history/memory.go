@@ -90,6 +90,12 @@ func (m *Memory) Add(_ context.Context, channel string, p Publication, l Limits)
 			s.ring = append(s.ring[s.head:], s.ring[:s.head]...)
 			s.head = 0
 		}
+		if len(s.ring) == cap(s.ring) {
+			// Grown by doubling up to exactly Size: a full ring holds no spare slots.
+			grown := make([]Publication, len(s.ring), min(max(2*cap(s.ring), 8), l.Size))
+			copy(grown, s.ring)
+			s.ring = grown
+		}
 		s.ring = append(s.ring, p)
 	default:
 		if len(s.ring) > l.Size { // the limit shrank: keep the newest

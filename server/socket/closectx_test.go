@@ -23,12 +23,12 @@ func TestConnContextEndsWithTheConnectionAndKeepsNothingPerChild(t *testing.T) {
 	done, cancel := context.WithTimeout(ctx, time.Minute)
 	// Registered through AfterFunc: otherwise the context package watches the child
 	// from a goroutine of its own.
-	if len(c.ctx.funcs) != 1 {
-		t.Fatalf("%d registrations for one child", len(c.ctx.funcs))
+	if n := c.ctx.registered(); n != 1 {
+		t.Fatalf("%d registrations for one child", n)
 	}
 	cancel()
-	if c.ctx.funcs != nil {
-		t.Fatalf("a finished child left %d registrations behind", len(c.ctx.funcs))
+	if n := c.ctx.registered(); n != 0 {
+		t.Fatalf("a finished child left %d registrations behind", n)
 	}
 	if !errors.Is(done.Err(), context.Canceled) {
 		t.Fatalf("child: %v", done.Err())
@@ -39,8 +39,14 @@ func TestConnContextEndsWithTheConnectionAndKeepsNothingPerChild(t *testing.T) {
 	ran := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() { close(ran) })
 	stopped := context.AfterFunc(ctx, func() { t.Error("a stopped AfterFunc ran") })
+	if n := c.ctx.registered(); n != 3 {
+		t.Fatalf("%d registrations for three", n)
+	}
 	if !stopped() {
 		t.Fatal("stop before close reported false")
+	}
+	if stopped() {
+		t.Fatal("a second stop reported true")
 	}
 	c.Close("test")
 	for _, ch := range []<-chan struct{}{ctx.Done(), live.Done(), ran} {
