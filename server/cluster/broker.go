@@ -204,6 +204,11 @@ func (b *Broker) Unsubscribe(channel string) {
 
 // unsubscribe ends the Redis subscription s to channel, unless a subscriber came back.
 func (b *Broker) unsubscribe(channel string, s *channelSub) {
+	select {
+	case <-b.stop: // closed: the pub/sub connection is gone with every subscription
+		return
+	default:
+	}
 	b.opMu.Lock()
 	defer b.opMu.Unlock()
 	b.mu.Lock()

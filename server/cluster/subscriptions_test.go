@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -134,4 +135,39 @@ func TestTheLastUnsubscribeEndsTheSubscription(t *testing.T) {
 	}
 	b.Unsubscribe("x")
 	eventually(t, "the Redis unsubscribe", func() bool { return !b.subscribed("x") && numsub(t, b, "x") == 0 })
+}
+
+// A subscribe returns once Redis confirmed it, so that every message published after
+// it reaches the node: with Redis holding every command back for a while (CLIENT
+// PAUSE), the SUBSCRIBE is sent at once but confirmed only after the pause, and
+// Subscribe waits for that.
+func TestASubscribeIsInPlaceWhenItReturns(t *testing.T) {
+	a, b, _, ib := quietNodes(t, time.Minute)
+	ctx := context.Background()
+	if err := b.Subscribe(ctx, "marker"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		ch := fmt.Sprint("fresh-", i)
+		if err := a.rdb.Do(ctx, "CLIENT", "PAUSE", 200, "ALL").Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Subscribe(ctx, ch); err != nil {
+			t.Fatal(err)
+		}
+		b.mu.Lock()
+		ready := b.subs[ch].ready
+		b.mu.Unlock()
+		select {
+		case <-ready:
+		default:
+			t.Fatalf("round %d: Subscribe returned before Redis confirmed the subscription", i)
+		}
+		publish(t, a, ch, "e")
+		publish(t, a, "marker", "m")
+		eventually(t, "the marker", func() bool { return len(ib.events()) == 2*(i+1) })
+		if got := ib.events(); got[2*i] != "e" {
+			t.Fatalf("round %d: the message right after the subscribe was missed: %v", i, got[2*i:])
+		}
+	}
 }
