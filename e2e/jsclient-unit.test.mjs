@@ -567,6 +567,203 @@ describe('JS client: channels', () => {
   });
 });
 
+// History and recovery (PRODUCT.md §14): the client keeps each channel's position, sends
+// it as `since`, passes the replay on like live events and then fires jetsocket:recovery.
+describe('JS client: positions and recovery', () => {
+  const pub = (channel, epoch, offset, data = offset) => ({ channel, epoch, offset, data });
+
+  /** recorder binds a channel's events and recovery notices in one list. */
+  function recorder(ch) {
+    const log = [];
+    ch.bind('msg', (d, m) => log.push(['msg', d, m.offset, m.epoch]));
+    ch.bind('jetsocket:recovery', (r) => log.push(['recovery', r]));
+    return log;
+  }
+
+  for (const [major, io] of [['2.x', fakeIo], ['4.x', fakeIo4]]) {
+    test(`socket.io-client ${major}: a reconnect re-subscribes with since, the replay reaches callbacks with metadata.offset, then jetsocket:recovery`, async () => {
+      const { js, io: fake } = client({}, io());
+      const ch = js.subscribe('news');
+      const log = recorder(ch);
+      js.connect();
+      const s = await connected(js, fake, 1);
+      const first = await s.waitSent('jetsocket:subscribe');
+      assert.equal(first.payload.since, undefined, 'a first subscribe has no position to send');
+      await first.ack({ ok: true, channel: 'news', position: { epoch: 'E', offset: 0 } });
+      s.serverEmit('msg', pub('news', 'E', 1));
+      s.serverEmit('msg', pub('news', 'E', 2));
+      assert.deepEqual(ch.position, { epoch: 'E', offset: 2 });
+
+      s.drop();
+      const s2 = await fake.waitSocket(2);
+      s2.establish('2.2');
+      const sub = await s2.waitSent('jetsocket:subscribe');
+      assert.deepEqual(sub.payload, { channel: 'news', since: { epoch: 'E', offset: 2 } });
+      // The ack and its replay arrive in one transport payload: dispatched with no tick between.
+      sub.ack({ ok: true, channel: 'news', position: { epoch: 'E', offset: 4 }, recovered: true });
+      s2.serverEmit('msg', pub('news', 'E', 3));
+      s2.serverEmit('msg', pub('news', 'E', 4));
+      s2.serverEmit('msg', pub('news', 'E', 4)); // a live copy of a replayed one
+      s2.serverEmit('msg', pub('news', 'E', 5));
+      await tick();
+      assert.deepEqual(log, [
+        ['msg', 1, 1, 'E'], ['msg', 2, 2, 'E'],
+        ['msg', 3, 3, 'E'], ['msg', 4, 4, 'E'],
+        ['recovery', { recovered: true, replayed: 2 }],
+        ['msg', 5, 5, 'E'],
+      ]);
+      js.disconnect();
+    });
+  }
+
+  test('recovered:false: nothing replayed, the app is told, delivery goes on from the ack position', async () => {
+    const { js, io } = client();
+    const ch = js.subscribe('news');
+    const log = recorder(ch);
+    js.connect();
+    const s = await connected(js, io, 1);
+    await (await s.waitSent('jetsocket:subscribe')).ack({ ok: true, channel: 'news', position: { epoch: 'E', offset: 7 } });
+    s.serverEmit('msg', pub('news', 'E', 8));
+    s.drop();
+    const s2 = await io.waitSocket(2);
+    s2.establish('2.2');
+    const sub = await s2.waitSent('jetsocket:subscribe');
+    assert.deepEqual(sub.payload.since, { epoch: 'E', offset: 8 });
+    await sub.ack({ ok: true, channel: 'news', position: { epoch: 'F', offset: 3 }, recovered: false });
+    s2.serverEmit('msg', pub('news', 'F', 4));
+    assert.deepEqual(log, [['msg', 8, 8, 'E'], ['recovery', { recovered: false, replayed: 0 }], ['msg', 4, 4, 'F']]);
+    assert.deepEqual(ch.position, { epoch: 'F', offset: 4 });
+    js.disconnect();
+  });
+
+  test('recovered with nothing missed: jetsocket:recovery {recovered: true, replayed: 0} at once', async () => {
+    const { js, io } = client();
+    const ch = js.subscribe('news');
+    const log = recorder(ch);
+    js.connect();
+    const s = await connected(js, io, 1);
+    await (await s.waitSent('jetsocket:subscribe')).ack({ ok: true, channel: 'news', position: { epoch: 'E', offset: 5 } });
+    s.drop();
+    const s2 = await io.waitSocket(2);
+    s2.establish('2.2');
+    await (await s2.waitSent('jetsocket:subscribe')).ack({ ok: true, channel: 'news', position: { epoch: 'E', offset: 5 }, recovered: true });
+    assert.deepEqual(log, [['recovery', { recovered: true, replayed: 0 }]]);
+    js.disconnect();
+  });
+
+  test('a gap on live delivery re-subscribes once from the last position; the replay fills it in order', async () => {
+    const { js, io } = client();
+    const ch = js.subscribe('news');
+    const log = recorder(ch);
+    const succeeded = [];
+    ch.bind('jetsocket:subscription_succeeded', () => succeeded.push(1));
+    js.connect();
+    const s = await connected(js, io, 1);
+    await (await s.waitSent('jetsocket:subscribe')).ack({ ok: true, channel: 'news', position: { epoch: 'E', offset: 0 } });
+    s.serverEmit('msg', pub('news', 'E', 1));
+    s.serverEmit('msg', pub('news', 'E', 3)); // 2 never came
+    const again = await s.waitSent('jetsocket:subscribe', 2);
+    assert.deepEqual(again.payload, { channel: 'news', since: { epoch: 'E', offset: 1 } });
+    s.serverEmit('msg', pub('news', 'E', 4)); // before the ack: the replay brings it
+    again.ack({ ok: true, channel: 'news', position: { epoch: 'E', offset: 4 }, recovered: true });
+    for (const n of [2, 3, 4, 5]) s.serverEmit('msg', pub('news', 'E', n));
+    await tick();
+    assert.deepEqual(log.map((e) => e[0] === 'msg' ? e[2] : e[1]), [1, 2, 3, 4, { recovered: true, replayed: 3 }, 5]);
+    assert.equal(succeeded.length, 1, 'the gap re-subscribe is quiet');
+    js.disconnect();
+  });
+
+  test('a gap that is still there after its re-subscribe is accepted, not looped on', async () => {
+    const { js, io } = client();
+    const ch = js.subscribe('news');
+    const log = recorder(ch);
+    js.connect();
+    const s = await connected(js, io, 1);
+    await (await s.waitSent('jetsocket:subscribe')).ack({ ok: true, channel: 'news', position: { epoch: 'E', offset: 2 } });
+    s.serverEmit('msg', pub('news', 'E', 4));
+    const again = await s.waitSent('jetsocket:subscribe', 2);
+    await again.ack({ ok: true, channel: 'news', position: { epoch: 'E', offset: 2 }, recovered: true });
+    s.serverEmit('msg', pub('news', 'E', 4));
+    s.serverEmit('msg', pub('news', 'E', 5));
+    await tick();
+    assert.equal(s.sentNamed('jetsocket:subscribe').length, 2, 'one re-subscribe for the gap, no more');
+    assert.deepEqual(log, [['recovery', { recovered: true, replayed: 0 }], ['msg', 4, 4, 'E'], ['msg', 5, 5, 'E']]);
+    js.disconnect();
+  });
+
+  test('a changed epoch on live delivery is a gap: re-subscribe with the last position', async () => {
+    const { js, io } = client();
+    const ch = js.subscribe('news');
+    const log = recorder(ch);
+    js.connect();
+    const s = await connected(js, io, 1);
+    await (await s.waitSent('jetsocket:subscribe')).ack({ ok: true, channel: 'news', position: { epoch: 'E', offset: 9 } });
+    s.serverEmit('msg', pub('news', 'N', 1));
+    const again = await s.waitSent('jetsocket:subscribe', 2);
+    assert.deepEqual(again.payload.since, { epoch: 'E', offset: 9 });
+    await again.ack({ ok: true, channel: 'news', position: { epoch: 'N', offset: 1 }, recovered: false });
+    s.serverEmit('msg', pub('news', 'N', 2));
+    assert.deepEqual(log, [['recovery', { recovered: false, replayed: 0 }], ['msg', 2, 2, 'N']]);
+    js.disconnect();
+  });
+
+  test("the client's own client event (position in the trigger's ack) is no gap", async () => {
+    const { js, io } = client();
+    const ch = js.subscribe('private-room');
+    const log = recorder(ch);
+    js.connect();
+    const s = await connected(js, io, 1);
+    await (await s.waitSent('jetsocket:subscribe')).ack({ ok: true, channel: 'private-room', position: { epoch: 'E', offset: 1 } });
+    s.serverEmit('msg', pub('private-room', 'E', 2));
+    const p = ch.trigger('client-typing', { on: true });
+    await (await s.waitSent('client-typing')).ack({ ok: true, epoch: 'E', offset: 4 }); // 3 is someone else's, still in flight
+    await p;
+    s.serverEmit('msg', pub('private-room', 'E', 3));
+    s.serverEmit('msg', pub('private-room', 'E', 5));
+    assert.equal(s.sentNamed('jetsocket:subscribe').length, 1, 'no re-subscribe');
+    assert.deepEqual(log.map((e) => e[2]), [2, 3, 5]);
+    assert.deepEqual(ch.position, { epoch: 'E', offset: 5 });
+    js.disconnect();
+  });
+
+  test("an ack without the position: the gap re-subscribe's replay passes over the client's own client event", async () => {
+    const { js, io } = client();
+    const ch = js.subscribe('private-room');
+    const log = [];
+    ch.bind_global((event, d, m) => log.push([event, m && m.offset]));
+    js.connect();
+    const s = await connected(js, io, 1); // user id '1'
+    await (await s.waitSent('jetsocket:subscribe')).ack({ ok: true, channel: 'private-room', position: { epoch: 'E', offset: 1 } });
+    const p = ch.trigger('client-typing', { on: true });
+    await (await s.waitSent('client-typing')).ack({ ok: true });
+    await p;
+    s.serverEmit('msg', pub('private-room', 'E', 3)); // 2 was our own
+    const again = await s.waitSent('jetsocket:subscribe', 2);
+    again.ack({ ok: true, channel: 'private-room', position: { epoch: 'E', offset: 3 }, recovered: true });
+    s.serverEmit('client-typing', { ...pub('private-room', 'E', 2, { on: true }), user_id: '1' });
+    s.serverEmit('client-typing', { ...pub('private-room', 'E', 3, { on: true }), user_id: '2' });
+    await tick();
+    assert.deepEqual(log.filter(([e]) => !e.startsWith('jetsocket:subscription')), [
+      ['client-typing', 3], ['jetsocket:recovery', undefined],
+    ]);
+    assert.deepEqual(ch.position, { epoch: 'E', offset: 3 });
+    js.disconnect();
+  });
+
+  test('unsubscribe forgets the position: a later subscribe starts fresh', async () => {
+    const { js, io } = client();
+    js.subscribe('news');
+    js.connect();
+    const s = await connected(js, io, 1);
+    await (await s.waitSent('jetsocket:subscribe')).ack({ ok: true, channel: 'news', position: { epoch: 'E', offset: 3 } });
+    js.unsubscribe('news');
+    js.subscribe('news');
+    const again = await s.waitSent('jetsocket:subscribe', 2);
+    assert.equal(again.payload.since, undefined);
+    js.disconnect();
+  });
+});
+
 /**
  * withClock runs fn with setTimeout and Date mocked (node:test's mock timers), so that
  * days of token life pass in an instant; advance(ms) moves the clock in steps and lets

@@ -13,6 +13,7 @@ import { signJwt, claims, nowSeconds } from './helpers/jwt.mjs';
 import { expectRefused, refusalStatus, withTimeout } from './helpers/clients.mjs';
 import { userClaims, waitUntil } from './helpers/channels.mjs';
 import { APP, MASTER_KEY_B64, appEnv, sdk, ok } from './helpers/pusher.mjs';
+import { startProxy } from './helpers/tcpproxy.mjs';
 
 const require = createRequire(import.meta.url);
 const Jetsocket = require('../public/js/jetsocket.js');
@@ -358,5 +359,93 @@ describe('JS client: token lifetime and server restarts', { timeout: 120_000 }, 
     const got = once(news, 'after-restart');
     await ok(sdk(srv).trigger('rs-news', 'after-restart', { back: true }), 'trigger after restart');
     assert.deepEqual((await got)[0], { back: true });
+  });
+});
+
+describe('JS client: history and recovery', { timeout: 120_000 }, () => {
+  let srv;
+  let pusher;
+  const clients = [];
+  function client(sub, extra = {}, opts = {}) {
+    const js = new Jetsocket(APP.key, { token: () => signJwt(claims(userClaims(sub, extra))), io, nacl, retryMinMs: 100, retryMaxMs: 500, ...opts });
+    clients.push(js);
+    return js;
+  }
+  before(async () => {
+    srv = await startServer(appEnv({ HISTORY_SIZE: '100', HISTORY_TTL: '2m' }));
+    pusher = sdk(srv);
+  });
+  after(async () => {
+    for (const js of clients) js.disconnect();
+    await srv?.stop();
+  });
+
+  // PRODUCT.md §14: a client cut off for a few seconds gets every publication it missed
+  // after it reconnects, in order, none twice (its re-subscribe sends `since`).
+  test('cut off by a TCP proxy while 100 events go out: all 100 after the reconnect, in order, none twice, then jetsocket:recovery', async () => {
+    const proxy = await startProxy(srv.url);
+    try {
+      const js = client('js-rec', {}, { host: proxy.url });
+      const ch = await subscribed(js, 'js-recover');
+      const got = [];
+      const recoveries = [];
+      ch.bind('n', (d, meta) => got.push({ n: d.n, offset: meta.offset, epoch: meta.epoch }));
+      ch.bind('jetsocket:recovery', (r) => recoveries.push(r));
+      const send = async (from, to) => {
+        for (let n = from; n <= to; n++) await ok(pusher.trigger('js-recover', 'n', { n }), `trigger ${n}`);
+      };
+      await send(1, 30);
+      await waitUntil(() => got.length === 30, WAIT, () => `30 before the cut, got ${got.length}`);
+
+      proxy.cut();
+      await waitUntil(() => js.connection.state !== 'connected', WAIT, 'the client saw the cut');
+      for (let n = 31; n <= 70; n++) {
+        await send(n, n);
+        await new Promise((r) => setTimeout(r, 40)); // about 2 s cut off
+      }
+      proxy.restore();
+      await send(71, 100); // while the client reconnects and recovers
+
+      await waitUntil(() => got.length >= 100 && recoveries.length > 0, 20_000,
+        () => `100 events and a recovery, got ${got.length} (${got.at(-1)?.n}), recoveries ${JSON.stringify(recoveries)}`);
+      await new Promise((r) => setTimeout(r, 200)); // a copy that came late would show now
+      assert.deepEqual(got.map((e) => e.n), Array.from({ length: 100 }, (_, i) => i + 1), 'all of them, in order, none twice');
+      assert.deepEqual(got.map((e) => e.offset), got.map((e, i) => got[0].offset + i), 'offsets count up by one');
+      assert.ok(got.every((e) => typeof e.epoch === 'string' && e.epoch === got[0].epoch), 'one epoch');
+      assert.equal(recoveries[0].recovered, true);
+      assert.ok(recoveries[0].replayed > 0 && recoveries[0].replayed <= 70, `replayed ${recoveries[0].replayed}`);
+      assert.equal(recoveries.length, 1, 'one reconnect, one recovery');
+      js.disconnect();
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  test('history no longer covers the gap: jetsocket:recovery {recovered: false} and nothing replayed', async () => {
+    const proxy = await startProxy(srv.url);
+    try {
+      const js = client('js-rec2', {}, { host: proxy.url });
+      const ch = await subscribed(js, 'js-overflow');
+      const got = [];
+      const recoveries = [];
+      ch.bind('n', (d) => got.push(d.n));
+      ch.bind('jetsocket:recovery', (r) => recoveries.push(r));
+      await ok(pusher.trigger('js-overflow', 'n', { n: 0 }), 'trigger');
+      await waitUntil(() => got.length === 1, WAIT, 'the first event');
+      proxy.cut();
+      await waitUntil(() => js.connection.state !== 'connected', WAIT, 'the client saw the cut');
+      // More than HISTORY_SIZE (100) while cut off: the oldest missed ones are trimmed.
+      for (let n = 1; n <= 105; n++) await ok(pusher.trigger('js-overflow', 'n', { n }), `trigger ${n}`);
+      proxy.restore();
+      await waitUntil(() => recoveries.length > 0, 20_000, 'a recovery event');
+      assert.deepEqual(recoveries[0], { recovered: false, replayed: 0 });
+      assert.deepEqual(got, [0], 'no partial replay');
+      await ok(pusher.trigger('js-overflow', 'n', { n: 106 }), 'trigger after');
+      await waitUntil(() => got.length === 2, WAIT, 'live delivery goes on');
+      assert.deepEqual(got, [0, 106]);
+      js.disconnect();
+    } finally {
+      await proxy.close();
+    }
   });
 });

@@ -146,6 +146,15 @@
     ch.bind('message', function (data) {
       addMessage(r, r.kind === 'encrypted' ? 'backend, decrypted' : 'backend', textOf(data));
     });
+    // After a reconnect (or a gap) the client asked for what it missed: say when the
+    // server could not replay it all, so the reader knows the room may be incomplete.
+    ch.bind('jetsocket:recovery', function (rec) {
+      if (!rec.recovered) {
+        addMessage(r, '', 'Messages sent while you were offline could not be recovered: some may be missing. Leave and join again, or reload, to start fresh.', 'notice');
+      } else if (rec.replayed > 0) {
+        addMessage(r, '', rec.replayed + ' message' + (rec.replayed === 1 ? '' : 's') + ' sent while you were offline recovered', 'info');
+      }
+    });
     ch.bind('jetsocket:decryption_error', function () {
       addMessage(r, 'backend', 'a message that does not decrypt with this channel\u2019s key', 'error');
     });

@@ -382,6 +382,11 @@ func newApp(cfg *config.Config, log *slog.Logger, ext Extensions) (_ *app, err e
 			a.metrics.AuthFailures.WithLabelValues(string(r)).Inc()
 		},
 		OnDisconnect: func(c *socket.Conn, reason string) { a.protocol.Disconnect(c, reason) },
+		// socket.io 4.x connection state recovery: docs/history.md.
+		RecoveryWindow: cfg.RecoveryWindow,
+		OnRestore: func(c *socket.Conn, chans []socket.Restored) (func(), bool) {
+			return a.protocol.Restore(c, chans)
+		},
 	})
 	if err != nil {
 		return nil, err

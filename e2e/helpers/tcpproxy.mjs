@@ -1,22 +1,34 @@
-// A TCP proxy of the test's own, to cut a client off the way a train tunnel or a Wi-Fi
+// A TCP proxy of the tests' own, to cut a client off the way a train tunnel or a Wi-Fi
 // switch does: drop() destroys every connection through it at once (neither side gets a
-// clean close from the other), refuse(ms) also closes the listening port for a while, so
-// that reconnection attempts fail until it opens again on the same port.
+// clean close from the other, the server sees the transport go, not a client disconnect);
+// refuse(ms) also closes the listening port for a while; cut() drops everything and
+// refuses new connections (accepted and destroyed) until restore(). Reconnection
+// attempts fail meanwhile and succeed after, on the same port.
 import net from 'node:net';
 
 /**
- * startProxy listens on a free loopback port and forwards every connection to
- * 127.0.0.1:`targetPort`. Resolves {port, url, drop(), refuse(ms), close(), connections()}.
+ * startProxy listens on a free loopback port and forwards every connection to target: a
+ * port on 127.0.0.1, or a URL / "host:port". Resolves {port, url, drop(), refuse(ms),
+ * cut(), restore(), close(), connections()}.
  */
-export async function startProxy(targetPort) {
+export async function startProxy(target) {
+  const to = typeof target === 'number'
+    ? { host: '127.0.0.1', port: target }
+    : (() => { const u = new URL(String(target).includes('://') ? String(target) : `http://${target}`); return { host: u.hostname, port: Number(u.port) }; })();
   const conns = new Set();
+  const pairs = new Set();
   let server;
   let port = 0;
   let closed = false;
+  let cut = false;
 
   function listen() {
     server = net.createServer((client) => {
-      const upstream = net.connect(targetPort, '127.0.0.1');
+      if (cut) {
+        client.destroy();
+        return;
+      }
+      const upstream = net.connect(to.port, to.host);
       conns.add(client);
       conns.add(upstream);
       const gone = () => {
@@ -31,6 +43,7 @@ export async function startProxy(targetPort) {
       upstream.on('close', gone);
       client.pipe(upstream);
       upstream.pipe(client);
+      pairs.add({ client, upstream, gone });
     });
     return new Promise((resolve, reject) => {
       server.once('error', reject);
@@ -58,10 +71,33 @@ export async function startProxy(targetPort) {
       await new Promise((r) => setTimeout(r, ms));
       if (!closed) await listen();
     },
+    /** cut drops everything and refuses connections until restore(). */
+    cut() {
+      cut = true;
+      drop();
+    },
+    restore() { cut = false; },
+    /**
+     * stall freezes the connections open now, the way a network switch leaves them: no
+     * byte goes through either way, and when the client side closes the server side is
+     * not told (it stays open, silent, until the server's ping timeout). New connections
+     * go through.
+     */
+    stall() {
+      for (const { client, upstream, gone } of pairs) {
+        client.unpipe(upstream);
+        upstream.unpipe(client);
+        client.off('close', gone).off('error', gone);
+        client.on('error', () => {});
+        upstream.pause();
+        client.on('close', () => conns.delete(client));
+      }
+      pairs.clear();
+    },
     close() {
       closed = true;
       drop();
-      server.close();
+      return new Promise((resolve) => server.close(() => resolve()));
     },
   };
 }

@@ -11,7 +11,23 @@ export interface EventMetadata {
   channel?: string;
   /** The sender's user id, on client events. */
   user_id?: string;
+  /** The publication's place in its channel's history (1, 2, 3...), when the server keeps one. */
+  offset?: number;
+  /** The channel history's epoch the offset belongs to. */
+  epoch?: string;
 }
+
+/** Where a publication sits in its channel's history. */
+export interface Position { epoch: string; offset: number }
+
+/**
+ * The channel event `jetsocket:recovery`, fired after a re-subscribe that sent the
+ * channel's last position (every reconnect, a gap): recovered is true when every missed
+ * publication was delivered (replayed of them, through the usual callbacks, before this
+ * event); false when the server could not replay them (history trimmed, expired, or lost):
+ * the app should refetch its state.
+ */
+export interface RecoveryEvent { recovered: boolean; replayed: number }
 
 export type EventCallback = (data: any, metadata: EventMetadata) => void;
 export type GlobalCallback = (event: string, data: any, metadata?: EventMetadata) => void;
@@ -92,6 +108,8 @@ export interface Channel extends Bindable<Channel> {
   subscriptionPending: boolean;
   /** Presence channels only. */
   members?: Members;
+  /** The last publication delivered on this channel, sent as `since` on re-subscribes; null before any. */
+  position: Position | null;
   subscribe(): Channel;
   unsubscribe(): void;
   /** client-* events on private and presence channels; throws on public and encrypted ones. */

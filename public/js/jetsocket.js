@@ -76,6 +76,11 @@
   function isEncrypted(name) { return name.indexOf('private-encrypted-') === 0; }
   function needsAuth(name) { return isPrivate(name) || isPresence(name); }
 
+  // isPosition: {epoch: string, offset: number}, as publications and acks carry it.
+  function isPosition(p) {
+    return !!p && typeof p.epoch === 'string' && typeof p.offset === 'number' && p.offset >= 0;
+  }
+
   function errorOf(type, status, code, message) {
     return { type: type, status: status, code: code, error: message };
   }
@@ -510,7 +515,10 @@
   };
 
   // emitWithAck sends an event on the current connection and resolves with the ack.
-  Connection.prototype.emitWithAck = function (name, payload) {
+  // onAck, when given, sees the ack synchronously, before any packet that follows it in
+  // the same transport payload: a subscribe's replay comes right behind its ack, and a
+  // promise callback would only run after socket.io-client has dispatched it.
+  Connection.prototype.emitWithAck = function (name, payload, onAck) {
     var transport = this.transport;
     var ms = this.options.ackTimeoutMs;
     if (!transport || this.state !== 'connected') return Promise.reject(new Error('Jetsocket: not connected'));
@@ -518,6 +526,14 @@
       var timer = setTimeout(function () { reject(new Error('Jetsocket: no answer to ' + name + ' in ' + ms + ' ms')); }, ms);
       transport.emit(name, payload, function (ack) {
         clearTimeout(timer);
+        if (onAck) {
+          try {
+            onAck(ack);
+          } catch (e) {
+            reject(e);
+            return;
+          }
+        }
         resolve(ack);
       });
     });
@@ -590,6 +606,15 @@
     this.key = null;       // the channel key of an encrypted channel (Uint8Array)
     this.rekeyed = false;  // a fresh key was asked for since the last payload that decrypted
     this.request = 0;      // bumped per subscribe request: late answers of older ones are ignored
+    // History and recovery (PRODUCT.md §14): position is the last publication delivered,
+    // {epoch, offset}, sent back as `since` on every re-subscribe; recovery is a replay
+    // under way ({target, replayed}) until the ack's position has been delivered; gapAt is
+    // the offset a gap re-subscribe started from (a second gap there is accepted, no loop);
+    // own holds the offsets of this client's own client events, which it is not sent.
+    this.position = null;
+    this.recovery = null;
+    this.gapAt = -1;
+    this.own = null;
   }
   Channel.prototype.bind = function (e, cb, ctx) { this.dispatcher.bind(e, cb, ctx); return this; };
   Channel.prototype.unbind = function (e, cb) { this.dispatcher.unbind(e, cb); return this; };
@@ -607,7 +632,33 @@
     if (isEncrypted(this.name)) throw new Error('Jetsocket: client events are not allowed on encrypted channels (' + this.name + ')');
     if (!needsAuth(this.name)) throw new Error('Jetsocket: client events need a private- or presence- channel (' + this.name + ')');
     if (!this.subscribed) return Promise.reject(new Error('Jetsocket: not subscribed to ' + this.name));
-    return this.client.connection.emitWithAck(event, { channel: this.name, data: data });
+    var ch = this;
+    return this.client.connection.emitWithAck(event, { channel: this.name, data: data }, function (ack) {
+      // The server does not send a client its own client event: its offset is no gap.
+      if (ack && ack.ok && isPosition(ack)) ch.skipOwn(ack);
+    });
+  };
+
+  // skipOwn records the position of this client's own client event (the trigger's ack),
+  // or moves past it at once when it is the next one.
+  Channel.prototype.skipOwn = function (pos) {
+    var p = this.position;
+    if (!p || p.epoch !== pos.epoch || pos.offset <= p.offset) return;
+    if (pos.offset === p.offset + 1 && !this.recovery) {
+      this.position = { epoch: p.epoch, offset: pos.offset };
+      this.advanceOwn();
+      return;
+    }
+    (this.own = this.own || dict())[pos.offset] = true;
+  };
+
+  // advanceOwn moves the position past own client events that come next.
+  Channel.prototype.advanceOwn = function () {
+    var p = this.position;
+    while (this.own && p && this.own[p.offset + 1]) {
+      delete this.own[p.offset + 1];
+      p = this.position = { epoch: p.epoch, offset: p.offset + 1 };
+    }
   };
 
   // decrypt opens an encrypted channel's {nonce, ciphertext}; undefined when it does not.
@@ -692,6 +743,7 @@
     ch.subscribed = false;
     ch.subscriptionPending = false;
     ch.key = null;
+    ch.recovery = null; // a replay cut short by a disconnect ends with the next subscribe's
     if (ch.members) ch.members.reset();
   };
 
@@ -741,8 +793,9 @@
       });
   };
 
-  // subscribeChannel sends jetsocket:subscribe (after the auth endpoint, if any). `quiet` is a
-  // re-subscribe for a fresh key, which fires no subscription_succeeded.
+  // subscribeChannel sends jetsocket:subscribe (after the auth endpoint, if any), with
+  // `since` when the channel has a position. `quiet` is a re-subscribe on the same
+  // connection (a fresh key, a gap), which fires no subscription_succeeded.
   Jetsocket.prototype.subscribeChannel = function (ch, quiet) {
     var self = this;
     var conn = this.connection;
@@ -750,6 +803,7 @@
     var socketId = conn.socket_id;
     var current = function () { return request === ch.request && self.channels[ch.name] === ch && conn.socket_id === socketId; };
     ch.subscriptionPending = true;
+    ch.recovery = null;
     var authData = null;
     this.authorize(ch.name, socketId).then(function (auth) {
       if (!current()) return null;
@@ -757,25 +811,11 @@
       var payload = { channel: ch.name };
       if (auth && auth.auth) payload.auth = auth.auth;
       if (auth && auth.channel_data) payload.channel_data = auth.channel_data;
-      return conn.emitWithAck('jetsocket:subscribe', payload).then(function (ack) {
-        if (!current()) return;
-        ch.subscriptionPending = false;
-        if (!ack || !ack.ok) {
-          self.resetChannel(ch);
-          ch.emit('jetsocket:subscription_error', errorOf('SubscriptionError', ack && ack.status || 0, ack && ack.code || 'unknown', ack && ack.error || 'subscription refused'));
-          return;
-        }
-        ch.subscribed = true;
-        var secret = ack.shared_secret || (authData && authData.shared_secret);
-        if (isEncrypted(ch.name)) ch.key = secret ? base64ToBytes(secret) : null;
-        if (ch.members) {
-          var myID = conn.user_id;
-          if (authData && authData.channel_data) {
-            try { myID = String(JSON.parse(authData.channel_data).user_id); } catch (e) { /* the server refused it already */ }
-          }
-          ch.members.setAll(ack.presence, myID);
-        }
-        if (!quiet) ch.emit('jetsocket:subscription_succeeded', ch.members || ack);
+      var since = ch.position;
+      if (since) payload.since = { epoch: since.epoch, offset: since.offset };
+      // Handled in the ack's own callback: the replay follows the ack in the same payload.
+      return conn.emitWithAck('jetsocket:subscribe', payload, function (ack) {
+        if (current()) self.subscribed(ch, ack, authData, since, quiet);
       });
     }).catch(function (err) {
       if (!current()) return;
@@ -784,6 +824,106 @@
       var e = err && err.type ? err : errorOf('SubscriptionError', 0, 'subscribe_failed', err && err.message || String(err));
       ch.emit('jetsocket:subscription_error', e);
     });
+  };
+
+  // subscribed takes a subscribe's ack: the channel's key and members, its position, and
+  // the replay that follows when `since` was recovered.
+  Jetsocket.prototype.subscribed = function (ch, ack, authData, since, quiet) {
+    ch.subscriptionPending = false;
+    if (!ack || !ack.ok) {
+      this.resetChannel(ch);
+      ch.emit('jetsocket:subscription_error', errorOf('SubscriptionError', ack && ack.status || 0, ack && ack.code || 'unknown', ack && ack.error || 'subscription refused'));
+      return;
+    }
+    ch.subscribed = true;
+    var secret = ack.shared_secret || (authData && authData.shared_secret);
+    if (isEncrypted(ch.name)) ch.key = secret ? base64ToBytes(secret) : null;
+    if (ch.members) {
+      var myID = this.connection.user_id;
+      if (authData && authData.channel_data) {
+        try { myID = String(JSON.parse(authData.channel_data).user_id); } catch (e) { /* the server refused it already */ }
+      }
+      ch.members.setAll(ack.presence, myID);
+    }
+    if (!quiet) ch.emit('jetsocket:subscription_succeeded', ch.members || ack);
+    this.startRecovery(ch, ack, since, quiet);
+  };
+
+  // startRecovery sets the channel's position from a subscribe's ack. Without `since` (a
+  // first subscribe) the ack's position is where delivery starts. With it, recovered means
+  // that every publication after `since` up to the ack's position follows (the recovery
+  // ends when that one has been delivered); not recovered means nothing follows, and the
+  // app is told to refetch its state.
+  Jetsocket.prototype.startRecovery = function (ch, ack, since, sameConnection) {
+    var latest = isPosition(ack.position) ? { epoch: ack.position.epoch, offset: ack.position.offset } : null;
+    if (!since) {
+      ch.position = latest;
+      return;
+    }
+    if (ack.recovered === true && latest && latest.epoch === since.epoch) {
+      if (latest.offset <= since.offset) {
+        this.endRecovery(ch, true, 0);
+        return;
+      }
+      ch.recovery = { target: latest.offset, replayed: 0, sameConnection: !!sameConnection };
+      return;
+    }
+    ch.position = latest;
+    this.endRecovery(ch, false, 0);
+  };
+
+  Jetsocket.prototype.endRecovery = function (ch, recovered, replayed) {
+    ch.recovery = null;
+    ch.emit('jetsocket:recovery', { recovered: recovered, replayed: replayed });
+  };
+
+  // sequenced checks a channel event's position against the channel's: true when it is
+  // the next one (or carries none), to be delivered. False for one already delivered (a
+  // replay and a live delivery may both bring it), for one while a re-subscribe with
+  // `since` is pending (its replay brings it), and for one after a gap, which starts such
+  // a re-subscribe from the last position: the replay brings the missing ones and this
+  // one in order. A second gap at the same place is accepted rather than looped on.
+  Jetsocket.prototype.sequenced = function (ch, payload) {
+    if (!isPosition(payload)) return true;
+    var p = ch.position;
+    if (!p) return true;
+    if (ch.subscriptionPending) return false;
+    if (p.epoch === payload.epoch && payload.offset <= p.offset) return false;
+    var gap = p.epoch !== payload.epoch || payload.offset > p.offset + 1;
+    if (gap && !ch.recovery && ch.gapAt !== p.offset) {
+      ch.gapAt = p.offset;
+      this.subscribeChannel(ch, true);
+      return false;
+    }
+    return true;
+  };
+
+  // delivered moves the channel's position to a delivered event's.
+  Jetsocket.prototype.delivered = function (ch, payload) {
+    if (!isPosition(payload)) return;
+    var p = ch.position;
+    if (p && p.epoch === payload.epoch && payload.offset === p.offset + 1) ch.gapAt = -1;
+    ch.position = { epoch: payload.epoch, offset: payload.offset };
+    ch.advanceOwn();
+  };
+
+  // countReplayed counts a delivered event towards a recovery under way, which ends once
+  // its target has reached the callbacks.
+  Jetsocket.prototype.countReplayed = function (ch, handed) {
+    var r = ch.recovery;
+    if (!r || !ch.position) return;
+    if (handed) r.replayed++;
+    if (ch.position.offset >= r.target) this.endRecovery(ch, true, r.replayed);
+  };
+
+  // ownEcho: a client event this connection sent itself, replayed by a re-subscribe on
+  // the same connection (a gap). The server never sends a client its own client events,
+  // so its offset looks like a gap; the replay fills it, and the event is passed over
+  // (position kept) rather than handed to the sender as if someone else had sent it.
+  Jetsocket.prototype.ownEcho = function (ch, name, payload) {
+    var r = ch.recovery;
+    return !!(r && r.sameConnection && name.indexOf('client-') === 0 &&
+      payload.user_id !== undefined && String(payload.user_id) === this.connection.user_id);
   };
 
   // signin signs this connection in as the user the app's userAuthentication endpoint
@@ -863,6 +1003,11 @@
       return;
     }
     if (!ch || !ch.subscribed) return;
+    if (!this.sequenced(ch, payload)) return;
+    if (isPosition(payload)) {
+      metadata.offset = payload.offset;
+      metadata.epoch = payload.epoch;
+    }
     var data = payload.data;
     if (isEncrypted(chName)) {
       data = ch.decrypt(payload.data);
@@ -876,8 +1021,14 @@
       }
       ch.rekeyed = false;
     }
+    this.delivered(ch, payload);
+    if (this.ownEcho(ch, name, payload)) {
+      this.countReplayed(ch, false);
+      return;
+    }
     ch.emit(name, data, metadata);
     this.dispatcher.emit(name, data, metadata);
+    if (isPosition(payload)) this.countReplayed(ch, true);
   };
 
   Jetsocket.Channel = Channel;

@@ -77,6 +77,9 @@ type Config struct {
 	// History is which channels keep a recent history and how much (HISTORY_SIZE,
 	// HISTORY_TTL, CHANNEL_HISTORY): PRODUCT.md §14, docs/history.md.
 	History history.Policy
+	// RecoveryWindow is how long a socket.io 4.x client that dropped can come back to its
+	// session (connection state recovery, RECOVERY_WINDOW; 0: off): docs/history.md.
+	RecoveryWindow time.Duration
 
 	LoginRateLimit  RateLimit
 	ClientEventRate int
@@ -143,6 +146,7 @@ func Load(getenv func(string) string) (*Config, []string, error) {
 			c.History, err = historyPolicy(l.get)
 			return err
 		},
+		c.loadRecovery,
 		c.loadLimits,
 		c.loadHeartbeat,
 		func(l *loader) error { return c.loadPusher(l.get) },
@@ -561,6 +565,21 @@ func duration(get func(string) string, name string, def, lo, hi time.Duration) (
 		return 0, bad(name, "must be between %s and %s, got %s", lo, hi, d)
 	}
 	return d, nil
+}
+
+// loadRecovery reads RECOVERY_WINDOW (socket.io 4.x connection state recovery).
+func (c *Config) loadRecovery(l *loader) error {
+	var err error
+	c.RecoveryWindow, err = durationOrOff(l.get, "RECOVERY_WINDOW", 2*time.Minute, time.Second, time.Hour)
+	return err
+}
+
+// durationOrOff is duration with "0" turning the feature off (0).
+func durationOrOff(get func(string) string, name string, def, lo, hi time.Duration) (time.Duration, error) {
+	if get(name) == "0" {
+		return 0, nil
+	}
+	return duration(get, name, def, lo, hi)
 }
 
 func integer(get func(string) string, name string, def, lo, hi int) (int, error) {

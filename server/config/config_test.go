@@ -320,3 +320,19 @@ func TestHistory(t *testing.T) {
 		}
 	}
 }
+
+func TestRecoveryWindow(t *testing.T) {
+	for v, want := range map[string]time.Duration{"": 2 * time.Minute, "0": 0, "30s": 30 * time.Second, "1h": time.Hour} {
+		c, _, err := Load(env(map[string]string{"RECOVERY_WINDOW": v}))
+		if err != nil || c.RecoveryWindow != want {
+			t.Fatalf("RECOVERY_WINDOW=%q: %v %v", v, c, err)
+		}
+	}
+	for _, v := range []string{"500ms", "2h", "-1s", "soon"} {
+		_, _, err := Load(env(map[string]string{"RECOVERY_WINDOW": v}))
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Var != "RECOVERY_WINDOW" {
+			t.Fatalf("RECOVERY_WINDOW=%q: %v", v, err)
+		}
+	}
+}

@@ -39,7 +39,7 @@ const (
 	CodeInvalidSignature = "invalid_signature" // 401: a request not signed as Pusher signs
 	CodeUnknownApp       = "unknown_app"       // 403: another app id
 	CodePayloadTooLarge  = "payload_too_large" // 413: event data over MAX_PAYLOAD_BYTES (API and client events)
-	CodeHistoryOff       = "history_off"       // 404: the history endpoint on a channel that keeps none
+	CodeHistoryOff       = "history_off"       // 404: the history of a channel that keeps none (docs/history.md)
 )
 
 // The socket.io endpoint's HTTP refusals (Engine.IO, either version).

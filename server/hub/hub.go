@@ -630,6 +630,11 @@ func (h *Hub) encode(m Message) (wire.Frame, error) {
 		return wire.Frame{}, err
 	}
 	f := wire.NewFrame(packet)
+	if m.Offset != 0 {
+		// Its position, for the connections that keep track of what they were sent
+		// (socket.io 4.x connection state recovery).
+		f = f.WithPub(m.Channel, m.Epoch, m.Offset)
+	}
 	if h.alt != nil {
 		enc := h.alt
 		f = f.WithAlt(wire.NewAlt(func() []byte { return enc(m) }))

@@ -78,6 +78,7 @@ func (s *Service) onSubscribe(r Request[subscribeReq]) (any, error) {
 		res.Recovered = &rec.Recovered
 		s.metrics.Recoveries.WithLabelValues(strconv.FormatBool(rec.Recovered)).Inc()
 	}
+	track(c, r.Payload, rec)
 	c.Emit(EventSubscriptionSucceeded, res)
 	if rec.Asked {
 		// The missed publications follow the ack (and subscription_succeeded).
@@ -97,6 +98,12 @@ func subscribeRefused(s *Service, c Conn, r Refusal) {
 }
 
 func (s *Service) subscribe(ctx context.Context, c Conn, req subscribeReq) (*presenceInfo, string, *hub.Recovery, error) {
+	return s.subscribeLimited(ctx, c, req, true)
+}
+
+// subscribeLimited is subscribe; limited false skips the subscribe rate limit (a
+// restore subscribes a session's channels again, all at once).
+func (s *Service) subscribeLimited(ctx context.Context, c Conn, req subscribeReq, limited bool) (*presenceInfo, string, *hub.Recovery, error) {
 	if hub.Internal(req.Channel) {
 		return nil, "", nil, errInternalChannel("subscribed")
 	}
@@ -106,7 +113,7 @@ func (s *Service) subscribe(ctx context.Context, c Conn, req subscribeReq) (*pre
 	}
 	already := s.hub.Subscribed(c.ID(), ch.Name)
 	st := s.session(c.ID())
-	if !st.subscribe.Allow() {
+	if limited && !st.subscribe.Allow() {
 		return nil, "", nil, errs.New(errs.RateLimited, CodeRateLimited, "too many subscribe attempts; slow down")
 	}
 	if !already && s.hub.Subscriptions(c.ID()) >= s.cfg.MaxSubscriptions {
@@ -240,6 +247,9 @@ func (s *Service) leave(ctx context.Context, c Conn, channel string) error {
 	s.hub.Unsubscribe(sctx, c, channel)
 	if hub.Internal(channel) {
 		return nil
+	}
+	if t, ok := c.(tracker); ok {
+		t.Untrack(channel)
 	}
 	if st := s.existing(c.ID()); st != nil {
 		st.mu.Lock()

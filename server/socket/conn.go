@@ -35,6 +35,12 @@ type Conn struct {
 	ip     string
 	claims atomic.Pointer[tokens.Claims]
 	v5     bool // a socket.io-client 3.x/4.x connection (Engine.IO v4, eio4)
+	// pid is the private session id of a connection that can be restored (socket.io 4.x
+	// connection state recovery, recovery.go); recovered: it was.
+	pid       string
+	recovered bool
+	finish    func()        // a restore's replay, sent once the connection is set up
+	ended     chan struct{} // closed once a restorable connection is gone and retained
 
 	connectedAt time.Time
 	inbound     *rate.Limiter // packets accepted from the client
@@ -48,6 +54,7 @@ type Conn struct {
 	ws         *wsConn      // the websocket frames are written to directly, once known
 	wsState    uint8        // wsUnknown until the session is on a websocket
 	queue      []wire.Frame // not yet written
+	rlog       *deliveryLog // what was written, for a restore; nil when it cannot be restored
 	writing    bool         // a writer goroutine is draining queue
 	closing    bool         // Close was called: nothing more is queued or started
 	flushClose bool         // close once queue is written (CloseAfterFlush)
@@ -135,6 +142,12 @@ func (c *Conn) sendFrame(f wire.Frame) bool {
 		c.mu.Unlock()
 		return false
 	}
+	if c.rlog != nil {
+		if p := f.Pub(); p != nil {
+			c.rlog.record(p)
+			f = p.WithOffset()
+		}
+	}
 	if !c.writing && len(c.queue) == 0 {
 		// Nothing ahead of f: write it now if the websocket is free (TryLock fails only
 		// while a pong or another frame is being written).
@@ -194,6 +207,17 @@ func (c *Conn) Close(reason string) {
 		c.ctx.cancel()
 		_ = c.sess.Close()
 	})
+}
+
+// discard ends a connection that never served (a restore undone) without closing its
+// Engine.IO session, which goes on to serve a fresh one.
+func (c *Conn) discard() {
+	c.mu.Lock()
+	c.closing = true
+	c.queue = nil
+	c.rlog = nil
+	c.mu.Unlock()
+	c.ctx.cancel()
 }
 
 func (c *Conn) cutOffByEngine() bool {

@@ -118,6 +118,16 @@ type Options struct {
 	OnConnect    func(*Conn)
 	OnDisconnect func(c *Conn, reason string)
 
+	// RecoveryWindow turns on socket.io 4.x connection state recovery for v5 clients
+	// (recovery.go): how long a connection that dropped unexpectedly can be restored.
+	// 0: off.
+	RecoveryWindow time.Duration
+	// OnRestore subscribes a restored connection (after OnConnect) to its channels again
+	// from the positions its client has, and returns what sends the missed publications
+	// (after the CONNECT reply). ok false: not every channel could be recovered; the
+	// connection is then dropped (OnDisconnect) and its client gets a fresh session.
+	OnRestore func(c *Conn, chans []Restored) (finish func(), ok bool)
+
 	afterOpen func() // tests only: widens the library's handshake race (sessionIDs)
 }
 
@@ -161,10 +171,12 @@ type Server struct {
 
 	mu         sync.RWMutex
 	closing    bool
-	conns      map[string]*Conn // by socket id
-	sessions   map[string]*Conn // by Engine.IO session id
-	handshakes sync.WaitGroup   // handshake requests in the engine
-	serving    sync.WaitGroup   // connection goroutines
+	conns      map[string]*Conn     // by socket id
+	sessions   map[string]*Conn     // by Engine.IO session id
+	retained   map[string]*retained // dropped sessions that may be restored, by pid
+	pids       map[string]*Conn     // live connections that may be restored, by pid
+	handshakes sync.WaitGroup       // handshake requests in the engine
+	serving    sync.WaitGroup       // connection goroutines
 	acceptDone chan struct{}
 }
 
@@ -189,6 +201,8 @@ func NewServer(opts Options) (*Server, error) {
 		log:        opts.Logger,
 		conns:      make(map[string]*Conn),
 		sessions:   make(map[string]*Conn),
+		retained:   make(map[string]*retained),
+		pids:       make(map[string]*Conn),
 		acceptDone: make(chan struct{}),
 		ids:        newSessionIDs(),
 	}
@@ -438,17 +452,41 @@ func (s *Server) run(c *Conn) {
 	c.waitWriter()
 	reason = c.closeReason()
 
-	s.mu.Lock()
-	delete(s.conns, c.id)
-	delete(s.sessions, c.sess.ID())
-	s.mu.Unlock()
+	log := c.takeLog() // before OnDisconnect leaves the channels it tracks
+	s.forget(c)
 	if s.opts.OnDisconnect != nil {
 		s.opts.OnDisconnect(c, reason)
+	}
+	// Only once the connection is gone from every channel: a restore under the same
+	// socket id must not race its leaving.
+	s.retain(c, reason, log)
+	if c.ended != nil {
+		close(c.ended)
 	}
 	s.log.Info("socket disconnected", "socket_id", c.id, "user_id", c.UserID(), "reason", reason, "duration", time.Since(c.connectedAt).Round(time.Millisecond).String())
 }
 
+// forget removes c from the server's connections.
+func (s *Server) forget(c *Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conns[c.id] == c {
+		delete(s.conns, c.id)
+	}
+	if s.sessions[c.sess.ID()] == c {
+		delete(s.sessions, c.sess.ID())
+	}
+	if c.pid != "" && s.pids[c.pid] == c {
+		delete(s.pids, c.pid)
+	}
+}
+
 func (s *Server) newConn(sess engineio.Conn, claims *tokens.Claims) *Conn {
+	return s.newConnID(sess, claims, "")
+}
+
+// newConnID is newConn with the socket id of a restored session (id), or a new one ("").
+func (s *Server) newConnID(sess engineio.Conn, claims *tokens.Claims, id string) *Conn {
 	c := &Conn{
 		srv:         s,
 		sess:        sess,
@@ -461,10 +499,10 @@ func (s *Server) newConn(sess engineio.Conn, claims *tokens.Claims) *Conn {
 	c.claims.Store(claims)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for {
+	for c.id = id; c.id == ""; {
 		c.id = newSocketID()
-		if _, taken := s.conns[c.id]; !taken {
-			break
+		if _, taken := s.conns[c.id]; taken {
+			c.id = ""
 		}
 	}
 	s.conns[c.id] = c

@@ -64,33 +64,100 @@ func (s *Server) open5(sess *eio4.Session) {
 }
 
 // serve5 waits for the session's CONNECT, authenticates it and sets the socket up as
-// serve does for v3, then hands it to a fresh goroutine (see readLoop).
+// serve does for v3 (or restores a dropped one, recovery.go), then hands it to a fresh
+// goroutine (see readLoop).
 func (s *Server) serve5(sess *eio4.Session) {
 	conn := session5{sess}
-	claims := s.awaitConnect(conn)
+	claims, auth := s.awaitConnect(conn)
 	if claims == nil {
 		s.serving.Done()
 		_ = sess.Close()
 		return
 	}
-	c := s.newConn(conn, claims)
-	c.v5 = true
-	s.log.Info("socket connected", "socket_id", c.id, "user_id", claims.UserID(), "ip", c.ip, "transport", transportName(sess.URL()), "protocol", 5)
-	ok, _ := json.Marshal(map[string]string{"sid": c.id})
-	c.sendFrame(wire.NewFrame(append([]byte{'0'}, ok...)))
-	if s.opts.OnConnect != nil {
-		s.opts.OnConnect(c)
+	c := s.restore5(conn, claims, auth)
+	if c == nil {
+		c = s.newConn(conn, claims)
+		c.v5 = true
+		if s.opts.RecoveryWindow > 0 {
+			s.restorable(c, newPID())
+		}
+		s.log.Info("socket connected", "socket_id", c.id, "user_id", claims.UserID(), "ip", c.ip, "transport", transportName(sess.URL()), "protocol", 5)
+		s.connectReply(c)
+		if s.opts.OnConnect != nil {
+			s.opts.OnConnect(c)
+		}
 	}
 	established, _ := wire.EncodeEvent(EventConnectionEstablished, map[string]string{"socket_id": c.id, "user_id": claims.UserID()})
 	c.sendFrame(wire.NewFrame(established))
+	if c.recovered && c.finish != nil {
+		c.finish() // the missed publications, after the CONNECT reply
+		c.finish = nil
+	}
 	go s.run(c)
+}
+
+// connectReply sends the CONNECT reply: {sid}, and pid when the session can be restored.
+func (s *Server) connectReply(c *Conn) {
+	ok, _ := json.Marshal(struct {
+		SID string `json:"sid"`
+		PID string `json:"pid,omitempty"`
+	}{c.id, c.pid})
+	c.sendFrame(wire.NewFrame(append([]byte{'0'}, ok...)))
+}
+
+// restore5 restores the session a CONNECT names ({pid, offset} in its auth) if it is
+// retained, belongs to the same user and every one of its channels can be recovered;
+// else nil, and the client gets a fresh session.
+func (s *Server) restore5(conn session5, claims *tokens.Claims, auth connectAuth) *Conn {
+	if s.opts.RecoveryWindow <= 0 || s.opts.OnRestore == nil {
+		return nil
+	}
+	// Only the same user's: a pid presented by another user restores nothing, and the
+	// session stays for its own client.
+	r := s.takeRetained(auth.PID, claims.UserID())
+	if r == nil {
+		r = s.takeOver(auth.PID, claims.UserID())
+	}
+	if r == nil {
+		return nil
+	}
+	chans, ok := r.log.restore(auth.Offset)
+	if !ok {
+		s.log.Info("socket restore refused: the client's position is no longer known", "socket_id", r.id, "user_id", claims.UserID())
+		return nil
+	}
+	c := s.newConnID(conn, claims, r.id)
+	c.v5, c.recovered = true, true
+	s.restorable(c, r.pid)
+	for _, ch := range chans {
+		c.rlog.track(ch.Channel, ch.Request, ch.Positioned, ch.Epoch, ch.Offset)
+	}
+	if s.opts.OnConnect != nil {
+		s.opts.OnConnect(c)
+	}
+	finish, ok := s.opts.OnRestore(c, chans)
+	if !ok {
+		// As socket.io: a session that cannot be restored whole is not restored. Undo
+		// this one (its channels are left) without closing the Engine.IO session.
+		s.log.Info("socket restore refused: a channel cannot be recovered", "socket_id", r.id, "user_id", claims.UserID())
+		c.discard()
+		s.forget(c)
+		if s.opts.OnDisconnect != nil {
+			s.opts.OnDisconnect(c, ReasonRecoveryFailed)
+		}
+		return nil
+	}
+	c.finish = finish
+	s.log.Info("socket restored", "socket_id", c.id, "user_id", claims.UserID(), "ip", c.ip, "channels", len(chans), "protocol", 5)
+	s.connectReply(c)
+	return c
 }
 
 // awaitConnect reads packets until the client's CONNECT to "/" is accepted, and returns
 // its claims; nil when the session ends first or sends no acceptable CONNECT within
 // ConnectTimeout. A refused CONNECT is answered with CONNECT_ERROR and the session stays
 // open for another try, as Node's server does (the client may retry with a new token).
-func (s *Server) awaitConnect(conn session5) *tokens.Claims {
+func (s *Server) awaitConnect(conn session5) (*tokens.Claims, connectAuth) {
 	timer := time.AfterFunc(s.opts.ConnectTimeout, func() {
 		s.log.Info("socket closed: no CONNECT in time", "ip", sessionIP(conn.URL(), conn.RemoteAddr()))
 		_ = conn.Close()
@@ -100,16 +167,16 @@ func (s *Server) awaitConnect(conn session5) *tokens.Claims {
 	for budget := s.opts.InboundBurst; budget > 0; budget-- {
 		binary, rc, err := conn.s.NextReader()
 		if err != nil {
-			return nil
+			return nil, connectAuth{}
 		}
 		frame, err := io.ReadAll(io.LimitReader(rc, max+1))
 		_ = rc.Close()
 		if err != nil || binary || int64(len(frame)) > max {
-			return nil // nothing but a CONNECT is expected from a client not yet connected
+			return nil, connectAuth{} // nothing but a CONNECT is expected from a client not yet connected
 		}
 		p, err := DecodePacket(frame)
 		if err != nil {
-			return nil
+			return nil, connectAuth{}
 		}
 		switch p.Type {
 		case PacketConnect:
@@ -117,33 +184,47 @@ func (s *Server) awaitConnect(conn session5) *tokens.Claims {
 				_ = conn.s.Send(encodeConnectError(p.Namespace, "Invalid namespace", nil))
 				continue
 			}
-			if claims := s.connect5(conn, p.Data); claims != nil {
+			if claims, auth := s.connect5(conn, p.Data); claims != nil {
 				select {
 				case <-conn.s.Done(): // the timer fired meanwhile
-					return nil
+					return nil, connectAuth{}
 				default:
 				}
-				return claims
+				return claims, auth
 			}
 		case PacketDisconnect:
-			return nil
+			return nil, connectAuth{}
 		}
 		// Anything else before CONNECT belongs to no socket: ignored, as Node does.
 	}
-	return nil
+	return nil, connectAuth{}
+}
+
+// connectAuth is a CONNECT's auth: the token, and the pid and offset socket.io-client
+// adds when it reconnects a session that can be restored.
+type connectAuth struct {
+	Token  *string `json:"token"`
+	PID    string  `json:"pid"`
+	Offset string  `json:"offset"`
 }
 
 // connect5 checks a CONNECT's token (auth.token, else the query's) and the connection
 // limits; it answers a refusal with CONNECT_ERROR and returns nil.
-func (s *Server) connect5(conn session5, data []byte) *tokens.Claims {
+func (s *Server) connect5(conn session5, data []byte) (*tokens.Claims, connectAuth) {
 	u := conn.URL()
 	ip := sessionIP(u, conn.RemoteAddr())
+	var auth connectAuth
 	if len(data) > 0 {
-		var auth struct {
-			Token *string `json:"token"`
-		}
 		// The token, when given, takes the query's place: the same verifier reads it.
-		if err := json.Unmarshal(data, &auth); err == nil && auth.Token != nil {
+		// (A pid or offset of the wrong type is no restore, not a refusal.)
+		if err := json.Unmarshal(data, &auth); err != nil {
+			var token struct {
+				Token *string `json:"token"`
+			}
+			_ = json.Unmarshal(data, &token)
+			auth = connectAuth{Token: token.Token}
+		}
+		if auth.Token != nil {
 			q := u.Query()
 			q.Set("token", *auth.Token)
 			u.RawQuery = q.Encode()
@@ -157,17 +238,17 @@ func (s *Server) connect5(conn session5, data []byte) *tokens.Claims {
 		}
 		s.log.Warn("socket auth refused", "reason", string(reason), "ip", ip, "protocol", 5)
 		_ = conn.s.Send(encodeConnectError("/", errs.CodeInvalidToken, map[string]any{"status": http.StatusUnauthorized, "reason": string(reason)}))
-		return nil
+		return nil, connectAuth{}
 	}
 	if s.opts.Admit != nil {
 		if err := s.opts.Admit(claims, ip); err != nil {
 			e := errs.From(err)
 			s.log.Warn("socket refused", "reason", e.Code, "user_id", claims.UserID(), "ip", ip, "protocol", 5)
 			_ = conn.s.Send(encodeConnectError("/", e.Code, map[string]any{"status": e.Kind.Status(), "reason": e.Message}))
-			return nil
+			return nil, connectAuth{}
 		}
 	}
-	return claims
+	return claims, auth
 }
 
 // encodeConnectError builds a v5 CONNECT_ERROR: 4[<nsp>,]{"message","data"?}.

@@ -18,6 +18,7 @@ type Frame struct {
 	wire []byte // websocket header, '4', packet text
 	text int    // offset of the packet text in wire
 	alt  *Alt   // the same message in another protocol's form, if any
+	pub  *Pub   // the publication the frame carries, when it has a position
 }
 
 // Alt is a message's form for another protocol (the Pusher endpoint's JSON text),

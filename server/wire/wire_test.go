@@ -65,3 +65,34 @@ func BenchmarkEncodeEvent(b *testing.B) {
 		}
 	}
 }
+
+func TestPubOffsetForm(t *testing.T) {
+	ev, _ := EncodeEvent("e", json.RawMessage(`{"channel":"a:b","offset":7}`))
+	f := NewFrame(ev).WithPub("a:b", "EP", 7)
+	p := f.Pub()
+	if p == nil || p.OffsetString() != "EP:7:a:b" {
+		t.Fatalf("pub %+v", p)
+	}
+	w := p.WithOffset()
+	if string(w.Text()) != `2["e",{"channel":"a:b","offset":7},"EP:7:a:b"]` {
+		t.Fatalf("with offset: %s", w.Text())
+	}
+	if &p.WithOffset().Bytes()[0] != &w.Bytes()[0] {
+		t.Fatal("built twice")
+	}
+	if string(f.Text()) != string(ev) {
+		t.Fatal("the plain frame changed")
+	}
+	ch, ep, off, ok := ParseOffset("EP:7:a:b")
+	if !ok || ch != "a:b" || ep != "EP" || off != 7 {
+		t.Fatalf("parse: %q %q %d %v", ch, ep, off, ok)
+	}
+	for _, bad := range []string{"", "EP", "EP:7", "EP:x:c", ":7:c", "EP:0:c", "EP:7:"} {
+		if _, _, _, ok := ParseOffset(bad); ok {
+			t.Fatalf("%q parsed", bad)
+		}
+	}
+	if NewFrame(ev).Pub() != nil {
+		t.Fatal("a plain frame has no pub")
+	}
+}
