@@ -1,5 +1,6 @@
 // Package cluster is many-node mode: with REDIS_URL set, the hubs of every node share
-// messages (Redis pub/sub), presence members and channel counts (Redis hashes and sets,
+// messages (Redis pub/sub, one channel each, a node subscribed only to the channels it
+// has subscribers on: broker.go), presence members and channel counts (Redis hashes and sets,
 // changed by Lua scripts so each change is atomic), and the nodes watch each other: a
 // node that stops its heartbeat is reaped by the others, its presence members removed
 // (with member_removed to the subscribers) and its subscriptions uncounted.
@@ -10,6 +11,10 @@
 // the node rewrites its entries from them (resync) and the hub announces what that
 // changed. Writes carry the epoch they are meant for, so none lands in emptied data
 // before its node has written its entries there again.
+//
+// One type per hub interface, over one shard (shard.go): Broker (broker.go, history.go),
+// Presence (presence.go), Counts (counts.go); the node's upkeep is liveness.go (heartbeat,
+// reaping) and resync.go. Node opens them together.
 //
 // Redis is the only shared component; a single Redis server (or a primary with
 // replicas) is assumed, not Redis Cluster, whose slots would split a script's keys.
