@@ -63,8 +63,9 @@ type channelSub struct {
 	refs  int           // this node's subscriptions to the channel
 	ready chan struct{} // closed once Redis confirmed the SUBSCRIBE
 	once  sync.Once
-	// failed: the SUBSCRIBE could not be sent (Redis away); the later subscribers do
-	// not wait for a confirmation that comes only when Redis answers again.
+	// failed: the SUBSCRIBE could not be sent or was not confirmed in time (Redis
+	// away); the later subscribers do not wait for a confirmation that comes only when
+	// Redis answers again.
 	failed bool
 	timer  *time.Timer // the pending unsubscribe, after the last subscriber left
 }
@@ -170,6 +171,14 @@ func (b *Broker) Subscribe(ctx context.Context, channel string) error {
 	case <-s.ready:
 		return nil
 	case <-ctx.Done():
+		// Redis does not answer: the subscribers after this one do not wait too.
+		b.mu.Lock()
+		select {
+		case <-s.ready:
+		default:
+			s.failed = true
+		}
+		b.mu.Unlock()
 		return fmt.Errorf("cluster: subscribe to %s: %w", channel, ctx.Err())
 	}
 }

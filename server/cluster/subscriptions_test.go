@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -170,4 +171,27 @@ func TestASubscribeIsInPlaceWhenItReturns(t *testing.T) {
 			t.Fatalf("round %d: the message right after the subscribe was missed: %v", i, got[2*i:])
 		}
 	}
+}
+
+// After Redis restarts (empty), a node's channel subscriptions are in place again,
+// the ones made while it was away included: messages from another node reach them.
+func TestSubscriptionsComeBackAfterARedisRestart(t *testing.T) {
+	r := newRedis(t, false)
+	var w webhooks
+	o := Options{Heartbeat: 100 * time.Millisecond, DeadAfter: time.Hour, Resync: time.Hour}
+	a, b := startNode(t, r.url(), o, &w), startNode(t, r.url(), o, &w)
+	before, during := &conn{id: "2.1", user: "u1"}, &conn{id: "2.2", user: "u2"}
+	b.sub(t, before, "news")
+	r.stop()
+	// Refused or not confirmed while Redis is away: the subscribe itself succeeds.
+	b.sub(t, during, "later")
+	r.start()
+	ctx := context.Background()
+	waitFor(t, "messages from the other node on both channels", func() bool {
+		// Published again each round: one sent before the node's pub/sub connection
+		// is back is not replayed.
+		_ = a.hub.Publish(ctx, hub.Message{Channel: "news", Event: "e", Data: []byte(`1`)})
+		_ = a.hub.Publish(ctx, hub.Message{Channel: "later", Event: "e", Data: []byte(`1`)})
+		return strings.Contains(before.got(), `"news"`) && strings.Contains(during.got(), `"later"`)
+	})
 }
