@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/jetsocket/jetsocket/server/cluster"
 	"github.com/jetsocket/jetsocket/server/hub"
 	"github.com/jetsocket/jetsocket/server/wire"
@@ -67,8 +69,8 @@ func cpu(t *testing.T, pid string) time.Duration {
 		t.Skip("no /proc: ", err)
 	}
 	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	ut, _ := strconv.ParseInt(f[11], 10, 64) // utime, field 14
-	st, _ := strconv.ParseInt(f[12], 10, 64) // stime, field 15
+	ut, _ := strconv.ParseInt(f[11], 10, 64)          // utime, field 14
+	st, _ := strconv.ParseInt(f[12], 10, 64)          // stime, field 15
 	return time.Duration(ut+st) * (time.Second / 100) // USER_HZ is 100 on Linux
 }
 
@@ -83,17 +85,45 @@ func (c *conn) UserID() string            { return "u" }
 func (c *conn) SendFrame(wire.Frame) bool { c.got.Add(1); return true }
 func (c *conn) Close(string)              {}
 
+// egress is redis-server's total_net_output_bytes (INFO stats).
+func egress(t *testing.T, rdb *redis.Client) int64 {
+	info, err := rdb.Info(context.Background(), "stats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "total_net_output_bytes:"); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	t.Fatal("no total_net_output_bytes in INFO stats")
+	return 0
+}
+
 func TestPerChannelSubscriptions(t *testing.T) {
 	url, redisPid := startRedis(t)
-	for _, everything := range []bool{true, false} {
-		name := map[bool]string{true: "every node every channel", false: "per-channel"}[everything]
-		t.Run(strings.ReplaceAll(name, " ", "-"), func(t *testing.T) {
+	opts, _ := redis.ParseURL(url)
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	for _, nodes := range []int{2, 3, 4} {
+		for _, everything := range []bool{true, false} {
+			measure(t, url, redisPid, rdb, nodes, everything)
+		}
+	}
+}
+
+// measure runs the load on nodes nodes, each serving 1/nodes of the channels.
+func measure(t *testing.T, url string, redisPid int, rdb *redis.Client, nodes int, everything bool) {
+	{
+		name := fmt.Sprintf("%d nodes, %s", nodes, map[bool]string{true: "every node every channel", false: "per-channel"}[everything])
+		t.Run(strings.NewReplacer(" ", "-", ",", "").Replace(name), func(t *testing.T) {
 			var ns []*cluster.Node
 			var hubs []*hub.Hub
 			var delivered atomic.Int64
 			ctx := context.Background()
 			for i := range nodes {
-				n, err := cluster.Open(ctx, cluster.Options{URL: url, App: fmt.Sprint("bench-", everything), Logger: slog.New(slog.DiscardHandler)})
+				n, err := cluster.Open(ctx, cluster.Options{URL: url, App: fmt.Sprint("bench-", nodes, everything), Logger: slog.New(slog.DiscardHandler)})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -120,7 +150,7 @@ func TestPerChannelSubscriptions(t *testing.T) {
 			for i, n := range ns {
 				before[i] = n.Received()
 			}
-			cpu0, rcpu0, start := cpu(t, self), cpu(t, strconv.Itoa(redisPid)), time.Now()
+			cpu0, rcpu0, out0, start := cpu(t, self), cpu(t, strconv.Itoa(redisPid)), egress(t, rdb), time.Now()
 			for p := range publications {
 				// Each node publishes a third, on channels spread over all three nodes.
 				m := hub.Message{Channel: fmt.Sprint("ch-", p%channels), Event: "e", Data: []byte(`{"n":1}`)}
@@ -137,15 +167,16 @@ func TestPerChannelSubscriptions(t *testing.T) {
 			// Wait for the last messages Redis sends back (echoes are counted too).
 			time.Sleep(200 * time.Millisecond)
 			elapsed := time.Since(start)
-			cpuUsed, rcpuUsed := cpu(t, self)-cpu0, cpu(t, strconv.Itoa(redisPid))-rcpu0
+			cpuUsed, rcpuUsed, out := cpu(t, self)-cpu0, cpu(t, strconv.Itoa(redisPid))-rcpu0, egress(t, rdb)-out0
 			var total uint64
 			for i, n := range ns {
 				got := n.Received() - before[i]
 				total += got
 				t.Logf("%s: node %d received %d messages from Redis, %.0f per 1,000 publications", name, i, got, float64(got)*1000/publications)
 			}
-			t.Logf("%s: %d received in all; CPU %v for the 3 nodes (one process, %v per 1,000 publications), %v redis-server; %v wall",
-				name, total, cpuUsed.Round(time.Millisecond), (cpuUsed*1000/publications).Round(time.Microsecond), rcpuUsed.Round(time.Millisecond), elapsed.Round(time.Millisecond))
+			t.Logf("%s: Redis egress %d KB per 1,000 publications", name, out*1000/publications/1024)
+			t.Logf("%s: %d received in all; CPU %v for the nodes (one process, %v per 1,000 publications), %v redis-server; %v wall",
+				name, total, cpuUsed.Round(time.Millisecond), (cpuUsed * 1000 / publications).Round(time.Microsecond), rcpuUsed.Round(time.Millisecond), elapsed.Round(time.Millisecond))
 		})
 	}
 }

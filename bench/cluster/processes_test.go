@@ -125,5 +125,5 @@ func TestNodeProcess(t *testing.T) {
 	}
 	used, got := cpu(t, "self")-cpu0, n.Received()-rec0
 	fmt.Printf("report received %d from Redis (%.0f per 1,000 publications), CPU %v (%v per 1,000 publications)\n",
-		got, float64(got)*1000/publications, used.Round(time.Millisecond), (used*1000/publications).Round(time.Microsecond))
+		got, float64(got)*1000/publications, used.Round(time.Millisecond), (used * 1000 / publications).Round(time.Microsecond))
 }
