@@ -85,6 +85,10 @@ func (c *conn) UserID() string            { return "u" }
 func (c *conn) SendFrame(wire.Frame) bool { c.got.Add(1); return true }
 func (c *conn) Close(string)              {}
 
+// publisher is which of nodes publishes publication p: whole rounds over the channels
+// in turn (publication p is on channel p%channels, served by node p%channels%nodes).
+func publisher(p, nodes int) int { return p / channels % nodes }
+
 // egress is redis-server's total_net_output_bytes (INFO stats).
 func egress(t *testing.T, rdb *redis.Client) int64 {
 	info, err := rdb.Info(context.Background(), "stats").Result()
@@ -152,9 +156,10 @@ func measure(t *testing.T, url string, redisPid int, rdb *redis.Client, nodes in
 			}
 			cpu0, rcpu0, out0, start := cpu(t, self), cpu(t, strconv.Itoa(redisPid)), egress(t, rdb), time.Now()
 			for p := range publications {
-				// Each node publishes a third, on channels spread over all three nodes.
+				// Every node publishes in turn a round over every channel, so that a
+				// publication's node is not tied to the node serving its channel.
 				m := hub.Message{Channel: fmt.Sprint("ch-", p%channels), Event: "e", Data: []byte(`{"n":1}`)}
-				if err := hubs[p%nodes].Publish(ctx, m); err != nil {
+				if err := hubs[publisher(p, nodes)].Publish(ctx, m); err != nil {
 					t.Fatal(err)
 				}
 			}
