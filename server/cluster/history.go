@@ -35,7 +35,7 @@ func (b *Broker) publishPositioned(ctx context.Context, m hub.Message, l history
 	if err != nil {
 		return fmt.Errorf("cluster: encode: %w", err)
 	}
-	pub := history.Publication{Event: m.Event, Data: m.Data, UserID: m.UserID}
+	pub := history.Publication{Event: m.Event, Data: m.Data, UserID: m.UserID, Except: m.ExceptSocketID}
 	if _, err := b.hist.AddAndPublish(ctx, m.Channel, pub, l, b.pubsubChannel(m.Channel), body); err != nil {
 		b.deliver(m)
 		return fmt.Errorf("cluster: publish with history: %w", err)

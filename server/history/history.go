@@ -32,6 +32,15 @@ type Publication struct {
 	Data   json.RawMessage `json:"data,omitempty"`
 	// UserID is set on client events (delivered as user_id).
 	UserID string `json:"user_id,omitempty"`
+	// Except is the socket id the publication was not delivered to (a client event's
+	// sender, an API trigger's socket_id): a replay to that socket must not deliver it
+	// either. Never shown to clients.
+	Except string `json:"-"`
+}
+
+// ExcludedFor reports whether p was not to be delivered to socketID.
+func (p Publication) ExcludedFor(socketID string) bool {
+	return p.Except != "" && p.Except == socketID
 }
 
 // Limits bound one channel's history. Size 0 turns history off for the channel.

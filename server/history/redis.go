@@ -81,6 +81,7 @@ type entry struct {
 	Event  string          `json:"e"`
 	Data   json.RawMessage `json:"d,omitempty"`
 	UserID string          `json:"u,omitempty"`
+	Except string          `json:"x,omitempty"`
 }
 
 func (r *Redis) Add(ctx context.Context, channel string, p Publication, l Limits) (Position, error) {
@@ -90,7 +91,7 @@ func (r *Redis) Add(ctx context.Context, channel string, p Publication, l Limits
 // AddAndPublish is Add that also publishes body on the pub/sub channel pubsub, prefixed
 // with the position the publication got (see ParsePublished), in the same script.
 func (r *Redis) AddAndPublish(ctx context.Context, channel string, p Publication, l Limits, pubsub string, body []byte) (Position, error) {
-	e, err := json.Marshal(entry{Event: p.Event, Data: p.Data, UserID: p.UserID})
+	e, err := json.Marshal(entry{Event: p.Event, Data: p.Data, UserID: p.UserID, Except: p.Except})
 	if err != nil {
 		return Position{}, fmt.Errorf("history: encode: %w", err)
 	}
@@ -159,7 +160,7 @@ func parseEntry(raw any) (Publication, error) {
 		if err := json.Unmarshal([]byte(v), &e); err != nil {
 			return Publication{}, fmt.Errorf("bad stream entry %s: %w", id, err)
 		}
-		return Publication{Offset: off, Event: e.Event, Data: e.Data, UserID: e.UserID}, nil
+		return Publication{Offset: off, Event: e.Event, Data: e.Data, UserID: e.UserID, Except: e.Except}, nil
 	}
 	return Publication{}, fmt.Errorf("stream entry %s has no data", id)
 }

@@ -33,6 +33,11 @@ const (
 	// EventSubscriptionCount carries {subscription_count} to a channel's subscribers
 	// (SUBSCRIPTION_COUNT); Pusher clients get it as pusher_internal:subscription_count.
 	EventSubscriptionCount = "jetsocket:subscription_count"
+	// EventSkip carries {channel, epoch, offset} to the connection a positioned
+	// publication was not delivered to (Message.SkipNotice, and a replay's excluded
+	// publications): its client moves its position past it instead of seeing a gap.
+	// socket.io connections only: it has no Pusher form.
+	EventSkip = "jetsocket:skip"
 )
 
 // Conn is what the hub needs of a connection. socket.Conn has it; the hub does not
@@ -49,6 +54,17 @@ type Conn interface {
 // whose names start with '#' are internal: clients cannot subscribe to them, and they
 // are left out of listings, subscription counts and hooks.
 func UserChannel(userID string) string { return "#server-to-user-" + userID }
+
+// OnlineChannel is the internal presence channel whose members are userID's signed-in
+// connections, on every node (a connection joins it as a presence member of userID).
+// Its member_added and member_removed are the user coming online and going offline,
+// which watchlists follow by subscribing to it.
+func OnlineChannel(userID string) string { return onlinePrefix + userID }
+
+const onlinePrefix = "#online-"
+
+// OnlineUser returns the user whose online channel channel is.
+func OnlineUser(channel string) (string, bool) { return strings.CutPrefix(channel, onlinePrefix) }
 
 // Internal reports whether channel is an internal channel.
 func Internal(channel string) bool { return strings.HasPrefix(channel, "#") }
@@ -77,6 +93,10 @@ type Message struct {
 	Payload json.RawMessage `json:"payload,omitempty"`
 	// ExceptSocketID is not delivered to (the sender).
 	ExceptSocketID string `json:"except,omitempty"`
+	// SkipNotice: the connection ExceptSocketID names gets an EventSkip with the
+	// message's position instead, when it is subscribed and the message has one (an
+	// API trigger's socket_id; a client event's sender learns it from its ack).
+	SkipNotice bool `json:"skip_notice,omitempty"`
 	// Terminate closes the channel's connections instead of sending them anything.
 	Terminate bool `json:"terminate,omitempty"`
 	// Offset and Epoch are the message's position in its channel's history, set by a
@@ -110,6 +130,12 @@ type ChannelBroker interface {
 	Subscribe(ctx context.Context, channel string) error
 	// Unsubscribe is called when a subscription ends.
 	Unsubscribe(channel string)
+}
+
+// PositionBroker is a Broker that tells the publisher the position Publish gave m
+// (zero when none); the hub's PublishAt uses it.
+type PositionBroker interface {
+	PublishAt(ctx context.Context, m Message) (history.Position, error)
 }
 
 // Historian is a Broker that keeps channels' history: its Publish gives each
@@ -271,6 +297,7 @@ func (h *Hub) subscribe(ctx context.Context, c, as Conn, channel string, member 
 	if err != nil {
 		return nil, err
 	}
+
 	if occupied && h.hooks.ChannelOccupied != nil {
 		h.hooks.ChannelOccupied(channel)
 	}
@@ -349,7 +376,7 @@ func (h *Hub) UpdateMember(ctx context.Context, c Conn, channel string, m Member
 // memberAdded announces a presence channel's new member to its subscribers (all but
 // except) and to the MemberAdded hook.
 func (h *Hub) memberAdded(ctx context.Context, channel string, m Member, except string) {
-	if h.hooks.MemberAdded != nil {
+	if h.hooks.MemberAdded != nil && !Internal(channel) {
 		h.hooks.MemberAdded(channel, m.UserID)
 	}
 	payload, err := json.Marshal(struct {
@@ -374,6 +401,7 @@ func (h *Hub) Unsubscribe(ctx context.Context, c Conn, channel string) {
 	if !ok {
 		return
 	}
+
 	if last {
 		h.MemberGone(ctx, channel, sub.member.UserID)
 	}
@@ -433,6 +461,15 @@ func (h *Hub) Publish(ctx context.Context, m Message) error {
 	return h.broker.Publish(ctx, m)
 }
 
+// PublishAt is Publish that returns the position m was given in its channel's history
+// (zero when none: the channel keeps none, or the broker cannot tell).
+func (h *Hub) PublishAt(ctx context.Context, m Message) (history.Position, error) {
+	if pb, ok := h.broker.(PositionBroker); ok {
+		return pb.PublishAt(ctx, m)
+	}
+	return history.Position{}, h.broker.Publish(ctx, m)
+}
+
 // Members lists a presence channel's members.
 func (h *Hub) Members(ctx context.Context, channel string) ([]Member, error) {
 	return h.presence.Members(ctx, channel)
@@ -476,7 +513,7 @@ func (h *Hub) Channels(ctx context.Context, prefix string) (map[string]int, erro
 // subscribers and the MemberRemoved hook. A leave calls it, and so do the cluster's
 // reaping of a dead node and a resync that removes a leave Redis missed.
 func (h *Hub) MemberGone(ctx context.Context, channel, userID string) {
-	if h.hooks.MemberRemoved != nil {
+	if h.hooks.MemberRemoved != nil && !Internal(channel) {
 		h.hooks.MemberRemoved(channel, userID)
 	}
 	payload, _ := json.Marshal(map[string]string{"channel": channel, "user_id": userID})
@@ -562,12 +599,13 @@ func (h *Hub) state() State {
 	st := State{Counts: make(map[string]int)}
 	for id, subs := range h.conns {
 		for ch, sub := range subs {
-			if Internal(ch) {
-				continue
-			}
-			st.Counts[ch]++
+			// Internal presence (the online channels) is shared state too; internal
+			// channels are never counted.
 			if sub.presence() {
 				st.Presence = append(st.Presence, Entry{Channel: ch, SocketID: id, Member: *sub.member})
+			}
+			if !Internal(ch) {
+				st.Counts[ch]++
 			}
 		}
 	}
@@ -582,7 +620,8 @@ func (h *Hub) deliver(m Message) {
 			h.log.Error("encode message", "event", EventTerminated, "err", err)
 		}
 		frame := wire.NewFrame(packet)
-		for _, c := range h.targets(m) {
+		targets, _ := h.targets(m)
+		for _, c := range targets {
 			if err == nil {
 				c.SendFrame(frame)
 			}
@@ -601,11 +640,39 @@ func (h *Hub) deliver(m Message) {
 	}
 	// Sent outside the lock: SendFrame never blocks, but closing a slow consumer
 	// should not hold up subscribes either.
-	targets := h.targets(m)
+	targets, excluded := h.targets(m)
 	sendAll(targets, f, m.Offset, m.Epoch)
+	if excluded != nil && m.SkipNotice && m.Offset != 0 {
+		h.sendSkip(excluded, m.Channel, m.Epoch, m.Offset)
+	}
 	if h.hooks.Delivered != nil {
 		h.hooks.Delivered(len(targets))
 	}
+}
+
+// skipFrame is the EventSkip frame for the publication at offset: positioned, so that
+// a connection logging what it is sent (socket.io 4.x recovery) counts it as got, and
+// without a Pusher form.
+func skipFrame(channel, epoch string, offset uint64) (wire.Frame, error) {
+	packet, err := wire.EncodeEvent(EventSkip, struct {
+		Channel string `json:"channel"`
+		Epoch   string `json:"epoch"`
+		Offset  uint64 `json:"offset"`
+	}{channel, epoch, offset})
+	if err != nil {
+		return wire.Frame{}, err
+	}
+	return wire.NewFrame(packet).WithPub(channel, epoch, offset), nil
+}
+
+// sendSkip tells c it was not sent the publication at offset (see EventSkip).
+func (h *Hub) sendSkip(c Conn, channel, epoch string, offset uint64) {
+	f, err := skipFrame(channel, epoch, offset)
+	if err != nil {
+		h.log.Error("encode message", "event", EventSkip, "err", err)
+		return
+	}
+	sendOne(c, f, offset, epoch)
 }
 
 // encode builds the frame of m: its Payload, or {channel, data[, user_id][, offset,
@@ -654,11 +721,7 @@ const fanOutShard = 256
 func sendAll(targets []Conn, f wire.Frame, offset uint64, epoch string) {
 	send := func(part []Conn) {
 		for _, c := range part {
-			if r, ok := c.(*replaying); ok {
-				r.send(f, offset, epoch)
-				continue
-			}
-			c.SendFrame(f)
+			sendOne(c, f, offset, epoch)
 		}
 	}
 	workers := min(runtime.GOMAXPROCS(0), len(targets)/fanOutShard)
@@ -676,18 +739,29 @@ func sendAll(targets []Conn, f wire.Frame, offset uint64, epoch string) {
 	wg.Wait()
 }
 
-// targets snapshots the subscribers m goes to.
-func (h *Hub) targets(m Message) []Conn {
+// sendOne hands f to c, with its position to a subscriber whose recovery is under way.
+func sendOne(c Conn, f wire.Frame, offset uint64, epoch string) {
+	if r, ok := c.(*replaying); ok {
+		r.send(f, offset, epoch)
+		return
+	}
+	c.SendFrame(f)
+}
+
+// targets snapshots the subscribers m goes to, and the one it excludes if subscribed.
+func (h *Hub) targets(m Message) (out []Conn, excluded Conn) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	subs := h.channels[m.Channel]
-	out := make([]Conn, 0, len(subs))
+	out = make([]Conn, 0, len(subs))
 	for id, c := range subs {
 		if id != m.ExceptSocketID {
 			out = append(out, c)
+		} else {
+			excluded = c
 		}
 	}
-	return out
+	return out, excluded
 }
 
 func nullIfEmpty(b json.RawMessage) json.RawMessage {

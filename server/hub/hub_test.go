@@ -434,3 +434,34 @@ func TestTheHubTellsAChannelBrokerItsSubscriptions(t *testing.T) {
 		t.Fatalf("told %v, want %v", b.calls, want)
 	}
 }
+
+// The online channels are internal presence: their members are shared state a Resync
+// rewrites, but no webhook or count ever names them.
+func TestOnlineChannelIsInternalPresence(t *testing.T) {
+	var hooked []string
+	h := newHub(Hooks{
+		MemberAdded:   func(ch, _ string) { hooked = append(hooked, ch) },
+		MemberRemoved: func(ch, _ string) { hooked = append(hooked, ch) },
+		Counted:       func(ch string, _ int) { hooked = append(hooked, ch) },
+	})
+	ctx := context.Background()
+	c := &fakeConn{id: "1", user: "u"}
+	ch := OnlineChannel("u")
+	if _, err := h.Subscribe(ctx, c, ch, &Member{UserID: "u", Info: json.RawMessage(`{}`)}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if u, ok := OnlineUser(ch); !ok || u != "u" || !Internal(ch) {
+		t.Fatalf("OnlineUser(%q) = %q, %v", ch, u, ok)
+	}
+	st := h.state()
+	if len(st.Presence) != 1 || st.Presence[0].Channel != ch || len(st.Counts) != 0 {
+		t.Fatalf("state: %+v", st)
+	}
+	h.Unsubscribe(ctx, c, ch)
+	if len(hooked) != 0 {
+		t.Fatalf("hooks told of an internal channel: %v", hooked)
+	}
+	if m, _ := h.Members(ctx, ch); len(m) != 0 {
+		t.Fatalf("members left: %v", m)
+	}
+}

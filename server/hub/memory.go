@@ -13,10 +13,11 @@ import (
 // The single-node backends, checked against the interfaces here and against their
 // contract by the suite in hubtest, as the Redis ones are.
 var (
-	_ Broker    = (*MemoryBroker)(nil)
-	_ Presence  = (*MemoryPresence)(nil)
-	_ Counts    = (*MemoryCounts)(nil)
-	_ Historian = (*MemoryBroker)(nil)
+	_ Broker         = (*MemoryBroker)(nil)
+	_ Presence       = (*MemoryPresence)(nil)
+	_ Counts         = (*MemoryCounts)(nil)
+	_ Historian      = (*MemoryBroker)(nil)
+	_ PositionBroker = (*MemoryBroker)(nil)
 )
 
 // MemoryBroker is the single-node Broker: Publish delivers at once, on the caller's
@@ -44,24 +45,30 @@ func NewMemoryBrokerWithHistory(store history.Store, policy history.Policy) *Mem
 func (b *MemoryBroker) Start(deliver func(Message)) { b.deliver = deliver }
 
 func (b *MemoryBroker) Publish(ctx context.Context, m Message) error {
+	_, err := b.PublishAt(ctx, m)
+	return err
+}
+
+// PublishAt is Publish that returns the position m was given (zero: none).
+func (b *MemoryBroker) PublishAt(ctx context.Context, m Message) (history.Position, error) {
 	l := b.HistoryLimits(m.Channel)
 	if !l.On() || !m.Positioned() {
 		b.deliver(m)
-		return nil
+		return history.Position{}, nil
 	}
 	mu := &b.order[maphash.String(b.seed, m.Channel)%uint64(len(b.order))]
 	mu.Lock()
 	defer mu.Unlock()
-	pos, err := b.store.Add(ctx, m.Channel, history.Publication{Event: m.Event, Data: m.Data, UserID: m.UserID}, l)
+	pos, err := b.store.Add(ctx, m.Channel, history.Publication{Event: m.Event, Data: m.Data, UserID: m.UserID, Except: m.ExceptSocketID}, l)
 	if err != nil {
 		// Delivered all the same, without a position: live delivery does not depend
 		// on the history.
 		b.deliver(m)
-		return err
+		return history.Position{}, err
 	}
 	m.Offset, m.Epoch = pos.Offset, pos.Epoch
 	b.deliver(m)
-	return nil
+	return pos, nil
 }
 
 func (b *MemoryBroker) HistoryLimits(channel string) history.Limits {

@@ -45,7 +45,8 @@ type Recovery struct {
 	History  bool
 	Position history.Position
 	// Asked: the subscribe gave a position (since). Recovered: every publication after
-	// it is in Replayed, and Finish sends them.
+	// it is sent by Finish; Replayed of them whole, and an EventSkip for each one that
+	// excluded this connection (it was not delivered to it live either).
 	Asked     bool
 	Recovered bool
 	Replayed  int
@@ -116,7 +117,11 @@ func (h *Hub) SubscribeSince(ctx context.Context, c Conn, channel string, member
 		return members, rec, nil
 	}
 	rec.History = true
-	rec.Replayed = len(rec.pubs)
+	for _, p := range rec.pubs {
+		if !p.ExcludedFor(c.ID()) {
+			rec.Replayed++
+		}
+	}
 	return members, rec, nil
 }
 
@@ -132,7 +137,15 @@ func (r *Recovery) Finish() {
 	c := buf.Conn
 	sent := uint64(0)
 	for _, p := range r.pubs {
-		f, err := r.h.encode(Message{Channel: r.channel, Event: p.Event, Data: p.Data, UserID: p.UserID, Offset: p.Offset, Epoch: r.Position.Epoch})
+		var f wire.Frame
+		var err error
+		if p.ExcludedFor(c.ID()) {
+			// Not delivered live either (its sender, an API trigger's socket_id):
+			// the client is told to move past it, not sent it.
+			f, err = skipFrame(r.channel, r.Position.Epoch, p.Offset)
+		} else {
+			f, err = r.h.encode(Message{Channel: r.channel, Event: p.Event, Data: p.Data, UserID: p.UserID, Offset: p.Offset, Epoch: r.Position.Epoch})
+		}
 		if err != nil {
 			r.h.log.Error("encode recovered publication", "channel", r.channel, "offset", p.Offset, "err", err)
 			continue

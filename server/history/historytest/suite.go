@@ -43,6 +43,7 @@ func Run(t *testing.T, f Factory) {
 	t.Run("LosingHistoryChangesTheEpoch", func(t *testing.T) { lose(t, f(t)) })
 	t.Run("ConcurrentAddsGetDistinctOffsets", func(t *testing.T) { concurrent(t, f(t)) })
 	t.Run("KeepsThePublicationWhole", func(t *testing.T) { whole(t, f(t)) })
+	t.Run("KeepsTheExcludedSocket", func(t *testing.T) { excluded(t, f(t)) })
 }
 
 type recoverRow struct {
@@ -322,5 +323,29 @@ func whole(t *testing.T, b Backend) {
 	}
 	if p := res.Publications[1]; p.Event != "no-data" || len(p.Data) != 0 || p.UserID != "" {
 		t.Fatalf("empty fields: %+v", p)
+	}
+}
+
+// excluded: the socket a publication was not delivered to is kept with it, so that a
+// replay to that socket can leave it out (PRODUCT.md §3, §4), through Recover too.
+func excluded(t *testing.T, b Backend) {
+	ctx := context.Background()
+	l := history.Limits{Size: 10, TTL: time.Minute}
+	b.Store.Add(ctx, "private-x", history.Publication{Event: "a", Except: "1.2"}, l)
+	b.Store.Add(ctx, "private-x", history.Publication{Event: "b"}, l)
+	b.Store.Add(ctx, "private-x", history.Publication{Event: "client-c", UserID: "u", Except: "3.4"}, l)
+	pos, _ := b.Store.Read(ctx, "private-x", history.Query{Limit: -1}, l)
+	pubs, _, ok, err := history.Recover(ctx, b.Store, "private-x", history.Position{Epoch: pos.Position.Epoch}, l)
+	if err != nil || !ok || len(pubs) != 3 {
+		t.Fatalf("%+v %v %v", pubs, ok, err)
+	}
+	want := []string{"1.2", "", "3.4"}
+	for i, p := range pubs {
+		if p.Except != want[i] {
+			t.Fatalf("publication %d: except %q, want %q", i+1, p.Except, want[i])
+		}
+	}
+	if !pubs[0].ExcludedFor("1.2") || pubs[0].ExcludedFor("3.4") || pubs[1].ExcludedFor("") || pubs[1].ExcludedFor("1.2") {
+		t.Fatalf("ExcludedFor: %+v", pubs)
 	}
 }
