@@ -703,11 +703,22 @@ func (h *Hub) encode(m Message) (wire.Frame, error) {
 		f = f.WithPub(m.Channel, m.Epoch, m.Offset)
 	}
 	if h.alt != nil {
-		enc := h.alt
-		f = f.WithAlt(wire.NewAlt(func() []byte { return enc(m) }))
+		am := &altMessage{m: m, enc: h.alt}
+		am.alt.SetSource(am)
+		f = f.WithAlt(&am.alt)
 	}
 	return f, nil
 }
+
+// altMessage is a message with its lazily built form for the other protocol's
+// connections, in one allocation.
+type altMessage struct {
+	alt wire.Alt
+	m   Message
+	enc func(Message) []byte
+}
+
+func (a *altMessage) AltForm() []byte { return a.enc(a.m) }
 
 // fanOutShard is the fewest subscribers worth a goroutine of their own in sendAll.
 const fanOutShard = 256
