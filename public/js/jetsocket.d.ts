@@ -134,11 +134,25 @@ export interface Connection extends Bindable<Connection> {
   transportName(): string;
 }
 
+/** A watchlist event: users that came online or went offline. */
+export interface WatchlistEvent {
+  name: 'online' | 'offline';
+  user_ids: string[];
+}
+
+export interface Watchlist {
+  bind(event: 'online' | 'offline', callback: (event: WatchlistEvent) => void, context?: any): this;
+  unbind(event?: 'online' | 'offline', callback?: (event: WatchlistEvent) => void): this;
+}
+
 declare class Jetsocket implements Bindable<Jetsocket> {
   constructor(key: string, options: Options);
   readonly key: string;
   readonly connection: Connection;
-  user?: { id: string };
+  /** pusher-js's pusher.user: the signed-in id (undefined until signin() succeeds) and
+   * the watchlist, which fires 'online' and 'offline' {name, user_ids} for the users in
+   * user_data.watchlist. */
+  readonly user: { id?: string; watchlist: Watchlist };
   connect(): this;
   disconnect(): this;
   subscribe(channelName: string): Channel;

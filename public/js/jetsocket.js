@@ -100,16 +100,18 @@
   }
   Dispatcher.prototype.bind = function (event, callback, context) {
     (this.callbacks[event] = this.callbacks[event] || []).push({ fn: callback, context: context });
+    return this;
   };
   Dispatcher.prototype.unbind = function (event, callback) {
     if (event === undefined || event === null) {
-      if (!callback) { this.callbacks = dict(); return; }
+      if (!callback) { this.callbacks = dict(); return this; }
       for (var e in this.callbacks) this.unbind(e, callback);
-      return;
+      return this;
     }
-    if (!callback) { delete this.callbacks[event]; return; }
+    if (!callback) { delete this.callbacks[event]; return this; }
     var list = (this.callbacks[event] || []).filter(function (c) { return c.fn !== callback; });
     if (list.length) this.callbacks[event] = list; else delete this.callbacks[event];
+    return this;
   };
   Dispatcher.prototype.bind_global = function (callback) { this.globals.push(callback); };
   Dispatcher.prototype.unbind_global = function (callback) {
@@ -699,6 +701,9 @@
     this.channels = dict();
     this.dispatcher = new Dispatcher();
     this.signinWanted = false;
+    // user is pusher-js's pusher.user: its id once signed in, and the watchlist to bind
+    // 'online' / 'offline' on (before or after signin(), as in pusher-js).
+    this.user = { id: undefined, watchlist: new Dispatcher() };
     var transport = this.options.transport || pickTransport(io, this.host, this.options);
     this.connection = new Connection(this, this.options, transport);
     if (this.options.autoConnect !== false) this.connect();
@@ -945,7 +950,7 @@
       return conn.emitWithAck('jetsocket:signin', { auth: auth && auth.auth, user_data: auth && auth.user_data });
     }).then(function (ack) {
       if (ack && ack.ok) {
-        self.user = { id: String(ack.user_id) };
+        self.user.id = String(ack.user_id);
         self.dispatcher.emit('jetsocket:signin_success', { user_id: ack.user_id });
         return ack;
       }
@@ -966,7 +971,7 @@
 
   Jetsocket.prototype.onDisconnected = function () {
     for (var n in this.channels) this.resetChannel(this.channels[n]);
-    this.user = undefined;
+    this.user.id = undefined;
   };
 
   // onEvent routes one server event: presence and subscription bookkeeping, channel events
@@ -998,6 +1003,13 @@
         ch.subscriptionCount = payload.data.subscription_count;
         ch.emit('pusher:subscription_count', payload.data, { channel: chName });
         this.dispatcher.emit('pusher:subscription_count', payload.data, { channel: chName });
+        return;
+      case 'jetsocket:watchlist_events':
+        // As pusher-js's WatchlistFacade: each {name, user_ids} on user.watchlist.
+        var events = payload && Array.isArray(payload.events) ? payload.events : [];
+        for (var i = 0; i < events.length; i++) {
+          if (events[i] && typeof events[i].name === 'string') this.user.watchlist.emit(events[i].name, events[i]);
+        }
         return;
       case 'jetsocket:cache_miss':
         if (!ch || !ch.subscribed) return;

@@ -692,7 +692,16 @@ func (h *Hub) encode(m Message) (wire.Frame, error) {
 			return wire.Frame{}, err
 		}
 	}
-	packet, err := wire.EncodeEvent(m.Event, json.RawMessage(payload))
+	event := m.Event
+	if events, ok := OnlineChange(m); ok {
+		// A watched user's online channel: watchers get it as a watchlist event.
+		event = EventWatchlist
+		var err error
+		if payload, err = json.Marshal(map[string]any{"events": events}); err != nil {
+			return wire.Frame{}, err
+		}
+	}
+	packet, err := wire.EncodeEvent(event, json.RawMessage(payload))
 	if err != nil {
 		return wire.Frame{}, err
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/jetsocket/jetsocket/server/channels"
 	"github.com/jetsocket/jetsocket/server/errs"
 	"github.com/jetsocket/jetsocket/server/hub"
+	"github.com/jetsocket/jetsocket/server/socket"
 	"github.com/jetsocket/jetsocket/tokens"
 )
 
@@ -118,10 +119,33 @@ func (s *Service) onSignin(r Request[signinReq]) (any, error) {
 	defer cancel()
 	if prev != "" && prev != id && prev != c.UserID() {
 		s.hub.Unsubscribe(ctx, c, hub.UserChannel(prev))
+		s.hub.Unsubscribe(ctx, c, hub.OnlineChannel(prev))
 	}
 	if _, err := s.hub.Subscribe(ctx, c, hub.UserChannel(id), nil, 0); err != nil {
 		return nil, err
 	}
+	// The signed-in user is online too while this connection is (its token's user is
+	// from Connect on).
+	if err := s.hub.GoOnline(ctx, c, id); err != nil {
+		return nil, err
+	}
 	s.log.Info("signed in", "socket_id", c.ID(), "user_id", c.UserID(), "signed_in_as", id)
-	return map[string]any{"ok": true, "user_id": id}, nil
+	res := map[string]any{"ok": true, "user_id": id}
+	var u struct {
+		Watchlist []string `json:"watchlist"`
+	}
+	if json.Unmarshal([]byte(r.Payload.UserData), &u) != nil || len(u.Watchlist) == 0 || prev != "" {
+		return res, nil
+	}
+	events, err := s.hub.Watch(ctx, c, u.Watchlist)
+	if err != nil {
+		s.log.Error("watchlist", "socket_id", c.ID(), "user_id", c.UserID(), "err", err)
+	}
+	if len(events) == 0 {
+		return res, nil
+	}
+	// The watched users' state now follows the ack; their changes come as they happen.
+	return socket.AckThen{Ack: res, Then: func() {
+		c.Emit(hub.EventWatchlist, map[string]any{"events": events})
+	}}, nil
 }

@@ -37,6 +37,10 @@ const (
 	// EventCacheMiss follows the ack of a cache channel's subscribe when the channel has
 	// no last event to send: {channel}. The JS client fires it as pusher:cache_miss.
 	EventCacheMiss = "jetsocket:cache_miss"
+	// EventWatchlist follows a sign-in whose user_data has a watchlist, with the watched
+	// users' state, then comes with each change: {events: [{name: "online"|"offline",
+	// user_ids}]}. The JS client fires it as pusher-js does (user.watchlist online/offline).
+	EventWatchlist = hub.EventWatchlist
 	// EventSubscriptionCount carries a channel's subscription count (SUBSCRIPTION_COUNT):
 	// {channel, data: {subscription_count}}. The JS client fires pusher:subscription_count.
 	EventSubscriptionCount = hub.EventSubscriptionCount

@@ -231,8 +231,8 @@ func (s *Service) AdmitIP(claims *tokens.Claims, ip string) error {
 }
 
 // Connect counts c against the limits, puts it on its user's internal channel (which
-// #server-to-user-<id> triggers and terminate_connections reach) and arms the token's
-// expiry.
+// #server-to-user-<id> triggers and terminate_connections reach) and online channel
+// (which watchlists follow) and arms the token's expiry.
 func (s *Service) Connect(c Conn) {
 	st := s.session(c.ID())
 	st.userCounted = s.userConns.Acquire(c.UserID(), s.cfg.MaxConnsPerUser)
@@ -249,6 +249,13 @@ func (s *Service) Connect(c Conn) {
 	defer cancel()
 	if _, err := s.hub.Subscribe(ctx, c, hub.UserChannel(c.UserID()), nil, 0); err != nil {
 		s.log.Error("user channel", "socket_id", c.ID(), "err", err)
+	}
+	// Every connection is authenticated, so its user is online while it is open:
+	// watchlists on any node and either protocol follow this channel's members. It is
+	// joined always, not only when someone watches: whether anyone does is known only
+	// across every node, and a watcher reading the state later must find it right.
+	if err := s.hub.GoOnline(ctx, c, c.UserID()); err != nil {
+		s.log.Error("online channel", "socket_id", c.ID(), "err", err)
 	}
 	s.armExpiry(c, st)
 }

@@ -101,12 +101,12 @@ type fixture struct {
 	cfg *config.Config
 }
 
-func newFixture(t *testing.T, env map[string]string, o Options) *fixture {
+func newFixture(t testing.TB, env map[string]string, o Options) *fixture {
 	t.Helper()
 	return newFixtureWith(t, env, o, hub.NewMemoryPresence())
 }
 
-func newFixtureWith(t *testing.T, env map[string]string, o Options, presence hub.Presence) *fixture {
+func newFixtureWith(t testing.TB, env map[string]string, o Options, presence hub.Presence) *fixture {
 	t.Helper()
 	if env == nil {
 		env = map[string]string{}
@@ -133,7 +133,7 @@ func newFixtureWith(t *testing.T, env map[string]string, o Options, presence hub
 	return &fixture{svc: svc, hub: h, cfg: cfg}
 }
 
-func (f *fixture) token(t *testing.T, u tokens.User) string {
+func (f *fixture) token(t testing.TB, u tokens.User) string {
 	t.Helper()
 	tm, _ := tokens.NewManager(tokens.Config{Secret: f.cfg.JWTSecret, TTL: time.Hour})
 	tok, _, err := tm.Issue(u)
@@ -390,15 +390,21 @@ func TestCustomEventNames(t *testing.T) {
 	}
 }
 
-// slowPresence applies a Join at once but answers only when released, and then fails if
-// its context was cancelled meanwhile: a Redis call whose reply is lost.
+// slowPresence applies a Join of channel slow at once but answers only when released,
+// and then fails if its context was cancelled meanwhile: a Redis call whose reply is
+// lost. Other channels' joins (the online channel Connect joins) pass straight through:
+// gating every Join would block Connect itself and close entered twice.
 type slowPresence struct {
 	hub.Presence
+	slow             string
 	entered, release chan struct{}
 }
 
 func (p *slowPresence) Join(ctx context.Context, channel, socketID string, m hub.Member, max int) (bool, error) {
 	first, err := p.Presence.Join(ctx, channel, socketID, m, max)
+	if channel != p.slow {
+		return first, err
+	}
 	close(p.entered)
 	<-p.release
 	if ctx.Err() != nil {
@@ -410,7 +416,7 @@ func (p *slowPresence) Join(ctx context.Context, channel, socketID string, m hub
 // A connection that closes while its subscribe is joining does not leave the join half
 // made: the member is recorded on this node too, and so leaves on disconnect.
 func TestSubscribeIsNotCutHalfWayByTheConnectionClosing(t *testing.T) {
-	p := &slowPresence{Presence: hub.NewMemoryPresence(), entered: make(chan struct{}), release: make(chan struct{})}
+	p := &slowPresence{Presence: hub.NewMemoryPresence(), slow: "presence-x", entered: make(chan struct{}), release: make(chan struct{})}
 	f := newFixtureWith(t, nil, Options{}, p)
 	c := newFakeConn("1.1", nil)
 	tm, _ := tokens.NewManager(tokens.Config{Secret: f.cfg.JWTSecret, TTL: time.Hour})

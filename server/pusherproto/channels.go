@@ -226,7 +226,7 @@ func (s *Service) onSignin(c *Conn, m inbound) {
 		s.log.Error("pusher user channel", "socket_id", c.id, "err", err)
 	}
 	// Online while signed in: watchlists follow this channel's members.
-	if _, err := s.hub.Subscribe(ctx, c, hub.OnlineChannel(id), &hub.Member{UserID: id, Info: json.RawMessage("{}")}, 0); err != nil {
+	if err := s.hub.GoOnline(ctx, c, id); err != nil {
 		s.log.Error("pusher online channel", "socket_id", c.id, "err", err)
 	}
 	c.send(encode(EventSigninSuccess, "", map[string]string{"user_data": d.UserData}))
