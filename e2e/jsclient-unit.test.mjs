@@ -926,3 +926,21 @@ describe('JS client: terminated and reconnect backoff', () => {
     });
   });
 });
+
+describe('JS client: watchlist', () => {
+  test('jetsocket:watchlist_events fires each entry on user.watchlist, as pusher-js does; bound before signin()', async () => {
+    const { js, io } = client();
+    const got = [];
+    js.user.watchlist.bind('online', (e) => got.push(['online', e.user_ids]));
+    js.user.watchlist.bind('offline', (e) => got.push(['offline', e.user_ids]));
+    js.connect();
+    const s = await io.waitSocket(1);
+    s.establish();
+    s.serverEmit('jetsocket:watchlist_events', { events: [{ name: 'online', user_ids: ['2'] }, { name: 'offline', user_ids: ['3'] }] });
+    s.serverEmit('jetsocket:watchlist_events', { events: [{ name: 'offline', user_ids: ['2'] }] });
+    s.serverEmit('jetsocket:watchlist_events', { events: 'bad' }); // ignored, not thrown
+    assert.deepEqual(got, [['online', ['2']], ['offline', ['3']], ['offline', ['2']]]);
+    assert.equal(js.user.id, undefined, 'not signed in');
+    js.disconnect();
+  });
+});

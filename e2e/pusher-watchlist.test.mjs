@@ -1,15 +1,22 @@
 // Watchlist (PRODUCT §15): a pusher-js client signed in with user_data.watchlist gets
 // pusher_internal:watchlist_events: the state at sign-in, then each change; a user is
-// online while any of its signed-in Pusher connections, on any node, is open (socket.io
-// connections do not count yet: docs/pusher.md). Two nodes on a real redis-server.
+// online while any of its connections, on any node, is open: a signed-in Pusher one or any
+// socket.io one. The socket.io side (jetsocket:signin with user_data.watchlist, the JS
+// client's user.watchlist) gets the same. Two nodes on a real redis-server.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import net from 'node:net';
 import { startServer } from './helpers/server.mjs';
 import { Clients, sleep, withTimeout } from './helpers/clients.mjs';
-import { appEnv, sdk } from './helpers/pusher.mjs';
+import { APP, appEnv, sdk } from './helpers/pusher.mjs';
 import { pusherJs, connected } from './helpers/pusherjs.mjs';
+import { createRequire } from 'node:module';
+import { io } from './helpers/clients.mjs';
+import { signJwt, claims } from './helpers/jwt.mjs';
+import { userClaims } from './helpers/channels.mjs';
+
+const Jetsocket = createRequire(import.meta.url)('../public/js/jetsocket.js');
 
 function which(bin) {
   try { return execFileSync('sh', ['-c', `command -v ${bin}`]).toString().trim(); } catch { return ''; }
@@ -100,5 +107,45 @@ describe('watchlist across protocols and nodes', { skip }, () => {
     pjs.disconnect();
     await until(() => events.length === 5, 'w-pjs offline');
     assert.deepEqual(events[4], { name: 'offline', ids: ['w-pjs'] });
+  });
+
+  test('a socket.io client (the JS client) and pusher-js clients watch each other across nodes', async () => {
+    // pusher-js on node b watches x-sio, which is offline.
+    const pjs = await signedIn(b, { id: 'x-pjs', watchlist: ['x-sio'] });
+    const pjsEvents = watchEvents(pjs);
+    pjs.signin();
+    await until(() => pjsEvents.length === 1, 'the pusher-js state at sign-in');
+    assert.deepEqual(pjsEvents, [{ name: 'offline', ids: ['x-sio'] }]);
+
+    // A socket.io connection on node a makes its token's user online, signed in or not.
+    const api = sdk(a);
+    const sio = new Jetsocket(APP.key, {
+      host: a.url, io, token: () => signJwt(claims(userClaims('x-sio'))),
+      userAuthentication: { customHandler: ({ socketId }, cb) => cb(null, api.authenticateUser(socketId, { id: 'x-sio', watchlist: ['x-pjs', 'x-pjs2'] })) },
+    });
+    try {
+      const sioEvents = watchEvents(sio);
+      await until(() => pjsEvents.length === 2, 'x-sio online');
+      assert.deepEqual(pjsEvents[1], { name: 'online', ids: ['x-sio'] });
+
+      await until(() => sio.connection.state === 'connected', 'the JS client connected');
+      const ack = await sio.signin();
+      assert.equal(ack.ok, true);
+      await until(() => sioEvents.length === 2, 'the socket.io state at sign-in');
+      assert.deepEqual(sioEvents, [{ name: 'online', ids: ['x-pjs'] }, { name: 'offline', ids: ['x-pjs2'] }]);
+
+      const pjs2 = await signedIn(b, { id: 'x-pjs2' });
+      pjs2.signin();
+      await until(() => sioEvents.length === 3, 'x-pjs2 online');
+      assert.deepEqual(sioEvents[2], { name: 'online', ids: ['x-pjs2'] });
+      pjs2.disconnect();
+      await until(() => sioEvents.length === 4, 'x-pjs2 offline');
+      assert.deepEqual(sioEvents[3], { name: 'offline', ids: ['x-pjs2'] });
+    } finally {
+      sio.disconnect();
+    }
+    await until(() => pjsEvents.length === 3, 'x-sio offline');
+    assert.deepEqual(pjsEvents[2], { name: 'offline', ids: ['x-sio'] });
+    pjs.disconnect();
   });
 });
