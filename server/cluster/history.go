@@ -16,13 +16,13 @@ import (
 // whichever node published them. Kept in this file, apart from presence and counts.
 
 // HistoryLimits is channel's history limits under Options.History.
-func (n *Node) HistoryLimits(channel string) history.Limits {
-	return n.opts.History.For(channel)
+func (b *Broker) HistoryLimits(channel string) history.Limits {
+	return b.policy.For(channel)
 }
 
 // Read reads channel's history from Redis.
-func (n *Node) Read(ctx context.Context, channel string, q history.Query, l history.Limits) (history.Result, error) {
-	return n.hist.Read(ctx, channel, q, l)
+func (b *Broker) Read(ctx context.Context, channel string, q history.Query, l history.Limits) (history.Result, error) {
+	return b.hist.Read(ctx, channel, q, l)
 }
 
 // publishPositioned appends m to its channel's history and publishes it to every node,
@@ -30,14 +30,14 @@ func (n *Node) Read(ctx context.Context, channel string, q history.Query, l hist
 // subscribers, without a position: a position must be the same on every node, and
 // only Redis can give one. The clients that get it keep their last position, and a
 // later recovery from it still finds every positioned publication after it.
-func (n *Node) publishPositioned(ctx context.Context, m hub.Message, l history.Limits) error {
-	body, err := json.Marshal(envelope{Node: n.id, Msg: m})
+func (b *Broker) publishPositioned(ctx context.Context, m hub.Message, l history.Limits) error {
+	body, err := json.Marshal(envelope{Node: b.node, Msg: m})
 	if err != nil {
 		return fmt.Errorf("cluster: encode: %w", err)
 	}
 	pub := history.Publication{Event: m.Event, Data: m.Data, UserID: m.UserID, Except: m.ExceptSocketID}
-	if _, err := n.hist.AddAndPublish(ctx, m.Channel, pub, l, n.key+"messages", body); err != nil {
-		n.deliver(m)
+	if _, err := b.hist.AddAndPublish(ctx, m.Channel, pub, l, b.pubsubChannel(m.Channel), body); err != nil {
+		b.deliver(m)
 		return fmt.Errorf("cluster: publish with history: %w", err)
 	}
 	return nil

@@ -121,6 +121,17 @@ type Broker interface {
 	Close() error
 }
 
+// ChannelBroker is a Broker that carries a channel's messages only to the nodes with
+// subscribers on it. The hub tells it of each subscription of a connection on this node
+// as it begins and ends; the memory broker, with one node, has no need of it.
+type ChannelBroker interface {
+	// Subscribe is called before a subscription is acknowledged and returns once every
+	// message published on channel after it reaches this node.
+	Subscribe(ctx context.Context, channel string) error
+	// Unsubscribe is called when a subscription ends.
+	Unsubscribe(channel string)
+}
+
 // PositionBroker is a Broker that tells the publisher the position Publish gave m
 // (zero when none); the hub's PublishAt uses it.
 type PositionBroker interface {
@@ -192,7 +203,8 @@ type Hub struct {
 	counts   Counts
 	hooks    Hooks
 	log      *slog.Logger
-	history  Historian // nil: the broker keeps no history
+	history  Historian     // nil: the broker keeps no history
+	chans    ChannelBroker // nil: every node gets every message
 	// alt encodes a message for connections of another protocol (the Pusher
 	// endpoint); set once at wiring, before any delivery.
 	alt func(Message) []byte
@@ -233,6 +245,7 @@ func New(broker Broker, presence Presence, counts Counts, hooks Hooks, log *slog
 		conns:    make(map[string]map[string]subscription),
 	}
 	h.history, _ = broker.(Historian)
+	h.chans, _ = broker.(ChannelBroker)
 	broker.Start(h.deliver)
 	return h
 }
@@ -305,6 +318,13 @@ func (h *Hub) add(ctx context.Context, c, as Conn, channel string, member *Membe
 	if member != nil {
 		if first, err = h.presence.Join(ctx, channel, c.ID(), *member, max); err != nil {
 			return false, false, err
+		}
+	}
+	if h.chans != nil {
+		// A broker that cannot subscribe now does once Redis answers; the
+		// subscribe goes on, as with counts and presence writes.
+		if err := h.chans.Subscribe(ctx, channel); err != nil {
+			h.log.Warn("broker subscribe", "channel", channel, "err", err)
 		}
 	}
 	h.mu.Lock()
@@ -410,6 +430,9 @@ func (h *Hub) remove(ctx context.Context, c Conn, channel string) (sub subscript
 		delete(h.channels, channel)
 	}
 	h.mu.Unlock()
+	if h.chans != nil {
+		h.chans.Unsubscribe(channel)
+	}
 
 	if sub.presence() {
 		var err error

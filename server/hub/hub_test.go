@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -377,6 +378,60 @@ func TestResync(t *testing.T) {
 			!strings.Contains(frames[1], `"jetsocket:member_added",{"channel":"presence-x","user_id":"b","user_info":{"name":"b"}}`) {
 			t.Fatalf("%s got %q", c.id, frames)
 		}
+	}
+}
+
+// channelBroker is a MemoryBroker that records what the hub tells a ChannelBroker.
+type channelBroker struct {
+	*MemoryBroker
+	mu    sync.Mutex
+	calls []string
+}
+
+func (b *channelBroker) Subscribe(_ context.Context, channel string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.calls = append(b.calls, "+"+channel)
+	return nil
+}
+
+func (b *channelBroker) Unsubscribe(channel string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.calls = append(b.calls, "-"+channel)
+}
+
+// The hub tells a ChannelBroker of each subscription as it begins (before Subscribe
+// returns) and ends; a repeated subscribe, a refused one and an unsubscribe from a
+// channel the connection is not on tell it nothing.
+func TestTheHubTellsAChannelBrokerItsSubscriptions(t *testing.T) {
+	b := &channelBroker{MemoryBroker: NewMemoryBroker()}
+	h := New(b, NewMemoryPresence(), nil, Hooks{}, slog.New(slog.DiscardHandler))
+	ctx := context.Background()
+	c1, c2, c3 := &fakeConn{id: "1.1", user: "a"}, &fakeConn{id: "1.2", user: "b"}, &fakeConn{id: "1.3", user: "c"}
+	for _, s := range []struct {
+		c  *fakeConn
+		ch string
+	}{{c1, "news"}, {c2, "news"}, {c1, "news"}, {c1, UserChannel("a")}} {
+		if _, err := h.Subscribe(ctx, s.c, s.ch, nil, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := h.Subscribe(ctx, c1, "presence-x", member("a"), 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Subscribe(ctx, c3, "presence-x", member("c"), 1); !errors.Is(err, ErrFull) {
+		t.Fatalf("over the cap: %v", err)
+	}
+	h.Unsubscribe(ctx, c1, "news")
+	h.Unsubscribe(ctx, c1, "news")
+	h.Unsubscribe(ctx, c3, "presence-x")
+	h.Unsubscribe(ctx, c2, "news")
+	want := []string{"+news", "+news", "+#server-to-user-a", "+presence-x", "-news", "-news"}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !slices.Equal(b.calls, want) {
+		t.Fatalf("told %v, want %v", b.calls, want)
 	}
 }
 
