@@ -430,7 +430,7 @@ describe('JS client: history and recovery', { timeout: 120_000 }, () => {
     try {
       const rec = recordingIo();
       const me = client('js-self', { groups: ['selfie'] }, { host: proxy.url, io: rec });
-      const other = client('js-other', { groups: ['selfie'] });
+      const other = client('js-other', { groups: ['selfie'] }, { host: srv.url });
       const name = 'private-group-selfie';
       const mine = await subscribed(me, name);
       const theirs = await subscribed(other, name);
