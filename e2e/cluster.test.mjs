@@ -103,6 +103,31 @@ describe('many nodes over Redis', { skip, timeout: 120_000 }, () => {
     assert.deepEqual(list.json.channels['cl-news'], { subscription_count: 2 });
   });
 
+  test('a node receives from Redis only the channels with subscribers on it (jetsocket_cluster_received_total)', async () => {
+    const received = async (n) => {
+      const text = await (await fetch(`${n.url}/metrics`)).text();
+      const m = text.match(/^jetsocket_cluster_received_total (\d+)/m);
+      assert.ok(m, 'jetsocket_cluster_received_total on /metrics');
+      return Number(m[1]);
+    };
+    const { socket: a } = await join(n1.url, clients, 'cl-only-a');
+    const { socket: b } = await join(n2.url, clients, 'cl-only-b');
+    await subscribeOk(a, 'cl-only-1');
+    await subscribeOk(b, 'cl-only-2');
+    const got = { a: record(a, 'tick'), b: record(b, 'tick') };
+    const before = { n1: await received(n1), n2: await received(n2) };
+    for (let i = 0; i < 10; i++) await ok(p2.trigger('cl-only-1', 'tick', { i }), 'trigger for node 1');
+    // A marker for node 2's own channel, after the others from the same node.
+    await ok(p2.trigger('cl-only-2', 'tick', { marker: true }), 'trigger for node 2');
+    await waitUntil(() => got.a.length === 10 && got.b.length === 1, 5000, () => `deliveries ${JSON.stringify(got)}`);
+    assert.equal(await received(n1) - before.n1, 10, 'node 1 receives its channel');
+    // The marker comes back to node 2 from Redis after the ticks would have, had it
+    // been subscribed to their channel.
+    let n2got = 0;
+    await waitUntil(async () => (n2got = await received(n2) - before.n2) >= 1, 5000, 'the marker back from Redis');
+    assert.equal(n2got, 1, 'node 2 receives only its own channel (the marker)');
+  });
+
   test('#server-to-user and terminate reach the user on the other node', async () => {
     const { socket: u } = await join(n2.url, clients, 'cl-user');
     const notes = record(u, 'note');

@@ -314,3 +314,37 @@ describe('subscription_count (SUBSCRIPTION_COUNT=true)', () => {
     assert.deepEqual(seen, []);
   });
 });
+
+describe('cache channels', () => {
+  let srv;
+  const clients = new Clients();
+  // The last event is read from the channel's history (on by default; the e2e helper
+  // turns it off unless asked).
+  before(async () => { srv = await startServer(appEnv({ HISTORY_SIZE: '10' })); });
+  after(async () => { clients.closeAll(); await srv?.stop(); });
+
+  test('a new subscriber gets the last event at once, or pusher:cache_miss', async () => {
+    const api = sdk(srv);
+    await api.trigger('cache-prices', 'price', { v: 1 });
+    await api.trigger('cache-prices', 'price', { v: 2 });
+    const p = pusherJs(srv, { token: tokenFor('cache-u'), clients });
+    const ch = p.subscribe('cache-prices');
+    const got = nextEvent(ch, 'price');
+    assert.deepEqual((await got).data, { v: 2 });
+
+    const empty = p.subscribe('cache-empty');
+    const miss = nextEvent(empty, 'pusher:cache_miss');
+    await miss;
+
+    await api.trigger('presence-cache-room', 'state', 'ready');
+    const pc = p.subscribe('presence-cache-room');
+    assert.equal((await nextEvent(pc, 'state')).data, 'ready');
+    // An ordinary channel has neither.
+    const plain = p.subscribe('prices');
+    const seen = [];
+    plain.bind_global((e) => seen.push(e));
+    await new Promise((resolve) => plain.bind('pusher:subscription_succeeded', resolve));
+    await subscribed(p, 'cache-barrier'); // its cache_miss is after anything for 'prices'
+    assert.deepEqual(seen, ['pusher:subscription_succeeded']);
+  });
+});

@@ -5,7 +5,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from './helpers/server.mjs';
-import { Clients, connect, request, expectRefused, sleep } from './helpers/clients.mjs';
+import { Clients, connect, request, expectRefused, sleep, wsHandshake } from './helpers/clients.mjs';
 import { mint } from './helpers/jwt.mjs';
 import { userClaims } from './helpers/channels.mjs';
 import { APP, appEnv, sdk } from './helpers/pusher.mjs';
@@ -195,7 +195,27 @@ describe('pusher malformed input and limits', () => {
     assert.ok(err, 'socket.io refused too');
     raws[0].close();
     socket.close();
+    // The server sees the two closes in its own time; then there is room again.
+    for (let i = 0; (await metric()) !== 2; i++) {
+      assert.ok(i < 250, 'two connections closed');
+      await sleep(40);
+    }
     const again = clients.add(new RawPusher(srv));
     await again.established();
+  });
+});
+
+describe('pusher origins', () => {
+  test('a browser origin not in ALLOWED_ORIGINS is refused 403 JSON before the upgrade; an allowed one connects', async () => {
+    const srv = await startServer(appEnv({ ALLOWED_ORIGINS: 'https://app.example.test' }));
+    try {
+      const url = `ws://127.0.0.1:${srv.port}/app/${APP.key}?protocol=7`;
+      const refused = await wsHandshake(url, { origin: 'https://evil.example.test' });
+      assert.equal(refused.status, 403);
+      assert.equal(refused.json.error, 'origin_not_allowed');
+      const ok = await wsHandshake(url, { origin: 'https://app.example.test' });
+      assert.ok(ok.ws, 'allowed origin upgraded');
+      ok.ws.terminate();
+    } finally { await srv.stop(); }
   });
 });

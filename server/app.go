@@ -145,18 +145,28 @@ func RunWith(ctx context.Context, o Options) error {
 	case <-ctx.Done():
 	}
 
-	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String(), "connections", app.sockets.Count())
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	if err := app.shutdown(cfg.ShutdownTimeout, httpSrv, serveErr); err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// shutdown stops serving within timeout, in the order the parts depend on each other;
+// serveErr is the HTTP server's Serve result.
+func (a *app) shutdown(timeout time.Duration, httpSrv *http.Server, serveErr <-chan error) error {
+	a.log.Info("shutting down", "timeout", timeout.String(), "connections", a.sockets.Count())
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	app.shuttingDown.Store(true)
+	a.shuttingDown.Store(true)
 	var errs []error
 	// Close the sockets first: open long-polls are requests that http.Server.Shutdown
 	// would otherwise wait for.
-	if err := app.sockets.Shutdown(sctx); err != nil {
+	if err := a.sockets.Shutdown(sctx); err != nil {
 		errs = append(errs, err)
 	}
 	// Hijacked websockets, which http.Server.Shutdown does not see: closed with 4200.
-	if err := app.pusher.Shutdown(sctx); err != nil {
+	if err := a.pusher.Shutdown(sctx); err != nil {
 		errs = append(errs, err)
 	}
 	if err := httpSrv.Shutdown(sctx); err != nil {
@@ -164,24 +174,20 @@ func RunWith(ctx context.Context, o Options) error {
 	}
 	// After the sockets (their disconnects leave the shared presence and counts), before
 	// the webhooks (what is still held is reaped now, which may be webhooks).
-	if app.cluster != nil {
-		if err := app.cluster.Close(); err != nil {
+	if a.cluster != nil {
+		if err := a.cluster.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("cluster: %w", err))
 		}
 	}
 	// After the sockets: their disconnects vacate channels, which are webhooks too.
 	// What the budget leaves undelivered is logged and counted, not a failed shutdown.
-	if app.webhooks != nil {
-		app.webhooks.Close(sctx)
+	if a.webhooks != nil {
+		a.webhooks.Close(sctx)
 	}
 	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		errs = append(errs, fmt.Errorf("serve: %w", err))
 	}
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	log.Info("stopped")
-	return nil
+	return errors.Join(errs...)
 }
 
 // serveDebug serves net/http/pprof on its own loopback listener (DEBUG_ADDR), never on
@@ -326,7 +332,8 @@ func newApp(cfg *config.Config, log *slog.Logger, ext Extensions) (_ *app, err e
 		if err != nil {
 			return nil, fmt.Errorf("many-node mode (REDIS_URL): %w", err)
 		}
-		broker, presence, counts = a.cluster, a.cluster, a.cluster
+		broker, presence, counts = a.cluster.Broker, a.cluster.Presence, a.cluster.Counts
+		a.metrics.CountClusterReceived(a.cluster.Received)
 	}
 	a.hub = hub.New(broker, presence, counts, a.hubHooks(), log)
 	if a.cluster != nil {
@@ -336,6 +343,15 @@ func newApp(cfg *config.Config, log *slog.Logger, ext Extensions) (_ *app, err e
 	// connection is among the recipients.
 	a.hub.SetAltEncoding(pusherproto.EncodeMessage)
 	a.triggers = trigger.New(countingPublisher{a.hub, a.metrics.Published.WithLabelValues("api")}, cfg.EncryptionMasterKey, cfg.MaxPayloadBytes)
+	if err := a.newEndpoints(tm); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// newEndpoints wires what serves clients on top of the hub: the channel rules, the
+// socket.io protocol and its engines, and the Pusher protocol endpoint.
+func (a *app) newEndpoints(tm *tokens.Manager) error {
 	ipConns := limit.NewCounter() // both endpoints' connections per address
 	webhooks := func(ev webhook.Event) {
 		if a.webhooks != nil {
@@ -344,22 +360,23 @@ func newApp(cfg *config.Config, log *slog.Logger, ext Extensions) (_ *app, err e
 	}
 	// Developers' guards first, then a backend's signed authorization (Pusher's
 	// authorizeChannel), then the claim rules.
-	a.authorizer = channels.NewAuthorizer(&channels.Rules{Roles: cfg.ChannelRoles},
-		append(slices.Clone(ext.Guards), channels.Delegated(cfg.AppKey, cfg.AppSecret))...)
+	a.authorizer = channels.NewAuthorizer(&channels.Rules{Roles: a.cfg.ChannelRoles},
+		append(slices.Clone(a.ext.Guards), channels.Delegated(a.cfg.AppKey, a.cfg.AppSecret))...)
+	var err error
 	a.protocol, err = protocol.New(protocol.Options{
-		Settings: protocolSettings(cfg), Hub: a.hub, IPConns: ipConns, Verifier: tm, Triggers: a.triggers, Metrics: a.metrics, Log: log,
+		Settings: protocolSettings(a.cfg), Hub: a.hub, IPConns: ipConns, Verifier: tm, Triggers: a.triggers, Metrics: a.metrics, Log: a.log,
 		Authorizer: a.authorizer,
 		Webhooks:   webhooks,
-		Hooks:      ext.ChannelHooks,
-		Events:     ext.Events,
+		Hooks:      a.ext.ChannelHooks,
+		Events:     a.ext.Events,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	a.origins = middleware.NewOrigins(cfg.AllowedOrigins, cfg.AllowAnyOrigin)
+	a.origins = middleware.NewOrigins(a.cfg.AllowedOrigins, a.cfg.AllowAnyOrigin)
 	a.pusher = pusherproto.New(pusherproto.Options{
-		Config: cfg, Hub: a.hub, Metrics: a.metrics, IPConns: ipConns, Webhooks: webhooks,
-		CheckOrigin: a.origins.Allowed, Log: log,
+		Config: a.cfg, Hub: a.hub, Metrics: a.metrics, IPConns: ipConns, Webhooks: webhooks,
+		CheckOrigin: a.origins.Allowed, Log: a.log,
 	})
 	a.sockets, err = socket.NewServer(socket.Options{
 		Authenticate: func(u url.URL) (*tokens.Claims, error) {
@@ -367,11 +384,11 @@ func newApp(cfg *config.Config, log *slog.Logger, ext Extensions) (_ *app, err e
 		},
 		CheckOrigin: a.origins.Allowed,
 		// A socket.io packet carries at most a payload plus its envelope.
-		MaxFrameBytes: cfg.MaxPayloadBytes + 4<<10,
-		PingInterval:  cfg.PingInterval,
-		PingTimeout:   cfg.PingTimeout,
-		MaxConnsPerIP: cfg.MaxConnsPerIP,
-		Logger:        log,
+		MaxFrameBytes: a.cfg.MaxPayloadBytes + 4<<10,
+		PingInterval:  a.cfg.PingInterval,
+		PingTimeout:   a.cfg.PingTimeout,
+		MaxConnsPerIP: a.cfg.MaxConnsPerIP,
+		Logger:        a.log,
 		Handler: func(c *socket.Conn, event string, args []json.RawMessage) any {
 			return a.protocol.Dispatch(c, event, args)
 		},
@@ -382,15 +399,12 @@ func newApp(cfg *config.Config, log *slog.Logger, ext Extensions) (_ *app, err e
 		},
 		OnDisconnect: func(c *socket.Conn, reason string) { a.protocol.Disconnect(c, reason) },
 		// socket.io 4.x connection state recovery: docs/history.md.
-		RecoveryWindow: cfg.RecoveryWindow,
+		RecoveryWindow: a.cfg.RecoveryWindow,
 		OnRestore: func(c *socket.Conn, chans []socket.Restored) (func(), bool) {
 			return a.protocol.Restore(c, chans)
 		},
 	})
-	if err != nil {
-		return nil, err
-	}
-	return a, nil
+	return err
 }
 
 // newKeySet loads the identity provider's keys (JWKS_URL); nil without one. A provider

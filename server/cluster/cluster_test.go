@@ -106,6 +106,9 @@ func TestMessagesReachEveryNodeOnce(t *testing.T) {
 	a.Start(ia.deliver)
 	b.Start(ib.deliver)
 	other.Start(io.deliver)
+	hubtest.Subscribe(t, a, "news")
+	hubtest.Subscribe(t, b, "news")
+	hubtest.Subscribe(t, other, "news")
 
 	for i := range 3 {
 		m := hub.Message{Channel: "news", Event: fmt.Sprint("e", i), Data: json.RawMessage(`{"n":1}`), ExceptSocketID: "1.2"}
@@ -311,6 +314,22 @@ func TestRedisBackend(t *testing.T) {
 		apps++ // a fresh app's keys: an empty store on the same Redis
 		n := open(t, url, fmt.Sprint("suite-", apps), Options{})
 		t.Cleanup(func() { n.Close() })
-		return hubtest.Backend{Broker: n, Presence: n, Counts: n}
+		return hubtest.Backend{Broker: n.Broker, Presence: n.Presence, Counts: n.Counts}
+	})
+}
+
+// Three Redis nodes of one app against the cluster contract.
+func TestRedisBackendsAsACluster(t *testing.T) {
+	url := startRedis(t)
+	apps := 0
+	hubtest.RunCluster(t, func(t *testing.T) []hubtest.Backend {
+		apps++
+		var out []hubtest.Backend
+		for range 3 {
+			n := open(t, url, fmt.Sprint("cluster-", apps), Options{})
+			t.Cleanup(func() { n.Close() })
+			out = append(out, hubtest.Backend{Broker: n.Broker, Presence: n.Presence, Counts: n.Counts})
+		}
+		return out
 	})
 }

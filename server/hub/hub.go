@@ -55,6 +55,17 @@ type Conn interface {
 // are left out of listings, subscription counts and hooks.
 func UserChannel(userID string) string { return "#server-to-user-" + userID }
 
+// OnlineChannel is the internal presence channel whose members are userID's signed-in
+// connections, on every node (a connection joins it as a presence member of userID).
+// Its member_added and member_removed are the user coming online and going offline,
+// which watchlists follow by subscribing to it.
+func OnlineChannel(userID string) string { return onlinePrefix + userID }
+
+const onlinePrefix = "#online-"
+
+// OnlineUser returns the user whose online channel channel is.
+func OnlineUser(channel string) (string, bool) { return strings.CutPrefix(channel, onlinePrefix) }
+
 // Internal reports whether channel is an internal channel.
 func Internal(channel string) bool { return strings.HasPrefix(channel, "#") }
 
@@ -108,6 +119,17 @@ type Broker interface {
 	// Publish delivers m on every node, this one included.
 	Publish(ctx context.Context, m Message) error
 	Close() error
+}
+
+// ChannelBroker is a Broker that carries a channel's messages only to the nodes with
+// subscribers on it. The hub tells it of each subscription of a connection on this node
+// as it begins and ends; the memory broker, with one node, has no need of it.
+type ChannelBroker interface {
+	// Subscribe is called before a subscription is acknowledged and returns once every
+	// message published on channel after it reaches this node.
+	Subscribe(ctx context.Context, channel string) error
+	// Unsubscribe is called when a subscription ends.
+	Unsubscribe(channel string)
 }
 
 // PositionBroker is a Broker that tells the publisher the position Publish gave m
@@ -181,7 +203,8 @@ type Hub struct {
 	counts   Counts
 	hooks    Hooks
 	log      *slog.Logger
-	history  Historian // nil: the broker keeps no history
+	history  Historian     // nil: the broker keeps no history
+	chans    ChannelBroker // nil: every node gets every message
 	// alt encodes a message for connections of another protocol (the Pusher
 	// endpoint); set once at wiring, before any delivery.
 	alt func(Message) []byte
@@ -222,6 +245,7 @@ func New(broker Broker, presence Presence, counts Counts, hooks Hooks, log *slog
 		conns:    make(map[string]map[string]subscription),
 	}
 	h.history, _ = broker.(Historian)
+	h.chans, _ = broker.(ChannelBroker)
 	broker.Start(h.deliver)
 	return h
 }
@@ -273,6 +297,7 @@ func (h *Hub) subscribe(ctx context.Context, c, as Conn, channel string, member 
 	if err != nil {
 		return nil, err
 	}
+
 	if occupied && h.hooks.ChannelOccupied != nil {
 		h.hooks.ChannelOccupied(channel)
 	}
@@ -293,6 +318,13 @@ func (h *Hub) add(ctx context.Context, c, as Conn, channel string, member *Membe
 	if member != nil {
 		if first, err = h.presence.Join(ctx, channel, c.ID(), *member, max); err != nil {
 			return false, false, err
+		}
+	}
+	if h.chans != nil {
+		// A broker that cannot subscribe now does once Redis answers; the
+		// subscribe goes on, as with counts and presence writes.
+		if err := h.chans.Subscribe(ctx, channel); err != nil {
+			h.log.Warn("broker subscribe", "channel", channel, "err", err)
 		}
 	}
 	h.mu.Lock()
@@ -344,7 +376,7 @@ func (h *Hub) UpdateMember(ctx context.Context, c Conn, channel string, m Member
 // memberAdded announces a presence channel's new member to its subscribers (all but
 // except) and to the MemberAdded hook.
 func (h *Hub) memberAdded(ctx context.Context, channel string, m Member, except string) {
-	if h.hooks.MemberAdded != nil {
+	if h.hooks.MemberAdded != nil && !Internal(channel) {
 		h.hooks.MemberAdded(channel, m.UserID)
 	}
 	payload, err := json.Marshal(struct {
@@ -369,6 +401,7 @@ func (h *Hub) Unsubscribe(ctx context.Context, c Conn, channel string) {
 	if !ok {
 		return
 	}
+
 	if last {
 		h.MemberGone(ctx, channel, sub.member.UserID)
 	}
@@ -397,6 +430,9 @@ func (h *Hub) remove(ctx context.Context, c Conn, channel string) (sub subscript
 		delete(h.channels, channel)
 	}
 	h.mu.Unlock()
+	if h.chans != nil {
+		h.chans.Unsubscribe(channel)
+	}
 
 	if sub.presence() {
 		var err error
@@ -477,7 +513,7 @@ func (h *Hub) Channels(ctx context.Context, prefix string) (map[string]int, erro
 // subscribers and the MemberRemoved hook. A leave calls it, and so do the cluster's
 // reaping of a dead node and a resync that removes a leave Redis missed.
 func (h *Hub) MemberGone(ctx context.Context, channel, userID string) {
-	if h.hooks.MemberRemoved != nil {
+	if h.hooks.MemberRemoved != nil && !Internal(channel) {
 		h.hooks.MemberRemoved(channel, userID)
 	}
 	payload, _ := json.Marshal(map[string]string{"channel": channel, "user_id": userID})
@@ -563,12 +599,13 @@ func (h *Hub) state() State {
 	st := State{Counts: make(map[string]int)}
 	for id, subs := range h.conns {
 		for ch, sub := range subs {
-			if Internal(ch) {
-				continue
-			}
-			st.Counts[ch]++
+			// Internal presence (the online channels) is shared state too; internal
+			// channels are never counted.
 			if sub.presence() {
 				st.Presence = append(st.Presence, Entry{Channel: ch, SocketID: id, Member: *sub.member})
+			}
+			if !Internal(ch) {
+				st.Counts[ch]++
 			}
 		}
 	}
@@ -666,11 +703,22 @@ func (h *Hub) encode(m Message) (wire.Frame, error) {
 		f = f.WithPub(m.Channel, m.Epoch, m.Offset)
 	}
 	if h.alt != nil {
-		enc := h.alt
-		f = f.WithAlt(wire.NewAlt(func() []byte { return enc(m) }))
+		am := &altMessage{m: m, enc: h.alt}
+		am.alt.SetSource(am)
+		f = f.WithAlt(&am.alt)
 	}
 	return f, nil
 }
+
+// altMessage is a message with its lazily built form for the other protocol's
+// connections, in one allocation.
+type altMessage struct {
+	alt wire.Alt
+	m   Message
+	enc func(Message) []byte
+}
+
+func (a *altMessage) AltForm() []byte { return a.enc(a.m) }
 
 // fanOutShard is the fewest subscribers worth a goroutine of their own in sendAll.
 const fanOutShard = 256

@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -377,5 +378,90 @@ func TestResync(t *testing.T) {
 			!strings.Contains(frames[1], `"jetsocket:member_added",{"channel":"presence-x","user_id":"b","user_info":{"name":"b"}}`) {
 			t.Fatalf("%s got %q", c.id, frames)
 		}
+	}
+}
+
+// channelBroker is a MemoryBroker that records what the hub tells a ChannelBroker.
+type channelBroker struct {
+	*MemoryBroker
+	mu    sync.Mutex
+	calls []string
+}
+
+func (b *channelBroker) Subscribe(_ context.Context, channel string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.calls = append(b.calls, "+"+channel)
+	return nil
+}
+
+func (b *channelBroker) Unsubscribe(channel string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.calls = append(b.calls, "-"+channel)
+}
+
+// The hub tells a ChannelBroker of each subscription as it begins (before Subscribe
+// returns) and ends; a repeated subscribe, a refused one and an unsubscribe from a
+// channel the connection is not on tell it nothing.
+func TestTheHubTellsAChannelBrokerItsSubscriptions(t *testing.T) {
+	b := &channelBroker{MemoryBroker: NewMemoryBroker()}
+	h := New(b, NewMemoryPresence(), nil, Hooks{}, slog.New(slog.DiscardHandler))
+	ctx := context.Background()
+	c1, c2, c3 := &fakeConn{id: "1.1", user: "a"}, &fakeConn{id: "1.2", user: "b"}, &fakeConn{id: "1.3", user: "c"}
+	for _, s := range []struct {
+		c  *fakeConn
+		ch string
+	}{{c1, "news"}, {c2, "news"}, {c1, "news"}, {c1, UserChannel("a")}} {
+		if _, err := h.Subscribe(ctx, s.c, s.ch, nil, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := h.Subscribe(ctx, c1, "presence-x", member("a"), 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Subscribe(ctx, c3, "presence-x", member("c"), 1); !errors.Is(err, ErrFull) {
+		t.Fatalf("over the cap: %v", err)
+	}
+	h.Unsubscribe(ctx, c1, "news")
+	h.Unsubscribe(ctx, c1, "news")
+	h.Unsubscribe(ctx, c3, "presence-x")
+	h.Unsubscribe(ctx, c2, "news")
+	want := []string{"+news", "+news", "+#server-to-user-a", "+presence-x", "-news", "-news"}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !slices.Equal(b.calls, want) {
+		t.Fatalf("told %v, want %v", b.calls, want)
+	}
+}
+
+// The online channels are internal presence: their members are shared state a Resync
+// rewrites, but no webhook or count ever names them.
+func TestOnlineChannelIsInternalPresence(t *testing.T) {
+	var hooked []string
+	h := newHub(Hooks{
+		MemberAdded:   func(ch, _ string) { hooked = append(hooked, ch) },
+		MemberRemoved: func(ch, _ string) { hooked = append(hooked, ch) },
+		Counted:       func(ch string, _ int) { hooked = append(hooked, ch) },
+	})
+	ctx := context.Background()
+	c := &fakeConn{id: "1", user: "u"}
+	ch := OnlineChannel("u")
+	if _, err := h.Subscribe(ctx, c, ch, &Member{UserID: "u", Info: json.RawMessage(`{}`)}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if u, ok := OnlineUser(ch); !ok || u != "u" || !Internal(ch) {
+		t.Fatalf("OnlineUser(%q) = %q, %v", ch, u, ok)
+	}
+	st := h.state()
+	if len(st.Presence) != 1 || st.Presence[0].Channel != ch || len(st.Counts) != 0 {
+		t.Fatalf("state: %+v", st)
+	}
+	h.Unsubscribe(ctx, c, ch)
+	if len(hooked) != 0 {
+		t.Fatalf("hooks told of an internal channel: %v", hooked)
+	}
+	if m, _ := h.Members(ctx, ch); len(m) != 0 {
+		t.Fatalf("members left: %v", m)
 	}
 }

@@ -15,6 +15,13 @@ func TestMemoryBackends(t *testing.T) {
 	})
 }
 
+// The memory backends are one node of the cluster contract.
+func TestMemoryBackendsAsOneNode(t *testing.T) {
+	hubtest.RunCluster(t, func(*testing.T) []hubtest.Backend {
+		return []hubtest.Backend{{Broker: hub.NewMemoryBroker(), Presence: hub.NewMemoryPresence(), Counts: hub.NewMemoryCounts()}}
+	})
+}
+
 // The memory broker with history against the contract the Redis one meets too.
 func TestMemoryBrokerHistory(t *testing.T) {
 	hubtest.RunHistory(t, func(_ *testing.T, p history.Policy) hub.Broker {

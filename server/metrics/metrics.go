@@ -83,3 +83,13 @@ func New() *Metrics {
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
 }
+
+// CountClusterReceived exports received, the count of publications this node got from
+// Redis in many-node mode, as jetsocket_cluster_received_total: with per-channel
+// subscriptions it grows with the traffic of this node's channels only.
+func (m *Metrics) CountClusterReceived(received func() uint64) {
+	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "jetsocket_cluster_received_total",
+		Help: "Publications this node received from Redis (many-node mode).",
+	}, func() float64 { return float64(received()) }))
+}

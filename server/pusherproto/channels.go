@@ -84,6 +84,11 @@ func (s *Service) onSubscribe(c *Conn, m inbound) {
 		return
 	}
 	c.send(encode(EventSubscriptionSucceeded, d.Channel, data))
+	if ch, err := channels.Parse(d.Channel); err == nil && cacheChannel(ch) {
+		ctx, cancel := context.WithTimeout(c.ctx, settleTimeout)
+		defer cancel()
+		s.sendCached(ctx, c, d.Channel)
+	}
 }
 
 // subscribe applies the protocol's rules: public channels are open to any connection,
@@ -220,7 +225,17 @@ func (s *Service) onSignin(c *Conn, m inbound) {
 	if _, err := s.hub.Subscribe(ctx, c, hub.UserChannel(id), nil, 0); err != nil {
 		s.log.Error("pusher user channel", "socket_id", c.id, "err", err)
 	}
+	// Online while signed in: watchlists follow this channel's members.
+	if _, err := s.hub.Subscribe(ctx, c, hub.OnlineChannel(id), &hub.Member{UserID: id, Info: json.RawMessage("{}")}, 0); err != nil {
+		s.log.Error("pusher online channel", "socket_id", c.id, "err", err)
+	}
 	c.send(encode(EventSigninSuccess, "", map[string]string{"user_data": d.UserData}))
+	var u struct {
+		Watchlist []string `json:"watchlist"`
+	}
+	if json.Unmarshal([]byte(d.UserData), &u) == nil && len(u.Watchlist) > 0 && prev == "" {
+		s.watch(ctx, c, u.Watchlist)
+	}
 }
 
 // onClientEvent relays a client-* event to the channel's other subscribers, on either

@@ -129,6 +129,12 @@ func errorMessage(code int, message string) []byte {
 // change as pusher_internal:member_added / member_removed. Events of the socket.io
 // protocol with no Pusher meaning give nil: Pusher connections skip them.
 func EncodeMessage(m hub.Message) []byte {
+	if _, ok := hub.OnlineUser(m.Channel); ok {
+		if m.Event == hub.EventMemberAdded || m.Event == hub.EventMemberRemoved {
+			return encodeOnline(m)
+		}
+		return nil
+	}
 	switch {
 	case m.Event == hub.EventMemberAdded:
 		var p struct {

@@ -107,7 +107,8 @@ func (c *Conn) send(msg []byte) bool {
 	c.queue = append(c.queue, msg)
 	c.startWriter()
 	c.mu.Unlock()
-	c.svc.metrics.MessagesOut.Inc()
+	// jetsocket_messages_out_total counts hub deliveries, to either protocol, where
+	// they fan out (the Delivered hook); not here too.
 	return true
 }
 

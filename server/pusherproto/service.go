@@ -18,6 +18,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/jetsocket/jetsocket/server/config"
+	"github.com/jetsocket/jetsocket/server/errs"
 	"github.com/jetsocket/jetsocket/server/hub"
 	"github.com/jetsocket/jetsocket/server/limit"
 	"github.com/jetsocket/jetsocket/server/metrics"
@@ -124,6 +125,11 @@ func (s *Service) frameLimits() (soft, hard int64) {
 // and the close carries it, which is what pusher-js acts on (4001 does not reconnect,
 // 4100 backs off).
 func (s *Service) Serve(w http.ResponseWriter, r *http.Request, key, ip string) {
+	if !s.upgrader.CheckOrigin(r) {
+		// Refused before the upgrade, as the socket.io endpoint and CORS refuse it.
+		errs.Write(w, errs.New(errs.Forbidden, errs.CodeOriginNotAllowed, "origin "+truncate(r.Header.Get("Origin"), 100)+" is not allowed"))
+		return
+	}
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader answered the request

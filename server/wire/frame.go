@@ -26,14 +26,25 @@ type Frame struct {
 // a broadcast encodes it at most once, and not at all when no such recipient is
 // subscribed, so the socket.io path pays only for the Alt value itself.
 type Alt struct {
-	once  sync.Once
-	build func() []byte
-	b     []byte
+	once sync.Once
+	src  AltSource
+	b    []byte
 }
+
+// AltSource builds a message's other form.
+type AltSource interface{ AltForm() []byte }
+
+type altFunc func() []byte
+
+func (f altFunc) AltForm() []byte { return f() }
 
 // NewAlt returns an Alt that build makes on first use; build may return nil (the
 // message has no such form).
-func NewAlt(build func() []byte) *Alt { return &Alt{build: build} }
+func NewAlt(build func() []byte) *Alt { return &Alt{src: altFunc(build)} }
+
+// SetSource makes a build from src on first use. An Alt embedded in src's own value
+// costs the broadcast one allocation instead of two (an Alt and a closure).
+func (a *Alt) SetSource(src AltSource) { a.src = src }
 
 // WithAlt returns f carrying a as its other form.
 func (f Frame) WithAlt(a *Alt) Frame {
@@ -48,8 +59,10 @@ func (f Frame) Alt() []byte {
 		return nil
 	}
 	a.once.Do(func() {
-		a.b = a.build()
-		a.build = nil // let what it captured go
+		if a.src != nil {
+			a.b = a.src.AltForm()
+		}
+		a.src = nil // let what it holds go
 	})
 	return a.b
 }

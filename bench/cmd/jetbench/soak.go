@@ -6,10 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -65,22 +63,19 @@ func soakCmd(ctx context.Context, args []string, out io.Writer) error {
 		}
 	} else {
 		secret = randomHex(32)
-		dport, err := freeLoopbackPort()
+		// The harness gives a Jetsocket spec its pprof listener (DebugEnv) and reports
+		// it as DebugURL: a second DEBUG_ADDR here would be overridden by that one.
+		p, err := harness.Start(ctx, harness.Jetsocket(*bin), harness.Credentials{JWTSecret: secret, AppID: "soak", AppKey: "soak-key", AppSecret: randomHex(16)})
 		if err != nil {
 			return err
 		}
-		spec := harness.Jetsocket(*bin)
-		env := spec.Env
-		spec.Env = func(port int, c harness.Credentials) []string {
-			return append(env(port, c), "DEBUG_ADDR=127.0.0.1:"+strconv.Itoa(dport))
-		}
-		p, err := harness.Start(ctx, spec, harness.Credentials{JWTSecret: secret, AppID: "soak", AppKey: "soak-key", AppSecret: randomHex(16)})
-		if err != nil {
-			return err
+		if p.DebugURL == nil {
+			p.Stop()
+			return errors.New("the jetsocket spec has no pprof listener (DebugEnv)")
 		}
 		defer p.Stop()
 		target.URL = p.URL
-		target.DebugURL = &url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(dport)}
+		target.DebugURL = p.DebugURL
 		defer func() {
 			if p.Exited() {
 				fmt.Fprintf(out, "server exited during the soak:\n%s\n", p.Output())
@@ -149,13 +144,4 @@ func kindNames() string {
 		s = append(s, string(k))
 	}
 	return strings.Join(s, ",")
-}
-
-func freeLoopbackPort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }

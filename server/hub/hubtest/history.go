@@ -71,6 +71,7 @@ func historian(t *testing.T, b hub.Broker) hub.Historian {
 func positions(t *testing.T, b hub.Broker) {
 	var r recorder
 	b.Start(r.deliver)
+	Subscribe(t, b, "news")
 	h := historian(t, b)
 	ctx := context.Background()
 	for i := 1; i <= 5; i++ {
@@ -104,6 +105,7 @@ func positions(t *testing.T, b hub.Broker) {
 func unpositioned(t *testing.T, b hub.Broker) {
 	var r recorder
 	b.Start(r.deliver)
+	Subscribe(t, b, "off-x", "presence-p", hub.UserChannel("u"))
 	ctx := context.Background()
 	sent := []hub.Message{
 		{Channel: "off-x", Event: "e", Data: json.RawMessage(`1`)},
@@ -126,6 +128,7 @@ func unpositioned(t *testing.T, b hub.Broker) {
 func concurrentOrder(t *testing.T, b hub.Broker) {
 	var r recorder
 	b.Start(r.deliver)
+	Subscribe(t, b, "news")
 	ctx := context.Background()
 	const writers, each = 4, 50
 	var wg sync.WaitGroup

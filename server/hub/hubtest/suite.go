@@ -7,7 +7,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -31,6 +33,111 @@ func Run(t *testing.T, f Factory) {
 	t.Run("PresenceCap", func(t *testing.T) { presenceCap(t, f(t)) })
 	t.Run("PresenceJoinReplacesInfo", func(t *testing.T) { presenceInfo(t, f(t)) })
 	t.Run("CountsTotalsAndListings", func(t *testing.T) { counts(t, f(t)) })
+	t.Run("BrokerKeepsOrderHere", func(t *testing.T) { orderHere(t, f(t)) })
+	t.Run("PresenceManyUsers", func(t *testing.T) { presenceMany(t, f(t)) })
+	t.Run("PresenceLeaveNeedsTheSocketsUser", func(t *testing.T) { presenceWrongUser(t, f(t)) })
+	t.Run("CountsConcurrentNeverNegative", func(t *testing.T) { countsConcurrent(t, f(t)) })
+}
+
+// orderHere: a channel's messages reach the publishing node in the order published.
+func orderHere(t *testing.T, b Backend) {
+	var mu sync.Mutex
+	var got []string
+	b.Broker.Start(func(m hub.Message) {
+		mu.Lock()
+		got = append(got, string(m.Data))
+		mu.Unlock()
+	})
+	var want []string
+	for i := range 100 {
+		want = append(want, strconv.Itoa(i))
+		if err := b.Broker.Publish(context.Background(), hub.Message{Channel: "news", Event: "e", Data: json.RawMessage(strconv.Itoa(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(got, want) {
+		t.Fatalf("delivered %v", got)
+	}
+}
+
+// presenceMany: many users, listed once each and sorted; once all left, the channel
+// is empty and a user joining again is first again.
+func presenceMany(t *testing.T, b Backend) {
+	ctx := context.Background()
+	p := b.Presence
+	var want []string
+	for i := range 50 {
+		u := fmt.Sprintf("u%02d", 49-i)
+		want = append(want, fmt.Sprintf("u%02d", i))
+		for _, sock := range []string{"1." + u, "2." + u} {
+			if _, err := p.Join(ctx, "presence-big", sock, hub.Member{UserID: u, Info: json.RawMessage(`{}`)}, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if ms, err := p.Members(ctx, "presence-big"); err != nil || !slices.Equal(ids(ms), want) {
+		t.Fatalf("members: %v %v", ids(ms), err)
+	}
+	for _, u := range want {
+		for i, sock := range []string{"1." + u, "2." + u} {
+			if last, err := p.Leave(ctx, "presence-big", sock, u); err != nil || last != (i == 1) {
+				t.Fatalf("leave %s: %v %v", sock, last, err)
+			}
+		}
+	}
+	if ms, err := p.Members(ctx, "presence-big"); err != nil || len(ms) != 0 {
+		t.Fatalf("after every leave: %v %v", ids(ms), err)
+	}
+	if first, err := p.Join(ctx, "presence-big", "3.1", hub.Member{UserID: "u00"}, 0); err != nil || !first {
+		t.Fatalf("joining again: %v %v", first, err)
+	}
+}
+
+// presenceWrongUser: a leave names the socket's user; another user's name removes
+// nothing.
+func presenceWrongUser(t *testing.T, b Backend) {
+	ctx := context.Background()
+	p := b.Presence
+	if _, err := p.Join(ctx, "presence-x", "1.1", hub.Member{UserID: "a"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if last, err := p.Leave(ctx, "presence-x", "1.1", "b"); err != nil || last {
+		t.Fatalf("leave as another user: %v %v", last, err)
+	}
+	if ms, _ := p.Members(ctx, "presence-x"); !slices.Equal(ids(ms), []string{"a"}) {
+		t.Fatalf("members: %v", ids(ms))
+	}
+}
+
+// countsConcurrent: concurrent changes all count, and a total never goes below zero.
+func countsConcurrent(t *testing.T, b Backend) {
+	ctx := context.Background()
+	c := b.Counts
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() {
+			for range 10 {
+				if _, err := c.Add(ctx, "busy", 1); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n, err := c.Get(ctx, "busy"); err != nil || n != 100 {
+		t.Fatalf("after 100 adds: %d %v", n, err)
+	}
+	if n, err := c.Add(ctx, "busy", -150); err != nil || n != 0 {
+		t.Fatalf("below zero: %d %v", n, err)
+	}
+	if n, err := c.Get(ctx, "busy"); err != nil || n != 0 {
+		t.Fatalf("get after going below zero: %d %v", n, err)
+	}
+	if all, err := c.All(ctx, "busy"); err != nil || len(all) != 0 {
+		t.Fatalf("listed at zero: %v %v", all, err)
+	}
 }
 
 func brokerDelivers(t *testing.T, b Backend) {

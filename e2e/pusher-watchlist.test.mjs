@@ -1,0 +1,104 @@
+// Watchlist (PRODUCT §15): a pusher-js client signed in with user_data.watchlist gets
+// pusher_internal:watchlist_events: the state at sign-in, then each change; a user is
+// online while any of its signed-in Pusher connections, on any node, is open (socket.io
+// connections do not count yet: docs/pusher.md). Two nodes on a real redis-server.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import net from 'node:net';
+import { startServer } from './helpers/server.mjs';
+import { Clients, sleep, withTimeout } from './helpers/clients.mjs';
+import { appEnv, sdk } from './helpers/pusher.mjs';
+import { pusherJs, connected } from './helpers/pusherjs.mjs';
+
+function which(bin) {
+  try { return execFileSync('sh', ['-c', `command -v ${bin}`]).toString().trim(); } catch { return ''; }
+}
+const REDIS = which('redis-server');
+const skip = REDIS || process.env.CI ? false : 'redis-server not installed';
+
+async function startRedis() {
+  const port = await new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => { const { port: p } = s.address(); s.close(() => resolve(p)); });
+    s.on('error', reject);
+  });
+  const proc = spawn(REDIS, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  for (let i = 0; ; i++) {
+    const up = await new Promise((resolve) => {
+      const c = net.connect(port, '127.0.0.1', () => { c.end(); resolve(true); });
+      c.on('error', () => resolve(false));
+    });
+    if (up) break;
+    assert.ok(i < 200, 'redis-server listening');
+    await sleep(50);
+  }
+  return { url: `redis://127.0.0.1:${port}/0`, proc };
+}
+
+describe('watchlist across protocols and nodes', { skip }, () => {
+  let redis;
+  let a;
+  let b;
+  const clients = new Clients();
+  before(async () => {
+    redis = await startRedis();
+    [a, b] = await Promise.all([startServer(appEnv({ REDIS_URL: redis.url })), startServer(appEnv({ REDIS_URL: redis.url }))]);
+  });
+  after(async () => {
+    clients.closeAll();
+    await Promise.all([a?.stop(), b?.stop()]);
+    redis?.proc.kill();
+  });
+
+  // A pusher-js client whose app backend signs the user in with userData.
+  const signedIn = async (srv, userData) => {
+    const api = sdk(srv);
+    const p = pusherJs(srv, {
+      clients,
+      userAuthentication: { customHandler: ({ socketId }, cb) => cb(null, api.authenticateUser(socketId, userData)) },
+    });
+    await connected(p);
+    return p;
+  };
+  const watchEvents = (p) => {
+    const events = [];
+    p.user.watchlist.bind('online', (e) => events.push({ name: 'online', ids: e.user_ids }));
+    p.user.watchlist.bind('offline', (e) => events.push({ name: 'offline', ids: e.user_ids }));
+    return events;
+  };
+  const until = (cond, what) => withTimeout(new Promise((resolve) => {
+    const t = setInterval(() => { if (cond()) { clearInterval(t); resolve(); } }, 20);
+  }), 10_000, what);
+
+  test('state at sign-in, then online and offline from connections on the other node', async () => {
+    const sio = await signedIn(b, { id: 'w-sio' });
+    sio.signin();
+    await sio.user.signinDonePromise;
+    const watcher = await signedIn(a, { id: 'w-watcher', watchlist: ['w-sio', 'w-pjs'] });
+    const events = watchEvents(watcher);
+    watcher.signin();
+    await until(() => events.length === 2, 'the state at sign-in');
+    assert.deepEqual(events, [{ name: 'online', ids: ['w-sio'] }, { name: 'offline', ids: ['w-pjs'] }]);
+
+    const pjs = await signedIn(b, { id: 'w-pjs' });
+    pjs.signin();
+    await until(() => events.length === 3, 'w-pjs online');
+    assert.deepEqual(events[2], { name: 'online', ids: ['w-pjs'] });
+
+    // A second connection of an online user changes nothing; its last one leaving does.
+    const sio2 = await signedIn(a, { id: 'w-sio' });
+    sio2.signin();
+    await sio2.user.signinDonePromise;
+    sio.disconnect();
+    await sleep(300);
+    assert.equal(events.length, 3, 'w-sio still has a connection');
+    sio2.disconnect();
+    await until(() => events.length === 4, 'w-sio offline');
+    assert.deepEqual(events[3], { name: 'offline', ids: ['w-sio'] });
+
+    pjs.disconnect();
+    await until(() => events.length === 5, 'w-pjs offline');
+    assert.deepEqual(events[4], { name: 'offline', ids: ['w-pjs'] });
+  });
+});
