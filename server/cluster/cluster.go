@@ -120,6 +120,15 @@ type Node struct {
 // Open connects to Redis, opens the node's pub/sub connection and starts the
 // heartbeat. The Redis server must answer within 5 s.
 func Open(ctx context.Context, o Options) (*Node, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	return openNode(ctx, o, hex.EncodeToString(b[:]))
+}
+
+// openNode opens a Node with id on the server of o.URL.
+func openNode(ctx context.Context, o Options, id string) (*Node, error) {
 	ropts, err := redis.ParseURL(o.URL)
 	if err != nil {
 		return nil, fmt.Errorf("redis: %w", err)
@@ -139,11 +148,6 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	// go-redis prints its own complaints (failed dials) with the standard logger; they
 	// go to ours instead, as one warning each. Its logger is process-wide.
 	redis.SetLogger(redisLog{o.Logger})
-	var b [8]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return nil, err
-	}
-	id := hex.EncodeToString(b[:])
 	sh := &shard{rdb: redis.NewClient(ropts), key: "jetsocket:" + o.App + ":"}
 	n := &Node{
 		shard: sh, id: id, opts: o, log: o.Logger,
