@@ -16,8 +16,10 @@
 // Presence (presence.go), Counts (counts.go); the node's upkeep is liveness.go (heartbeat,
 // reaping) and resync.go. Node opens them together.
 //
-// Redis is the only shared component; a single Redis server (or a primary with
-// replicas) is assumed, not Redis Cluster, whose slots would split a script's keys.
+// Redis is the only shared component: one server (or a primary with replicas), or
+// several independent ones (group.go), each channel on one of them by rendezvous hashing
+// and a Node of this process on each, with its own upkeep there. Redis Cluster is not
+// supported: its slots would split a script's keys.
 // Encrypted channels' payloads are ciphertext before they reach the hub, so no
 // plaintext of theirs crosses Redis.
 package cluster
