@@ -60,7 +60,7 @@ go build -o .bin/jetsocket .
 # login: HTTP).
 step "end-to-end, socket.io-client 4.x"
 v4_suites=(badinput channels client-events cluster config delegated deploy encrypted extending handshake history
-  http-api jsclient jwks origins presence protocol recovery reliability shutdown slow-consumer tls)
+  http-api jsclient jwks origins presence protocol pusher-socketio recovery reliability shutdown slow-consumer tls)
 (cd e2e && CLIENT_MAJOR=4 JETSOCKET_BIN="$PWD/../.bin/jetsocket" node --test --test-concurrency=1 \
   "${v4_suites[@]/%/.test.mjs}")
 

@@ -353,11 +353,12 @@ func newApp(cfg *config.Config, log *slog.Logger, ext Extensions) (_ *app, err e
 // socket.io protocol and its engines, and the Pusher protocol endpoint.
 func (a *app) newEndpoints(tm *tokens.Manager) error {
 	ipConns := limit.NewCounter() // both endpoints' connections per address
-	webhooks := func(ev webhook.Event) {
+	// Both endpoints' cache misses on a channel make one cache_miss webhook per window.
+	webhooks := webhook.Coalesce(webhookCoalesce, webhook.CacheMiss, func(ev webhook.Event) {
 		if a.webhooks != nil {
 			a.webhooks.Send(ev)
 		}
-	}
+	})
 	// Developers' guards first, then a backend's signed authorization (Pusher's
 	// authorizeChannel), then the claim rules.
 	a.authorizer = channels.NewAuthorizer(&channels.Rules{Roles: a.cfg.ChannelRoles},
@@ -406,6 +407,10 @@ func (a *app) newEndpoints(tm *tokens.Manager) error {
 	})
 	return err
 }
+
+// webhookCoalesce is the window a channel's cache_miss webhooks are coalesced over, the
+// subscription_count window.
+const webhookCoalesce = 100 * time.Millisecond
 
 // newKeySet loads the identity provider's keys (JWKS_URL); nil without one. A provider
 // unreachable now does not stop the start: /readyz answers 503 until its keys load.

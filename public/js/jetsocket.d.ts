@@ -110,6 +110,13 @@ export interface Channel extends Bindable<Channel> {
   members?: Members;
   /** The last publication delivered on this channel, sent as `since` on re-subscribes; null before any. */
   position: Position | null;
+  /**
+   * The latest count of `pusher:subscription_count` ({subscription_count}, with
+   * SUBSCRIPTION_COUNT on the server); null before any. Cache channels (`cache-`,
+   * `private-cache-`, `presence-cache-`, `private-encrypted-cache-`) fire their last event
+   * after the subscribe, or `pusher:cache_miss` ({}) when there is none, as in pusher-js.
+   */
+  subscriptionCount: number | null;
   subscribe(): Channel;
   unsubscribe(): void;
   /** client-* events on private and presence channels; throws on public and encrypted ones. */

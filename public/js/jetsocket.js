@@ -615,6 +615,8 @@
     this.recovery = null;
     this.gapAt = -1;
     this.own = null;
+    // subscriptionCount is the latest pusher:subscription_count (SUBSCRIPTION_COUNT).
+    this.subscriptionCount = null;
   }
   Channel.prototype.bind = function (e, cb, ctx) { this.dispatcher.bind(e, cb, ctx); return this; };
   Channel.prototype.unbind = function (e, cb) { this.dispatcher.unbind(e, cb); return this; };
@@ -989,6 +991,18 @@
           ? ch.members.add(payload.user_id, payload.user_info)
           : ch.members.remove(payload.user_id);
         if (member) ch.emit(name, member);
+        return;
+      // Named as pusher-js names them, so that code binding them moves over unchanged.
+      case 'jetsocket:subscription_count':
+        if (!ch || !ch.subscribed || !payload.data) return;
+        ch.subscriptionCount = payload.data.subscription_count;
+        ch.emit('pusher:subscription_count', payload.data, { channel: chName });
+        this.dispatcher.emit('pusher:subscription_count', payload.data, { channel: chName });
+        return;
+      case 'jetsocket:cache_miss':
+        if (!ch || !ch.subscribed) return;
+        ch.emit('pusher:cache_miss', {}, { channel: chName });
+        this.dispatcher.emit('pusher:cache_miss', {}, { channel: chName });
         return;
     }
     if (!chName) {

@@ -53,6 +53,10 @@ type Channel struct {
 // tell ciphertext from garbage and clients hold the key).
 func (c Channel) ClientEventsAllowed() bool { return c.Kind == Private || c.Kind == Presence }
 
+// Cache reports whether c is a cache channel (cache-, private-cache-,
+// private-encrypted-cache-, presence-cache-): a new subscriber gets its last event.
+func (c Channel) Cache() bool { return strings.HasPrefix(c.Rest, "cache-") }
+
 // Parse validates name and classifies it. The error is an *errs.Error of kind Invalid.
 func Parse(name string) (Channel, error) {
 	if name == "" {

@@ -16,6 +16,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -112,4 +113,31 @@ func NewEpoch() string {
 		panic("crypto/rand: " + err.Error())
 	}
 	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// ChannelReader reads a channel's history under its own limits (hub.Hub).
+type ChannelReader interface {
+	History(ctx context.Context, channel string, q Query) (Result, error)
+}
+
+// Last returns the channel's latest publication, read from its history (the same on
+// every node): what a cache channel's new subscriber gets, on either protocol. ok is
+// false when there is none (no publication yet, expired); err when the channel keeps
+// no history or the store failed.
+func Last(ctx context.Context, r ChannelReader, channel string) (p Publication, ok bool, err error) {
+	head, err := r.History(ctx, channel, Query{Limit: -1})
+	if err != nil {
+		return Publication{}, false, fmt.Errorf("history head of %s: %w", channel, err)
+	}
+	if head.Position.Offset == 0 {
+		return Publication{}, false, nil
+	}
+	res, err := r.History(ctx, channel, Query{After: head.Position.Offset - 1, Limit: 1})
+	if err != nil {
+		return Publication{}, false, fmt.Errorf("last publication of %s: %w", channel, err)
+	}
+	if len(res.Publications) == 0 {
+		return Publication{}, false, nil
+	}
+	return res.Publications[0], true, nil
 }

@@ -34,6 +34,12 @@ const (
 	EventMemberAdded           = hub.EventMemberAdded
 	EventMemberRemoved         = hub.EventMemberRemoved
 	EventTokenExpired          = "jetsocket:token_expired" // {expired_at}
+	// EventCacheMiss follows the ack of a cache channel's subscribe when the channel has
+	// no last event to send: {channel}. The JS client fires it as pusher:cache_miss.
+	EventCacheMiss = "jetsocket:cache_miss"
+	// EventSubscriptionCount carries a channel's subscription count (SUBSCRIPTION_COUNT):
+	// {channel, data: {subscription_count}}. The JS client fires pusher:subscription_count.
+	EventSubscriptionCount = hub.EventSubscriptionCount
 	// EventTerminated goes to each connection terminate_connections ends, before the
 	// close: {code: "terminated", reason}. Clients should not reconnect on it.
 	EventTerminated = hub.EventTerminated

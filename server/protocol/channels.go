@@ -81,8 +81,13 @@ func (s *Service) onSubscribe(r Request[subscribeReq]) (any, error) {
 	track(c, r.Payload, rec)
 	c.Emit(EventSubscriptionSucceeded, res)
 	if rec.Asked {
-		// The missed publications follow the ack (and subscription_succeeded).
+		// The missed publications follow the ack (and subscription_succeeded). A cache
+		// channel's last event is not added: the client recovers from its own position.
 		return socket.AckThen{Ack: res, Then: rec.Finish}, nil
+	}
+	if ch, err := channels.Parse(r.Payload.Channel); err == nil && ch.Cache() {
+		// A cache channel's last event (or cache_miss) follows the ack.
+		return socket.AckThen{Ack: res, Then: func() { s.sendCached(c, ch.Name) }}, nil
 	}
 	return res, nil
 }

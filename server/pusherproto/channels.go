@@ -84,7 +84,7 @@ func (s *Service) onSubscribe(c *Conn, m inbound) {
 		return
 	}
 	c.send(encode(EventSubscriptionSucceeded, d.Channel, data))
-	if ch, err := channels.Parse(d.Channel); err == nil && cacheChannel(ch) {
+	if ch, err := channels.Parse(d.Channel); err == nil && ch.Cache() {
 		ctx, cancel := context.WithTimeout(c.ctx, settleTimeout)
 		defer cancel()
 		s.sendCached(ctx, c, d.Channel)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jetsocket/jetsocket/server/channels"
 	"github.com/jetsocket/jetsocket/server/hub"
+	"github.com/jetsocket/jetsocket/server/webhook"
 )
 
 // countWindow coalesces a channel's count changes: a burst of subscribes (a page load
@@ -16,7 +17,7 @@ import (
 const countWindow = 100 * time.Millisecond
 
 // counts sends subscription_count (SUBSCRIPTION_COUNT) to the subscribers of a channel
-// whose count changed, coalesced per channel. Presence channels have their member
+// whose count changed, and the subscription_count webhook, coalesced per channel. Presence channels have their member
 // events instead, as in Pusher.
 type counts struct {
 	mu      sync.Mutex
@@ -56,11 +57,20 @@ func (s *Service) sendCount(channel string) {
 		s.log.Error("subscription count", "channel", channel, "err", err)
 		return
 	}
+	// The webhook tells the app every settled count, 0 included (as Pusher's does).
+	s.webhooks(webhook.Event{Name: webhook.SubscriptionCount, Channel: channel, SubscriptionCount: &total})
 	if total == 0 {
 		return // nobody to tell
 	}
 	data, _ := json.Marshal(map[string]int{"subscription_count": total})
-	if err := s.hub.Publish(ctx, hub.Message{Channel: channel, Event: hub.EventSubscriptionCount, Data: data}); err != nil {
+	// Payload is the socket.io form, set so that the count is a notice, not a
+	// publication: history does not keep it (a cache channel's last event stays the
+	// app's) and it has no position. Data is what the Pusher form is built from.
+	payload, _ := json.Marshal(struct {
+		Channel string          `json:"channel"`
+		Data    json.RawMessage `json:"data"`
+	}{channel, data})
+	if err := s.hub.Publish(ctx, hub.Message{Channel: channel, Event: hub.EventSubscriptionCount, Data: data, Payload: payload}); err != nil {
 		s.log.Error("publish subscription count", "channel", channel, "err", err)
 	}
 }

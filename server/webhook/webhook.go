@@ -42,6 +42,12 @@ const (
 	MemberAdded     = "member_added"
 	MemberRemoved   = "member_removed"
 	ClientEvent     = "client_event"
+	// SubscriptionCount carries a channel's new count (SUBSCRIPTION_COUNT), coalesced
+	// per channel like the event its subscribers get.
+	SubscriptionCount = "subscription_count"
+	// CacheMiss: a cache channel's subscriber found no last event; coalesced per
+	// channel by Coalesce.
+	CacheMiss = "cache_miss"
 )
 
 // Event is one webhook event, in Pusher's shape.
@@ -52,6 +58,8 @@ type Event struct {
 	Event    string `json:"event,omitempty"`     // client_event: the client event's name
 	Data     string `json:"data,omitempty"`      // client_event: the event's data as a JSON string
 	SocketID string `json:"socket_id,omitempty"` // client_event: the sender
+	// SubscriptionCount is set on subscription_count events (a pointer: 0 is a count).
+	SubscriptionCount *int `json:"subscription_count,omitempty"`
 }
 
 // Payload is a webhook request body.
