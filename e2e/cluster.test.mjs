@@ -199,6 +199,52 @@ describe('many nodes over Redis', { skip, timeout: 120_000 }, () => {
   });
 });
 
+describe('many nodes over two Redis servers (REDIS_URL lists both)', { skip, timeout: 120_000 }, () => {
+  let r1;
+  let r2;
+  let n1;
+  let n2;
+  const clients = new Clients();
+
+  before(async () => {
+    [r1, r2] = await Promise.all([startRedis(), startRedis()]);
+    // The same servers in another order on each node: channels are placed by the
+    // servers' addresses, not their place in the list.
+    n1 = await startServer(appEnv({ REDIS_URL: `${r1.url},${r2.url}` }));
+    n2 = await startServer(appEnv({ REDIS_URL: `${r2.url}, ${r1.url}` }));
+  });
+  after(async () => {
+    clients.closeAll();
+    await Promise.all([n1?.stop(), n2?.stop()]);
+    r1?.proc.kill('SIGKILL');
+    r2?.proc.kill('SIGKILL');
+  });
+
+  test('triggers, presence and channel listings work across nodes for channels on either server', async () => {
+    const channels = Array.from({ length: 8 }, (_, i) => `presence-two-${i}`);
+    const { socket: a } = await join(n1.url, clients, 'two-a');
+    const { socket: b } = await join(n2.url, clients, 'two-b');
+    const got = { a: record(a, 'tick'), b: record(b, 'tick') };
+    for (const ch of channels) {
+      await subscribeOk(a, ch);
+      const ack = await subscribeOk(b, ch);
+      assert.deepEqual(ack.presence.ids, ['two-a', 'two-b'], `${ch}: one presence list`);
+    }
+    const p1 = sdk(n1);
+    const p2 = sdk(n2);
+    for (const [i, ch] of channels.entries()) await ok((i % 2 ? p1 : p2).trigger(ch, 'tick', { ch }), `trigger on ${ch}`);
+    await waitUntil(() => got.a.length === channels.length && got.b.length === channels.length, 5000, () => `deliveries ${JSON.stringify(got)}`);
+    assert.deepEqual(got.a.map((m) => m.data.ch).sort(), [...channels].sort());
+    assert.deepEqual(got.b.map((m) => m.data.ch).sort(), [...channels].sort());
+    const list = await ok(p2.get({ path: '/channels', params: { filter_by_prefix: 'presence-two-', info: 'user_count' } }), 'channels');
+    assert.deepEqual(Object.keys(list.json.channels).sort(), [...channels].sort(), 'the listing merges both servers');
+    assert.equal((await fetch(`${n1.url}/readyz`)).status, 200);
+    // Either server gone: not ready.
+    r2.proc.kill('SIGKILL');
+    await waitUntil(async () => (await fetch(`${n1.url}/readyz`)).status === 503, 5000, 'not ready without one server');
+  });
+});
+
 describe('many nodes after Redis restarts empty', { skip, timeout: 120_000 }, () => {
   let redis;
   let hooks;

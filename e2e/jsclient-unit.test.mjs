@@ -750,6 +750,38 @@ describe('JS client: positions and recovery', () => {
     js.disconnect();
   });
 
+  test('jetsocket:skip (a trigger that excluded this socket) moves the position on: no gap, no callback', async () => {
+    const { js, io } = client();
+    const ch = js.subscribe('news');
+    const all = [];
+    ch.bind_global((event, d, m) => all.push([event, m && m.offset]));
+    js.bind_global((event) => all.push(['client:' + event]));
+    js.connect();
+    const s = await connected(js, io, 1);
+    await (await s.waitSent('jetsocket:subscribe')).ack({ ok: true, channel: 'news', position: { epoch: 'E', offset: 1 } });
+    for (let i = 2; i <= 11; i++) s.serverEmit('jetsocket:skip', { channel: 'news', epoch: 'E', offset: i });
+    s.serverEmit('msg', pub('news', 'E', 12));
+    s.serverEmit('jetsocket:skip', { channel: 'news', epoch: 'E', offset: 12 }); // a copy: ignored
+    s.serverEmit('jetsocket:skip', { channel: 'other', epoch: 'E', offset: 1 }); // not subscribed
+    await tick();
+    assert.equal(s.sentNamed('jetsocket:subscribe').length, 1, 'no re-subscribe');
+    assert.deepEqual(all.filter(([e]) => !e.includes('subscription') && !e.includes('connection_established')), [['msg', 12], ['client:msg']]);
+    assert.deepEqual(ch.position, { epoch: 'E', offset: 12 });
+
+    // A skip past a gap is a gap: the quiet re-subscribe, whose replay ends on a skip.
+    s.serverEmit('jetsocket:skip', { channel: 'news', epoch: 'E', offset: 14 });
+    const again = await s.waitSent('jetsocket:subscribe', 2);
+    assert.deepEqual(again.payload.since, { epoch: 'E', offset: 12 });
+    const log = recorder(ch);
+    again.ack({ ok: true, channel: 'news', position: { epoch: 'E', offset: 14 }, recovered: true });
+    s.serverEmit('msg', pub('news', 'E', 13));
+    s.serverEmit('jetsocket:skip', { channel: 'news', epoch: 'E', offset: 14 });
+    await tick();
+    assert.deepEqual(log, [['msg', 13, 13, 'E'], ['recovery', { recovered: true, replayed: 1 }]]);
+    assert.deepEqual(ch.position, { epoch: 'E', offset: 14 });
+    js.disconnect();
+  });
+
   test('unsubscribe forgets the position: a later subscribe starts fresh', async () => {
     const { js, io } = client();
     js.subscribe('news');

@@ -421,6 +421,62 @@ describe('JS client: history and recovery', { timeout: 120_000 }, () => {
     }
   });
 
+  // PRODUCT.md §3, §4: a trigger's socket_id and a client event's sender are not sent
+  // the publication, live or replayed; the sender's client is told its position (the
+  // client event's ack, jetsocket:skip for the trigger), so that it sees no gap and does
+  // not re-subscribe for each of its own messages.
+  test('own messages (trigger with socket_id, client events): never received, no re-subscribe, not after a reconnect either', async () => {
+    const proxy = await startProxy(srv.url);
+    try {
+      const rec = recordingIo();
+      const me = client('js-self', { groups: ['selfie'] }, { host: proxy.url, io: rec });
+      const other = client('js-other', { groups: ['selfie'] }, { host: srv.url });
+      const name = 'private-group-selfie';
+      const mine = await subscribed(me, name);
+      const theirs = await subscribed(other, name);
+      const own = [];
+      const seen = [];
+      const recoveries = [];
+      for (const ev of ['api', 'client-msg', 'other']) {
+        mine.bind(ev, (d, m) => own.push({ ev, ...d, offset: m.offset }));
+        theirs.bind(ev, (d, m) => seen.push({ ev, ...d, offset: m.offset }));
+      }
+      mine.bind('jetsocket:recovery', (r) => recoveries.push(r));
+      const subscribes = () => rec.emitted.filter((e) => e.name === 'jetsocket:subscribe' && e.payload.channel === name).length;
+      const sendOwn = async (from, to) => {
+        for (let i = from; i <= to; i++) {
+          await ok(pusher.trigger(name, 'api', { i, own: true }, { socket_id: me.connection.socket_id }), `trigger ${i}`);
+          assert.equal((await mine.trigger('client-msg', { i, own: true })).ok, true);
+          await new Promise((r) => setTimeout(r, 110)); // under CLIENT_EVENT_RATE (10/s)
+        }
+      };
+      const caughtUp = (n) => waitUntil(() => seen.length === n && mine.position?.offset === seen.at(-1).offset, WAIT,
+        () => `the other got ${seen.length}/${n}, my position ${JSON.stringify(mine.position)} vs ${seen.at(-1)?.offset}`);
+
+      await sendOwn(1, 20);
+      await caughtUp(40);
+      assert.deepEqual(own, [], 'the sender never gets its own');
+      assert.equal(subscribes(), 1, 'no re-subscribe for its own messages');
+
+      // Cut off while someone else publishes; back on a new connection, it gets those
+      // and none of its own.
+      proxy.cut();
+      await waitUntil(() => me.connection.state !== 'connected', WAIT, 'the client saw the cut');
+      for (let n = 1; n <= 3; n++) await ok(pusher.trigger(name, 'other', { n }), `other ${n}`);
+      proxy.restore();
+      await waitUntil(() => recoveries.length > 0 && own.length === 3, 20_000,
+        () => `a recovery with 3 events, got ${JSON.stringify(own)} ${JSON.stringify(recoveries)}`);
+      assert.deepEqual(recoveries, [{ recovered: true, replayed: 3 }]);
+      await sendOwn(21, 25);
+      await caughtUp(53);
+      assert.deepEqual(own.map((e) => e.ev), ['other', 'other', 'other'], 'never its own, after the reconnect either');
+      assert.equal(subscribes(), 2, 'one re-subscribe: the reconnect');
+      assert.equal(seen.filter((e) => e.own).length, 50, 'the other client got every one of them');
+    } finally {
+      await proxy.close();
+    }
+  });
+
   test('history no longer covers the gap: jetsocket:recovery {recovered: false} and nothing replayed', async () => {
     const proxy = await startProxy(srv.url);
     try {

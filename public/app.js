@@ -180,11 +180,20 @@
   // after a reconnect and reports its state.
   function connect(session) {
     disconnect();
-    log('info', 'connecting to ' + location.origin);
-    var client = new Jetsocket('demo', {
-      token: function () { return state.session && state.session.token; },
-      autoConnect: false,
-    });
+    var token = function () { return state.session && state.session.token; };
+    var pusherMode = window.jetsocketPusherMode && window.jetsocketPusherMode.mode();
+    var client;
+    if (pusherMode) {
+      if (!pusherMode.key || typeof window.Pusher !== 'function') {
+        setStatus('error: pusher-js mode needs ?client=pusher-js&key=<APP_KEY>');
+        return;
+      }
+      log('info', 'connecting with pusher-js to ' + location.origin + '/app/' + pusherMode.key);
+      client = window.jetsocketPusherMode.client(pusherMode.key, token);
+    } else {
+      log('info', 'connecting to ' + location.origin);
+      client = new Jetsocket('demo', { token: token, autoConnect: false });
+    }
     state.client = client;
 
     client.connection.bind('state_change', function (change) {
@@ -196,9 +205,9 @@
     client.connection.bind('connected', function (info) {
       state.established = info;
       setText('socket-id', info && info.socket_id);
-      setText('user', info && info.user_id);
+      if (info && info.user_id) setText('user', info.user_id); // pusher-js has none: the login's stays
       setText('transport', client.connection.transportName());
-      $('ping-button').disabled = false;
+      $('ping-button').disabled = !!pusherMode; // pusher-js pings by itself, with no answer to show
       fire('app:established', info);
     });
     client.connection.bind('error', function (err) {

@@ -81,13 +81,13 @@ else
 fi
 
 # The benchmark's whole pipeline at a small N: both servers, the load tool with both client
-# generations (Engine.IO v3 and v4), the report and the plot. -strict fails on any lost
+# generations (Engine.IO v3 and v4) and Pusher protocol 7 (Jetsocket only), the report and the plot. -strict fails on any lost
 # message or failed connection; the figures themselves are never asserted (BENCHMARKS.md).
 step "benchmark smoke run (small N)"
 (cd bench && go build -o ../.bin/jetbench ./cmd/jetbench)
 smoke_out="$(mktemp -d)"
 .bin/jetbench compare -jetsocket .bin/jetsocket -node bench/node -n 50 -events 3 -burst 3 \
-  -settle 200ms -concurrency 10 -eio 3,4 -strict -out "$smoke_out"
+  -settle 200ms -concurrency 10 -eio 3,4,pusher -strict -out "$smoke_out"
 test -s "$smoke_out/report.md" && test -s "$smoke_out/latency.png" && test -s "$smoke_out/results.json"
 rm -rf "$smoke_out"
 

@@ -262,7 +262,7 @@ type app struct {
 	authorizer   *channels.Authorizer // the channel rules, for both endpoints and /pusher/auth
 	metrics      *metrics.Metrics
 	webhooks     *webhook.Sender // nil without WEBHOOK_URL
-	cluster      *cluster.Node   // nil without REDIS_URL
+	cluster      *cluster.Group  // nil without REDIS_URL
 	ext          Extensions
 	origins      *middleware.Origins
 	shuttingDown atomic.Bool
@@ -328,11 +328,11 @@ func newApp(cfg *config.Config, log *slog.Logger, ext Extensions) (_ *app, err e
 	var presence hub.Presence = hub.NewMemoryPresence()
 	var counts hub.Counts
 	if cfg.RedisURL != "" {
-		a.cluster, err = cluster.Open(context.Background(), cluster.Options{URL: cfg.RedisURL, App: cfg.AppID, Logger: log, History: cfg.History})
+		a.cluster, err = cluster.OpenGroup(context.Background(), cluster.Options{App: cfg.AppID, Logger: log, History: cfg.History}, cfg.RedisURLs)
 		if err != nil {
 			return nil, fmt.Errorf("many-node mode (REDIS_URL): %w", err)
 		}
-		broker, presence, counts = a.cluster.Broker, a.cluster.Presence, a.cluster.Counts
+		broker, presence, counts = a.cluster.Broker(), a.cluster.Presence(), a.cluster.Counts()
 		a.metrics.CountClusterReceived(a.cluster.Received)
 	}
 	a.hub = hub.New(broker, presence, counts, a.hubHooks(), log)

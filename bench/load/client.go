@@ -47,6 +47,7 @@ type client struct {
 	ws           *websocket.Conn
 	eio          int  // 3: the client pings; 4: the server pings and the read loop pongs
 	centrifugo   bool // Centrifugo's JSON protocol instead of socket.io (centrifugo.go)
+	pusher       bool // Pusher protocol 7 instead of socket.io (pusher.go)
 	pingInterval time.Duration
 
 	wmu    sync.Mutex // gorilla allows one writer at a time
@@ -55,10 +56,11 @@ type client struct {
 	amu  sync.Mutex
 	acks map[int]chan json.RawMessage
 
-	event    string // the event name whose deliveries are recorded
-	onEvent  func(seq int, sentNanos, recvNanos int64)
-	readDone chan struct{}
-	readErr  atomic.Value // error
+	event       string // the event name whose deliveries are recorded
+	eventPrefix []byte // a Pusher timing event's opening, built once
+	onEvent     func(seq int, sentNanos, recvNanos int64)
+	readDone    chan struct{}
+	readErr     atomic.Value // error
 }
 
 // dialer returns a websocket dialer that spreads connections over local loopback
@@ -88,15 +90,16 @@ type Handshake struct {
 	// AuthToken sends the token in the CONNECT packet (`auth: {token}`) instead of the
 	// query; Engine.IO v4 only.
 	AuthToken bool
-	// Protocol is "" for socket.io, or ProtocolCentrifugo: Centrifugo's own JSON
-	// protocol (EIO and AuthToken are then unused).
+	// Protocol is "" for socket.io, ProtocolCentrifugo (Centrifugo's own JSON
+	// protocol) or ProtocolPusher (Pusher protocol 7 on /app/{key}); EIO and AuthToken
+	// are then unused.
 	Protocol string
 }
 
 // Validate refuses a handshake no client could make.
 func (h Handshake) Validate() error {
 	switch {
-	case h.Protocol == ProtocolCentrifugo:
+	case h.Protocol == ProtocolCentrifugo, h.Protocol == ProtocolPusher:
 		return nil
 	case h.Protocol != "":
 		return fmt.Errorf("unknown protocol %q", h.Protocol)
@@ -147,9 +150,14 @@ func socketURL(base *url.URL, token string, h Handshake) string {
 // connect dials and reads until the server's connection_established event, which is
 // when a client can use the connection. With Engine.IO v4 it answers the open packet with
 // a CONNECT (carrying the token when h says so) and the server's pings with pongs.
-func connect(ctx context.Context, d *websocket.Dialer, base *url.URL, token string, h Handshake) (*client, error) {
-	if h.Protocol == ProtocolCentrifugo {
+//
+// A Pusher client connects with the app key and no token (public channels are open).
+func connect(ctx context.Context, d *websocket.Dialer, base *url.URL, key, token string, h Handshake) (*client, error) {
+	switch h.Protocol {
+	case ProtocolCentrifugo:
 		return connectCentrifugo(ctx, d, base, token)
+	case ProtocolPusher:
+		return connectPusher(ctx, d, base, key)
 	}
 	ws, resp, err := d.DialContext(ctx, socketURL(base, token, h), nil)
 	if err != nil {
@@ -252,6 +260,13 @@ func (c *client) readLoop() {
 		msg := buf
 		if c.centrifugo {
 			if err := c.centrifugoFrame(msg, recv); err != nil {
+				c.readErr.Store(err)
+				return
+			}
+			continue
+		}
+		if c.pusher {
+			if err := c.pusherMessage(msg, recv); err != nil {
 				c.readErr.Store(err)
 				return
 			}

@@ -23,11 +23,15 @@ const (
 )
 
 // startJetsocket runs the real server in-process on a free port.
-func startJetsocket(t *testing.T) *url.URL {
+// extra adds to (or overrides) its environment.
+func startJetsocket(t *testing.T, extra ...string) *url.URL {
 	t.Helper()
 	env := map[string]string{
 		"ADDR": "127.0.0.1:0", "JWT_SECRET": jwtSecret, "APP_ID": "bench", "APP_KEY": "bench-key",
 		"APP_SECRET": appSecret, "LOG_LEVEL": "error", "MAX_CONNECTIONS_PER_USER": "0", "MAX_CONNECTIONS_PER_IP": "0",
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		env[extra[i]] = extra[i+1]
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	addr := make(chan net.Addr, 1)
@@ -70,9 +74,9 @@ func minter(t *testing.T) func(int) (string, error) {
 // accepted, subscribed with an ack, and gets every triggered event exactly once. Only
 // counts are checked; timings are measurements, not assertions.
 // Every client generation: v2 (Engine.IO v3), v4 with the token in the query, v4 with it
-// in CONNECT's auth.
+// in CONNECT's auth, and pusher-js's protocol 7 on /app/{key}.
 func TestRunDeliversEverything(t *testing.T) {
-	for _, h := range []load.Handshake{{EIO: 3}, {EIO: 4}, {EIO: 4, AuthToken: true}} {
+	for _, h := range []load.Handshake{{EIO: 3}, {EIO: 4}, {EIO: 4, AuthToken: true}, {Protocol: load.ProtocolPusher}} {
 		t.Run(h.Label(), func(t *testing.T) { runDeliversEverything(t, h) })
 	}
 }
@@ -217,5 +221,40 @@ func TestRunRefusesImpossibleHandshakes(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "EIO") {
 			t.Errorf("%+v: err %v, want a refusal naming EIO", h, err)
 		}
+	}
+}
+
+// Pusher clients answer the server's pusher:ping: with an activity timeout of 1 s and a
+// pong timeout of 300 ms, a client that did not would be closed (4201) during the
+// 2.5 s settle and lose its deliveries.
+func TestRunPusherAnswersPings(t *testing.T) {
+	u := startJetsocket(t, "PUSHER_ACTIVITY_TIMEOUT", "1s", "PUSHER_PONG_TIMEOUT", "300ms")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := load.Run(ctx, load.Target{
+		Name: "jetsocket", URL: u, AppID: "bench", Key: "bench-key", Secret: appSecret, Token: minter(t),
+	}, load.Config{N: 10, Concurrency: 5, LatencyEvents: 2, BurstEvents: 2, Settle: 2500 * time.Millisecond, Handshake: load.Handshake{Protocol: load.ProtocolPusher}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Client != "pusher" || res.Disconnected != 0 || res.Delivered != 40 || res.Lost() != 0 {
+		t.Fatalf("%s: %d disconnected, delivered %d of %d", res.Client, res.Disconnected, res.Delivered, res.Expected)
+	}
+}
+
+// A Pusher client with an unknown app key is a counted connect failure naming the
+// server's refusal (pusher:error 4001), not a hang.
+func TestRunPusherCountsUnknownKey(t *testing.T) {
+	u := startJetsocket(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := load.Run(ctx, load.Target{
+		Name: "jetsocket", URL: u, AppID: "bench", Key: "not-the-key", Secret: appSecret, Token: minter(t),
+	}, load.Config{N: 3, LatencyEvents: 1, Handshake: load.Handshake{Protocol: load.ProtocolPusher}})
+	if err == nil {
+		t.Fatal("Run succeeded with no connection")
+	}
+	if res == nil || res.ConnectFailures != 3 || len(res.ConnectErrors) == 0 || !strings.Contains(res.ConnectErrors[0], "4001") {
+		t.Fatalf("result %+v", res)
 	}
 }

@@ -36,6 +36,24 @@ func TestScanTick(t *testing.T) {
 	}
 }
 
+// The Pusher form of the timing event: its data is a JSON string.
+func TestScanPusherTimes(t *testing.T) {
+	seq, sent, ok := scanPusherTimes([]byte(`{"event":"tick","channel":"bench","data":"{\"t\":1764633600123456789,\"seq\":27}"}`))
+	if !ok || seq != 27 || sent != 1764633600123456789 {
+		t.Fatalf("got seq %d sent %d ok %v", seq, sent, ok)
+	}
+	for _, other := range []string{
+		`{"event":"tick","channel":"bench","data":"{\"seq\":2,\"t\":1}"}`,
+		`{"event":"tick","channel":"bench","data":"{\"t\":1,\"seq\":2,\"x\":3}"}`,
+		`{"event":"tick","channel":"bench","data":{"t":1,"seq":2}}`,
+		`{"event":"tick"`, ``,
+	} {
+		if _, _, ok := scanPusherTimes([]byte(other)); ok {
+			t.Errorf("%s scanned", other)
+		}
+	}
+}
+
 func TestPercentile(t *testing.T) {
 	ns := []int64{5e6, 1e6, 3e6, 2e6, 4e6}
 	for _, c := range []struct {

@@ -88,7 +88,7 @@ func (c *Config) Defaults() {
 // Result is what one run measured. Durations are in milliseconds.
 type Result struct {
 	Server string `json:"server"`
-	Client string `json:"client"` // Handshake.Label: v2, v4 or v4+auth
+	Client string `json:"client"` // Handshake.Label: v2, v4, v4+auth, pusher or centrifugo
 	N      int    `json:"n"`
 
 	Connected       int      `json:"connected"`
@@ -192,7 +192,7 @@ func Run(ctx context.Context, t Target, cfg Config) (*Result, error) {
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 		start := time.Now()
-		c, err := connect(cctx, d, t.URL, tokens[i], cfg.Handshake)
+		c, err := connect(cctx, d, t.URL, t.Key, tokens[i], cfg.Handshake)
 		if err != nil {
 			failMu.Lock()
 			res.ConnectFailures++
@@ -263,6 +263,14 @@ func Run(ctx context.Context, t Target, cfg Config) (*Result, error) {
 		defer cancel()
 		if cfg.Handshake.Protocol == ProtocolCentrifugo {
 			if err := live[i].subscribeCentrifugo(sctx, cfg.Channel); err != nil {
+				subErr.Store(err.Error())
+				return
+			}
+			subscribed.Add(1)
+			return
+		}
+		if cfg.Handshake.Protocol == ProtocolPusher {
+			if err := live[i].subscribePusher(sctx, cfg.Channel); err != nil {
 				subErr.Store(err.Error())
 				return
 			}

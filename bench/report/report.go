@@ -142,6 +142,7 @@ func (r *Run) Markdown(w io.Writer) {
 	r.generationsTable(w)
 	r.floorTable(w)
 	r.centrifugoTable(w)
+	r.pusherTable(w)
 	for _, x := range r.Results {
 		if x.ConnectFailures > 0 || x.Disconnected > 0 || x.TriggerFailures > 0 || x.Duplicates > 0 {
 			fmt.Fprintf(w, "- %s (%s clients) N=%d: %d connect failures %v, %d disconnected during the run, %d trigger failures %s, %d duplicates\n",

@@ -923,6 +923,15 @@
     if (ch.position.offset >= r.target) this.endRecovery(ch, true, r.replayed);
   };
 
+  // skipped moves the channel's position past a publication the server did not send this
+  // connection (jetsocket:skip {channel, epoch, offset}), in order like a delivered one:
+  // no callback, no gap, and it counts towards a recovery's target.
+  Jetsocket.prototype.skipped = function (ch, payload) {
+    if (!isPosition(payload) || !this.sequenced(ch, payload)) return;
+    this.delivered(ch, payload);
+    this.countReplayed(ch, false);
+  };
+
   // ownEcho: a client event this connection sent itself, replayed by a re-subscribe on
   // the same connection (a gap). The server never sends a client its own client events,
   // so its offset looks like a gap; the replay fills it, and the event is passed over
@@ -988,6 +997,11 @@
           this.resetChannel(ch);
           ch.emit(name, errorOf('SubscriptionError', payload.status, payload.code, payload.error));
         }
+        return;
+      case 'jetsocket:skip':
+        // A publication this connection was not sent (an API trigger with its socket_id,
+        // or its own client event in a replay): its position, so that it is no gap.
+        if (ch && ch.subscribed) this.skipped(ch, payload);
         return;
       case 'jetsocket:member_added':
       case 'jetsocket:member_removed':

@@ -146,7 +146,11 @@ func describe(w io.Writer, c *config.Config) {
 	}
 	redis := "none (one node, in memory)"
 	if c.RedisURL != "" {
-		redis = redact.URL(c.RedisURL)
+		var list []string
+		for _, u := range c.RedisURLs {
+			list = append(list, redact.URL(u))
+		}
+		redis = strings.Join(list, ",")
 	}
 	usersFile := c.UsersFile
 	if usersFile == "" {

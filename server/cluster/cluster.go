@@ -16,8 +16,10 @@
 // Presence (presence.go), Counts (counts.go); the node's upkeep is liveness.go (heartbeat,
 // reaping) and resync.go. Node opens them together.
 //
-// Redis is the only shared component; a single Redis server (or a primary with
-// replicas) is assumed, not Redis Cluster, whose slots would split a script's keys.
+// Redis is the only shared component: one server (or a primary with replicas), or
+// several independent ones (group.go), each channel on one of them by rendezvous hashing
+// and a Node of this process on each, with its own upkeep there. Redis Cluster is not
+// supported: its slots would split a script's keys.
 // Encrypted channels' payloads are ciphertext before they reach the hub, so no
 // plaintext of theirs crosses Redis.
 package cluster
@@ -120,6 +122,15 @@ type Node struct {
 // Open connects to Redis, opens the node's pub/sub connection and starts the
 // heartbeat. The Redis server must answer within 5 s.
 func Open(ctx context.Context, o Options) (*Node, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	return openNode(ctx, o, hex.EncodeToString(b[:]))
+}
+
+// openNode opens a Node with id on the server of o.URL.
+func openNode(ctx context.Context, o Options, id string) (*Node, error) {
 	ropts, err := redis.ParseURL(o.URL)
 	if err != nil {
 		return nil, fmt.Errorf("redis: %w", err)
@@ -139,11 +150,6 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	// go-redis prints its own complaints (failed dials) with the standard logger; they
 	// go to ours instead, as one warning each. Its logger is process-wide.
 	redis.SetLogger(redisLog{o.Logger})
-	var b [8]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return nil, err
-	}
-	id := hex.EncodeToString(b[:])
 	sh := &shard{rdb: redis.NewClient(ropts), key: "jetsocket:" + o.App + ":"}
 	n := &Node{
 		shard: sh, id: id, opts: o, log: o.Logger,

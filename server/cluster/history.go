@@ -15,6 +15,8 @@ import (
 // from the pub/sub channel, so that each sees a channel's publications in offset order
 // whichever node published them. Kept in this file, apart from presence and counts.
 
+var _ hub.PositionBroker = (*Broker)(nil)
+
 // HistoryLimits is channel's history limits under Options.History.
 func (b *Broker) HistoryLimits(channel string) history.Limits {
 	return b.policy.For(channel)
@@ -31,14 +33,31 @@ func (b *Broker) Read(ctx context.Context, channel string, q history.Query, l hi
 // only Redis can give one. The clients that get it keep their last position, and a
 // later recovery from it still finds every positioned publication after it.
 func (b *Broker) publishPositioned(ctx context.Context, m hub.Message, l history.Limits) error {
+	_, err := b.addAndPublish(ctx, m, l)
+	return err
+}
+
+// PublishAt is Publish that returns the position m was given (zero: none), for the
+// ack of a client event (hub.PositionBroker).
+func (b *Broker) PublishAt(ctx context.Context, m hub.Message) (history.Position, error) {
+	if l := b.HistoryLimits(m.Channel); l.On() && m.Positioned() {
+		return b.addAndPublish(ctx, m, l)
+	}
+	return history.Position{}, b.Publish(ctx, m)
+}
+
+// addAndPublish is publishPositioned returning the position. The socket m excludes is
+// kept with it in the history, so that a replay to that socket leaves it out too.
+func (b *Broker) addAndPublish(ctx context.Context, m hub.Message, l history.Limits) (history.Position, error) {
 	body, err := json.Marshal(envelope{Node: b.node, Msg: m})
 	if err != nil {
-		return fmt.Errorf("cluster: encode: %w", err)
+		return history.Position{}, fmt.Errorf("cluster: encode: %w", err)
 	}
 	pub := history.Publication{Event: m.Event, Data: m.Data, UserID: m.UserID, Except: m.ExceptSocketID}
-	if _, err := b.hist.AddAndPublish(ctx, m.Channel, pub, l, b.pubsubChannel(m.Channel), body); err != nil {
+	pos, err := b.hist.AddAndPublish(ctx, m.Channel, pub, l, b.pubsubChannel(m.Channel), body)
+	if err != nil {
 		b.deliver(m)
-		return fmt.Errorf("cluster: publish with history: %w", err)
+		return history.Position{}, fmt.Errorf("cluster: publish with history: %w", err)
 	}
-	return nil
+	return pos, nil
 }

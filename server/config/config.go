@@ -73,6 +73,7 @@ type Config struct {
 
 	WebhookURLs []string
 	RedisURL    string
+	RedisURLs   []string // RedisURL's servers (one or more)
 
 	// History is which channels keep a recent history and how much (HISTORY_SIZE,
 	// HISTORY_TTL, CHANNEL_HISTORY): PRODUCT.md §14, docs/history.md.
@@ -333,11 +334,26 @@ func (c *Config) loadWebhooks(l *loader) error {
 // loadCluster reads REDIS_URL (many-node mode).
 func (c *Config) loadCluster(l *loader) error {
 	c.RedisURL = l.get("REDIS_URL")
-	if c.RedisURL != "" {
-		u, err := url.Parse(c.RedisURL)
-		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-			return bad("REDIS_URL", "must look like redis://host:6379/0")
+	if c.RedisURL == "" {
+		return nil
+	}
+	// Several servers, comma-separated: channels are spread over them (docs/many-nodes.md).
+	seen := make(map[string]bool)
+	for i, s := range strings.Split(c.RedisURL, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			return bad("REDIS_URL", "server %d of the list is empty", i+1)
 		}
+		u, err := url.Parse(s)
+		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+			return bad("REDIS_URL", "server %d of the list must look like redis://host:6379/0", i+1)
+		}
+		where := u.Host + u.Path
+		if seen[where] {
+			return bad("REDIS_URL", "server %d of the list (%s) is listed twice", i+1, where)
+		}
+		seen[where] = true
+		c.RedisURLs = append(c.RedisURLs, s)
 	}
 	return nil
 }

@@ -113,6 +113,9 @@ func TestRefusals(t *testing.T) {
 		{"origin no scheme", map[string]string{"ALLOWED_ORIGINS": "a.example"}, "ALLOWED_ORIGINS"},
 		{"webhook not http", map[string]string{"WEBHOOK_URL": "ftp://x"}, "WEBHOOK_URL"},
 		{"redis not redis", map[string]string{"REDIS_URL": "http://x"}, "REDIS_URL"},
+		{"redis list second bad", map[string]string{"REDIS_URL": "redis://a:6379/0,http://b"}, "REDIS_URL"},
+		{"redis list empty item", map[string]string{"REDIS_URL": "redis://a:6379/0,,redis://b:6379/0"}, "REDIS_URL"},
+		{"redis list twice", map[string]string{"REDIS_URL": "redis://a:6379/0, redis://a:6379/0"}, "REDIS_URL"},
 		{"rate zero", map[string]string{"LOGIN_RATE_LIMIT": "0"}, "LOGIN_RATE_LIMIT"},
 		{"rate bad window", map[string]string{"LOGIN_RATE_LIMIT": "5/forever"}, "LOGIN_RATE_LIMIT"},
 		{"client rate", map[string]string{"CLIENT_EVENT_RATE": "ten"}, "CLIENT_EVENT_RATE"},
@@ -334,5 +337,16 @@ func TestRecoveryWindow(t *testing.T) {
 		if !errors.As(err, &ce) || ce.Var != "RECOVERY_WINDOW" {
 			t.Fatalf("RECOVERY_WINDOW=%q: %v", v, err)
 		}
+	}
+}
+
+// REDIS_URL may list several servers; each is kept, in order.
+func TestRedisURLList(t *testing.T) {
+	c, _, err := Load(env(map[string]string{"REDIS_URL": "redis://a:6379/0, rediss://:pw@b:6380/1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(c.RedisURLs, " ") != "redis://a:6379/0 rediss://:pw@b:6380/1" {
+		t.Fatalf("servers: %q", c.RedisURLs)
 	}
 }

@@ -47,6 +47,11 @@ const (
 	// EventTerminated goes to each connection terminate_connections ends, before the
 	// close: {code: "terminated", reason}. Clients should not reconnect on it.
 	EventTerminated = hub.EventTerminated
+	// EventSkip goes to the connection an API trigger's socket_id excluded, on a channel
+	// it is subscribed to that keeps history, instead of the event: {channel, epoch,
+	// offset}, so that its position moves on without a gap (and in a replay, for each
+	// publication that excluded it).
+	EventSkip = hub.EventSkip
 )
 
 // ReservedPrefix starts the names of the built-in events; a developer's events may not

@@ -317,13 +317,18 @@ type clientEventReq struct {
 func (r clientEventReq) channelName() string { return r.Channel }
 
 func (s *Service) onClientEvent(r Request[clientEventReq]) (any, error) {
-	err := s.clientEvent(r)
+	pos, err := s.clientEvent(r)
 	if errors.Is(err, ErrDrop) {
 		s.metrics.ClientEventsDropped.WithLabelValues("channel_hook").Inc()
 		return map[string]any{"ok": true}, nil
 	}
 	if err != nil {
 		return nil, err
+	}
+	if pos.Offset != 0 {
+		// The sender is not sent its own event: its position tells its client that
+		// this offset is no gap.
+		return map[string]any{"ok": true, "epoch": pos.Epoch, "offset": pos.Offset}, nil
 	}
 	return map[string]any{"ok": true}, nil
 }
@@ -335,26 +340,27 @@ func clientEventRefused(s *Service, c Conn, r Refusal) {
 	c.Error(r.Code, r.Error)
 }
 
-func (s *Service) clientEvent(r Request[clientEventReq]) error {
+// clientEvent relays a client event and returns the position it got (zero: none).
+func (s *Service) clientEvent(r Request[clientEventReq]) (history.Position, error) {
 	c, event, req := r.conn, r.Event, r.Payload
 	if len(event) > MaxClientEventName {
-		return errs.New(errs.Invalid, CodeInvalidEvent, fmt.Sprintf("event names are limited to %d characters", MaxClientEventName))
+		return history.Position{}, errs.New(errs.Invalid, CodeInvalidEvent, fmt.Sprintf("event names are limited to %d characters", MaxClientEventName))
 	}
 	ch, err := channels.Parse(req.Channel)
 	if err != nil {
-		return err
+		return history.Position{}, err
 	}
 	if !ch.ClientEventsAllowed() {
-		return errs.New(errs.Forbidden, CodeClientEventsForbidden, "client events are only allowed on private- and presence- channels")
+		return history.Position{}, errs.New(errs.Forbidden, CodeClientEventsForbidden, "client events are only allowed on private- and presence- channels")
 	}
 	if !s.hub.Subscribed(c.ID(), ch.Name) {
-		return errs.New(errs.Forbidden, CodeNotSubscribed, "subscribe to the channel before sending client events on it")
+		return history.Position{}, errs.New(errs.Forbidden, CodeNotSubscribed, "subscribe to the channel before sending client events on it")
 	}
 	if len(req.Data) > s.cfg.MaxPayloadBytes {
-		return errs.New(errs.TooLarge, CodePayloadTooLarge, fmt.Sprintf("client event data is limited to %d bytes", s.cfg.MaxPayloadBytes))
+		return history.Position{}, errs.New(errs.TooLarge, CodePayloadTooLarge, fmt.Sprintf("client event data is limited to %d bytes", s.cfg.MaxPayloadBytes))
 	}
 	if !s.session(c.ID()).clientEvents.Allow() {
-		return errs.New(errs.RateLimited, CodeRateLimited, fmt.Sprintf("client events are limited to %d per second", s.cfg.ClientEventRate))
+		return history.Position{}, errs.New(errs.RateLimited, CodeRateLimited, fmt.Sprintf("client events are limited to %d per second", s.cfg.ClientEventRate))
 	}
 	ev := &ClientEvent{Channel: ch.Name, Event: event, Data: req.Data, SocketID: c.ID(), UserID: c.UserID(), Claims: r.Claims, Trigger: s.triggers, Channels: s.hub}
 	for _, h := range s.hooksFor(ch.Name) {
@@ -362,19 +368,20 @@ func (s *Service) clientEvent(r Request[clientEventReq]) error {
 			continue
 		}
 		if err := s.safeHook("client event hook", ch.Name, c, func() error { return h.OnClientEvent(r.Ctx, ev) }); err != nil {
-			return err
+			return history.Position{}, err
 		}
 	}
 	if len(ev.Data) > 0 && !json.Valid(ev.Data) {
-		return fmt.Errorf("channel hook for %s left invalid JSON in the event data", ch.Name)
+		return history.Position{}, fmt.Errorf("channel hook for %s left invalid JSON in the event data", ch.Name)
 	}
-	if err := s.hub.Publish(r.Ctx, hub.Message{Channel: ch.Name, Event: event, Data: ev.Data, UserID: c.UserID(), ExceptSocketID: c.ID()}); err != nil {
-		return err
+	pos, err := s.hub.PublishAt(r.Ctx, hub.Message{Channel: ch.Name, Event: event, Data: ev.Data, UserID: c.UserID(), ExceptSocketID: c.ID()})
+	if err != nil {
+		return history.Position{}, err
 	}
 	s.metrics.Published.WithLabelValues("client").Inc()
 	s.webhooks(webhook.Event{
 		Name: webhook.ClientEvent, Channel: ev.Channel, Event: ev.Event,
 		Data: string(ev.Data), SocketID: ev.SocketID, UserID: ev.UserID,
 	})
-	return nil
+	return pos, nil
 }

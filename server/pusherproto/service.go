@@ -159,7 +159,10 @@ func (s *Service) Serve(w http.ResponseWriter, r *http.Request, key, ip string) 
 		refuse(CloseShuttingDown, "server shutting down")
 		return
 	}
-	s.run(c)
+	// On its own goroutine, so the handler returns: net/http's buffers for the hijacked
+	// connection, the router's context and the handler's stack are freed rather than
+	// held for the life of every idle connection (Shutdown waits on s.readers).
+	go s.run(c)
 }
 
 // newConn registers a connection, or returns nil when the service is shutting down.

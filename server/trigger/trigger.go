@@ -174,7 +174,7 @@ func (s *Service) PublishBatch(ctx context.Context, batch []Event) error {
 
 func (s *Service) publish(ctx context.Context, name string, data json.RawMessage, targets []target, except string) error {
 	for _, t := range targets {
-		if err := s.pub.Publish(ctx, hub.Message{Channel: t.name, Event: name, Data: data, ExceptSocketID: except}); err != nil {
+		if err := s.pub.Publish(ctx, hub.Message{Channel: t.name, Event: name, Data: data, ExceptSocketID: except, SkipNotice: except != ""}); err != nil {
 			return fmt.Errorf("publish to %s: %w", t.name, err)
 		}
 	}

@@ -87,7 +87,7 @@ func (s *shape) register(fl *flag.FlagSet) {
 	fl.DurationVar(&s.settle, "settle", 5*time.Second, "idle time before memory is read")
 	fl.IntVar(&s.sources, "sources", 16, "loopback source addresses to spread connections over (127.0.0.1..)")
 	fl.StringVar(&s.cpuProfile, "cpuprofile", "", "write the load tool's own CPU profile here (its cost is part of every latency)")
-	fl.StringVar(&s.eios, "eio", "3,4", "comma-separated Engine.IO versions of the clients: 3 (socket.io-client 2.x), 4 (3.x/4.x)")
+	fl.StringVar(&s.eios, "eio", "3,4", "comma-separated client kinds: Engine.IO versions 3 (socket.io-client 2.x) and 4 (3.x/4.x), and pusher (pusher-js's protocol 7 on /app/{key}; Jetsocket servers only)")
 	fl.StringVar(&s.v4Token, "v4-token", "auth", "where EIO 4 clients put the token: auth (the CONNECT packet) or query")
 }
 
@@ -98,6 +98,10 @@ func (s *shape) handshakes() ([]load.Handshake, error) {
 	}
 	var hs []load.Handshake
 	for _, f := range strings.Split(s.eios, ",") {
+		if strings.TrimSpace(f) == load.ProtocolPusher {
+			hs = append(hs, load.Handshake{Protocol: load.ProtocolPusher})
+			continue
+		}
 		v, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil {
 			return nil, fmt.Errorf("-eio: %q is not a version", f)
@@ -254,10 +258,7 @@ func compare(ctx context.Context, args []string, out io.Writer) error {
 	fmt.Fprintf(out, "jetbench compare: N=%v, servers %v, clients %s, on %s (%d cores)\n", ns, order, s.eios, rep.Machine.CPU, rep.Machine.Cores)
 	for _, n := range ns {
 		for _, name := range order {
-			runs := hs
-			if name == "centrifugo" { // its own protocol, once per N
-				runs = []load.Handshake{{Protocol: load.ProtocolCentrifugo}}
-			}
+			runs := serverRuns(name, hs)
 			for _, h := range runs {
 				if err := ctx.Err(); err != nil {
 					return err
@@ -296,6 +297,23 @@ func compare(ctx context.Context, args []string, out io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// serverRuns is which of the client kinds hs run against server name: Centrifugo has
+// its own protocol, run once per N; only Jetsocket servers speak Pusher's.
+func serverRuns(name string, hs []load.Handshake) []load.Handshake {
+	if name == "centrifugo" {
+		return []load.Handshake{{Protocol: load.ProtocolCentrifugo}}
+	}
+	jetsocket := name == "jetsocket" || name == "baseline"
+	var runs []load.Handshake
+	for _, h := range hs {
+		if h.Protocol == load.ProtocolPusher && !jetsocket {
+			continue
+		}
+		runs = append(runs, h)
+	}
+	return runs
 }
 
 // runServer starts a fresh server, drives it once and stops it. The server is stopped
