@@ -774,7 +774,13 @@ func (h *Hub) targets(m Message) (out []Conn, excluded Conn) {
 	defer h.mu.RUnlock()
 	subs := h.channels[m.Channel]
 	out = make([]Conn, 0, len(subs))
+	// A user's online channel tells its watchers, not its members (the user's own
+	// connections, which are on it only to be counted online).
+	online := strings.HasPrefix(m.Channel, onlinePrefix)
 	for id, c := range subs {
+		if online && h.conns[id][m.Channel].presence() {
+			continue
+		}
 		if id != m.ExceptSocketID {
 			out = append(out, c)
 		} else {
