@@ -32,15 +32,21 @@ func startRedisCluster(t *testing.T) []string {
 	}
 	dir := t.TempDir()
 	var urls, addrs []string
-	for i := range 3 {
+	freePort := func() int {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
+		defer ln.Close()
+		return ln.Addr().(*net.TCPAddr).Port
+	}
+	for i := range 3 {
+		// The bus port is given: its default, port+10000, is past 65535 for many of
+		// the ports the system hands out.
+		port, bus := freePort(), freePort()
 		cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-			"--cluster-enabled", "yes", "--cluster-config-file", fmt.Sprintf("%s/nodes-%d.conf", dir, i), "--dir", dir)
+			"--cluster-enabled", "yes", "--cluster-port", fmt.Sprint(bus),
+			"--cluster-config-file", fmt.Sprintf("%s/nodes-%d.conf", dir, i), "--dir", dir)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
