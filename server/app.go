@@ -328,7 +328,12 @@ func newApp(cfg *config.Config, log *slog.Logger, ext Extensions) (_ *app, err e
 	var presence hub.Presence = hub.NewMemoryPresence()
 	var counts hub.Counts
 	if cfg.RedisURL != "" {
-		a.cluster, err = cluster.OpenGroup(context.Background(), cluster.Options{App: cfg.AppID, Logger: log, History: cfg.History}, cfg.RedisURLs)
+		o := cluster.Options{App: cfg.AppID, Logger: log, History: cfg.History}
+		if cfg.RedisCluster {
+			a.cluster, err = cluster.OpenCluster(context.Background(), o, cfg.RedisURLs)
+		} else {
+			a.cluster, err = cluster.OpenGroup(context.Background(), o, cfg.RedisURLs)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("many-node mode (REDIS_URL): %w", err)
 		}

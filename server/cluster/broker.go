@@ -96,7 +96,7 @@ func (b *Broker) Start(deliver func(hub.Message)) {
 				}
 				switch msg := msg.(type) {
 				case *redis.Subscription:
-					if msg.Kind == "subscribe" {
+					if msg.Kind == "subscribe" || msg.Kind == "ssubscribe" {
 						b.confirmed(strings.TrimPrefix(msg.Channel, b.key+"ch:"))
 					}
 				case *redis.Message:
@@ -154,7 +154,7 @@ func (b *Broker) Subscribe(ctx context.Context, channel string) error {
 	b.mu.Unlock()
 	if fresh {
 		b.opMu.Lock()
-		err := b.ps.Subscribe(ctx, b.pubsubChannel(channel))
+		err := b.subscribe(ctx, b.pubsubChannel(channel))
 		b.opMu.Unlock()
 		if err != nil {
 			b.mu.Lock()
@@ -229,7 +229,7 @@ func (b *Broker) unsubscribe(channel string, s *channelSub) {
 	b.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := b.ps.Unsubscribe(ctx, b.pubsubChannel(channel)); err != nil {
+	if err := b.unsubscribeRedis(ctx, b.pubsubChannel(channel)); err != nil {
 		// go-redis forgets it all the same, so a reconnect does not subscribe again.
 		b.log.Warn("cluster: unsubscribe", "channel", channel, "err", err)
 	}
@@ -253,7 +253,11 @@ func (b *Broker) Publish(ctx context.Context, m hub.Message) error {
 	if err != nil {
 		return fmt.Errorf("cluster: encode: %w", err)
 	}
-	if err := b.rdb.Publish(ctx, b.pubsubChannel(m.Channel), body).Err(); err != nil {
+	pub := b.rdb.Publish
+	if b.sharded {
+		pub = b.rdb.SPublish
+	}
+	if err := pub(ctx, b.pubsubChannel(m.Channel), body).Err(); err != nil {
 		return fmt.Errorf("cluster: publish to the other nodes: %w", err)
 	}
 	return nil
@@ -266,11 +270,35 @@ func openBroker(sh *shard, node string, o Options) *Broker {
 	if delay <= 0 {
 		delay = UnsubscribeDelay
 	}
-	return &Broker{
-		shard: sh, node: node, hist: history.NewRedis(sh.rdb, sh.key), policy: o.History,
+	b := &Broker{
+		shard: sh, node: node, policy: o.History,
 		log: o.Logger, delay: delay, stop: make(chan struct{}), subs: make(map[string]*channelSub),
-		ps: sh.rdb.Subscribe(context.Background()),
 	}
+	if sh.sharded {
+		// On Redis Cluster every channel of this shard is in one slot (its hash tag),
+		// so one connection to that slot's master serves them all. go-redis opens it at
+		// the first SSUBSCRIBE, to the master of that channel's slot, and to a random
+		// node if it has to read before any: the shard's own channel (never published)
+		// pins it from the start.
+		b.hist, b.ps = history.NewRedisSharded(sh.rdb, sh.key), sh.rdb.SSubscribe(context.Background(), sh.key+"pin")
+	} else {
+		b.hist, b.ps = history.NewRedis(sh.rdb, sh.key), sh.rdb.Subscribe(context.Background())
+	}
+	return b
+}
+
+func (b *Broker) subscribe(ctx context.Context, ch string) error {
+	if b.sharded {
+		return b.ps.SSubscribe(ctx, ch)
+	}
+	return b.ps.Subscribe(ctx, ch)
+}
+
+func (b *Broker) unsubscribeRedis(ctx context.Context, ch string) error {
+	if b.sharded {
+		return b.ps.SUnsubscribe(ctx, ch)
+	}
+	return b.ps.Unsubscribe(ctx, ch)
 }
 
 // Close stops the delivery and closes the pub/sub connection; the shard's client is

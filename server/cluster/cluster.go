@@ -18,8 +18,8 @@
 //
 // Redis is the only shared component: one server (or a primary with replicas), or
 // several independent ones (group.go), each channel on one of them by rendezvous hashing
-// and a Node of this process on each, with its own upkeep there. Redis Cluster is not
-// supported: its slots would split a script's keys.
+// and a Node of this process on each, with its own upkeep there; or a Redis Cluster,
+// where each such Node is a hash-tagged shard (one slot) over one ClusterClient.
 // Encrypted channels' payloads are ciphertext before they reach the hub, so no
 // plaintext of theirs crosses Redis.
 package cluster
@@ -135,6 +135,11 @@ func openNode(ctx context.Context, o Options, id string) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redis: %w", err)
 	}
+	return openOn(ctx, o, id, &shard{rdb: redis.NewClient(ropts), key: "jetsocket:" + o.App + ":"})
+}
+
+// openOn opens a Node with id on shard sh.
+func openOn(ctx context.Context, o Options, id string, sh *shard) (*Node, error) {
 	if o.Heartbeat <= 0 {
 		o.Heartbeat = 5 * time.Second
 	}
@@ -150,7 +155,6 @@ func openNode(ctx context.Context, o Options, id string) (*Node, error) {
 	// go-redis prints its own complaints (failed dials) with the standard logger; they
 	// go to ours instead, as one warning each. Its logger is process-wide.
 	redis.SetLogger(redisLog{o.Logger})
-	sh := &shard{rdb: redis.NewClient(ropts), key: "jetsocket:" + o.App + ":"}
 	n := &Node{
 		shard: sh, id: id, opts: o, log: o.Logger,
 		stop: make(chan struct{}), wake: make(chan struct{}, 1), tick: make(chan struct{}),
@@ -160,13 +164,13 @@ func openNode(ctx context.Context, o Options, id string) (*Node, error) {
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := n.rdb.Ping(pctx).Err(); err != nil {
-		n.rdb.Close()
+		n.closeClient()
 		return nil, fmt.Errorf("redis: %w", err)
 	}
 	n.Broker = openBroker(sh, id, o)
 	if err := n.join(pctx); err != nil {
 		n.Broker.Close()
-		n.rdb.Close()
+		n.closeClient()
 		return nil, fmt.Errorf("redis: %w", err)
 	}
 	n.done.Add(2)
@@ -226,5 +230,13 @@ func (n *Node) Close() error {
 	n.rdb.HDel(ctx, n.key+"nodes", n.id)
 	n.rdb.HDel(ctx, n.key+"synced", n.id)
 	err := n.Broker.Close()
-	return errors.Join(err, n.rdb.Close())
+	return errors.Join(err, n.closeClient())
+}
+
+// closeClient closes the shard's client, unless the group shares it (Redis Cluster).
+func (n *Node) closeClient() error {
+	if n.sharded {
+		return nil
+	}
+	return n.rdb.Close()
 }

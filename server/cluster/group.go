@@ -31,9 +31,50 @@ import (
 
 // Group is this process's membership of the cluster over one or more Redis servers.
 type Group struct {
-	nodes []*Node
-	addrs []string // each server's identity for the hash: host:port/db
-	id    string
+	nodes  []*Node
+	addrs  []string // each server's identity for the hash: host:port/db
+	id     string
+	client redis.UniversalClient // Redis Cluster's client, shared by every shard
+}
+
+// ClusterShards is how many shards a node keeps on Redis Cluster: each is a hash tag
+// ({s0}…{s15}), so a slot of some master, holding the keys and pub/sub channels of the
+// channels that hash to it together with this node's entries and upkeep for them: each
+// script's keys are in one slot, and each shard's sharded pub/sub is one connection to
+// its slot's master.
+const ClusterShards = 16
+
+// OpenCluster opens a Node per shard on the Redis Cluster that seeds (redis:// URLs of
+// some of its nodes) lead to.
+func OpenCluster(ctx context.Context, o Options, seeds []string) (*Group, error) {
+	if len(seeds) == 0 {
+		return nil, errors.New("redis cluster: no seed node")
+	}
+	co := &redis.ClusterOptions{}
+	for _, u := range seeds {
+		ro, err := redis.ParseURL(u)
+		if err != nil {
+			return nil, fmt.Errorf("redis cluster: %w", err)
+		}
+		co.Addrs = append(co.Addrs, ro.Addr)
+		co.Username, co.Password, co.TLSConfig = ro.Username, ro.Password, ro.TLSConfig
+	}
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	g := &Group{id: hex.EncodeToString(b[:]), client: redis.NewClusterClient(co)}
+	for k := range ClusterShards {
+		tag := fmt.Sprintf("s%d", k)
+		sh := &shard{rdb: g.client, key: "jetsocket:" + o.App + ":{" + tag + "}:", sharded: true}
+		n, err := openOn(ctx, o, g.id, sh)
+		if err != nil {
+			g.Close()
+			return nil, fmt.Errorf("redis cluster: %w", err)
+		}
+		g.nodes, g.addrs = append(g.nodes, n), append(g.addrs, tag)
+	}
+	return g, nil
 }
 
 // OpenGroup opens a Node on each server of urls (one or more).
@@ -171,6 +212,9 @@ func (g *Group) Close() error {
 	var errs []error
 	for _, n := range g.nodes {
 		errs = append(errs, n.Close())
+	}
+	if g.client != nil {
+		errs = append(errs, g.client.Close())
 	}
 	return errors.Join(errs...)
 }

@@ -14,8 +14,11 @@ import (
 // Counts and the node's upkeep (as centrifuge's RedisShard is by its broker and
 // presence manager).
 type shard struct {
-	rdb *redis.Client
-	key string // key prefix: "jetsocket:<app>:"
+	rdb redis.UniversalClient
+	key string // key prefix: "jetsocket:<app>:" ("jetsocket:<app>:{s<n>}:" on Redis Cluster)
+	// sharded: Redis Cluster, where pub/sub is SSUBSCRIBE/SPUBLISH and the client is
+	// shared by the group's shards (closed by the group, not by each Node).
+	sharded bool
 }
 
 // upkeep is what presence and counts writes need of the node's liveness and resync:

@@ -74,6 +74,8 @@ type Config struct {
 	WebhookURLs []string
 	RedisURL    string
 	RedisURLs   []string // RedisURL's servers (one or more)
+	// RedisCluster: RedisURLs are seed nodes of one Redis Cluster, not independent servers.
+	RedisCluster bool
 
 	// History is which channels keep a recent history and how much (HISTORY_SIZE,
 	// HISTORY_TTL, CHANNEL_HISTORY): PRODUCT.md §14, docs/history.md.
@@ -334,7 +336,14 @@ func (c *Config) loadWebhooks(l *loader) error {
 // loadCluster reads REDIS_URL (many-node mode).
 func (c *Config) loadCluster(l *loader) error {
 	c.RedisURL = l.get("REDIS_URL")
+	var err error
+	if c.RedisCluster, err = boolean(l.get, "REDIS_CLUSTER"); err != nil {
+		return err
+	}
 	if c.RedisURL == "" {
+		if c.RedisCluster {
+			return bad("REDIS_CLUSTER", "needs REDIS_URL: the cluster's seed nodes")
+		}
 		return nil
 	}
 	// Several servers, comma-separated: channels are spread over them (docs/many-nodes.md).

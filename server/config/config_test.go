@@ -116,6 +116,8 @@ func TestRefusals(t *testing.T) {
 		{"redis list second bad", map[string]string{"REDIS_URL": "redis://a:6379/0,http://b"}, "REDIS_URL"},
 		{"redis list empty item", map[string]string{"REDIS_URL": "redis://a:6379/0,,redis://b:6379/0"}, "REDIS_URL"},
 		{"redis list twice", map[string]string{"REDIS_URL": "redis://a:6379/0, redis://a:6379/0"}, "REDIS_URL"},
+		{"redis cluster without url", map[string]string{"REDIS_CLUSTER": "true"}, "REDIS_CLUSTER"},
+		{"redis cluster not bool", map[string]string{"REDIS_URL": "redis://a:6379/0", "REDIS_CLUSTER": "maybe"}, "REDIS_CLUSTER"},
 		{"rate zero", map[string]string{"LOGIN_RATE_LIMIT": "0"}, "LOGIN_RATE_LIMIT"},
 		{"rate bad window", map[string]string{"LOGIN_RATE_LIMIT": "5/forever"}, "LOGIN_RATE_LIMIT"},
 		{"client rate", map[string]string{"CLIENT_EVENT_RATE": "ten"}, "CLIENT_EVENT_RATE"},
@@ -346,7 +348,11 @@ func TestRedisURLList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(c.RedisURLs, " ") != "redis://a:6379/0 rediss://:pw@b:6380/1" {
-		t.Fatalf("servers: %q", c.RedisURLs)
+	if strings.Join(c.RedisURLs, " ") != "redis://a:6379/0 rediss://:pw@b:6380/1" || c.RedisCluster {
+		t.Fatalf("servers: %q %v", c.RedisURLs, c.RedisCluster)
+	}
+	c, _, err = Load(env(map[string]string{"REDIS_URL": "redis://a:7000/0,redis://b:7000/0", "REDIS_CLUSTER": "true"}))
+	if err != nil || !c.RedisCluster || len(c.RedisURLs) != 2 {
+		t.Fatalf("cluster: %+v %v", c, err)
 	}
 }

@@ -21,12 +21,21 @@ var _ Store = (*Redis)(nil)
 // It is kept apart from server/cluster's presence and counts on purpose: the cluster
 // uses AddAndPublish for its publications, and nothing else here depends on it.
 type Redis struct {
-	rdb    *redis.Client
+	rdb    redis.Scripter
 	prefix string
+	pub    string // PUBLISH, or SPUBLISH on Redis Cluster
 }
 
 // NewRedis returns a store whose keys start with prefix (e.g. "jetsocket:<app>:").
-func NewRedis(rdb *redis.Client, prefix string) *Redis { return &Redis{rdb: rdb, prefix: prefix} }
+func NewRedis(rdb redis.Scripter, prefix string) *Redis {
+	return &Redis{rdb: rdb, prefix: prefix, pub: "PUBLISH"}
+}
+
+// NewRedisSharded is NewRedis for Redis Cluster: AddAndPublish publishes with
+// SPUBLISH (sharded pub/sub), its channel in the slot of the history's keys.
+func NewRedisSharded(rdb redis.Scripter, prefix string) *Redis {
+	return &Redis{rdb: rdb, prefix: prefix, pub: "SPUBLISH"}
+}
 
 func (r *Redis) keys(channel string) []string {
 	return []string{r.prefix + "history:" + channel, r.prefix + "history-meta:" + channel}
@@ -52,7 +61,7 @@ end
 redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], top, 'd', ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 if ARGV[5] ~= '' then
-  redis.call('PUBLISH', ARGV[5], 'p' .. top .. ':' .. epoch .. ':' .. ARGV[6])
+  redis.call(ARGV[7], ARGV[5], 'p' .. top .. ':' .. epoch .. ':' .. ARGV[6])
 end
 return {top, epoch}`)
 
@@ -96,7 +105,7 @@ func (r *Redis) AddAndPublish(ctx context.Context, channel string, p Publication
 		return Position{}, fmt.Errorf("history: encode: %w", err)
 	}
 	res, err := addScript.Run(ctx, r.rdb, r.keys(channel),
-		e, l.Size, l.TTL.Milliseconds(), NewEpoch(), pubsub, body).Slice()
+		e, l.Size, l.TTL.Milliseconds(), NewEpoch(), pubsub, body, r.pub).Slice()
 	if err != nil {
 		return Position{}, fmt.Errorf("history: add to %s: %w", channel, err)
 	}
