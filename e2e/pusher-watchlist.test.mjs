@@ -50,7 +50,7 @@ describe('watchlist across protocols and nodes', { skip }, () => {
   const clients = new Clients();
   before(async () => {
     redis = await startRedis();
-    [a, b] = await Promise.all([startServer(appEnv({ REDIS_URL: redis.url })), startServer(appEnv({ REDIS_URL: redis.url }))]);
+    [a, b] = await Promise.all([startServer(appEnv({ REDIS_URL: redis.url, ONLINE_ON_CONNECT: 'true' })), startServer(appEnv({ REDIS_URL: redis.url, ONLINE_ON_CONNECT: 'true' }))]);
   });
   after(async () => {
     clients.closeAll();

@@ -448,5 +448,6 @@ func protocolSettings(cfg *config.Config) protocol.Settings {
 		PresenceMaxMembers: cfg.PresenceMaxMembers, PresenceIncludeEmail: cfg.PresenceIncludeEmail,
 		ClientEventRate: cfg.ClientEventRate, MaxPayloadBytes: cfg.MaxPayloadBytes,
 		MaxConnsPerUser: cfg.MaxConnsPerUser, MaxConnsPerIP: cfg.MaxConnsPerIP,
+		OnlineOnConnect: cfg.OnlineOnConnect,
 	}
 }

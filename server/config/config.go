@@ -102,6 +102,9 @@ type Config struct {
 
 	Pusher            Pusher // the Pusher protocol endpoint, /app/{key}
 	SubscriptionCount bool   // pusher_internal:subscription_count (SUBSCRIPTION_COUNT)
+	// OnlineOnConnect: every socket.io connection makes its token's user online for
+	// watchlists (ONLINE_ON_CONNECT); off, only sign-ins do (either endpoint).
+	OnlineOnConnect bool
 
 	TrustedProxies     []string
 	ClientIPHeader     string        // the one header a trusted proxy names the client in
@@ -675,6 +678,9 @@ func (c *Config) loadPusher(get func(string) string) error {
 		return err
 	}
 	if p.SigninTimeout, err = duration(get, "PUSHER_SIGNIN_TIMEOUT", 30*time.Second, 100*time.Millisecond, 10*time.Minute); err != nil {
+		return err
+	}
+	if c.OnlineOnConnect, err = boolean(get, "ONLINE_ON_CONNECT"); err != nil {
 		return err
 	}
 	c.SubscriptionCount, err = boolean(get, "SUBSCRIPTION_COUNT")

@@ -91,6 +91,7 @@ type Settings struct {
 	MaxPayloadBytes      int           // largest client event data
 	MaxConnsPerUser      int           // open connections per user; 0: unlimited
 	MaxConnsPerIP        int           // open connections per client address; 0: unlimited
+	OnlineOnConnect      bool          // a connection makes its token's user online (watchlists)
 }
 
 // Options are New's dependencies. Webhooks may be nil.
@@ -250,12 +251,17 @@ func (s *Service) Connect(c Conn) {
 	if _, err := s.hub.Subscribe(ctx, c, hub.UserChannel(c.UserID()), nil, 0); err != nil {
 		s.log.Error("user channel", "socket_id", c.ID(), "err", err)
 	}
-	// Every connection is authenticated, so its user is online while it is open:
-	// watchlists on any node and either protocol follow this channel's members. It is
-	// joined always, not only when someone watches: whether anyone does is known only
-	// across every node, and a watcher reading the state later must find it right.
-	if err := s.hub.GoOnline(ctx, c, c.UserID()); err != nil {
-		s.log.Error("online channel", "socket_id", c.ID(), "err", err)
+	// With ONLINE_ON_CONNECT every connection is authenticated, so its user is online
+	// while it is open: watchlists on any node and either protocol follow this
+	// channel's members. Joined always then, not only when someone watches: whether
+	// anyone does is known only across every node, and a watcher reading the state
+	// later must find it right. Off by default: it costs every connection about 1.1 KB
+	// and a presence write on connect and disconnect (BENCHMARKS.md), for a feature
+	// few apps use; sign-ins make their user online either way.
+	if s.cfg.OnlineOnConnect {
+		if err := s.hub.GoOnline(ctx, c, c.UserID()); err != nil {
+			s.log.Error("online channel", "socket_id", c.ID(), "err", err)
+		}
 	}
 	s.armExpiry(c, st)
 }

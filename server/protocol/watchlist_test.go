@@ -47,9 +47,30 @@ func waitFrames(t *testing.T, c *fakeConn, parts ...string) {
 	}
 }
 
-// Every socket.io connection makes its user online, and leaving makes it offline.
-func TestConnectionMakesItsUserOnline(t *testing.T) {
+// onlineOnConnect is the environment in which every connection makes its user online.
+func onlineOnConnect() map[string]string { return map[string]string{"ONLINE_ON_CONNECT": "true"} }
+
+// By default a connection does not make its user online (it would cost every connection
+// a presence entry): only a sign-in does.
+func TestConnectionIsNotOnlineByDefault(t *testing.T) {
 	f := newFixture(t, nil, Options{})
+	c := f.connect(t, "2.1", bob)
+	ctx := context.Background()
+	if m, _ := f.hub.Members(ctx, hub.OnlineChannel("2")); len(m) != 0 {
+		t.Fatalf("online members of 2 without ONLINE_ON_CONNECT: %v", m)
+	}
+	if ack := f.signin(c, `{"id":"2"}`); ack["ok"] != true {
+		t.Fatalf("signin: %v", ack)
+	}
+	if m, _ := f.hub.Members(ctx, hub.OnlineChannel("2")); len(m) != 1 {
+		t.Fatalf("online members of 2 after its sign-in: %v", m)
+	}
+}
+
+// With ONLINE_ON_CONNECT every socket.io connection makes its user online, and leaving
+// makes it offline.
+func TestConnectionMakesItsUserOnline(t *testing.T) {
+	f := newFixture(t, onlineOnConnect(), Options{})
 	c := f.connect(t, "2.1", bob)
 	ctx := context.Background()
 	if m, _ := f.hub.Members(ctx, hub.OnlineChannel("2")); len(m) != 1 || m[0].UserID != "2" {
@@ -63,7 +84,7 @@ func TestConnectionMakesItsUserOnline(t *testing.T) {
 
 // A sign-in's watchlist gets the watched users' state after the ack, then each change.
 func TestSigninWatchlist(t *testing.T) {
-	f := newFixture(t, nil, Options{})
+	f := newFixture(t, onlineOnConnect(), Options{})
 	f.connect(t, "2.1", bob)
 	w := f.connect(t, "1.1", alice)
 	ack := f.signin(w, `{"id":"1","watchlist":["2","3"]}`)
@@ -89,7 +110,7 @@ func TestSigninWatchlist(t *testing.T) {
 // A second connection of an online user changes nothing for watchers; its last one
 // leaving is the user going offline.
 func TestWatchlistFollowsTheUserNotItsConnections(t *testing.T) {
-	f := newFixture(t, nil, Options{})
+	f := newFixture(t, onlineOnConnect(), Options{})
 	w := f.connect(t, "1.1", alice)
 	if ack := f.signin(w, `{"id":"1","watchlist":["2"]}`); ack["ok"] != true {
 		t.Fatalf("signin ack %v", ack)
@@ -114,7 +135,7 @@ func TestWatchlistFollowsTheUserNotItsConnections(t *testing.T) {
 
 // Without a watchlist a sign-in gets no watchlist event.
 func TestSigninWithoutWatchlist(t *testing.T) {
-	f := newFixture(t, nil, Options{})
+	f := newFixture(t, onlineOnConnect(), Options{})
 	w := f.connect(t, "1.1", alice)
 	if ack := f.signin(w, `{"id":"1"}`); ack["ok"] != true {
 		t.Fatalf("signin ack %v", ack)
