@@ -357,7 +357,8 @@ func newApp(cfg *config.Config, log *slog.Logger, ext Extensions) (_ *app, err e
 // newEndpoints wires what serves clients on top of the hub: the channel rules, the
 // socket.io protocol and its engines, and the Pusher protocol endpoint.
 func (a *app) newEndpoints(tm *tokens.Manager) error {
-	ipConns := limit.NewCounter() // both endpoints' connections per address
+	ipConns := limit.NewCounter()   // both endpoints' connections per address
+	userConns := limit.NewCounter() // and per user (a Pusher connection's once signed in)
 	// Both endpoints' cache misses on a channel make one cache_miss webhook per window.
 	webhooks := webhook.Coalesce(webhookCoalesce, webhook.CacheMiss, func(ev webhook.Event) {
 		if a.webhooks != nil {
@@ -370,7 +371,7 @@ func (a *app) newEndpoints(tm *tokens.Manager) error {
 		append(slices.Clone(a.ext.Guards), channels.Delegated(a.cfg.AppKey, a.cfg.AppSecret))...)
 	var err error
 	a.protocol, err = protocol.New(protocol.Options{
-		Settings: protocolSettings(a.cfg), Hub: a.hub, IPConns: ipConns, Verifier: tm, Triggers: a.triggers, Metrics: a.metrics, Log: a.log,
+		Settings: protocolSettings(a.cfg), Hub: a.hub, IPConns: ipConns, UserConns: userConns, Verifier: tm, Triggers: a.triggers, Metrics: a.metrics, Log: a.log,
 		Authorizer: a.authorizer,
 		Webhooks:   webhooks,
 		Hooks:      a.ext.ChannelHooks,
@@ -381,7 +382,7 @@ func (a *app) newEndpoints(tm *tokens.Manager) error {
 	}
 	a.origins = middleware.NewOrigins(a.cfg.AllowedOrigins, a.cfg.AllowAnyOrigin)
 	a.pusher = pusherproto.New(pusherproto.Options{
-		Config: a.cfg, Hub: a.hub, Metrics: a.metrics, IPConns: ipConns, Webhooks: webhooks,
+		Config: a.cfg, Hub: a.hub, Metrics: a.metrics, IPConns: ipConns, UserConns: userConns, Webhooks: webhooks,
 		CheckOrigin: a.origins.Allowed, Log: a.log,
 	})
 	a.sockets, err = socket.NewServer(socket.Options{

@@ -113,6 +113,9 @@ type Options struct {
 	// IPConns counts open connections per client address; shared with the Pusher
 	// endpoint so MAX_CONNECTIONS_PER_IP counts both (nil: the service's own).
 	IPConns *limit.Counter
+	// UserConns counts open connections per user; shared with the Pusher endpoint (its
+	// signed-in connections) so MAX_CONNECTIONS_PER_USER counts both (nil: its own).
+	UserConns *limit.Counter
 }
 
 // Service runs the protocol for every connection of a node.
@@ -150,6 +153,9 @@ func New(o Options) (*Service, error) {
 	}
 	if o.IPConns != nil {
 		s.ipConns = o.IPConns
+	}
+	if o.UserConns != nil {
+		s.userConns = o.UserConns
 	}
 	if s.webhooks == nil {
 		s.webhooks = func(webhook.Event) {}

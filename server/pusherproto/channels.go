@@ -210,7 +210,15 @@ func (s *Service) onSignin(c *Conn, m inbound) {
 	c.mu.Lock()
 	prev := c.user
 	if prev == "" {
-		c.user = id
+		// A signed-in connection is its user's: MAX_CONNECTIONS_PER_USER counts it with
+		// the user's socket.io connections. Over it, the connection stays anonymous.
+		if !s.userConns.Acquire(id, s.cfg.MaxConnsPerUser) {
+			c.mu.Unlock()
+			s.metrics.ConnectionsRefused.WithLabelValues("per_user").Inc()
+			c.sendError(ErrSignin, "this user has too many open connections")
+			return
+		}
+		c.user, c.userCounted = id, true
 		if c.signin != nil {
 			c.signin.Stop()
 		}

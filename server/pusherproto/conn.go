@@ -45,17 +45,19 @@ type Conn struct {
 	subscribeRate *rate.Limiter
 	errNotice     *rate.Limiter // pusher:error notices, so bad input cannot flood the queue
 
-	mu       sync.Mutex
-	user     string            // signed in as (pusher:signin); empty: anonymous
-	members  map[string]string // presence channel → this connection's member id there
-	queue    [][]byte
-	writing  bool
-	closing  bool // nothing more is queued
-	code     int  // close code to send once the queue is written
-	reason   string
-	activity *time.Timer
-	pinged   bool
-	signin   *time.Timer
+	mu   sync.Mutex
+	user string // signed in as (pusher:signin); empty: anonymous
+	// userCounted: the sign-in holds one of user's MAX_CONNECTIONS_PER_USER.
+	userCounted bool
+	members     map[string]string // presence channel → this connection's member id there
+	queue       [][]byte
+	writing     bool
+	closing     bool // nothing more is queued
+	code        int  // close code to send once the queue is written
+	reason      string
+	activity    *time.Timer
+	pinged      bool
+	signin      *time.Timer
 }
 
 // ID is the socket id, in Pusher's form.

@@ -50,11 +50,14 @@ const settleTimeout = 5 * time.Second
 // Options are New's dependencies. Webhooks may be nil; IPConns is shared with the
 // socket.io side so MAX_CONNECTIONS_PER_IP counts both.
 type Options struct {
-	Config   *config.Config
-	Hub      *hub.Hub
-	Metrics  *metrics.Metrics
-	IPConns  *limit.Counter
-	Webhooks func(webhook.Event)
+	Config  *config.Config
+	Hub     *hub.Hub
+	Metrics *metrics.Metrics
+	IPConns *limit.Counter
+	// UserConns counts open connections per user (here: signed-in ones), shared with
+	// the socket.io side for MAX_CONNECTIONS_PER_USER; nil: the service's own.
+	UserConns *limit.Counter
+	Webhooks  func(webhook.Event)
 	// CheckOrigin decides which browser origins may connect (ALLOWED_ORIGINS).
 	CheckOrigin func(*http.Request) bool
 	Log         *slog.Logger
@@ -68,6 +71,7 @@ type Service struct {
 	hub       *hub.Hub
 	metrics   *metrics.Metrics
 	ipConns   *limit.Counter
+	userConns *limit.Counter
 	webhooks  func(webhook.Event)
 	log       *slog.Logger
 	sendQueue int
@@ -84,12 +88,15 @@ type Service struct {
 // New returns a Service.
 func New(o Options) *Service {
 	s := &Service{
-		cfg: o.Config, hub: o.Hub, metrics: o.Metrics, ipConns: o.IPConns,
+		cfg: o.Config, hub: o.Hub, metrics: o.Metrics, ipConns: o.IPConns, userConns: o.UserConns,
 		webhooks: o.Webhooks, log: o.Log, sendQueue: o.SendQueue,
 		conns: make(map[string]*Conn),
 	}
 	if s.ipConns == nil {
 		s.ipConns = limit.NewCounter()
+	}
+	if s.userConns == nil {
+		s.userConns = limit.NewCounter()
 	}
 	if s.webhooks == nil {
 		s.webhooks = func(webhook.Event) {}
@@ -298,6 +305,12 @@ func (s *Service) disconnect(c *Conn) {
 	delete(s.conns, c.id)
 	s.mu.Unlock()
 	s.ipConns.Release(c.ip)
+	c.mu.Lock()
+	counted, user := c.userCounted, c.user
+	c.mu.Unlock()
+	if counted {
+		s.userConns.Release(user)
+	}
 	s.metrics.Connections.Dec()
 	s.metrics.Disconnects.WithLabelValues(c.closeReason()).Inc()
 }

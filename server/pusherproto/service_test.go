@@ -31,9 +31,17 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	cfg, _, err := config.Load(func(k string) string {
-		return map[string]string{"APP_KEY": "key", "APP_SECRET": testSecret, "APP_ID": "1", "JWT_SECRET": strings.Repeat("x", 32)}[k]
-	})
+	return newEnvWith(t, nil)
+}
+
+// newEnvWith is newEnv with more configuration variables.
+func newEnvWith(t *testing.T, more map[string]string) *env {
+	t.Helper()
+	vars := map[string]string{"APP_KEY": "key", "APP_SECRET": testSecret, "APP_ID": "1", "JWT_SECRET": strings.Repeat("x", 32)}
+	for k, v := range more {
+		vars[k] = v
+	}
+	cfg, _, err := config.Load(func(k string) string { return vars[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,5 +237,36 @@ func TestUnknownKey(t *testing.T) {
 	}
 	if code := c.closeCode(); code != CloseUnknownApp {
 		t.Fatalf("close %d", code)
+	}
+}
+
+// MAX_CONNECTIONS_PER_USER counts signed-in Pusher connections (with the user's socket.io
+// ones, through the shared counter): a sign-in over it is refused and the connection stays
+// anonymous; a closed one gives its place back.
+func TestSigninCountsAgainstConnectionsPerUser(t *testing.T) {
+	e := newEnvWith(t, map[string]string{"MAX_CONNECTIONS_PER_USER": "1"})
+	ud := `{"id":"u1"}`
+	signin := func(c *client) msg {
+		c.send(map[string]any{"event": EventSignin, "data": map[string]string{"auth": channels.UserAuth("key", testSecret, c.id, ud), "user_data": ud}})
+		return c.next()
+	}
+	a := e.dial(t)
+	if m := signin(a); m.Event != EventSigninSuccess {
+		t.Fatalf("first sign-in: %+v", m)
+	}
+	b := e.dial(t)
+	if m := signin(b); m.Event != EventError || !strings.Contains(m.Data, "too many open connections") {
+		t.Fatalf("second sign-in of u1: %+v", m)
+	}
+	_ = a.ws.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for e.svc.userConns.Count("u1") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the closed connection kept its place")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if m := signin(b); m.Event != EventSigninSuccess {
+		t.Fatalf("sign-in after the other closed: %+v", m)
 	}
 }
