@@ -11,9 +11,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -24,6 +22,7 @@ import (
 
 	"github.com/jetsocket/jetsocket/server/cluster"
 	"github.com/jetsocket/jetsocket/server/hub"
+	"github.com/jetsocket/jetsocket/server/redistest"
 	"github.com/jetsocket/jetsocket/server/wire"
 )
 
@@ -35,31 +34,8 @@ const (
 
 // startRedis runs a throwaway redis-server and returns its URL and process id.
 func startRedis(t *testing.T) (string, int) {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("redis-server not installed")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if c, err := net.Dial("tcp", fmt.Sprint("127.0.0.1:", port)); err == nil {
-			c.Close()
-			return fmt.Sprintf("redis://127.0.0.1:%d/0", port), cmd.Process.Pid
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("redis-server did not start")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	s := redistest.Start(t)
+	return s.URL(), s.PID
 }
 
 // cpu is a process's user+system CPU time from /proc/<pid>/stat.

@@ -4,49 +4,20 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
-	"os/exec"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/jetsocket/jetsocket/server/cluster"
 	"github.com/jetsocket/jetsocket/server/history"
 	"github.com/jetsocket/jetsocket/server/hub"
+	"github.com/jetsocket/jetsocket/server/redistest"
 	"github.com/jetsocket/jetsocket/server/wire"
 )
 
-// startRedis runs a throwaway redis-server; the benchmark is skipped without one.
-func startRedis(b *testing.B) string {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		b.Skip("redis-server not installed")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if c, err := net.Dial("tcp", fmt.Sprint("127.0.0.1:", port)); err == nil {
-			c.Close()
-			return fmt.Sprintf("redis://127.0.0.1:%d/0", port)
-		}
-		if time.Now().After(deadline) {
-			b.Fatal("redis-server did not start")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// startRedis runs a throwaway redis-server and returns its URL.
+func startRedis(b *testing.B) string { return redistest.Start(b).URL() }
 
 // countingConn counts the frames it gets and signals each on got.
 type countingConn struct {

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
 	"slices"
 	"sync"
 	"testing"
@@ -15,43 +13,11 @@ import (
 
 	"github.com/jetsocket/jetsocket/server/hub"
 	"github.com/jetsocket/jetsocket/server/hub/hubtest"
+	"github.com/jetsocket/jetsocket/server/redistest"
 )
 
-// startRedis runs a throwaway redis-server on a free port. CI installs redis-server
-// (scripts/test.sh); elsewhere the tests skip without it.
-func startRedis(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("redis-server not installed (scripts/test.sh installs it)")
-		}
-		t.Skip("redis-server not installed")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err == nil {
-			c.Close()
-			return fmt.Sprintf("redis://127.0.0.1:%d/0", port)
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("redis-server did not start")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// startRedis runs a throwaway redis-server and returns its URL.
+func startRedis(t *testing.T) string { return redistest.Start(t).URL() }
 
 func open(t *testing.T, url, app string, o Options) *Node {
 	t.Helper()
