@@ -7,42 +7,19 @@
 // Redis was away is announced gone, once, to subscribers and webhooks.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import net from 'node:net';
 import http from 'node:http';
-import { startServer } from './helpers/server.mjs';
+import { startServer, freePort } from './helpers/server.mjs';
 import { Clients, connect, sleep } from './helpers/clients.mjs';
 import { mint } from './helpers/jwt.mjs';
 import {
   MEMBER_ADDED, MEMBER_REMOVED, join, userClaims, subscribeOk, record, waitForMatch, waitUntil, flush, clientEvent, disconnected,
 } from './helpers/channels.mjs';
 import { appEnv, sdk, ok } from './helpers/pusher.mjs';
+import { redisSkip, startRedis } from './helpers/redis.mjs';
 
-function which(bin) {
-  try { return execFileSync('sh', ['-c', `command -v ${bin}`]).toString().trim(); } catch { return ''; }
-}
-const REDIS = which('redis-server');
-// CI installs redis-server (scripts/test.sh): there a missing one fails instead of skipping.
-const skip = REDIS || process.env.CI ? false : 'redis-server not installed';
+const skip = redisSkip;
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-    s.on('error', reject);
-  });
-}
 
-async function startRedis(port) {
-  assert.ok(REDIS, 'redis-server not installed (scripts/test.sh installs it)');
-  port ??= await freePort();
-  const proc = spawn(REDIS, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  await waitUntil(() => new Promise((resolve) => {
-    const c = net.connect(port, '127.0.0.1', () => { c.end(); resolve(true); });
-    c.on('error', () => resolve(false));
-  }), 10_000, 'redis-server to listen');
-  return { url: `redis://127.0.0.1:${port}/0`, proc, port };
-}
 
 /** webhookReceiver collects the events of every webhook POST. */
 async function webhookReceiver() {

@@ -14,7 +14,7 @@
 // their clients reconnect through nginx to the others and receive again.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -28,11 +28,8 @@ import {
 } from './helpers/channels.mjs';
 import { appEnv, sdk, ok } from './helpers/pusher.mjs';
 import { pusherJs, connected, subscribed, nextEvent, RawPusher } from './helpers/pusherjs.mjs';
+import { REDIS, startRedis, which } from './helpers/redis.mjs';
 
-function which(bin) {
-  try { return execFileSync('sh', ['-c', `command -v ${bin}`]).toString().trim(); } catch { return ''; }
-}
-const REDIS = which('redis-server');
 const NGINX = which('nginx') || (which('/usr/sbin/nginx'));
 // scripts/test.sh installs both: there (CI) a missing one fails instead of skipping.
 const skip = (REDIS && NGINX) || process.env.CI ? false : 'redis-server or nginx not installed';
@@ -70,12 +67,6 @@ async function waitForPort(port, what) {
   }), 10_000, what);
 }
 
-async function startRedis() {
-  const port = await freePort();
-  const proc = spawn(REDIS, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  await waitForPort(port, 'redis-server to listen');
-  return { url: `redis://127.0.0.1:${port}/0`, proc };
-}
 
 /** startNginx runs nginx in the foreground with the rendered site inside a minimal main config. */
 async function startNginx(upstreams) {

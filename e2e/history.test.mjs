@@ -7,7 +7,6 @@
 // client recovers on the other node, and a Redis flush changes the epoch.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
 import net from 'node:net';
 import { startServer } from './helpers/server.mjs';
 import { Clients, connect, sleep, CLIENT_LABEL } from './helpers/clients.mjs';
@@ -15,6 +14,7 @@ import { mint } from './helpers/jwt.mjs';
 import { userClaims, join, subscribeOk, emitAck, record, waitUntil, flush, clientEvent } from './helpers/channels.mjs';
 import { MASTER_KEY_B64, appEnv, sdk, ok, signedRequest } from './helpers/pusher.mjs';
 import { startProxy } from './helpers/tcpproxy.mjs';
+import { redisSkip, startRedis } from './helpers/redis.mjs';
 
 const ESTABLISHED = 'jetsocket:connection_established';
 
@@ -233,25 +233,8 @@ describe(`history and recovery (${CLIENT_LABEL})`, { timeout: 120_000 }, () => {
   });
 });
 
-function which(bin) {
-  try { return execFileSync('sh', ['-c', `command -v ${bin}`]).toString().trim(); } catch { return ''; }
-}
-const REDIS = which('redis-server');
-const skip = REDIS || process.env.CI ? false : 'redis-server not installed';
+const skip = redisSkip;
 
-async function startRedis() {
-  const port = await new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => { const { port: p } = s.address(); s.close(() => resolve(p)); });
-    s.on('error', reject);
-  });
-  const proc = spawn(REDIS, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  await waitUntil(() => new Promise((resolve) => {
-    const c = net.connect(port, '127.0.0.1', () => { c.end(); resolve(true); });
-    c.on('error', () => resolve(false));
-  }), 10_000, 'redis-server to listen');
-  return { url: `redis://127.0.0.1:${port}/0`, proc, port };
-}
 
 /** redisCommand sends one inline command and resolves with the first reply line. */
 function redisCommand(port, cmd) {

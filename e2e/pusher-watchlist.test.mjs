@@ -5,8 +5,6 @@
 // client's user.watchlist) gets the same. Two nodes on a real redis-server.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import net from 'node:net';
 import { startServer } from './helpers/server.mjs';
 import { Clients, sleep, withTimeout } from './helpers/clients.mjs';
 import { APP, appEnv, sdk } from './helpers/pusher.mjs';
@@ -15,33 +13,12 @@ import { createRequire } from 'node:module';
 import { io } from './helpers/clients.mjs';
 import { signJwt, claims } from './helpers/jwt.mjs';
 import { userClaims } from './helpers/channels.mjs';
+import { redisSkip, startRedis } from './helpers/redis.mjs';
 
 const Jetsocket = createRequire(import.meta.url)('../public/js/jetsocket.js');
 
-function which(bin) {
-  try { return execFileSync('sh', ['-c', `command -v ${bin}`]).toString().trim(); } catch { return ''; }
-}
-const REDIS = which('redis-server');
-const skip = REDIS || process.env.CI ? false : 'redis-server not installed';
+const skip = redisSkip;
 
-async function startRedis() {
-  const port = await new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => { const { port: p } = s.address(); s.close(() => resolve(p)); });
-    s.on('error', reject);
-  });
-  const proc = spawn(REDIS, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  for (let i = 0; ; i++) {
-    const up = await new Promise((resolve) => {
-      const c = net.connect(port, '127.0.0.1', () => { c.end(); resolve(true); });
-      c.on('error', () => resolve(false));
-    });
-    if (up) break;
-    assert.ok(i < 200, 'redis-server listening');
-    await sleep(50);
-  }
-  return { url: `redis://127.0.0.1:${port}/0`, proc };
-}
 
 describe('watchlist across protocols and nodes', { skip }, () => {
   let redis;
