@@ -41,11 +41,17 @@ func client(t *testing.T, url string) *redis.Client {
 // Two independent Redis servers against the hub's contracts: one node, many nodes, history.
 func TestTwoRedisServersMeetTheContracts(t *testing.T) {
 	urls := []string{startRedis(t), startRedis(t)}
+	runContracts(t, func(t *testing.T, app string, o Options) *Group { return openGroup(t, urls, app, o) })
+}
+
+// runContracts runs the hub's contract suites (one node, many nodes, history) over the
+// layout open opens, each case with an app of its own.
+func runContracts(t *testing.T, open func(t *testing.T, app string, o Options) *Group) {
 	apps := 0
 	t.Run("Node", func(t *testing.T) {
 		hubtest.Run(t, func(t *testing.T) hubtest.Backend {
 			apps++
-			g := openGroup(t, urls, fmt.Sprint("suite-", apps), Options{})
+			g := open(t, fmt.Sprint("suite-", apps), Options{})
 			return hubtest.Backend{Broker: g.Broker(), Presence: g.Presence(), Counts: g.Counts()}
 		})
 	})
@@ -54,7 +60,7 @@ func TestTwoRedisServersMeetTheContracts(t *testing.T) {
 			apps++
 			var out []hubtest.Backend
 			for range 3 {
-				g := openGroup(t, urls, fmt.Sprint("cluster-", apps), Options{})
+				g := open(t, fmt.Sprint("cluster-", apps), Options{})
 				out = append(out, hubtest.Backend{Broker: g.Broker(), Presence: g.Presence(), Counts: g.Counts()})
 			}
 			return out
@@ -63,7 +69,7 @@ func TestTwoRedisServersMeetTheContracts(t *testing.T) {
 	t.Run("History", func(t *testing.T) {
 		hubtest.RunHistory(t, func(t *testing.T, p history.Policy) hub.Broker {
 			apps++
-			return openGroup(t, urls, fmt.Sprint("hist-", apps), Options{History: p}).Broker()
+			return open(t, fmt.Sprint("hist-", apps), Options{History: p}).Broker()
 		})
 	})
 }

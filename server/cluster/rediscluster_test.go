@@ -14,7 +14,6 @@ import (
 
 	"github.com/jetsocket/jetsocket/server/history"
 	"github.com/jetsocket/jetsocket/server/hub"
-	"github.com/jetsocket/jetsocket/server/hub/hubtest"
 )
 
 // startRedisCluster runs a throwaway Redis Cluster of three masters and returns their
@@ -102,31 +101,7 @@ func openCluster(t *testing.T, seeds []string, app string, o Options) *Group {
 // Redis Cluster against the hub's contracts: one node, many nodes, history.
 func TestRedisClusterMeetsTheContracts(t *testing.T) {
 	seeds := startRedisCluster(t)
-	apps := 0
-	t.Run("Node", func(t *testing.T) {
-		hubtest.Run(t, func(t *testing.T) hubtest.Backend {
-			apps++
-			g := openCluster(t, seeds, fmt.Sprint("suite-", apps), Options{})
-			return hubtest.Backend{Broker: g.Broker(), Presence: g.Presence(), Counts: g.Counts()}
-		})
-	})
-	t.Run("Cluster", func(t *testing.T) {
-		hubtest.RunCluster(t, func(t *testing.T) []hubtest.Backend {
-			apps++
-			var out []hubtest.Backend
-			for range 3 {
-				g := openCluster(t, seeds, fmt.Sprint("cluster-", apps), Options{})
-				out = append(out, hubtest.Backend{Broker: g.Broker(), Presence: g.Presence(), Counts: g.Counts()})
-			}
-			return out
-		})
-	})
-	t.Run("History", func(t *testing.T) {
-		hubtest.RunHistory(t, func(t *testing.T, p history.Policy) hub.Broker {
-			apps++
-			return openCluster(t, seeds, fmt.Sprint("hist-", apps), Options{History: p}).Broker()
-		})
-	})
+	runContracts(t, func(t *testing.T, app string, o Options) *Group { return openCluster(t, seeds, app, o) })
 }
 
 // On Redis Cluster channels spread over the masters, each channel's keys on one.
