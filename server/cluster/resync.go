@@ -88,6 +88,12 @@ func (n *Node) resync(ctx context.Context, lost bool) error {
 	return err
 }
 
+// countChange is a channel's count moving by delta in a rewrite.
+type countChange struct {
+	channel string
+	delta   int
+}
+
 // write makes this node's entries in Redis what st says, each change through the
 // scripts the connections' own changes use, and returns what became different across
 // every node (nothing after lost data: see resync).
@@ -116,16 +122,12 @@ func (n *Node) write(ctx context.Context, st hub.State, lost bool) (hub.Changes,
 	for ch := range shares {
 		chans[ch] = true
 	}
-	type change struct {
-		channel string
-		delta   int
-	}
-	var changes []change
+	var changes []countChange
 	var calls []call
 	for ch := range chans {
 		share, _ := strconv.Atoi(shares[ch])
 		if d := st.Counts[ch] - max(share, 0); d != 0 {
-			changes = append(changes, change{ch, d})
+			changes = append(changes, countChange{ch, d})
 			calls = append(calls, n.Counts.addCall(epoch, n.id, ch, d))
 		}
 	}
@@ -155,6 +157,26 @@ func (n *Node) write(ctx context.Context, st hub.State, lost bool) (hub.Changes,
 	if err != nil {
 		return c, fmt.Errorf("rewrite this node's entries: %w", err)
 	}
+	c = changesOf(res, changes, leaves, joins)
+
+	// Which data this node has written its entries into, for the others' settle.
+	if err := n.rdb.HSet(ctx, n.key+"synced", n.id, epoch).Err(); err != nil {
+		return c, fmt.Errorf("record the resync: %w", err)
+	}
+
+	n.recordSync(st, epoch, lost)
+	if lost {
+		// What this node writes again was announced before Redis lost it.
+		return hub.Changes{}, nil
+	}
+	return c, nil
+}
+
+// changesOf reads what a rewrite changed across every node from its scripts' results,
+// in the order write queued them: the counts' new totals, then the leaves and the joins
+// (1: the user's last connection gone, or first one come).
+func changesOf(res []int64, changes []countChange, leaves, joins []hub.Entry) hub.Changes {
+	var c hub.Changes
 	for i, ch := range changes {
 		switch total := int(res[i]); {
 		case ch.delta > 0 && total == ch.delta:
@@ -175,12 +197,13 @@ func (n *Node) write(ctx context.Context, st hub.State, lost bool) (hub.Changes,
 			c.Joined = append(c.Joined, e)
 		}
 	}
+	return c
+}
 
-	// Which data this node has written its entries into, for the others' settle.
-	if err := n.rdb.HSet(ctx, n.key+"synced", n.id, epoch).Err(); err != nil {
-		return c, fmt.Errorf("record the resync: %w", err)
-	}
-
+// recordSync notes a finished write of st into epoch's data: the failed writes it
+// replaces are forgotten, or, after lost data, kept with the peers alive then for
+// settle to judge.
+func (n *Node) recordSync(st hub.State, epoch string, lost bool) {
 	n.mu.Lock()
 	failed := n.failed
 	n.failed = journal{}
@@ -208,11 +231,6 @@ func (n *Node) write(ctx context.Context, st hub.State, lost bool) (hub.Changes,
 	n.lastSync = time.Now()
 	n.syncs++
 	n.mu.Unlock()
-	if lost {
-		// What this node writes again was announced before Redis lost it.
-		return hub.Changes{}, nil
-	}
-	return c, nil
 }
 
 // settle judges, once every node in the list and every node alive before the loss
