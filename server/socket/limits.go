@@ -157,6 +157,10 @@ func (w *engineErrorWriter) finish(r *http.Request) {
 // serveV3 hands a request to go-socket.io: a new session's past MAX_CONNECTIONS_PER_IP
 // is refused first, and the library's 5xx answers are rewritten (engineErrorWriter).
 func (s *Server) serveV3(w http.ResponseWriter, r *http.Request) {
+	if sid := r.URL.Query().Get("sid"); sid != "" && s.sessionEnded(sid) {
+		errs.Write(w, errs.New(errs.Invalid, errs.CodeInvalidSid, "Session ID unknown"))
+		return
+	}
 	if r.URL.Query().Get("sid") == "" {
 		if ip := ClientIP(r); s.ips.full(ip) {
 			refuseTooMany(w, s.log, ip, "session")
@@ -168,10 +172,33 @@ func (s *Server) serveV3(w http.ResponseWriter, r *http.Request) {
 	ew.finish(r)
 }
 
+// sessionEnded reports whether sid's v3 session has ended but is still in the library's
+// map. The library closes the websocket (a client's close packet, a ping timeout) before
+// our read loop learns of it, and the session leaves the map only in endV3, after the
+// disconnect hooks; a request for the sid in between would find the session and be
+// taken for an upgrade of a live one.
+func (s *Server) sessionEnded(sid string) bool {
+	s.mu.RLock()
+	c := s.sessions[sid]
+	_, ending := s.ending[sid]
+	s.mu.RUnlock()
+	if ending {
+		return true
+	}
+	if c == nil {
+		return false
+	}
+	ws := websocketOf(c.sess.RemoteAddr())
+	return ws != nil && ws.shut.Load()
+}
+
 // endV3 releases what a v3 connection held in the engine: its session, its place in
 // the per-IP count, and an upgrade websocket that never finished.
 func (s *Server) endV3(c *Conn) {
 	s.engine.Remove(c.sess.ID())
+	s.mu.Lock()
+	delete(s.ending, c.sess.ID())
+	s.mu.Unlock()
 	s.upgrades.abort(c.sess.ID())
 	s.ips.release(c.ip)
 }

@@ -173,6 +173,7 @@ type Server struct {
 	closing    bool
 	conns      map[string]*Conn     // by socket id
 	sessions   map[string]*Conn     // by Engine.IO session id
+	ending     map[string]struct{}  // v3 sessions forgotten, still in the library's map until endV3
 	retained   map[string]*retained // dropped sessions that may be restored, by pid
 	pids       map[string]*Conn     // live connections that may be restored, by pid
 	handshakes sync.WaitGroup       // handshake requests in the engine
@@ -201,6 +202,7 @@ func NewServer(opts Options) (*Server, error) {
 		log:        opts.Logger,
 		conns:      make(map[string]*Conn),
 		sessions:   make(map[string]*Conn),
+		ending:     make(map[string]struct{}),
 		retained:   make(map[string]*retained),
 		pids:       make(map[string]*Conn),
 		acceptDone: make(chan struct{}),
@@ -475,6 +477,9 @@ func (s *Server) forget(c *Conn) {
 	}
 	if s.sessions[c.sess.ID()] == c {
 		delete(s.sessions, c.sess.ID())
+		if !c.v5 {
+			s.ending[c.sess.ID()] = struct{}{}
+		}
 	}
 	if c.pid != "" && s.pids[c.pid] == c {
 		delete(s.pids, c.pid)

@@ -277,3 +277,39 @@ func TestDirectWriteSlowConsumerDoesNotBlockTheSender(t *testing.T) {
 		t.Fatalf("closed for %q", r)
 	}
 }
+
+// The library closes a session's websocket (here: the client's close packet) before our
+// read loop removes the session, after the disconnect hooks. A request for that sid in
+// between is for a closed session (400 invalid_sid), not an upgrade of a live one
+// (transport_mismatch, as CI once saw).
+func TestRequestForAJustClosedWebsocketSessionIsInvalidSid(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	left := make(chan struct{}, 1)
+	ts := newTestServer(t, Options{OnDisconnect: func(*Conn, string) {
+		left <- struct{}{}
+		<-release // hold the session where a client could already have seen its close
+	}})
+	ws := ts.dialWS(t, "closer")
+	sid := ts.conn(t, "closer").sess.ID()
+	if err := ws.WriteMessage(websocket.TextMessage, []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, _, err := ws.ReadMessage(); err != nil {
+			break
+		}
+	}
+	<-left
+	for _, transport := range []string{"polling", "websocket"} {
+		res, err := http.Get(ts.url + "/?EIO=3&transport=" + transport + "&sid=" + sid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), `"invalid_sid"`) {
+			t.Errorf("%s on a closed sid: %d %s; want 400 invalid_sid", transport, res.StatusCode, body)
+		}
+	}
+}

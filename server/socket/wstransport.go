@@ -116,6 +116,7 @@ type wsConn struct {
 
 	linger atomic.Bool // see lingerOnClose
 	closed atomic.Bool // a lingering close has begun
+	shut   atomic.Bool // Close was called: the session is over (see Server.sessionEnded)
 }
 
 // direct reports whether frames can be written to the socket as they are.
@@ -202,6 +203,7 @@ const (
 func (c *wsConn) lingerOnClose() { c.linger.Store(true) }
 
 func (c *wsConn) Close() error {
+	c.shut.Store(true)
 	if !c.linger.Load() || c.tcp == nil || !c.closed.CompareAndSwap(false, true) {
 		return c.ws.Close()
 	}
