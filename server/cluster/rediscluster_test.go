@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -21,70 +21,56 @@ import (
 // before 7 has no sharded pub/sub).
 func startRedisCluster(t *testing.T) []string {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("redis-server not installed")
+	var urls []string
+	for _, r := range newRedisCluster(t, false) {
+		urls = append(urls, r.url())
 	}
+	return urls
+}
+
+// newRedisCluster starts three redis-servers and makes them a Redis Cluster of three
+// masters (no replicas), with persistence or without.
+func newRedisCluster(t *testing.T, persist bool) []*redisProc {
+	t.Helper()
 	cli, err := exec.LookPath("redis-cli")
 	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("redis-cli not installed (scripts/test.sh installs redis-server with it)")
+		}
 		t.Skip("redis-cli not installed: cannot create a Redis Cluster")
 	}
-	dir := t.TempDir()
-	var urls, addrs []string
-	freePort := func() int {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		return ln.Addr().(*net.TCPAddr).Port
+	var procs []*redisProc
+	args := []string{"--cluster", "create"}
+	for range 3 {
+		r := newRedisProc(t, persist, true)
+		procs, args = append(procs, r), append(args, r.addr())
 	}
-	for i := range 3 {
-		// The bus port is given: its default, port+10000, is past 65535 for many of
-		// the ports the system hands out.
-		port, bus := freePort(), freePort()
-		cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-			"--cluster-enabled", "yes", "--cluster-port", fmt.Sprint(bus),
-			"--cluster-config-file", fmt.Sprintf("%s/nodes-%d.conf", dir, i), "--dir", dir)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		addr := fmt.Sprintf("127.0.0.1:%d", port)
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			c, err := net.Dial("tcp", addr)
-			if err == nil {
-				c.Close()
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("redis-server did not start")
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		addrs, urls = append(addrs, addr), append(urls, "redis://"+addr+"/0")
-	}
-	args := append(append([]string{"--cluster", "create"}, addrs...), "--cluster-replicas", "0", "--cluster-yes")
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
 	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
 		t.Skipf("redis-cli --cluster create failed: %v: %s", err, out)
 	}
-	// The masters agree on the slots a moment after the creation.
-	deadline := time.Now().Add(20 * time.Second)
-	for _, u := range urls {
-		c := client(t, u)
+	waitClusterOK(t, procs)
+	return procs
+}
+
+// waitClusterOK waits until every master says the cluster is ok: a moment after its
+// creation, or after its masters started again.
+func waitClusterOK(t *testing.T, procs []*redisProc) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for _, r := range procs {
+		c := client(t, r.url())
 		for {
 			info, _ := c.ClusterInfo(context.Background()).Result()
 			if strings.Contains(info, "cluster_state:ok") {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Skipf("the Redis Cluster did not become ready: %s", info)
+				t.Fatalf("the Redis Cluster did not become ready: %s", info)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	return urls
 }
 
 func openCluster(t *testing.T, seeds []string, app string, o Options) *Group {
