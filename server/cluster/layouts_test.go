@@ -3,10 +3,14 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jetsocket/jetsocket/server/hub"
 )
@@ -212,4 +216,99 @@ func (c *cutter) open() {
 	c.mu.Lock()
 	c.down = false
 	c.mu.Unlock()
+}
+
+// serverOf is the index in s.procs of the server (or the cluster's master) that holds
+// channel for g.
+func (s *redisSet) serverOf(t *testing.T, g *Group, channel string) int {
+	t.Helper()
+	i := shardOf(g.addrs, channel)
+	if !s.cluster {
+		return i // g.addrs are the servers in the order of s.urls()
+	}
+	ctx := context.Background()
+	c := client(t, s.procs[0].url())
+	slot, err := c.ClusterKeySlot(ctx, "{"+g.addrs[i]+"}").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	slots, err := c.ClusterSlots(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range slots {
+		if int64(r.Start) <= slot && slot <= int64(r.End) {
+			for k, p := range s.procs {
+				if p.addr() == r.Nodes[0].Addr {
+					return k
+				}
+			}
+		}
+	}
+	t.Fatalf("no master holds slot %d", slot)
+	return -1
+}
+
+// One server of two, or one master of a Redis Cluster, restarts without its data while
+// the rest keep theirs: the nodes write their entries again there alone, a user who left
+// while it was away is announced gone once, and nothing on the servers that stayed up
+// is announced again. (A cluster master is started again within its node timeout, 15 s,
+// before the others mark it failed and stop answering for every slot.)
+func TestOneServerRestartsEmpty(t *testing.T) {
+	for _, l := range layouts[1:] {
+		t.Run(l.name, func(t *testing.T) {
+			r := l.start(t, false)
+			var w webhooks
+			o := Options{Heartbeat: 100 * time.Millisecond, DeadAfter: time.Hour, Resync: time.Hour}
+			a, b, c := startMember(t, r, o, &w), startMember(t, r, o, &w), startMember(t, r, o, &w)
+			lost := r.serverOf(t, a.g, "presence-room")
+			// A channel held on a server that stays up.
+			kept := ""
+			for i := 0; kept == ""; i++ {
+				if ch := fmt.Sprint("kept-", i); r.serverOf(t, a.g, ch) != lost {
+					kept = ch
+				}
+			}
+			watch, a1, b1, c1 := &conn{id: "1.0", user: "watch"}, &conn{id: "1.1", user: "ua"}, &conn{id: "2.1", user: "ub"}, &conn{id: "3.1", user: "uc"}
+			a.sub(t, watch, "presence-room")
+			a.sub(t, a1, "presence-room")
+			b.sub(t, b1, "presence-room")
+			b.sub(t, b1, kept)
+			waitFor(t, "the nodes to see each other", func() bool {
+				return a.peerCount() == 2 && b.peerCount() == 2 && c.peerCount() == 2
+			})
+			before := w.len()
+
+			r.procs[lost].stop()
+			ctx := context.Background()
+			a.hub.Unsubscribe(ctx, a1, "presence-room") // ua's only connection: member_removed, later
+			c.sub(t, c1, kept)                          // its server answers: counted now, nothing announced
+			r.procs[lost].start()
+			if r.cluster {
+				waitClusterOK(t, r.procs)
+			}
+			waitFor(t, "the presence list and the counts of the connections", func() bool {
+				for _, n := range []member{a, b, c} {
+					if memberIDs(t, n.view(), "presence-room") != "ub,watch" || channelList(n.view()) != kept+"=2,presence-room=2" {
+						return false
+					}
+				}
+				return true
+			})
+			want := []string{"member_removed presence-room ua"}
+			waitFor(t, "the webhook of the outage's change", func() bool { return len(w.since(before)) >= len(want) })
+			waitFor(t, "every node to be done", func() bool { return a.settled() && b.settled() && c.settled() })
+			for _, n := range []member{a, b, c} {
+				if err := n.resync(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := w.since(before); !slices.Equal(got, want) {
+				t.Fatalf("webhooks after the restart:\n%v\nwant\n%v", got, want)
+			}
+			if got := watch.got(); strings.Count(got, "member_removed") != 1 {
+				t.Fatalf("a subscriber on the node saw:\n%s", got)
+			}
+		})
+	}
 }
