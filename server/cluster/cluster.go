@@ -220,8 +220,15 @@ func (n *Node) SetLocal(l Local) {
 	n.mu.Unlock()
 }
 
-// Ping reports whether Redis answers (for /readyz).
-func (n *Node) Ping(ctx context.Context) error { return n.rdb.Ping(ctx).Err() }
+// Ping reports whether Redis answers (for /readyz): on a Redis Cluster, the master
+// of this shard's slot. (A PING names no key, and go-redis sends it to any master:
+// a dead master would answer "ready" through the others most of the time.)
+func (n *Node) Ping(ctx context.Context) error {
+	if n.sharded {
+		return n.rdb.Exists(ctx, n.key+"epoch").Err()
+	}
+	return n.rdb.Ping(ctx).Err()
+}
 
 // Close leaves the cluster: this node's keys go (its connections have left already),
 // then the connections to Redis.

@@ -134,3 +134,40 @@ func TestRedisClusterSpreadsChannels(t *testing.T) {
 		t.Fatalf("listing: %d channels (%v), want %d", len(all), err, len(channels))
 	}
 }
+
+// Readiness on a Redis Cluster asks each shard's own master: with one master gone, the
+// shards on it are not ready, every time, and the others are.
+func TestRedisClusterReadinessAsksEachShardsMaster(t *testing.T) {
+	procs := newRedisCluster(t, false)
+	r := &redisSet{t: t, procs: procs, cluster: true}
+	g := openCluster(t, r.urls(), "ready", Options{})
+	ctx := context.Background()
+	if err := g.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dead := r.serverOf(t, g, "some-channel")
+	on := make([]int, len(g.nodes))
+	for i, tag := range g.addrs {
+		ch := ""
+		for k := 0; ch == ""; k++ { // a channel of this shard, to ask where it lives
+			if c := fmt.Sprint("ch-", k); g.addrs[shardOf(g.addrs, c)] == tag {
+				ch = c
+			}
+		}
+		on[i] = r.serverOf(t, g, ch)
+	}
+	procs[dead].stop()
+	for i, n := range g.nodes {
+		for range 4 {
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := n.Ping(cctx)
+			cancel()
+			if (err != nil) != (on[i] == dead) {
+				t.Fatalf("shard %s (on master %d, master %d dead): ping %v", g.addrs[i], on[i], dead, err)
+			}
+		}
+	}
+	if err := g.Ping(ctx); err == nil {
+		t.Fatal("the group is ready with a master gone")
+	}
+}
