@@ -417,4 +417,32 @@ describe(`deploy kit: nginx in front of three nodes (socket.io-client ${CLIENT_M
     }
     await allHear('after-kill');
   });
+
+  // socket.io-client 4.x's own connection state recovery does work through nginx when the
+  // client's node is still there (a network blip): the hash on the client's address
+  // brings it back to the node that keeps its session.
+  test('socket.io-client 4.x: a dropped connection comes back through nginx to its node, session restored, nothing lost',
+    { skip: CLIENT_MAJOR !== 4 && 'connection state recovery is socket.io-client 4.x\'s' }, async () => {
+      const agent = new http.Agent({ localAddress: `127.0.0.${10 + TOTAL}`, keepAlive: false });
+      const socket = clients.add(openSocket(nginx.url, mint(userClaims('dp-csr')), {
+        agent, reconnection: true, reconnectionDelay: 100, reconnectionDelayMax: 300,
+      }));
+      const connects = [];
+      socket.on('connect', () => connects.push({ id: socket.id, recovered: socket.recovered }));
+      await waitUntil(() => connects.length === 1 && transportOf(socket) === 'websocket', 15_000, 'connected, upgraded');
+      await subscribeOk(socket, 'dp-news');
+      const got = record(socket, 'blip');
+      const backend = sdk(alive()[0]);
+      await ok(backend.trigger('dp-news', 'blip', { n: 1 }), 'blip 1');
+      await waitUntil(() => got.length === 1, 10_000, 'blip 1 delivered');
+      socket.io.engine.close(); // the client sees its network go and reconnects with {pid, offset}
+      for (const n of [2, 3, 4]) await ok(backend.trigger('dp-news', 'blip', { n }), `blip ${n}`);
+      await waitUntil(() => connects.length === 2, 15_000, 'the reconnect');
+      assert.deepEqual(connects[1], { id: connects[0].id, recovered: true }, 'the same session, restored');
+      await ok(backend.trigger('dp-news', 'blip', { n: 5 }), 'blip 5');
+      await waitUntil(() => got.length >= 5, 10_000, () => `blips: ${got.map((m) => m.data.n)}`);
+      await flush(socket);
+      assert.deepEqual(got.map((m) => m.data.n), [1, 2, 3, 4, 5]);
+      socket.disconnect();
+    });
 });
