@@ -31,14 +31,16 @@ type redisProc struct {
 	// bus is the cluster bus port of a Redis Cluster's master (0: not in a cluster).
 	// Its nodes.conf stays in dir, so a master started again keeps its slots and peers.
 	bus int
-	cmd *exec.Cmd
+	// extra are more redis-server arguments.
+	extra []string
+	cmd   *exec.Cmd
 }
 
 func newRedis(t *testing.T, persist bool) *redisProc { return newRedisProc(t, persist, false) }
 
-// newRedisProc starts a redis-server; inCluster makes it a master-to-be of a Redis
-// Cluster (createCluster joins them).
-func newRedisProc(t *testing.T, persist, inCluster bool) *redisProc {
+// newRedisProc starts a redis-server (with extra arguments); inCluster makes it a
+// master-to-be of a Redis Cluster (newRedisCluster joins them).
+func newRedisProc(t *testing.T, persist, inCluster bool, extra ...string) *redisProc {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -47,7 +49,7 @@ func newRedisProc(t *testing.T, persist, inCluster bool) *redisProc {
 		}
 		t.Skip("redis-server not installed")
 	}
-	r := &redisProc{t: t, bin: bin, port: freeTCPPort(t), dir: t.TempDir(), persist: persist}
+	r := &redisProc{t: t, bin: bin, port: freeTCPPort(t), dir: t.TempDir(), persist: persist, extra: extra}
 	if inCluster {
 		// The bus port is given: its default, port+10000, is past 65535 for many of
 		// the ports the system hands out.
@@ -89,7 +91,7 @@ func (r *redisProc) start() {
 		args = append(args, "--cluster-enabled", "yes", "--cluster-port", fmt.Sprint(r.bus),
 			"--cluster-config-file", "nodes.conf")
 	}
-	r.cmd = exec.Command(r.bin, args...)
+	r.cmd = exec.Command(r.bin, append(args, r.extra...)...)
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatal(err)
 	}

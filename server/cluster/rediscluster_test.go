@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -28,9 +29,9 @@ func startRedisCluster(t *testing.T) []string {
 	return urls
 }
 
-// newRedisCluster starts three redis-servers and makes them a Redis Cluster of three
-// masters (no replicas), with persistence or without.
-func newRedisCluster(t *testing.T, persist bool) []*redisProc {
+// newRedisCluster starts three redis-servers (with extra arguments) and makes them a
+// Redis Cluster of three masters (no replicas), with persistence or without.
+func newRedisCluster(t *testing.T, persist bool, extra ...string) []*redisProc {
 	t.Helper()
 	cli, err := exec.LookPath("redis-cli")
 	if err != nil {
@@ -42,7 +43,7 @@ func newRedisCluster(t *testing.T, persist bool) []*redisProc {
 	var procs []*redisProc
 	args := []string{"--cluster", "create"}
 	for range 3 {
-		r := newRedisProc(t, persist, true)
+		r := newRedisProc(t, persist, true, extra...)
 		procs, args = append(procs, r), append(args, r.addr())
 	}
 	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
@@ -169,5 +170,71 @@ func TestRedisClusterReadinessAsksEachShardsMaster(t *testing.T) {
 	}
 	if err := g.Ping(ctx); err == nil {
 		t.Fatal("the group is ready with a master gone")
+	}
+}
+
+// A master down for longer than the cluster's node timeout, without a replica: the
+// other masters mark it failed and the whole cluster refuses every slot (CLUSTERDOWN),
+// so every shard of every node is in an outage, not only the dead master's. It comes
+// back empty: the nodes write their entries again everywhere, and the changes made
+// meanwhile are announced once: a user who left on the dead master's shard, a channel
+// first held on a live master's shard while the cluster was down.
+func TestRedisClusterDownThenBack(t *testing.T) {
+	r := &redisSet{t: t, procs: newRedisCluster(t, false, "--cluster-node-timeout", "1000"), cluster: true}
+	var w webhooks
+	o := Options{Heartbeat: 100 * time.Millisecond, DeadAfter: time.Hour, Resync: time.Hour}
+	a, b := startMember(t, r, o, &w), startMember(t, r, o, &w)
+	lost := r.serverOf(t, a.g, "presence-room")
+	kept := ""
+	for i := 0; kept == ""; i++ {
+		if ch := fmt.Sprint("kept-", i); r.serverOf(t, a.g, ch) != lost {
+			kept = ch
+		}
+	}
+	watch, a1, b1, b2 := &conn{id: "1.0", user: "watch"}, &conn{id: "1.1", user: "ua"}, &conn{id: "2.1", user: "ub"}, &conn{id: "2.2", user: "uc"}
+	a.sub(t, watch, "presence-room")
+	a.sub(t, a1, "presence-room")
+	b.sub(t, b1, "presence-room")
+	waitFor(t, "the nodes to see each other", func() bool { return a.peerCount() == 1 && b.peerCount() == 1 })
+	before := w.len()
+
+	r.procs[lost].stop()
+	live := client(t, r.procs[(lost+1)%len(r.procs)].url())
+	waitFor(t, "the cluster to be down", func() bool {
+		info, _ := live.ClusterInfo(context.Background()).Result()
+		return strings.Contains(info, "cluster_state:fail")
+	})
+	ctx := context.Background()
+	a.hub.Unsubscribe(ctx, a1, "presence-room") // ua's only connection, on the dead master
+	if _, err := b.hub.Subscribe(ctx, b2, kept, nil, 0); err != nil {
+		t.Fatal(err) // a subscribe succeeds on the node, counted at the resync
+	}
+	if got := w.since(before); len(got) != 0 {
+		t.Fatalf("webhooks while the cluster was down: %v", got)
+	}
+	r.procs[lost].start()
+	waitClusterOK(t, r.procs)
+
+	waitFor(t, "the presence list and the counts of the connections", func() bool {
+		for _, n := range []member{a, b} {
+			if memberIDs(t, n.view(), "presence-room") != "ub,watch" || channelList(n.view()) != kept+"=1,presence-room=2" {
+				return false
+			}
+		}
+		return true
+	})
+	want := []string{"channel_occupied " + kept, "member_removed presence-room ua"}
+	waitFor(t, "the webhooks of the outage's changes", func() bool { return len(w.since(before)) >= len(want) })
+	waitFor(t, "every node to be done", func() bool { return a.settled() && b.settled() })
+	for _, n := range []member{a, b} {
+		if err := n.resync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := w.since(before); !slices.Equal(got, want) {
+		t.Fatalf("webhooks after the cluster came back:\n%v\nwant\n%v", got, want)
+	}
+	if got := watch.got(); strings.Count(got, "member_removed") != 1 {
+		t.Fatalf("a subscriber on the node saw:\n%s", got)
 	}
 }
