@@ -27,7 +27,8 @@ import (
 // and before that it answers for the other masters' slots only, so the writes made
 // "during the outage" would land for some channels and not for others; the assertions
 // about which webhooks an outage causes would then depend on where the 16 shards fell.
-// One master lost alone is TestOneMasterOfTheClusterRestartsEmpty.
+// One master lost alone is TestOneServerRestartsEmpty (back within the node timeout)
+// and TestRedisClusterDownThenBack (past it).
 
 // layout names a Redis layout and starts it.
 type layout struct {
