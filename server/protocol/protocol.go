@@ -13,7 +13,6 @@ package protocol
 import (
 	"context"
 	"log/slog"
-	"net/http"
 	"sync"
 	"time"
 
@@ -99,13 +98,11 @@ type Options struct {
 	Settings   Settings
 	Hub        *hub.Hub
 	Authorizer *channels.Authorizer
-	Verifier   interface {
-		Verify(token string) (*tokens.Claims, error)
-	}
-	Triggers Trigger
-	Metrics  *metrics.Metrics
-	Webhooks func(webhook.Event)
-	Log      *slog.Logger
+	Verifier   tokens.Verifier
+	Triggers   Trigger
+	Metrics    *metrics.Metrics
+	Webhooks   func(webhook.Event)
+	Log        *slog.Logger
 	// Hooks see what happens on the channels their pattern matches.
 	Hooks []ChannelHooks
 	// Events are a developer's own events, beside the built-in ones.
@@ -123,17 +120,15 @@ type Service struct {
 	cfg        Settings
 	hub        *hub.Hub
 	authorizer *channels.Authorizer
-	verifier   interface {
-		Verify(token string) (*tokens.Claims, error)
-	}
-	triggers  Trigger
-	metrics   *metrics.Metrics
-	webhooks  func(webhook.Event)
-	log       *slog.Logger
-	hooks     []ChannelHooks
-	table     table
-	userConns *limit.Counter
-	ipConns   *limit.Counter
+	verifier   tokens.Verifier
+	triggers   Trigger
+	metrics    *metrics.Metrics
+	webhooks   func(webhook.Event)
+	log        *slog.Logger
+	hooks      []ChannelHooks
+	table      table
+	userConns  *limit.Counter
+	ipConns    *limit.Counter
 
 	mu       sync.Mutex
 	sessions map[string]*session // by socket id
@@ -215,17 +210,12 @@ func (s *Service) takeSession(id string) *session {
 	return st
 }
 
-// Admit applies the connection limits at the handshake, before a session exists. The
-// counts are the open connections; Connect enforces them again, exactly.
-func (s *Service) Admit(claims *tokens.Claims, r *http.Request) error {
-	// The address the proxy named (TRUSTED_PROXIES), the one onConnect counts and the
-	// logs name; not the TCP peer, which behind a proxy is the proxy.
-	return s.AdmitIP(claims, socket.ClientIP(r))
-}
-
-// AdmitIP is Admit for a client at ip: a v4 client whose token came in its CONNECT
-// packet is admitted then, the session already open.
-func (s *Service) AdmitIP(claims *tokens.Claims, ip string) error {
+// Admit applies the connection limits to a client of claims' user at ip before its
+// connection exists: at the handshake (middleware.Handshake), or at a v4 client's CONNECT
+// when its token came there. ip is the address the caller resolved (TRUSTED_PROXIES), the
+// one Connect counts and the logs name; not the TCP peer, which behind a proxy is the
+// proxy. The counts are the open connections; Connect enforces them again, exactly.
+func (s *Service) Admit(claims *tokens.Claims, ip string) error {
 	if s.cfg.MaxConnsPerUser > 0 && s.userConns.Count(claims.UserID()) >= s.cfg.MaxConnsPerUser {
 		s.metrics.ConnectionsRefused.WithLabelValues("per_user").Inc()
 		return errs.New(errs.RateLimited, CodeTooManyConnections, "this user has too many open connections")
