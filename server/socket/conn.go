@@ -11,6 +11,7 @@ import (
 	"github.com/googollee/go-socket.io/engineio/session"
 	"golang.org/x/time/rate"
 
+	"github.com/jetsocket/jetsocket/server/connstate"
 	"github.com/jetsocket/jetsocket/server/socket/eio4"
 	"github.com/jetsocket/jetsocket/server/wire"
 	"github.com/jetsocket/jetsocket/tokens"
@@ -60,6 +61,10 @@ type Conn struct {
 	flushClose bool         // close once queue is written (CloseAfterFlush)
 	reason     string
 	writers    sync.WaitGroup
+
+	// state is the protocol's state of the connection (server/protocol fills it): on
+	// the connection, so that no event looks it up in a registry.
+	state connstate.State
 }
 
 // ID is the connection's socket id, in Pusher's form.
@@ -73,6 +78,9 @@ func (c *Conn) SetClaims(cl *tokens.Claims) { c.claims.Store(cl) }
 
 // UserID is the claims' subject.
 func (c *Conn) UserID() string { return c.Claims().UserID() }
+
+// ConnState is the protocol's state of the connection (connstate).
+func (c *Conn) ConnState() *connstate.State { return &c.state }
 
 // IP is the client's address: as the HTTP layer resolved it (SetClientIP), else the
 // TCP peer's.
