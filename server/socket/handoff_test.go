@@ -142,7 +142,7 @@ func TestUpgradeThatNeverCompletesCannotQueueWithoutBound(t *testing.T) {
 	// A rate that refills nothing within the test, so the tokens left show what was counted.
 	ts := newTestServer(t, Options{MaxFrameBytes: 64 << 10, InboundRate: 0.001, InboundBurst: 200})
 	client := &http.Client{Timeout: 10 * time.Second}
-	base := ts.url + "/?EIO=3&transport=polling&user=hog"
+	base := ts.url + "/?EIO=3&transport=polling&token=hog"
 	get := func(u string) string {
 		t.Helper()
 		res, err := client.Get(u)
@@ -178,7 +178,7 @@ func TestUpgradeThatNeverCompletesCannotQueueWithoutBound(t *testing.T) {
 		res.Body.Close()
 		polled <- string(b)
 	}()
-	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(ts.url, "http")+"/?EIO=3&transport=websocket&user=hog&sid="+sid, nil)
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(ts.url, "http")+"/?EIO=3&transport=websocket&token=hog&sid="+sid, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

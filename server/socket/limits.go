@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/jetsocket/jetsocket/server/errs"
+	"github.com/jetsocket/jetsocket/server/socket/engine"
 )
 
 // ipSockets counts the sockets each client address holds in this layer: v4 sessions from
@@ -73,7 +74,7 @@ func refuseTooMany(w http.ResponseWriter, log *slog.Logger, ip, what string) {
 // admitSocket is the v4 engine's Admit: a new session or an upgrade's websocket counts
 // against MAX_CONNECTIONS_PER_IP until it ends.
 func (s *Server) admitSocket(w http.ResponseWriter, r *http.Request) (release func(), ok bool) {
-	ip := ClientIP(r)
+	ip := engine.ClientIP(r)
 	if !s.ips.acquire(ip) {
 		what := "session"
 		if r.URL.Query().Get("sid") != "" {
@@ -162,7 +163,7 @@ func (s *Server) serveV3(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.URL.Query().Get("sid") == "" {
-		if ip := ClientIP(r); s.ips.full(ip) {
+		if ip := engine.ClientIP(r); s.ips.full(ip) {
 			refuseTooMany(w, s.log, ip, "session")
 			return
 		}
@@ -188,8 +189,8 @@ func (s *Server) sessionEnded(sid string) bool {
 	if c == nil {
 		return false
 	}
-	ws := websocketOf(c.sess.RemoteAddr())
-	return ws != nil && ws.shut.Load()
+	ws := c.sess.WebSocket()
+	return ws != nil && ws.Shut()
 }
 
 // endV3 releases what a v3 connection held in the engine: its session, its place in
@@ -200,5 +201,5 @@ func (s *Server) endV3(c *Conn) {
 	delete(s.ending, c.sess.ID())
 	s.mu.Unlock()
 	s.upgrades.abort(c.sess.ID())
-	s.ips.release(c.ip)
+	s.ips.release(c.IP())
 }

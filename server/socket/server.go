@@ -23,14 +23,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/googollee/go-socket.io/engineio"
-	"github.com/googollee/go-socket.io/engineio/session"
 	"golang.org/x/time/rate"
 
 	"github.com/jetsocket/jetsocket/server/errs"
@@ -86,11 +84,11 @@ type AckThen struct {
 
 // Options configures a Server. Authenticate is required.
 type Options struct {
-	// Authenticate returns the claims for a new session from its handshake URL. The HTTP
-	// middleware has already refused bad tokens before the session existed; this runs
-	// again on the accepted session because go-socket.io has no race-free way to carry
-	// the request's context into the connection.
-	Authenticate func(u url.URL) (*tokens.Claims, error)
+	// Authenticate returns the claims of a session's token: the handshake query's (the
+	// HTTP middleware has already refused bad ones before the session existed; this runs
+	// again on the accepted v3 session because go-socket.io has no race-free way to carry
+	// the request's context into the connection), or a v5 CONNECT's.
+	Authenticate func(token string) (*tokens.Claims, error)
 	CheckOrigin  func(*http.Request) bool // websocket origin check
 
 	PingInterval  time.Duration // default 25s, socket.io's pingInterval
@@ -208,18 +206,20 @@ func NewServer(opts Options) (*Server, error) {
 		acceptDone: make(chan struct{}),
 		ids:        newSessionIDs(),
 	}
+	h := newHandoff(handoffLimits{
+		// A client upgrading sends a packet or two meanwhile; these leave room for a
+		// burst and bound the rest.
+		packets: opts.InboundBurst,
+		bytes:   handoffFrames * opts.MaxFrameBytes,
+		charge:  s.chargeInbound,
+	})
+	h.ids = s.ids
 	// go-socket.io re-arms its read deadline only on the client's pings, which come every
 	// PingInterval: its timeout is PingInterval+PingTimeout (engine.io v3's own rule).
 	s.engine = engineio.NewServer(&engineio.Options{
-		PingInterval: opts.PingInterval,
-		PingTimeout:  opts.PingInterval + opts.PingTimeout,
-		Transports: newTransports(opts.CheckOrigin, int64(opts.MaxFrameBytes), handoffLimits{
-			// A client upgrading sends a packet or two meanwhile; these leave room for a
-			// burst and bound the rest.
-			packets: opts.InboundBurst,
-			bytes:   handoffFrames * opts.MaxFrameBytes,
-			charge:  s.chargeInbound,
-		}, opts.afterOpen, s.upgrades),
+		PingInterval:       opts.PingInterval,
+		PingTimeout:        opts.PingInterval + opts.PingTimeout,
+		Transports:         newTransports(opts.CheckOrigin, int64(opts.MaxFrameBytes), h, opts.afterOpen, s.upgrades),
 		SessionIDGenerator: s.ids,
 	})
 	var err error
@@ -341,11 +341,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) Serve() error {
 	defer close(s.acceptDone)
 	for {
-		sess, err := s.engine.Accept()
+		lib, err := s.engine.Accept()
 		if err != nil {
 			return nil // only after engine.Close
 		}
-		s.ids.accepted(sess.ID())
+		sess := newSession3(lib, s.ids.accepted(lib.ID()))
 		s.mu.RLock()
 		closing := s.closing
 		if !closing {
@@ -410,26 +410,23 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // serve sets a session up, then hands it to a fresh goroutine for the rest of its life:
 // see readLoop for why.
-func (s *Server) serve(sess engineio.Conn) {
-	claims, err := s.opts.Authenticate(sess.URL())
+func (s *Server) serve(sess *session3) {
+	claims, err := s.opts.Authenticate(sess.Token())
 	if err != nil {
 		defer s.serving.Done()
 		defer s.engine.Remove(sess.ID())
 		defer s.upgrades.abort(sess.ID())
 		// The middleware checked this token an instant ago; it can only have expired
 		// in between. Tell the client and close.
-		s.log.Warn("socket refused after handshake", "reason", string(tokens.ReasonOf(err)), "ip", sessionIP(sess.URL(), sess.RemoteAddr()))
-		if w, werr := sess.NextWriter(session.TEXT); werr == nil {
-			_, _ = w.Write(encodeError("/", errs.CodeInvalidToken))
-			_ = w.Close()
-		}
+		s.log.Warn("socket refused after handshake", "reason", string(tokens.ReasonOf(err)), "ip", sess.ClientIP())
+		_ = sess.Send(encodeError("/", errs.CodeInvalidToken))
 		_ = sess.Close()
 		return
 	}
 
 	c := s.newConn(sess, claims)
-	s.ips.add(c.ip) // admitted at the handshake (serveV3)
-	s.log.Info("socket connected", "socket_id", c.id, "user_id", claims.UserID(), "ip", c.ip, "transport", transportName(sess.URL()))
+	s.ips.add(sess.ClientIP()) // admitted at the handshake (serveV3)
+	s.log.Info("socket connected", "socket_id", c.id, "user_id", claims.UserID(), "ip", sess.ClientIP(), "transport", sess.Transport())
 
 	c.sendFrame(wire.NewFrame([]byte{'0'})) // socket.io CONNECT for the root namespace
 	// OnConnect runs before connection_established goes out (a frame may reach the
@@ -486,16 +483,16 @@ func (s *Server) forget(c *Conn) {
 	}
 }
 
-func (s *Server) newConn(sess engineio.Conn, claims *tokens.Claims) *Conn {
+func (s *Server) newConn(sess Session, claims *tokens.Claims) *Conn {
 	return s.newConnID(sess, claims, "")
 }
 
 // newConnID is newConn with the socket id of a restored session (id), or a new one ("").
-func (s *Server) newConnID(sess engineio.Conn, claims *tokens.Claims, id string) *Conn {
+func (s *Server) newConnID(sess Session, claims *tokens.Claims, id string) *Conn {
 	c := &Conn{
 		srv:         s,
 		sess:        sess,
-		ip:          sessionIP(sess.URL(), sess.RemoteAddr()),
+		v5:          sess.Protocol() == 5,
 		connectedAt: time.Now(),
 		inbound:     rate.NewLimiter(rate.Limit(s.opts.InboundRate), s.opts.InboundBurst),
 		flood:       rate.NewLimiter(rate.Limit(s.opts.InboundRate), 5*s.opts.InboundBurst),
@@ -524,11 +521,11 @@ func (s *Server) newConnID(sess engineio.Conn, claims *tokens.Claims, id string)
 func (s *Server) readLoop(c *Conn) (reason string) {
 	max := int64(s.opts.MaxFrameBytes)
 	for {
-		ft, rc, err := c.sess.NextReader()
+		binary, rc, err := c.sess.NextReader()
 		if err != nil {
 			return ReasonClientGone
 		}
-		if ft != session.TEXT {
+		if binary {
 			// Close reads the frame to its end; an error there (bad base64 in a polling
 			// "b4" message) poisons the library's polling payload for good: end the session.
 			if err := rc.Close(); err != nil {
@@ -561,7 +558,7 @@ func (s *Server) readLoop(c *Conn) (reason string) {
 			ws := c.websocket()
 			c.mu.Unlock()
 			if ws != nil {
-				ws.lingerOnClose()
+				ws.LingerOnClose()
 			}
 			c.CloseAfterFlush(ReasonFrameTooLarge)
 			_ = rc.Close() // returns once the writer has closed the session
@@ -571,7 +568,7 @@ func (s *Server) readLoop(c *Conn) (reason string) {
 			return ReasonClientGone
 		}
 		// A handed-off packet was counted when it was posted (chargeInbound).
-		if _, handed := rc.(handedReader); !handed && !c.inbound.Allow() {
+		if !preCounted(rc) && !c.inbound.Allow() {
 			if !c.flood.Allow() {
 				c.Error(CodeRateLimited, "too many packets: disconnecting")
 				c.CloseAfterFlush(ReasonFlood)
@@ -645,10 +642,6 @@ func newSocketID() string {
 	hi := binary.BigEndian.Uint64(b[:8])%999_999_999 + 1
 	lo := binary.BigEndian.Uint64(b[8:])%999_999_999 + 1
 	return strconv.FormatUint(hi, 10) + "." + strconv.FormatUint(lo, 10)
-}
-
-func transportName(u url.URL) string {
-	return u.Query().Get("transport")
 }
 
 // namespaceError refuses a namespace other than "/" in the client's protocol generation.

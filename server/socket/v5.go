@@ -1,18 +1,14 @@
 package socket
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"time"
-
-	"github.com/googollee/go-socket.io/engineio/session"
 
 	"github.com/jetsocket/jetsocket/server/errs"
 	"github.com/jetsocket/jetsocket/server/socket/eio4"
+	"github.com/jetsocket/jetsocket/server/socket/engine"
 	"github.com/jetsocket/jetsocket/server/wire"
 	"github.com/jetsocket/jetsocket/tokens"
 )
@@ -20,9 +16,9 @@ import (
 // socket.io-client 3.x and 4.x speak Engine.IO v4 and socket.io protocol v5; they are
 // served by our own engine (eio4, chosen on the figures in docs/engine-v4-evaluation.md)
 // beside go-socket.io's v3 one, at the same path, chosen by the handshake's EIO
-// parameter. Everything above the engine is shared: a v4 session is wrapped as the
-// engineio.Conn a Conn already drives, so readLoop, the send queue, direct websocket
-// writes of the same prebuilt frames, the limits and the event table are one for both.
+// parameter. Everything above the engine is shared: both engines' sessions are a
+// Session, so readLoop, the send queue, direct websocket writes of the same prebuilt
+// frames, the limits and the event table are one for both.
 // What differs is the start: a v5 client sends CONNECT (with `auth`, which may carry its
 // token) and the socket is set up only then (serve5).
 
@@ -35,11 +31,11 @@ func (s *Server) newEngine4() (*eio4.Server, error) {
 		MaxPayload:   handoffFrames * o.MaxFrameBytes,
 		MaxQueued:    max(o.SendQueue, o.InboundBurst),
 		Upgrade: func(w http.ResponseWriter, r *http.Request) (eio4.WebSocket, error) {
-			c, err := acceptWebsocket(w, r, o.CheckOrigin)
+			c, err := engine.AcceptWebSocket(w, r, o.CheckOrigin)
 			if err != nil {
 				return nil, err
 			}
-			c.wdlFor = o.PingTimeout
+			c.WriteTimeout = o.PingTimeout
 			return c, nil
 		},
 		OnOpen: s.open5,
@@ -67,7 +63,7 @@ func (s *Server) open5(sess *eio4.Session) {
 // serve does for v3 (or restores a dropped one, recovery.go), then hands it to a fresh
 // goroutine (see readLoop).
 func (s *Server) serve5(sess *eio4.Session) {
-	conn := session5{sess}
+	conn := sess
 	claims, auth := s.awaitConnect(conn)
 	if claims == nil {
 		s.serving.Done()
@@ -77,11 +73,10 @@ func (s *Server) serve5(sess *eio4.Session) {
 	c := s.restore5(conn, claims, auth)
 	if c == nil {
 		c = s.newConn(conn, claims)
-		c.v5 = true
 		if s.opts.RecoveryWindow > 0 {
 			s.restorable(c, newPID())
 		}
-		s.log.Info("socket connected", "socket_id", c.id, "user_id", claims.UserID(), "ip", c.ip, "transport", transportName(sess.URL()), "protocol", 5)
+		s.log.Info("socket connected", "socket_id", c.id, "user_id", claims.UserID(), "ip", sess.ClientIP(), "transport", sess.Transport(), "protocol", 5)
 		s.connectReply(c)
 		if s.opts.OnConnect != nil {
 			s.opts.OnConnect(c)
@@ -108,7 +103,7 @@ func (s *Server) connectReply(c *Conn) {
 // restore5 restores the session a CONNECT names ({pid, offset} in its auth) if it is
 // retained, belongs to the same user and every one of its channels can be recovered;
 // else nil, and the client gets a fresh session.
-func (s *Server) restore5(conn session5, claims *tokens.Claims, auth connectAuth) *Conn {
+func (s *Server) restore5(conn Session, claims *tokens.Claims, auth connectAuth) *Conn {
 	if s.opts.RecoveryWindow <= 0 || s.opts.OnRestore == nil {
 		return nil
 	}
@@ -127,7 +122,7 @@ func (s *Server) restore5(conn session5, claims *tokens.Claims, auth connectAuth
 		return nil
 	}
 	c := s.newConnID(conn, claims, r.id)
-	c.v5, c.recovered = true, true
+	c.recovered = true
 	s.restorable(c, r.pid)
 	for _, ch := range chans {
 		c.rlog.track(ch.Channel, ch.Request, ch.Positioned, ch.Epoch, ch.Offset)
@@ -148,7 +143,7 @@ func (s *Server) restore5(conn session5, claims *tokens.Claims, auth connectAuth
 		return nil
 	}
 	c.finish = finish
-	s.log.Info("socket restored", "socket_id", c.id, "user_id", claims.UserID(), "ip", c.ip, "channels", len(chans), "protocol", 5)
+	s.log.Info("socket restored", "socket_id", c.id, "user_id", claims.UserID(), "ip", conn.ClientIP(), "channels", len(chans), "protocol", 5)
 	s.connectReply(c)
 	return c
 }
@@ -157,15 +152,15 @@ func (s *Server) restore5(conn session5, claims *tokens.Claims, auth connectAuth
 // its claims; nil when the session ends first or sends no acceptable CONNECT within
 // ConnectTimeout. A refused CONNECT is answered with CONNECT_ERROR and the session stays
 // open for another try, as Node's server does (the client may retry with a new token).
-func (s *Server) awaitConnect(conn session5) (*tokens.Claims, connectAuth) {
+func (s *Server) awaitConnect(conn *eio4.Session) (*tokens.Claims, connectAuth) {
 	timer := time.AfterFunc(s.opts.ConnectTimeout, func() {
-		s.log.Info("socket closed: no CONNECT in time", "ip", sessionIP(conn.URL(), conn.RemoteAddr()))
+		s.log.Info("socket closed: no CONNECT in time", "ip", conn.ClientIP())
 		_ = conn.Close()
 	})
 	defer timer.Stop()
 	max := int64(s.opts.MaxFrameBytes)
 	for budget := s.opts.InboundBurst; budget > 0; budget-- {
-		binary, rc, err := conn.s.NextReader()
+		binary, rc, err := conn.NextReader()
 		if err != nil {
 			return nil, connectAuth{}
 		}
@@ -181,12 +176,12 @@ func (s *Server) awaitConnect(conn session5) (*tokens.Claims, connectAuth) {
 		switch p.Type {
 		case PacketConnect:
 			if p.Namespace != "/" {
-				_ = conn.s.Send(encodeConnectError(p.Namespace, "Invalid namespace", nil))
+				_ = conn.Send(encodeConnectError(p.Namespace, "Invalid namespace", nil))
 				continue
 			}
 			if claims, auth := s.connect5(conn, p.Data); claims != nil {
 				select {
-				case <-conn.s.Done(): // the timer fired meanwhile
+				case <-conn.Done(): // the timer fired meanwhile
 					return nil, connectAuth{}
 				default:
 				}
@@ -210,9 +205,9 @@ type connectAuth struct {
 
 // connect5 checks a CONNECT's token (auth.token, else the query's) and the connection
 // limits; it answers a refusal with CONNECT_ERROR and returns nil.
-func (s *Server) connect5(conn session5, data []byte) (*tokens.Claims, connectAuth) {
-	u := conn.URL()
-	ip := sessionIP(u, conn.RemoteAddr())
+func (s *Server) connect5(conn Session, data []byte) (*tokens.Claims, connectAuth) {
+	ip := conn.ClientIP()
+	token := conn.Token()
 	var auth connectAuth
 	if len(data) > 0 {
 		// The token, when given, takes the query's place: the same verifier reads it.
@@ -225,26 +220,24 @@ func (s *Server) connect5(conn session5, data []byte) (*tokens.Claims, connectAu
 			auth = connectAuth{Token: token.Token}
 		}
 		if auth.Token != nil {
-			q := u.Query()
-			q.Set("token", *auth.Token)
-			u.RawQuery = q.Encode()
+			token = *auth.Token
 		}
 	}
-	claims, err := s.opts.Authenticate(u)
+	claims, err := s.opts.Authenticate(token)
 	if err != nil {
 		reason := tokens.ReasonOf(err)
 		if s.opts.OnAuthRefused != nil {
 			s.opts.OnAuthRefused(reason)
 		}
 		s.log.Warn("socket auth refused", "reason", string(reason), "ip", ip, "protocol", 5)
-		_ = conn.s.Send(encodeConnectError("/", errs.CodeInvalidToken, map[string]any{"status": http.StatusUnauthorized, "reason": string(reason)}))
+		_ = conn.Send(encodeConnectError("/", errs.CodeInvalidToken, map[string]any{"status": http.StatusUnauthorized, "reason": string(reason)}))
 		return nil, connectAuth{}
 	}
 	if s.opts.Admit != nil {
 		if err := s.opts.Admit(claims, ip); err != nil {
 			e := errs.From(err)
 			s.log.Warn("socket refused", "reason", e.Code, "user_id", claims.UserID(), "ip", ip, "protocol", 5)
-			_ = conn.s.Send(encodeConnectError("/", e.Code, map[string]any{"status": e.Kind.Status(), "reason": e.Message}))
+			_ = conn.Send(encodeConnectError("/", e.Code, map[string]any{"status": e.Kind.Status(), "reason": e.Message}))
 			return nil, connectAuth{}
 		}
 	}
@@ -263,40 +256,3 @@ func encodeConnectError(namespace, message string, data any) []byte {
 	}
 	return append([]byte("4"+namespace+","), b...)
 }
-
-// session5 is a v4 session as the engineio.Conn a Conn drives.
-type session5 struct{ s *eio4.Session }
-
-func (c session5) ID() string { return c.s.ID() }
-
-func (c session5) NextReader() (session.FrameType, io.ReadCloser, error) {
-	binary, r, err := c.s.NextReader()
-	if err != nil {
-		return 0, nil, err
-	}
-	if binary {
-		return session.BINARY, r, nil
-	}
-	return session.TEXT, r, nil
-}
-
-// NextWriter collects one packet; Close sends it.
-func (c session5) NextWriter(session.FrameType) (io.WriteCloser, error) {
-	return &packetWriter{s: c.s}, nil
-}
-
-func (c session5) Close() error              { return c.s.Close() }
-func (c session5) URL() url.URL              { return c.s.URL() }
-func (c session5) LocalAddr() net.Addr       { return nil }
-func (c session5) RemoteAddr() net.Addr      { return c.s.RemoteAddr() }
-func (c session5) RemoteHeader() http.Header { return http.Header{} }
-func (c session5) SetContext(interface{})    {}
-func (c session5) Context() interface{}      { return nil }
-
-type packetWriter struct {
-	s   *eio4.Session
-	buf bytes.Buffer
-}
-
-func (w *packetWriter) Write(p []byte) (int, error) { return w.buf.Write(p) }
-func (w *packetWriter) Close() error                { return w.s.Send(w.buf.Bytes()) }
