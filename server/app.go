@@ -386,7 +386,7 @@ func (a *app) newEndpoints(tm *tokens.Manager) error {
 	})
 	a.sockets, err = socket.NewServer(socket.Options{
 		Authenticate: tm.Verify,
-		CheckOrigin: a.origins.Allowed,
+		CheckOrigin:  a.origins.Allowed,
 		// A socket.io packet carries at most a payload plus its envelope.
 		MaxFrameBytes: a.cfg.MaxPayloadBytes + 4<<10,
 		PingInterval:  a.cfg.PingInterval,

@@ -49,12 +49,12 @@ type Conn struct {
 
 	mu         sync.Mutex
 	ws         *engine.WebSocket // the websocket frames are written to directly, once known
-	wsState    uint8        // wsUnknown until the session is on a websocket
-	queue      []wire.Frame // not yet written
-	rlog       *deliveryLog // what was written, for a restore; nil when it cannot be restored
-	writing    bool         // a writer goroutine is draining queue
-	closing    bool         // Close was called: nothing more is queued or started
-	flushClose bool         // close once queue is written (CloseAfterFlush)
+	wsState    uint8             // wsUnknown until the session is on a websocket
+	queue      []wire.Frame      // not yet written
+	rlog       *deliveryLog      // what was written, for a restore; nil when it cannot be restored
+	writing    bool              // a writer goroutine is draining queue
+	closing    bool              // Close was called: nothing more is queued or started
+	flushClose bool              // close once queue is written (CloseAfterFlush)
 	reason     string
 	writers    sync.WaitGroup
 }
