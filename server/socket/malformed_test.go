@@ -218,7 +218,7 @@ func TestBadBase64OverPollingEndsTheSession(t *testing.T) {
 		}
 		body, _ := io.ReadAll(get.Body)
 		get.Body.Close()
-		if get.StatusCode == http.StatusBadRequest && strings.Contains(string(body), "invalid sid") {
+		if get.StatusCode == http.StatusBadRequest && strings.Contains(string(body), `"invalid_sid"`) {
 			return
 		}
 		if strings.Contains(string(body), "illegal base64") {

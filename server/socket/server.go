@@ -28,10 +28,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/googollee/go-socket.io/engineio"
 	"golang.org/x/time/rate"
 
 	"github.com/jetsocket/jetsocket/server/errs"
+	"github.com/jetsocket/jetsocket/server/socket/eio3"
 	"github.com/jetsocket/jetsocket/server/socket/eio4"
 	"github.com/jetsocket/jetsocket/server/wire"
 	"github.com/jetsocket/jetsocket/tokens"
@@ -126,7 +126,7 @@ type Options struct {
 	// connection is then dropped (OnDisconnect) and its client gets a fresh session.
 	OnRestore func(c *Conn, chans []Restored) (finish func(), ok bool)
 
-	afterOpen func() // tests only: widens the library's handshake race (sessionIDs)
+	afterOpen func() // tests only: widens the v3 library's handshake race (eio3.Options.AfterOpen)
 }
 
 func (o *Options) defaults() {
@@ -158,20 +158,17 @@ func (o *Options) defaults() {
 
 // Server accepts socket.io connections and dispatches their events.
 type Server struct {
-	opts   Options
-	engine *engineio.Server // Engine.IO v3: socket.io-client 2.x
-	v4     *eio4.Server     // Engine.IO v4: socket.io-client 3.x and 4.x
-	ids    *sessionIDs
-	log    *slog.Logger
+	opts Options
+	v3   *eio3.Engine // Engine.IO v3: socket.io-client 2.x (go-socket.io, walled in)
+	v4   *eio4.Server // Engine.IO v4: socket.io-client 3.x and 4.x
+	log  *slog.Logger
 
-	ips      *ipSockets // sockets per client address (limits.go)
-	upgrades *upgrades  // the v3 engine's upgrades under way (upgrades.go)
+	ips *ipSockets // sockets per client address (limits.go)
 
 	mu         sync.RWMutex
 	closing    bool
 	conns      map[string]*Conn     // by socket id
 	sessions   map[string]*Conn     // by Engine.IO session id
-	ending     map[string]struct{}  // v3 sessions forgotten, still in the library's map until endV3
 	retained   map[string]*retained // dropped sessions that may be restored, by pid
 	pids       map[string]*Conn     // live connections that may be restored, by pid
 	handshakes sync.WaitGroup       // handshake requests in the engine
@@ -192,37 +189,34 @@ func NewServer(opts Options) (*Server, error) {
 	if opts.PingInterval < 0 || opts.PingTimeout < 0 {
 		return nil, errors.New("socket: PingInterval and PingTimeout must be positive")
 	}
-	ips := newIPSockets(opts.MaxConnsPerIP)
 	s := &Server{
-		ips:        ips,
-		upgrades:   newUpgrades(ips),
+		ips:        newIPSockets(opts.MaxConnsPerIP),
 		opts:       opts,
 		log:        opts.Logger,
 		conns:      make(map[string]*Conn),
 		sessions:   make(map[string]*Conn),
-		ending:     make(map[string]struct{}),
 		retained:   make(map[string]*retained),
 		pids:       make(map[string]*Conn),
 		acceptDone: make(chan struct{}),
-		ids:        newSessionIDs(),
 	}
-	h := newHandoff(handoffLimits{
+	var err error
+	s.v3, err = eio3.NewEngine(eio3.Options{
+		PingInterval:  opts.PingInterval,
+		PingTimeout:   opts.PingTimeout,
+		CheckOrigin:   opts.CheckOrigin,
+		MaxFrameBytes: opts.MaxFrameBytes,
 		// A client upgrading sends a packet or two meanwhile; these leave room for a
 		// burst and bound the rest.
-		packets: opts.InboundBurst,
-		bytes:   handoffFrames * opts.MaxFrameBytes,
-		charge:  s.chargeInbound,
+		HandoffPackets: opts.InboundBurst,
+		HandoffBytes:   handoffFrames * opts.MaxFrameBytes,
+		Charge:         s.chargeInbound,
+		IPs:            s.ips,
+		Log:            opts.Logger,
+		AfterOpen:      opts.afterOpen,
 	})
-	h.ids = s.ids
-	// go-socket.io re-arms its read deadline only on the client's pings, which come every
-	// PingInterval: its timeout is PingInterval+PingTimeout (engine.io v3's own rule).
-	s.engine = engineio.NewServer(&engineio.Options{
-		PingInterval:       opts.PingInterval,
-		PingTimeout:        opts.PingInterval + opts.PingTimeout,
-		Transports:         newTransports(opts.CheckOrigin, int64(opts.MaxFrameBytes), h, opts.afterOpen, s.upgrades),
-		SessionIDGenerator: s.ids,
-	})
-	var err error
+	if err != nil {
+		return nil, fmt.Errorf("socket: %w", err)
+	}
 	if s.v4, err = s.newEngine4(); err != nil {
 		return nil, fmt.Errorf("socket: %w", err)
 	}
@@ -313,12 +307,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		errs.Write(w, errs.New(errs.Invalid, errs.CodeUnsupportedProtocol, "Engine.IO protocol version must be 3 or 4"))
 		return
 	}
-	v4 := eio == "4"
-	if sid := r.URL.Query().Get("sid"); sid != "" {
-		if !v4 {
-			s.ids.waitReady(sid, r.Context().Done())
-		}
-	} else {
+	if r.URL.Query().Get("sid") == "" {
 		s.mu.RLock()
 		if s.closing {
 			s.mu.RUnlock()
@@ -330,35 +319,40 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.mu.RUnlock()
 		defer s.handshakes.Done()
 	}
-	if v4 {
+	if eio == "4" {
 		s.v4.ServeHTTP(w, r)
 		return
 	}
-	s.serveV3(w, r)
+	s.v3.ServeHTTP(w, r)
 }
 
-// Serve accepts sessions until Shutdown. It returns nil after Shutdown.
+// Serve accepts the v3 engine's sessions until Shutdown (the v4 engine hands its own
+// over as they open). It returns nil after Shutdown.
 func (s *Server) Serve() error {
 	defer close(s.acceptDone)
 	for {
-		lib, err := s.engine.Accept()
+		sess, err := s.v3.Accept()
 		if err != nil {
-			return nil // only after engine.Close
+			return nil // only after the engine's Close
 		}
-		sess := newSession3(lib, s.ids.accepted(lib.ID()))
-		s.mu.RLock()
-		closing := s.closing
-		if !closing {
-			s.serving.Add(1)
-		}
-		s.mu.RUnlock()
-		if closing {
-			_ = sess.Close()
-			s.engine.Remove(sess.ID())
-			continue
-		}
-		go s.serve(sess)
+		s.open(sess)
 	}
+}
+
+// open takes a new session from either engine and starts its connection on a goroutine
+// of its own; a session that opens during shutdown is closed.
+func (s *Server) open(sess Session) {
+	s.mu.RLock()
+	closing := s.closing
+	if !closing {
+		s.serving.Add(1)
+	}
+	s.mu.RUnlock()
+	if closing {
+		_ = sess.Close()
+		return
+	}
+	go s.start(sess)
 }
 
 // Count is the number of open connections.
@@ -391,11 +385,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	go func() {
 		s.serving.Wait()
 		s.handshakes.Wait()
-		// A polling handshake hands its session to Accept from a goroutine of the
-		// library's that may still be running when its request returned; closing the
-		// engine under it would panic (send on closed channel). Let it land first.
-		time.Sleep(100 * time.Millisecond)
-		_ = s.engine.Close()
+		s.v3.Close()
 		<-s.acceptDone
 		s.serving.Wait() // sessions accepted during shutdown, closed at once
 		close(done)
@@ -408,44 +398,64 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-// serve sets a session up, then hands it to a fresh goroutine for the rest of its life:
-// see readLoop for why.
-func (s *Server) serve(sess *session3) {
-	claims, err := s.opts.Authenticate(sess.Token())
-	if err != nil {
-		defer s.serving.Done()
-		defer s.engine.Remove(sess.ID())
-		defer s.upgrades.abort(sess.ID())
-		// The middleware checked this token an instant ago; it can only have expired
-		// in between. Tell the client and close.
-		s.log.Warn("socket refused after handshake", "reason", string(tokens.ReasonOf(err)), "ip", sess.ClientIP())
-		_ = sess.Send(encodeError("/", errs.CodeInvalidToken))
+// start sets a session's connection up, whichever engine it came from, then hands it to
+// a fresh goroutine for the rest of its life (see readLoop). What differs between the
+// client generations comes from the session: a socket.io 4 client (2.x) was admitted at
+// the handshake on its query token, verified once more here, and is sent CONNECT
+// unasked; a socket.io 5 client (3.x/4.x) sends CONNECT, maybe with its token, and may
+// restore a dropped session (recovery.go).
+func (s *Server) start(sess Session) {
+	claims, auth := s.authenticate(sess)
+	if claims == nil {
 		_ = sess.Close()
+		s.serving.Done()
 		return
 	}
-
-	c := s.newConn(sess, claims)
-	s.ips.add(sess.ClientIP()) // admitted at the handshake (serveV3)
-	s.log.Info("socket connected", "socket_id", c.id, "user_id", claims.UserID(), "ip", sess.ClientIP(), "transport", sess.Transport())
-
-	c.sendFrame(wire.NewFrame([]byte{'0'})) // socket.io CONNECT for the root namespace
-	// OnConnect runs before connection_established goes out (a frame may reach the
-	// client within this call): a client that has it is already counted against the
-	// limits and on its user's channel. A connection OnConnect refuses never gets it.
-	if s.opts.OnConnect != nil {
-		s.opts.OnConnect(c)
+	c := s.restore(sess, claims, auth)
+	if c == nil {
+		c = s.newConn(sess, claims)
+		if c.v5 && s.opts.RecoveryWindow > 0 {
+			s.restorable(c, newPID())
+		}
+		s.log.Info("socket connected", "socket_id", c.id, "user_id", claims.UserID(), "ip", sess.ClientIP(), "transport", sess.Transport(), "protocol", sess.Protocol())
+		s.connectReply(c)
+		// OnConnect runs before connection_established goes out (a frame may reach the
+		// client within this call): a client that has it is already counted against
+		// the limits and on its user's channel. A connection OnConnect refuses never
+		// gets it.
+		if s.opts.OnConnect != nil {
+			s.opts.OnConnect(c)
+		}
 	}
 	established, _ := wire.EncodeEvent(EventConnectionEstablished, map[string]string{"socket_id": c.id, "user_id": claims.UserID()})
 	c.sendFrame(wire.NewFrame(established))
+	if c.recovered && c.finish != nil {
+		c.finish() // the missed publications, after the CONNECT reply
+		c.finish = nil
+	}
 	go s.run(c)
+}
+
+// authenticate returns the claims of a session's client, or nil (the client was told
+// why, where its protocol can be).
+func (s *Server) authenticate(sess Session) (*tokens.Claims, connectAuth) {
+	if sess.Protocol() >= 5 {
+		return s.awaitConnect(sess)
+	}
+	claims, err := s.opts.Authenticate(sess.Token())
+	if err != nil {
+		// The middleware checked this token an instant ago; it can only have expired
+		// in between. Tell the client; the caller closes.
+		s.log.Warn("socket refused after handshake", "reason", string(tokens.ReasonOf(err)), "ip", sess.ClientIP())
+		_ = sess.Send(encodeError("/", errs.CodeInvalidToken))
+		return nil, connectAuth{}
+	}
+	return claims, connectAuth{}
 }
 
 // run reads the connection until it ends, then cleans up.
 func (s *Server) run(c *Conn) {
 	defer s.serving.Done()
-	if !c.v5 {
-		defer s.endV3(c)
-	}
 	reason := s.readLoop(c)
 	c.Close(reason)
 	c.waitWriter()
@@ -474,9 +484,6 @@ func (s *Server) forget(c *Conn) {
 	}
 	if s.sessions[c.sess.ID()] == c {
 		delete(s.sessions, c.sess.ID())
-		if !c.v5 {
-			s.ending[c.sess.ID()] = struct{}{}
-		}
 	}
 	if c.pid != "" && s.pids[c.pid] == c {
 		delete(s.pids, c.pid)

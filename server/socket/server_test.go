@@ -130,41 +130,25 @@ func TestPollingRightAfterHandshakeFindsTheSession(t *testing.T) {
 	}
 }
 
-// A sid that was handed out but whose session never arrives is swept, and a request for
-// it does not wait forever.
-func TestPendingSessionIDsAreBounded(t *testing.T) {
-	g := newSessionIDs()
-	id := g.NewID()
-	done := make(chan struct{})
-	close(done)
-	start := time.Now()
-	g.waitReady(id, done) // the request went away
-	if time.Since(start) > time.Second {
-		t.Fatal("waitReady ignored its request's end")
+func TestSocketIDForm(t *testing.T) {
+	seen := map[string]bool{}
+	for range 10000 {
+		id := newSocketID()
+		a, b, ok := strings.Cut(id, ".")
+		if !ok || !digits(a) || !digits(b) || seen[id] {
+			t.Fatalf("socket id %q", id)
+		}
+		seen[id] = true
 	}
-	g.accepted(id)
-	g.waitReady(id, nil) // accepted: returns at once
+}
 
-	old := g.NewID()
-	g.mu.Lock()
-	p := g.pending[old]
-	p.since = time.Now().Add(-2 * pendingTTL)
-	g.pending[old] = p
-	g.lastSweep = time.Time{}
-	g.mu.Unlock()
-	g.NewID()
-	g.mu.Lock()
-	_, still := g.pending[old]
-	n := len(g.pending)
-	g.mu.Unlock()
-	if still || n != 1 {
-		t.Fatalf("stale sid kept (%v), %d pending", still, n)
+func digits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
 	}
-	select {
-	case <-p.ready:
-	default:
-		t.Fatal("a waiter on the swept sid would wait for readyWait")
-	}
+	return s != ""
 }
 
 // dialWS opens an Engine.IO v3 websocket for user and reads up to connection_established.

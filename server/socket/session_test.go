@@ -9,6 +9,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/jetsocket/jetsocket/server/socket/eio3"
 	"github.com/jetsocket/jetsocket/server/socket/eio4"
 )
 
@@ -16,7 +17,7 @@ import (
 // package).
 var (
 	_ Session = (*eio4.Session)(nil)
-	_ Session = (*session3)(nil)
+	_ Session = (*eio3.Session)(nil)
 )
 
 // The client address the HTTP layer resolved reaches the connection from the request,

@@ -248,9 +248,9 @@ func TestV3ProbeCountsPerIPAndClosesWithItsSession(t *testing.T) {
 		}
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for ts.ips.count("127.0.0.1") != 0 || ts.upgrades.count() != 0 {
+	for ts.ips.count("127.0.0.1") != 0 || ts.v3.Upgrading() != 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d sockets still counted, %d upgrades", ts.ips.count("127.0.0.1"), ts.upgrades.count())
+			t.Fatalf("%d sockets still counted, %d upgrades", ts.ips.count("127.0.0.1"), ts.v3.Upgrading())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/jetsocket/jetsocket/server/errs"
@@ -38,61 +39,19 @@ func (s *Server) newEngine4() (*eio4.Server, error) {
 			c.WriteTimeout = o.PingTimeout
 			return c, nil
 		},
-		OnOpen: s.open5,
+		OnOpen: func(sess *eio4.Session) { s.open(sess) },
 		Admit:  s.admitSocket,
 		Refuse: errs.WriteStatus,
 	})
 }
 
-// open5 takes a new v4 session; within its handshake request.
-func (s *Server) open5(sess *eio4.Session) {
-	s.mu.RLock()
-	closing := s.closing
-	if !closing {
-		s.serving.Add(1)
-	}
-	s.mu.RUnlock()
-	if closing {
-		_ = sess.Close()
-		return
-	}
-	go s.serve5(sess)
-}
-
-// serve5 waits for the session's CONNECT, authenticates it and sets the socket up as
-// serve does for v3 (or restores a dropped one, recovery.go), then hands it to a fresh
-// goroutine (see readLoop).
-func (s *Server) serve5(sess *eio4.Session) {
-	conn := sess
-	claims, auth := s.awaitConnect(conn)
-	if claims == nil {
-		s.serving.Done()
-		_ = sess.Close()
-		return
-	}
-	c := s.restore5(conn, claims, auth)
-	if c == nil {
-		c = s.newConn(conn, claims)
-		if s.opts.RecoveryWindow > 0 {
-			s.restorable(c, newPID())
-		}
-		s.log.Info("socket connected", "socket_id", c.id, "user_id", claims.UserID(), "ip", sess.ClientIP(), "transport", sess.Transport(), "protocol", 5)
-		s.connectReply(c)
-		if s.opts.OnConnect != nil {
-			s.opts.OnConnect(c)
-		}
-	}
-	established, _ := wire.EncodeEvent(EventConnectionEstablished, map[string]string{"socket_id": c.id, "user_id": claims.UserID()})
-	c.sendFrame(wire.NewFrame(established))
-	if c.recovered && c.finish != nil {
-		c.finish() // the missed publications, after the CONNECT reply
-		c.finish = nil
-	}
-	go s.run(c)
-}
-
-// connectReply sends the CONNECT reply: {sid}, and pid when the session can be restored.
+// connectReply sends the CONNECT reply: to a socket.io 4 client a bare CONNECT, to a 5
+// client {sid}, and pid when the session can be restored.
 func (s *Server) connectReply(c *Conn) {
+	if !c.v5 {
+		c.sendFrame(wire.NewFrame([]byte{'0'}))
+		return
+	}
 	ok, _ := json.Marshal(struct {
 		SID string `json:"sid"`
 		PID string `json:"pid,omitempty"`
@@ -100,10 +59,11 @@ func (s *Server) connectReply(c *Conn) {
 	c.sendFrame(wire.NewFrame(append([]byte{'0'}, ok...)))
 }
 
-// restore5 restores the session a CONNECT names ({pid, offset} in its auth) if it is
+// restore restores the session a CONNECT names ({pid, offset} in its auth) if it is
 // retained, belongs to the same user and every one of its channels can be recovered;
-// else nil, and the client gets a fresh session.
-func (s *Server) restore5(conn Session, claims *tokens.Claims, auth connectAuth) *Conn {
+// else nil, and the client gets a fresh session (always for a socket.io 4 client: its
+// auth is empty).
+func (s *Server) restore(conn Session, claims *tokens.Claims, auth connectAuth) *Conn {
 	if s.opts.RecoveryWindow <= 0 || s.opts.OnRestore == nil {
 		return nil
 	}
@@ -152,8 +112,10 @@ func (s *Server) restore5(conn Session, claims *tokens.Claims, auth connectAuth)
 // its claims; nil when the session ends first or sends no acceptable CONNECT within
 // ConnectTimeout. A refused CONNECT is answered with CONNECT_ERROR and the session stays
 // open for another try, as Node's server does (the client may retry with a new token).
-func (s *Server) awaitConnect(conn *eio4.Session) (*tokens.Claims, connectAuth) {
+func (s *Server) awaitConnect(conn Session) (*tokens.Claims, connectAuth) {
+	var expired atomic.Bool
 	timer := time.AfterFunc(s.opts.ConnectTimeout, func() {
+		expired.Store(true)
 		s.log.Info("socket closed: no CONNECT in time", "ip", conn.ClientIP())
 		_ = conn.Close()
 	})
@@ -180,10 +142,8 @@ func (s *Server) awaitConnect(conn *eio4.Session) (*tokens.Claims, connectAuth) 
 				continue
 			}
 			if claims, auth := s.connect5(conn, p.Data); claims != nil {
-				select {
-				case <-conn.Done(): // the timer fired meanwhile
+				if expired.Load() { // the timer fired meanwhile
 					return nil, connectAuth{}
-				default:
 				}
 				return claims, auth
 			}

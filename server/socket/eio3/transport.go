@@ -1,4 +1,4 @@
-package socket
+package eio3
 
 import (
 	"bytes"
@@ -271,7 +271,7 @@ func (c *graceConn) NextWriter(ft frame.Type, pt packet.Type) (io.WriteCloser, e
 }
 
 // openInfo is what a v3 session's handshake request said that the socket layer needs
-// (session3): go-socket.io keeps only the URL and address of the current transport, so
+// (Session): go-socket.io keeps only the URL and address of the current transport, so
 // the values are taken from the request as its transport conn is accepted, kept by the
 // conn until the library writes the OPEN packet (which names the sid), and from then by
 // sid (sessionIDs) until the session is accepted.
@@ -365,7 +365,7 @@ func (c *graceConn) handOff(w http.ResponseWriter, r *http.Request, sid string) 
 	case nil:
 		_, _ = io.WriteString(w, "ok")
 	case errHandoffRate:
-		errs.Write(w, errs.New(errs.RateLimited, CodeRateLimited, err.Error()))
+		errs.Write(w, errs.New(errs.RateLimited, errs.CodeRateLimited, err.Error()))
 	default:
 		errs.Write(w, errs.New(errs.TooLarge, errs.CodeUpgradeBacklogFull, err.Error()))
 	}
@@ -392,7 +392,7 @@ func (t handoffWebsocket) Accept(w http.ResponseWriter, r *http.Request) (transp
 		return nil, refuse(w, errs.CodeUpgradeInProgress, "this session is already upgrading to websocket")
 	}
 	ip := engine.ClientIP(r)
-	if ips := t.upgrades.ips; ips != nil && !ips.acquire(ip) {
+	if ips := t.upgrades.ips; ips != nil && !ips.Acquire(ip) {
 		t.upgrades.end(sid)
 		errs.Write(w, errs.New(errs.RateLimited, errs.CodeTooManyConnections, "this address has too many open connections"))
 		return nil, errRefused
@@ -401,7 +401,7 @@ func (t handoffWebsocket) Accept(w http.ResponseWriter, r *http.Request) (transp
 	if err != nil {
 		t.upgrades.end(sid)
 		if t.upgrades.ips != nil {
-			t.upgrades.ips.release(ip)
+			t.upgrades.ips.Release(ip)
 		}
 		return nil, err
 	}
@@ -438,7 +438,7 @@ func (c *handoffConn) NextWriter(ft frame.Type, pt packet.Type) (io.WriteCloser,
 // the session's transport (counted with the session's connection).
 func (c *handoffConn) uncount() {
 	if c.counted.CompareAndSwap(true, false) {
-		c.upgrades.ips.release(c.ip)
+		c.upgrades.ips.Release(c.ip)
 	}
 }
 
@@ -538,17 +538,21 @@ func (g *sessionIDs) opened(sid string, info *openInfo) {
 	}
 }
 
-// accepted marks sid's session as in the library's map and returns its handshake
-// values (nil if none were filed).
-func (g *sessionIDs) accepted(sid string) *openInfo {
+// info is the handshake values filed for sid (nil if none were).
+func (g *sessionIDs) info(sid string) *openInfo {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	p, ok := g.pending[sid]
-	if ok {
+	return g.pending[sid].info
+}
+
+// accepted marks sid's session as in the library's map.
+func (g *sessionIDs) accepted(sid string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if p, ok := g.pending[sid]; ok {
 		close(p.ready)
 		delete(g.pending, sid)
 	}
-	return p.info
 }
 
 // waitReady returns once sid is not pending (at once for nearly every request), after

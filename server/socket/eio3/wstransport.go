@@ -1,4 +1,4 @@
-package socket
+package eio3
 
 import (
 	"errors"
@@ -50,7 +50,7 @@ func (t *wsTransport) Accept(w http.ResponseWriter, r *http.Request) (transport.
 
 // Dial is not used: the server only accepts.
 func (t *wsTransport) Dial(*url.URL, http.Header) (transport.Conn, error) {
-	return nil, errors.New("socket: websocket transport does not dial")
+	return nil, errors.New("eio3: websocket transport does not dial")
 }
 
 // wsConn is a websocket as the library's transport.Conn: Engine.IO packets framed by the
@@ -78,7 +78,7 @@ func (c *wsConn) RemoteHeader() http.Header { return http.Header{} }
 // wsAddr is a websocket conn's remote address. It also leads from a go-socket.io session
 // to its websocket, which the library does not expose: session.RemoteAddr returns the
 // current transport's, so once a session is on the websocket (from the start, or after
-// its upgrade has swapped it in) session3.WebSocket finds the conn to write frames to.
+// its upgrade has swapped it in) Session.WebSocket finds the conn to write frames to.
 // Only this file makes one, so a client cannot forge it.
 type wsAddr struct {
 	net.Addr
