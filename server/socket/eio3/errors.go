@@ -79,4 +79,3 @@ func (w *engineErrorWriter) finish(r *http.Request) {
 	w.Header().Del("Content-Length")
 	errs.WriteStatus(w.ResponseWriter, w.status, errs.CodeTransportError, "the transport failed; reconnect")
 }
-

@@ -112,7 +112,6 @@ func TestSessionIDsAreRandom(t *testing.T) {
 	}
 }
 
-
 // A POST that reaches a paused polling conn is decoded and handed to the websocket of
 // the same session, which delivers it after the client's upgrade packet.
 func TestPostDuringUpgradeIsHandedToTheWebsocket(t *testing.T) {
