@@ -88,7 +88,7 @@ func (s *State) End() bool {
 
 // Enter admits one event: false when s is not live (the connection has not connected,
 // or has gone). On true the caller must call Exit when the event is done, and must not
-// call Begin, End or Enter meanwhile.
+// call Begin, End, Enter or Ended meanwhile.
 func (s *State) Enter() bool {
 	s.life.RLock()
 	if s.phase != live {
@@ -101,7 +101,8 @@ func (s *State) Enter() bool {
 // Exit ends an event Enter admitted.
 func (s *State) Exit() { s.life.RUnlock() }
 
-// Ended reports whether End was called.
+// Ended reports whether End was called. Not from inside an event (Enter): its read lock
+// would wait behind a pending End, which waits for the event.
 func (s *State) Ended() bool {
 	s.life.RLock()
 	defer s.life.RUnlock()

@@ -2,6 +2,7 @@ package connstate
 
 import (
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -77,6 +78,7 @@ func TestEndWaitsForEventsInFlight(t *testing.T) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	after := 0 // events taken after End returned
+	var endReturned atomic.Bool
 	done := make(chan struct{})
 	for range 8 {
 		wg.Go(func() {
@@ -87,7 +89,9 @@ func TestEndWaitsForEventsInFlight(t *testing.T) {
 				default:
 				}
 				if m.Enter() {
-					if m.Ended() {
+					// Not m.Ended(): a read lock taken inside an event waits behind End's
+					// pending write lock, which waits for this event.
+					if endReturned.Load() {
 						mu.Lock()
 						after++
 						mu.Unlock()
@@ -98,6 +102,7 @@ func TestEndWaitsForEventsInFlight(t *testing.T) {
 		})
 	}
 	m.End()
+	endReturned.Store(true)
 	close(done)
 	wg.Wait()
 	if after != 0 {
