@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"net/url"
 	"os"
 	"slices"
 	"sync/atomic"
@@ -386,10 +385,8 @@ func (a *app) newEndpoints(tm *tokens.Manager) error {
 		CheckOrigin: a.origins.Allowed, Log: a.log,
 	})
 	a.sockets, err = socket.NewServer(socket.Options{
-		Authenticate: func(u url.URL) (*tokens.Claims, error) {
-			return tm.Verify(u.Query().Get("token"))
-		},
-		CheckOrigin: a.origins.Allowed,
+		Authenticate: tm.Verify,
+		CheckOrigin:  a.origins.Allowed,
 		// A socket.io packet carries at most a payload plus its envelope.
 		MaxFrameBytes: a.cfg.MaxPayloadBytes + 4<<10,
 		PingInterval:  a.cfg.PingInterval,

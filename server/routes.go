@@ -144,7 +144,7 @@ func checkExtensionRoutes(all, ours gin.RoutesInfo) error {
 // stampClientIP hands the resolved client address to the socket layer, which counts
 // and logs connections by it.
 func stampClientIP(c *gin.Context) {
-	socket.SetClientIP(c.Request, c.ClientIP())
+	c.Request = socket.WithClientIP(c.Request, c.ClientIP())
 	c.Next()
 }
 

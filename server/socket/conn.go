@@ -7,13 +7,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/googollee/go-socket.io/engineio"
-	"github.com/googollee/go-socket.io/engineio/session"
 	"golang.org/x/time/rate"
 
 	"github.com/jetsocket/jetsocket/server/connstate"
 	"github.com/jetsocket/jetsocket/server/hub"
-	"github.com/jetsocket/jetsocket/server/socket/eio4"
+	"github.com/jetsocket/jetsocket/server/socket/engine"
 	"github.com/jetsocket/jetsocket/server/wire"
 	"github.com/jetsocket/jetsocket/tokens"
 )
@@ -32,11 +30,10 @@ import (
 // time).
 type Conn struct {
 	srv    *Server
-	sess   engineio.Conn
+	sess   Session
 	id     string
-	ip     string
 	claims atomic.Pointer[tokens.Claims]
-	v5     bool // a socket.io-client 3.x/4.x connection (Engine.IO v4, eio4)
+	v5     bool // a socket.io-client 3.x/4.x connection (socket.io protocol 5)
 	// pid is the private session id of a connection that can be restored (socket.io 4.x
 	// connection state recovery, recovery.go); recovered: it was.
 	pid       string
@@ -53,13 +50,13 @@ type Conn struct {
 	closeOnce sync.Once
 
 	mu         sync.Mutex
-	ws         *wsConn      // the websocket frames are written to directly, once known
-	wsState    uint8        // wsUnknown until the session is on a websocket
-	queue      []wire.Frame // not yet written
-	rlog       *deliveryLog // what was written, for a restore; nil when it cannot be restored
-	writing    bool         // a writer goroutine is draining queue
-	closing    bool         // Close was called: nothing more is queued or started
-	flushClose bool         // close once queue is written (CloseAfterFlush)
+	ws         *engine.WebSocket // the websocket frames are written to directly, once known
+	wsState    uint8             // wsUnknown until the session is on a websocket
+	queue      []wire.Frame      // not yet written
+	rlog       *deliveryLog      // what was written, for a restore; nil when it cannot be restored
+	writing    bool              // a writer goroutine is draining queue
+	closing    bool              // Close was called: nothing more is queued or started
+	flushClose bool              // close once queue is written (CloseAfterFlush)
 	reason     string
 	writers    sync.WaitGroup
 
@@ -88,9 +85,9 @@ func (c *Conn) ConnState() *connstate.State { return &c.state }
 // HubChannels is the connection's channels as the hub keeps them.
 func (c *Conn) HubChannels() *hub.ConnChannels { return &c.chans }
 
-// IP is the client's address: as the HTTP layer resolved it (SetClientIP), else the
+// IP is the client's address: as the HTTP layer resolved it (WithClientIP), else the
 // TCP peer's.
-func (c *Conn) IP() string { return c.ip }
+func (c *Conn) IP() string { return c.sess.ClientIP() }
 
 // Context is cancelled when the connection closes: work done for the connection (Redis
 // calls, a handler's own I/O) stops with it.
@@ -104,10 +101,10 @@ const (
 )
 
 // websocket returns the websocket to write frames to directly, or nil. Under mu.
-func (c *Conn) websocket() *wsConn {
+func (c *Conn) websocket() *engine.WebSocket {
 	if c.wsState == wsUnknown {
-		if ws := websocketOf(c.sess.RemoteAddr()); ws != nil {
-			if ws.direct() {
+		if ws := c.sess.WebSocket(); ws != nil {
+			if ws.Direct() {
 				c.ws, c.wsState = ws, wsDirect
 			} else {
 				c.wsState = wsIndirect
@@ -165,14 +162,14 @@ func (c *Conn) sendFrame(f wire.Frame) bool {
 	if !c.writing && len(c.queue) == 0 {
 		// Nothing ahead of f: write it now if the websocket is free (TryLock fails only
 		// while a pong or another frame is being written).
-		if ws := c.websocket(); ws != nil && ws.wmu.TryLock() {
-			n := ws.writeNow(f.Bytes())
+		if ws := c.websocket(); ws != nil && ws.TryLockWrites() {
+			n := ws.WriteNow(f.Bytes())
 			if n < len(f.Bytes()) {
-				// The socket is full: the writer finishes the frame, and wmu stays
-				// held until it has, so nothing lands in the middle of it.
+				// The socket is full: the writer finishes the frame, and the write
+				// lock stays held until it has, so nothing lands in the middle of it.
 				c.startWriter(f.Bytes()[n:])
 			} else {
-				ws.wmu.Unlock()
+				ws.UnlockWrites()
 			}
 			c.mu.Unlock()
 			return true
@@ -194,7 +191,7 @@ func (c *Conn) sendFrame(f wire.Frame) bool {
 }
 
 // startWriter starts the writer goroutine; rest is the tail of a frame that was partly
-// written directly, with ws.wmu still held. Under mu.
+// written directly, with the websocket's write lock still held. Under mu.
 func (c *Conn) startWriter(rest []byte) {
 	c.writing = true
 	c.writers.Add(1)
@@ -234,10 +231,7 @@ func (c *Conn) discard() {
 	c.ctx.cancel()
 }
 
-func (c *Conn) cutOffByEngine() bool {
-	s5, ok := c.sess.(session5)
-	return ok && s5.s.Reason() == eio4.ReasonQueueFull
-}
+func (c *Conn) cutOffByEngine() bool { return c.sess.CutOff() }
 
 // CloseAfterFlush closes the connection once what is queued now has been written;
 // nothing queued later is sent.
@@ -263,13 +257,13 @@ func (c *Conn) closeReason() string {
 // waitWriter waits for a running writer to end; only after Close, which stops new ones.
 func (c *Conn) waitWriter() { c.writers.Wait() }
 
-// writeLoop finishes a partly written frame (rest, under ws.wmu), drains the queue,
-// then ends.
+// writeLoop finishes a partly written frame (rest, under the websocket's write lock),
+// drains the queue, then ends.
 func (c *Conn) writeLoop(rest []byte) {
 	defer c.writers.Done()
 	if rest != nil {
-		err := c.ws.writeFrames(net.Buffers{rest})
-		c.ws.wmu.Unlock()
+		err := c.ws.WriteFrames(net.Buffers{rest})
+		c.ws.UnlockWrites()
 		if err != nil {
 			c.writeFailed()
 			return
@@ -299,18 +293,18 @@ func (c *Conn) writeLoop(rest []byte) {
 
 // writeBatch writes frames in order: on a direct websocket with one writev, else one
 // by one through the Engine.IO session.
-func (c *Conn) writeBatch(ws *wsConn, batch []wire.Frame) error {
+func (c *Conn) writeBatch(ws *engine.WebSocket, batch []wire.Frame) error {
 	if ws != nil {
 		bufs := make(net.Buffers, len(batch))
 		for i, f := range batch {
 			bufs[i] = f.Bytes()
 		}
-		ws.wmu.Lock()
-		defer ws.wmu.Unlock()
-		return ws.writeFrames(bufs)
+		ws.LockWrites()
+		defer ws.UnlockWrites()
+		return ws.WriteFrames(bufs)
 	}
 	for _, f := range batch {
-		if err := c.write(f.Text()); err != nil {
+		if err := c.sess.Send(f.Text()); err != nil {
 			return err
 		}
 	}
@@ -322,16 +316,4 @@ func (c *Conn) writeFailed() {
 	c.mu.Lock()
 	c.writing = false
 	c.mu.Unlock()
-}
-
-func (c *Conn) write(frame []byte) error {
-	w, err := c.sess.NextWriter(session.TEXT)
-	if err != nil {
-		return err
-	}
-	if _, err := w.Write(frame); err != nil {
-		_ = w.Close()
-		return err
-	}
-	return w.Close()
 }

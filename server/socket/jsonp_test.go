@@ -37,13 +37,13 @@ func TestJSONPIsRefused(t *testing.T) {
 		}
 	}
 
-	res, body := get("EIO=3&transport=polling&user=jp&j=alert(1)")
+	res, body := get("EIO=3&transport=polling&token=jp&j=alert(1)")
 	refused("JSONP handshake", res, body)
-	res, body = get("EIO=3&transport=polling&user=jp&j=")
+	res, body = get("EIO=3&transport=polling&token=jp&j=")
 	refused("JSONP handshake, empty j", res, body)
 
 	// A normal polling session, then a JSONP poll on it.
-	res, body = get("EIO=3&transport=polling&user=poller")
+	res, body = get("EIO=3&transport=polling&token=poller")
 	m := sidInOpen.FindStringSubmatch(body)
 	if res.StatusCode != 200 || m == nil {
 		t.Fatalf("handshake: %d %q", res.StatusCode, body)

@@ -63,7 +63,7 @@ func assertRefused(t *testing.T, what string, status int, contentType string, bo
 // such request. It is refused at once instead, and the session is unharmed.
 func TestPollingOnAWebsocketSessionIsRefused(t *testing.T) {
 	ts := newTestServer(t, Options{})
-	ws, _, err := websocket.DefaultDialer.Dial(ts.wsURL("user=w"), nil)
+	ws, _, err := websocket.DefaultDialer.Dial(ts.wsURL("token=w"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestPollingOnAWebsocketSessionIsRefused(t *testing.T) {
 // at a time: a second websocket while one is pending is refused.
 func TestSecondUpgradeOfOneSessionIsRefused(t *testing.T) {
 	ts := newTestServer(t, Options{})
-	resp, err := http.Get(ts.url + "/?EIO=3&transport=polling&b64=1&user=p")
+	resp, err := http.Get(ts.url + "/?EIO=3&transport=polling&b64=1&token=p")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestSecondUpgradeOfOneSessionIsRefused(t *testing.T) {
 // An upgrade that failed frees its session for another attempt.
 func TestUpgradeMayBeRetriedAfterAFailedOne(t *testing.T) {
 	ts := newTestServer(t, Options{})
-	resp, err := http.Get(ts.url + "/?EIO=3&transport=polling&b64=1&user=r")
+	resp, err := http.Get(ts.url + "/?EIO=3&transport=polling&b64=1&token=r")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +192,7 @@ func TestUpgradeMayBeRetriedAfterAFailedOne(t *testing.T) {
 func TestBadBase64OverPollingEndsTheSession(t *testing.T) {
 	ts := newTestServer(t, Options{})
 	base := ts.url + "/?EIO=3&transport=polling&b64=1"
-	resp, err := http.Get(base + "&user=b")
+	resp, err := http.Get(base + "&token=b")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +218,7 @@ func TestBadBase64OverPollingEndsTheSession(t *testing.T) {
 		}
 		body, _ := io.ReadAll(get.Body)
 		get.Body.Close()
-		if get.StatusCode == http.StatusBadRequest && strings.Contains(string(body), "invalid sid") {
+		if get.StatusCode == http.StatusBadRequest && strings.Contains(string(body), `"invalid_sid"`) {
 			return
 		}
 		if strings.Contains(string(body), "illegal base64") {

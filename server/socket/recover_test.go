@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -44,8 +43,8 @@ func TestCallbackPanicsAreRecovered(t *testing.T) {
 	disconnected := make(chan string, 10)
 	s, err := NewServer(Options{
 		Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
-		Authenticate: func(u url.URL) (*tokens.Claims, error) {
-			return &tokens.Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: u.Query().Get("user")}}, nil
+		Authenticate: func(token string) (*tokens.Claims, error) {
+			return &tokens.Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: token}}, nil
 		},
 		Handler: func(_ *Conn, event string, _ []json.RawMessage) any {
 			if event == "boom" {
@@ -108,7 +107,7 @@ func TestCallbackPanicsAreRecovered(t *testing.T) {
 	}
 
 	// A panicking connect hook ends its connection, not the process.
-	bad, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(hs.URL, "http")+"/?EIO=3&transport=websocket&user=bad-connect", nil)
+	bad, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(hs.URL, "http")+"/?EIO=3&transport=websocket&token=bad-connect", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

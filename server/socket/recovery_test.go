@@ -1,20 +1,15 @@
 package socket
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
-	"net/url"
 	"reflect"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/googollee/go-socket.io/engineio/session"
-
+	"github.com/jetsocket/jetsocket/server/socket/engine"
 	"github.com/jetsocket/jetsocket/server/wire"
 	"github.com/jetsocket/jetsocket/tokens"
 )
@@ -195,32 +190,22 @@ type fakeSess struct {
 }
 
 func (f *fakeSess) ID() string { return "sess" }
-func (f *fakeSess) NextReader() (session.FrameType, io.ReadCloser, error) {
-	return 0, nil, io.EOF
+func (f *fakeSess) NextReader() (bool, io.ReadCloser, error) {
+	return false, nil, io.EOF
 }
-func (f *fakeSess) NextWriter(session.FrameType) (io.WriteCloser, error) {
-	return &fakeWriter{f: f}, nil
-}
-func (f *fakeSess) Close() error              { return nil }
-func (f *fakeSess) URL() url.URL              { return url.URL{} }
-func (f *fakeSess) LocalAddr() net.Addr       { return nil }
-func (f *fakeSess) RemoteAddr() net.Addr      { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
-func (f *fakeSess) RemoteHeader() http.Header { return http.Header{} }
-func (f *fakeSess) SetContext(interface{})    {}
-func (f *fakeSess) Context() interface{}      { return nil }
-
-type fakeWriter struct {
-	f   *fakeSess
-	buf bytes.Buffer
-}
-
-func (w *fakeWriter) Write(p []byte) (int, error) { return w.buf.Write(p) }
-func (w *fakeWriter) Close() error {
-	w.f.mu.Lock()
-	defer w.f.mu.Unlock()
-	w.f.written = append(w.f.written, w.buf.String())
+func (f *fakeSess) Send(text []byte) error {
+	f.mu.Lock()
+	f.written = append(f.written, string(text))
+	f.mu.Unlock()
 	return nil
 }
+func (f *fakeSess) WebSocket() *engine.WebSocket { return nil }
+func (f *fakeSess) Close() error                 { return nil }
+func (f *fakeSess) Transport() string            { return "polling" }
+func (f *fakeSess) ClientIP() string             { return "127.0.0.1" }
+func (f *fakeSess) Token() string                { return "" }
+func (f *fakeSess) Protocol() int                { return 4 }
+func (f *fakeSess) CutOff() bool                 { return false }
 
 func (f *fakeSess) lastText(t testing.TB) string {
 	t.Helper()
@@ -245,7 +230,7 @@ func (f *fakeSess) lastText(t testing.TB) string {
 func newTestConn(t testing.TB) (*Conn, *fakeSess) {
 	t.Helper()
 	s, err := NewServer(Options{
-		Authenticate: func(url.URL) (*tokens.Claims, error) { return nil, nil },
+		Authenticate: func(string) (*tokens.Claims, error) { return nil, nil },
 		Handler:      func(*Conn, string, []json.RawMessage) any { return nil },
 		SendQueue:    1 << 20,
 	})

@@ -23,17 +23,15 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
 
-	"github.com/googollee/go-socket.io/engineio"
-	"github.com/googollee/go-socket.io/engineio/session"
 	"golang.org/x/time/rate"
 
 	"github.com/jetsocket/jetsocket/server/errs"
+	"github.com/jetsocket/jetsocket/server/socket/eio3"
 	"github.com/jetsocket/jetsocket/server/socket/eio4"
 	"github.com/jetsocket/jetsocket/server/wire"
 	"github.com/jetsocket/jetsocket/tokens"
@@ -86,11 +84,11 @@ type AckThen struct {
 
 // Options configures a Server. Authenticate is required.
 type Options struct {
-	// Authenticate returns the claims for a new session from its handshake URL. The HTTP
-	// middleware has already refused bad tokens before the session existed; this runs
-	// again on the accepted session because go-socket.io has no race-free way to carry
-	// the request's context into the connection.
-	Authenticate func(u url.URL) (*tokens.Claims, error)
+	// Authenticate returns the claims of a session's token: the handshake query's (the
+	// HTTP middleware has already refused bad ones before the session existed; this runs
+	// again on the accepted v3 session because go-socket.io has no race-free way to carry
+	// the request's context into the connection), or a v5 CONNECT's.
+	Authenticate func(token string) (*tokens.Claims, error)
 	CheckOrigin  func(*http.Request) bool // websocket origin check
 
 	PingInterval  time.Duration // default 25s, socket.io's pingInterval
@@ -128,7 +126,7 @@ type Options struct {
 	// connection is then dropped (OnDisconnect) and its client gets a fresh session.
 	OnRestore func(c *Conn, chans []Restored) (finish func(), ok bool)
 
-	afterOpen func() // tests only: widens the library's handshake race (sessionIDs)
+	afterOpen func() // tests only: widens the v3 library's handshake race (eio3.Options.AfterOpen)
 }
 
 func (o *Options) defaults() {
@@ -160,20 +158,17 @@ func (o *Options) defaults() {
 
 // Server accepts socket.io connections and dispatches their events.
 type Server struct {
-	opts   Options
-	engine *engineio.Server // Engine.IO v3: socket.io-client 2.x
-	v4     *eio4.Server     // Engine.IO v4: socket.io-client 3.x and 4.x
-	ids    *sessionIDs
-	log    *slog.Logger
+	opts Options
+	v3   *eio3.Engine // Engine.IO v3: socket.io-client 2.x (go-socket.io, walled in)
+	v4   *eio4.Server // Engine.IO v4: socket.io-client 3.x and 4.x
+	log  *slog.Logger
 
-	ips      *ipSockets // sockets per client address (limits.go)
-	upgrades *upgrades  // the v3 engine's upgrades under way (upgrades.go)
+	ips *ipSockets // sockets per client address (limits.go)
 
 	mu         sync.RWMutex
 	closing    bool
 	conns      map[string]*Conn     // by socket id
 	sessions   map[string]*Conn     // by Engine.IO session id
-	ending     map[string]struct{}  // v3 sessions forgotten, still in the library's map until endV3
 	retained   map[string]*retained // dropped sessions that may be restored, by pid
 	pids       map[string]*Conn     // live connections that may be restored, by pid
 	handshakes sync.WaitGroup       // handshake requests in the engine
@@ -194,35 +189,34 @@ func NewServer(opts Options) (*Server, error) {
 	if opts.PingInterval < 0 || opts.PingTimeout < 0 {
 		return nil, errors.New("socket: PingInterval and PingTimeout must be positive")
 	}
-	ips := newIPSockets(opts.MaxConnsPerIP)
 	s := &Server{
-		ips:        ips,
-		upgrades:   newUpgrades(ips),
+		ips:        newIPSockets(opts.MaxConnsPerIP),
 		opts:       opts,
 		log:        opts.Logger,
 		conns:      make(map[string]*Conn),
 		sessions:   make(map[string]*Conn),
-		ending:     make(map[string]struct{}),
 		retained:   make(map[string]*retained),
 		pids:       make(map[string]*Conn),
 		acceptDone: make(chan struct{}),
-		ids:        newSessionIDs(),
 	}
-	// go-socket.io re-arms its read deadline only on the client's pings, which come every
-	// PingInterval: its timeout is PingInterval+PingTimeout (engine.io v3's own rule).
-	s.engine = engineio.NewServer(&engineio.Options{
-		PingInterval: opts.PingInterval,
-		PingTimeout:  opts.PingInterval + opts.PingTimeout,
-		Transports: newTransports(opts.CheckOrigin, int64(opts.MaxFrameBytes), handoffLimits{
-			// A client upgrading sends a packet or two meanwhile; these leave room for a
-			// burst and bound the rest.
-			packets: opts.InboundBurst,
-			bytes:   handoffFrames * opts.MaxFrameBytes,
-			charge:  s.chargeInbound,
-		}, opts.afterOpen, s.upgrades),
-		SessionIDGenerator: s.ids,
-	})
 	var err error
+	s.v3, err = eio3.NewEngine(eio3.Options{
+		PingInterval:  opts.PingInterval,
+		PingTimeout:   opts.PingTimeout,
+		CheckOrigin:   opts.CheckOrigin,
+		MaxFrameBytes: opts.MaxFrameBytes,
+		// A client upgrading sends a packet or two meanwhile; these leave room for a
+		// burst and bound the rest.
+		HandoffPackets: opts.InboundBurst,
+		HandoffBytes:   handoffFrames * opts.MaxFrameBytes,
+		Charge:         s.chargeInbound,
+		IPs:            s.ips,
+		Log:            opts.Logger,
+		AfterOpen:      opts.afterOpen,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("socket: %w", err)
+	}
 	if s.v4, err = s.newEngine4(); err != nil {
 		return nil, fmt.Errorf("socket: %w", err)
 	}
@@ -313,12 +307,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		errs.Write(w, errs.New(errs.Invalid, errs.CodeUnsupportedProtocol, "Engine.IO protocol version must be 3 or 4"))
 		return
 	}
-	v4 := eio == "4"
-	if sid := r.URL.Query().Get("sid"); sid != "" {
-		if !v4 {
-			s.ids.waitReady(sid, r.Context().Done())
-		}
-	} else {
+	if r.URL.Query().Get("sid") == "" {
 		s.mu.RLock()
 		if s.closing {
 			s.mu.RUnlock()
@@ -330,35 +319,40 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.mu.RUnlock()
 		defer s.handshakes.Done()
 	}
-	if v4 {
+	if eio == "4" {
 		s.v4.ServeHTTP(w, r)
 		return
 	}
-	s.serveV3(w, r)
+	s.v3.ServeHTTP(w, r)
 }
 
-// Serve accepts sessions until Shutdown. It returns nil after Shutdown.
+// Serve accepts the v3 engine's sessions until Shutdown (the v4 engine hands its own
+// over as they open). It returns nil after Shutdown.
 func (s *Server) Serve() error {
 	defer close(s.acceptDone)
 	for {
-		sess, err := s.engine.Accept()
+		sess, err := s.v3.Accept()
 		if err != nil {
-			return nil // only after engine.Close
+			return nil // only after the engine's Close
 		}
-		s.ids.accepted(sess.ID())
-		s.mu.RLock()
-		closing := s.closing
-		if !closing {
-			s.serving.Add(1)
-		}
-		s.mu.RUnlock()
-		if closing {
-			_ = sess.Close()
-			s.engine.Remove(sess.ID())
-			continue
-		}
-		go s.serve(sess)
+		s.open(sess)
 	}
+}
+
+// open takes a new session from either engine and starts its connection on a goroutine
+// of its own; a session that opens during shutdown is closed.
+func (s *Server) open(sess Session) {
+	s.mu.RLock()
+	closing := s.closing
+	if !closing {
+		s.serving.Add(1)
+	}
+	s.mu.RUnlock()
+	if closing {
+		_ = sess.Close()
+		return
+	}
+	go s.start(sess)
 }
 
 // Count is the number of open connections.
@@ -391,11 +385,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	go func() {
 		s.serving.Wait()
 		s.handshakes.Wait()
-		// A polling handshake hands its session to Accept from a goroutine of the
-		// library's that may still be running when its request returned; closing the
-		// engine under it would panic (send on closed channel). Let it land first.
-		time.Sleep(100 * time.Millisecond)
-		_ = s.engine.Close()
+		s.v3.Close()
 		<-s.acceptDone
 		s.serving.Wait() // sessions accepted during shutdown, closed at once
 		close(done)
@@ -408,47 +398,64 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-// serve sets a session up, then hands it to a fresh goroutine for the rest of its life:
-// see readLoop for why.
-func (s *Server) serve(sess engineio.Conn) {
-	claims, err := s.opts.Authenticate(sess.URL())
-	if err != nil {
-		defer s.serving.Done()
-		defer s.engine.Remove(sess.ID())
-		defer s.upgrades.abort(sess.ID())
-		// The middleware checked this token an instant ago; it can only have expired
-		// in between. Tell the client and close.
-		s.log.Warn("socket refused after handshake", "reason", string(tokens.ReasonOf(err)), "ip", sessionIP(sess.URL(), sess.RemoteAddr()))
-		if w, werr := sess.NextWriter(session.TEXT); werr == nil {
-			_, _ = w.Write(encodeError("/", errs.CodeInvalidToken))
-			_ = w.Close()
-		}
+// start sets a session's connection up, whichever engine it came from, then hands it to
+// a fresh goroutine for the rest of its life (see readLoop). What differs between the
+// client generations comes from the session: a socket.io 4 client (2.x) was admitted at
+// the handshake on its query token, verified once more here, and is sent CONNECT
+// unasked; a socket.io 5 client (3.x/4.x) sends CONNECT, maybe with its token, and may
+// restore a dropped session (recovery.go).
+func (s *Server) start(sess Session) {
+	claims, auth := s.authenticate(sess)
+	if claims == nil {
 		_ = sess.Close()
+		s.serving.Done()
 		return
 	}
-
-	c := s.newConn(sess, claims)
-	s.ips.add(c.ip) // admitted at the handshake (serveV3)
-	s.log.Info("socket connected", "socket_id", c.id, "user_id", claims.UserID(), "ip", c.ip, "transport", transportName(sess.URL()))
-
-	c.sendFrame(wire.NewFrame([]byte{'0'})) // socket.io CONNECT for the root namespace
-	// OnConnect runs before connection_established goes out (a frame may reach the
-	// client within this call): a client that has it is already counted against the
-	// limits and on its user's channel. A connection OnConnect refuses never gets it.
-	if s.opts.OnConnect != nil {
-		s.opts.OnConnect(c)
+	c := s.restore(sess, claims, auth)
+	if c == nil {
+		c = s.newConn(sess, claims)
+		if c.v5 && s.opts.RecoveryWindow > 0 {
+			s.restorable(c, newPID())
+		}
+		s.log.Info("socket connected", "socket_id", c.id, "user_id", claims.UserID(), "ip", sess.ClientIP(), "transport", sess.Transport(), "protocol", sess.Protocol())
+		s.connectReply(c)
+		// OnConnect runs before connection_established goes out (a frame may reach the
+		// client within this call): a client that has it is already counted against
+		// the limits and on its user's channel. A connection OnConnect refuses never
+		// gets it.
+		if s.opts.OnConnect != nil {
+			s.opts.OnConnect(c)
+		}
 	}
 	established, _ := wire.EncodeEvent(EventConnectionEstablished, map[string]string{"socket_id": c.id, "user_id": claims.UserID()})
 	c.sendFrame(wire.NewFrame(established))
+	if c.recovered && c.finish != nil {
+		c.finish() // the missed publications, after the CONNECT reply
+		c.finish = nil
+	}
 	go s.run(c)
+}
+
+// authenticate returns the claims of a session's client, or nil (the client was told
+// why, where its protocol can be).
+func (s *Server) authenticate(sess Session) (*tokens.Claims, connectAuth) {
+	if sess.Protocol() >= 5 {
+		return s.awaitConnect(sess)
+	}
+	claims, err := s.opts.Authenticate(sess.Token())
+	if err != nil {
+		// The middleware checked this token an instant ago; it can only have expired
+		// in between. Tell the client; the caller closes.
+		s.log.Warn("socket refused after handshake", "reason", string(tokens.ReasonOf(err)), "ip", sess.ClientIP())
+		_ = sess.Send(encodeError("/", errs.CodeInvalidToken))
+		return nil, connectAuth{}
+	}
+	return claims, connectAuth{}
 }
 
 // run reads the connection until it ends, then cleans up.
 func (s *Server) run(c *Conn) {
 	defer s.serving.Done()
-	if !c.v5 {
-		defer s.endV3(c)
-	}
 	reason := s.readLoop(c)
 	c.Close(reason)
 	c.waitWriter()
@@ -477,25 +484,22 @@ func (s *Server) forget(c *Conn) {
 	}
 	if s.sessions[c.sess.ID()] == c {
 		delete(s.sessions, c.sess.ID())
-		if !c.v5 {
-			s.ending[c.sess.ID()] = struct{}{}
-		}
 	}
 	if c.pid != "" && s.pids[c.pid] == c {
 		delete(s.pids, c.pid)
 	}
 }
 
-func (s *Server) newConn(sess engineio.Conn, claims *tokens.Claims) *Conn {
+func (s *Server) newConn(sess Session, claims *tokens.Claims) *Conn {
 	return s.newConnID(sess, claims, "")
 }
 
 // newConnID is newConn with the socket id of a restored session (id), or a new one ("").
-func (s *Server) newConnID(sess engineio.Conn, claims *tokens.Claims, id string) *Conn {
+func (s *Server) newConnID(sess Session, claims *tokens.Claims, id string) *Conn {
 	c := &Conn{
 		srv:         s,
 		sess:        sess,
-		ip:          sessionIP(sess.URL(), sess.RemoteAddr()),
+		v5:          sess.Protocol() == 5,
 		connectedAt: time.Now(),
 		inbound:     rate.NewLimiter(rate.Limit(s.opts.InboundRate), s.opts.InboundBurst),
 		flood:       rate.NewLimiter(rate.Limit(s.opts.InboundRate), 5*s.opts.InboundBurst),
@@ -524,11 +528,11 @@ func (s *Server) newConnID(sess engineio.Conn, claims *tokens.Claims, id string)
 func (s *Server) readLoop(c *Conn) (reason string) {
 	max := int64(s.opts.MaxFrameBytes)
 	for {
-		ft, rc, err := c.sess.NextReader()
+		binary, rc, err := c.sess.NextReader()
 		if err != nil {
 			return ReasonClientGone
 		}
-		if ft != session.TEXT {
+		if binary {
 			// Close reads the frame to its end; an error there (bad base64 in a polling
 			// "b4" message) poisons the library's polling payload for good: end the session.
 			if err := rc.Close(); err != nil {
@@ -561,7 +565,7 @@ func (s *Server) readLoop(c *Conn) (reason string) {
 			ws := c.websocket()
 			c.mu.Unlock()
 			if ws != nil {
-				ws.lingerOnClose()
+				ws.LingerOnClose()
 			}
 			c.CloseAfterFlush(ReasonFrameTooLarge)
 			_ = rc.Close() // returns once the writer has closed the session
@@ -571,7 +575,7 @@ func (s *Server) readLoop(c *Conn) (reason string) {
 			return ReasonClientGone
 		}
 		// A handed-off packet was counted when it was posted (chargeInbound).
-		if _, handed := rc.(handedReader); !handed && !c.inbound.Allow() {
+		if !preCounted(rc) && !c.inbound.Allow() {
 			if !c.flood.Allow() {
 				c.Error(CodeRateLimited, "too many packets: disconnecting")
 				c.CloseAfterFlush(ReasonFlood)
@@ -645,10 +649,6 @@ func newSocketID() string {
 	hi := binary.BigEndian.Uint64(b[:8])%999_999_999 + 1
 	lo := binary.BigEndian.Uint64(b[8:])%999_999_999 + 1
 	return strconv.FormatUint(hi, 10) + "." + strconv.FormatUint(lo, 10)
-}
-
-func transportName(u url.URL) string {
-	return u.Query().Get("transport")
 }
 
 // namespaceError refuses a namespace other than "/" in the client's protocol generation.

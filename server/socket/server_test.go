@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"regexp"
 	"strings"
 	"sync"
@@ -22,7 +21,7 @@ import (
 )
 
 // testServer is a Server on an httptest listener that accepts every handshake; conns
-// holds its connections by user id (the URL's "user" query value).
+// holds its connections by user id (its token is the user id).
 type testServer struct {
 	*Server
 	url string
@@ -34,8 +33,8 @@ type testServer struct {
 func newTestServer(t *testing.T, opts Options) *testServer {
 	t.Helper()
 	ts := &testServer{conns: make(map[string]*Conn)}
-	opts.Authenticate = func(u url.URL) (*tokens.Claims, error) {
-		return &tokens.Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: u.Query().Get("user")}}, nil
+	opts.Authenticate = func(token string) (*tokens.Claims, error) {
+		return &tokens.Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: token}}, nil
 	}
 	opts.Handler = func(*Conn, string, []json.RawMessage) any { return nil }
 	opts.OnConnect = func(c *Conn) {
@@ -92,7 +91,7 @@ func TestPollingRightAfterHandshakeFindsTheSession(t *testing.T) {
 	errs := make(chan string, handshakes)
 	for i := range handshakes {
 		wg.Go(func() {
-			res, err := client.Get(ts.url + "/?EIO=3&transport=polling&b64=1&user=u" + string(rune('a'+i%26)))
+			res, err := client.Get(ts.url + "/?EIO=3&transport=polling&b64=1&token=u" + string(rune('a'+i%26)))
 			if err != nil {
 				errs <- err.Error()
 				return
@@ -131,47 +130,31 @@ func TestPollingRightAfterHandshakeFindsTheSession(t *testing.T) {
 	}
 }
 
-// A sid that was handed out but whose session never arrives is swept, and a request for
-// it does not wait forever.
-func TestPendingSessionIDsAreBounded(t *testing.T) {
-	g := newSessionIDs()
-	id := g.NewID()
-	done := make(chan struct{})
-	close(done)
-	start := time.Now()
-	g.waitReady(id, done) // the request went away
-	if time.Since(start) > time.Second {
-		t.Fatal("waitReady ignored its request's end")
+func TestSocketIDForm(t *testing.T) {
+	seen := map[string]bool{}
+	for range 10000 {
+		id := newSocketID()
+		a, b, ok := strings.Cut(id, ".")
+		if !ok || !digits(a) || !digits(b) || seen[id] {
+			t.Fatalf("socket id %q", id)
+		}
+		seen[id] = true
 	}
-	g.accepted(id)
-	g.waitReady(id, nil) // accepted: returns at once
+}
 
-	old := g.NewID()
-	g.mu.Lock()
-	p := g.pending[old]
-	p.since = time.Now().Add(-2 * pendingTTL)
-	g.pending[old] = p
-	g.lastSweep = time.Time{}
-	g.mu.Unlock()
-	g.NewID()
-	g.mu.Lock()
-	_, still := g.pending[old]
-	n := len(g.pending)
-	g.mu.Unlock()
-	if still || n != 1 {
-		t.Fatalf("stale sid kept (%v), %d pending", still, n)
+func digits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
 	}
-	select {
-	case <-p.ready:
-	default:
-		t.Fatal("a waiter on the swept sid would wait for readyWait")
-	}
+	return s != ""
 }
 
 // dialWS opens an Engine.IO v3 websocket for user and reads up to connection_established.
 func (ts *testServer) dialWS(t *testing.T, user string) *websocket.Conn {
 	t.Helper()
-	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(ts.url, "http")+"/?EIO=3&transport=websocket&user="+user, nil)
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(ts.url, "http")+"/?EIO=3&transport=websocket&token="+user, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

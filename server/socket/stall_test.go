@@ -209,7 +209,7 @@ func TestV4SessionsBeforeConnectCountPerIP(t *testing.T) {
 // into a session that had just ended).
 func TestV3ProbeCountsPerIPAndClosesWithItsSession(t *testing.T) {
 	ts := newTestServer(t, Options{MaxConnsPerIP: 2})
-	resp, err := http.Get(ts.url + "/?EIO=3&transport=polling&b64=1&user=p")
+	resp, err := http.Get(ts.url + "/?EIO=3&transport=polling&b64=1&token=p")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +229,7 @@ func TestV3ProbeCountsPerIPAndClosesWithItsSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	readUntil(t, probe, "3probe")
-	res, err := http.Get(ts.url + "/?EIO=3&transport=polling&b64=1&user=q")
+	res, err := http.Get(ts.url + "/?EIO=3&transport=polling&b64=1&token=q")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,9 +248,9 @@ func TestV3ProbeCountsPerIPAndClosesWithItsSession(t *testing.T) {
 		}
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for ts.ips.count("127.0.0.1") != 0 || ts.upgrades.count() != 0 {
+	for ts.ips.count("127.0.0.1") != 0 || ts.v3.Upgrading() != 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d sockets still counted, %d upgrades", ts.ips.count("127.0.0.1"), ts.upgrades.count())
+			t.Fatalf("%d sockets still counted, %d upgrades", ts.ips.count("127.0.0.1"), ts.v3.Upgrading())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -259,7 +259,7 @@ func TestV3ProbeCountsPerIPAndClosesWithItsSession(t *testing.T) {
 // A request without EIO is refused 400, as engine.io does.
 func TestMissingEngineIOVersionIsRefused(t *testing.T) {
 	ts := newTestServer(t, Options{})
-	res, err := http.Get(ts.url + "/?transport=polling&user=x")
+	res, err := http.Get(ts.url + "/?transport=polling&token=x")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +274,7 @@ func TestMissingEngineIOVersionIsRefused(t *testing.T) {
 // client as our JSON error with a fixed message.
 func TestEngine5xxIsOurJSON(t *testing.T) {
 	ts := newTestServer(t, Options{})
-	resp, err := http.Get(ts.url + "/?EIO=3&transport=polling&b64=1&user=o")
+	resp, err := http.Get(ts.url + "/?EIO=3&transport=polling&b64=1&token=o")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,18 +1,15 @@
 package socket
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
+	"sync/atomic"
 	"time"
-
-	"github.com/googollee/go-socket.io/engineio/session"
 
 	"github.com/jetsocket/jetsocket/server/errs"
 	"github.com/jetsocket/jetsocket/server/socket/eio4"
+	"github.com/jetsocket/jetsocket/server/socket/engine"
 	"github.com/jetsocket/jetsocket/server/wire"
 	"github.com/jetsocket/jetsocket/tokens"
 )
@@ -20,9 +17,9 @@ import (
 // socket.io-client 3.x and 4.x speak Engine.IO v4 and socket.io protocol v5; they are
 // served by our own engine (eio4, chosen on the figures in docs/engine-v4-evaluation.md)
 // beside go-socket.io's v3 one, at the same path, chosen by the handshake's EIO
-// parameter. Everything above the engine is shared: a v4 session is wrapped as the
-// engineio.Conn a Conn already drives, so readLoop, the send queue, direct websocket
-// writes of the same prebuilt frames, the limits and the event table are one for both.
+// parameter. Everything above the engine is shared: both engines' sessions are a
+// Session, so readLoop, the send queue, direct websocket writes of the same prebuilt
+// frames, the limits and the event table are one for both.
 // What differs is the start: a v5 client sends CONNECT (with `auth`, which may carry its
 // token) and the socket is set up only then (serve5).
 
@@ -35,69 +32,26 @@ func (s *Server) newEngine4() (*eio4.Server, error) {
 		MaxPayload:   handoffFrames * o.MaxFrameBytes,
 		MaxQueued:    max(o.SendQueue, o.InboundBurst),
 		Upgrade: func(w http.ResponseWriter, r *http.Request) (eio4.WebSocket, error) {
-			c, err := acceptWebsocket(w, r, o.CheckOrigin)
+			c, err := engine.AcceptWebSocket(w, r, o.CheckOrigin)
 			if err != nil {
 				return nil, err
 			}
-			c.wdlFor = o.PingTimeout
+			c.WriteTimeout = o.PingTimeout
 			return c, nil
 		},
-		OnOpen: s.open5,
+		OnOpen: func(sess *eio4.Session) { s.open(sess) },
 		Admit:  s.admitSocket,
 		Refuse: errs.WriteStatus,
 	})
 }
 
-// open5 takes a new v4 session; within its handshake request.
-func (s *Server) open5(sess *eio4.Session) {
-	s.mu.RLock()
-	closing := s.closing
-	if !closing {
-		s.serving.Add(1)
-	}
-	s.mu.RUnlock()
-	if closing {
-		_ = sess.Close()
-		return
-	}
-	go s.serve5(sess)
-}
-
-// serve5 waits for the session's CONNECT, authenticates it and sets the socket up as
-// serve does for v3 (or restores a dropped one, recovery.go), then hands it to a fresh
-// goroutine (see readLoop).
-func (s *Server) serve5(sess *eio4.Session) {
-	conn := session5{sess}
-	claims, auth := s.awaitConnect(conn)
-	if claims == nil {
-		s.serving.Done()
-		_ = sess.Close()
-		return
-	}
-	c := s.restore5(conn, claims, auth)
-	if c == nil {
-		c = s.newConn(conn, claims)
-		c.v5 = true
-		if s.opts.RecoveryWindow > 0 {
-			s.restorable(c, newPID())
-		}
-		s.log.Info("socket connected", "socket_id", c.id, "user_id", claims.UserID(), "ip", c.ip, "transport", transportName(sess.URL()), "protocol", 5)
-		s.connectReply(c)
-		if s.opts.OnConnect != nil {
-			s.opts.OnConnect(c)
-		}
-	}
-	established, _ := wire.EncodeEvent(EventConnectionEstablished, map[string]string{"socket_id": c.id, "user_id": claims.UserID()})
-	c.sendFrame(wire.NewFrame(established))
-	if c.recovered && c.finish != nil {
-		c.finish() // the missed publications, after the CONNECT reply
-		c.finish = nil
-	}
-	go s.run(c)
-}
-
-// connectReply sends the CONNECT reply: {sid}, and pid when the session can be restored.
+// connectReply sends the CONNECT reply: to a socket.io 4 client a bare CONNECT, to a 5
+// client {sid}, and pid when the session can be restored.
 func (s *Server) connectReply(c *Conn) {
+	if !c.v5 {
+		c.sendFrame(wire.NewFrame([]byte{'0'}))
+		return
+	}
 	ok, _ := json.Marshal(struct {
 		SID string `json:"sid"`
 		PID string `json:"pid,omitempty"`
@@ -105,10 +59,11 @@ func (s *Server) connectReply(c *Conn) {
 	c.sendFrame(wire.NewFrame(append([]byte{'0'}, ok...)))
 }
 
-// restore5 restores the session a CONNECT names ({pid, offset} in its auth) if it is
+// restore restores the session a CONNECT names ({pid, offset} in its auth) if it is
 // retained, belongs to the same user and every one of its channels can be recovered;
-// else nil, and the client gets a fresh session.
-func (s *Server) restore5(conn session5, claims *tokens.Claims, auth connectAuth) *Conn {
+// else nil, and the client gets a fresh session (always for a socket.io 4 client: its
+// auth is empty).
+func (s *Server) restore(conn Session, claims *tokens.Claims, auth connectAuth) *Conn {
 	if s.opts.RecoveryWindow <= 0 || s.opts.OnRestore == nil {
 		return nil
 	}
@@ -127,7 +82,7 @@ func (s *Server) restore5(conn session5, claims *tokens.Claims, auth connectAuth
 		return nil
 	}
 	c := s.newConnID(conn, claims, r.id)
-	c.v5, c.recovered = true, true
+	c.recovered = true
 	s.restorable(c, r.pid)
 	for _, ch := range chans {
 		c.rlog.track(ch.Channel, ch.Request, ch.Positioned, ch.Epoch, ch.Offset)
@@ -148,7 +103,7 @@ func (s *Server) restore5(conn session5, claims *tokens.Claims, auth connectAuth
 		return nil
 	}
 	c.finish = finish
-	s.log.Info("socket restored", "socket_id", c.id, "user_id", claims.UserID(), "ip", c.ip, "channels", len(chans), "protocol", 5)
+	s.log.Info("socket restored", "socket_id", c.id, "user_id", claims.UserID(), "ip", conn.ClientIP(), "channels", len(chans), "protocol", 5)
 	s.connectReply(c)
 	return c
 }
@@ -157,15 +112,17 @@ func (s *Server) restore5(conn session5, claims *tokens.Claims, auth connectAuth
 // its claims; nil when the session ends first or sends no acceptable CONNECT within
 // ConnectTimeout. A refused CONNECT is answered with CONNECT_ERROR and the session stays
 // open for another try, as Node's server does (the client may retry with a new token).
-func (s *Server) awaitConnect(conn session5) (*tokens.Claims, connectAuth) {
+func (s *Server) awaitConnect(conn Session) (*tokens.Claims, connectAuth) {
+	var expired atomic.Bool
 	timer := time.AfterFunc(s.opts.ConnectTimeout, func() {
-		s.log.Info("socket closed: no CONNECT in time", "ip", sessionIP(conn.URL(), conn.RemoteAddr()))
+		expired.Store(true)
+		s.log.Info("socket closed: no CONNECT in time", "ip", conn.ClientIP())
 		_ = conn.Close()
 	})
 	defer timer.Stop()
 	max := int64(s.opts.MaxFrameBytes)
 	for budget := s.opts.InboundBurst; budget > 0; budget-- {
-		binary, rc, err := conn.s.NextReader()
+		binary, rc, err := conn.NextReader()
 		if err != nil {
 			return nil, connectAuth{}
 		}
@@ -181,14 +138,12 @@ func (s *Server) awaitConnect(conn session5) (*tokens.Claims, connectAuth) {
 		switch p.Type {
 		case PacketConnect:
 			if p.Namespace != "/" {
-				_ = conn.s.Send(encodeConnectError(p.Namespace, "Invalid namespace", nil))
+				_ = conn.Send(encodeConnectError(p.Namespace, "Invalid namespace", nil))
 				continue
 			}
 			if claims, auth := s.connect5(conn, p.Data); claims != nil {
-				select {
-				case <-conn.s.Done(): // the timer fired meanwhile
+				if expired.Load() { // the timer fired meanwhile
 					return nil, connectAuth{}
-				default:
 				}
 				return claims, auth
 			}
@@ -210,9 +165,9 @@ type connectAuth struct {
 
 // connect5 checks a CONNECT's token (auth.token, else the query's) and the connection
 // limits; it answers a refusal with CONNECT_ERROR and returns nil.
-func (s *Server) connect5(conn session5, data []byte) (*tokens.Claims, connectAuth) {
-	u := conn.URL()
-	ip := sessionIP(u, conn.RemoteAddr())
+func (s *Server) connect5(conn Session, data []byte) (*tokens.Claims, connectAuth) {
+	ip := conn.ClientIP()
+	token := conn.Token()
 	var auth connectAuth
 	if len(data) > 0 {
 		// The token, when given, takes the query's place: the same verifier reads it.
@@ -225,26 +180,24 @@ func (s *Server) connect5(conn session5, data []byte) (*tokens.Claims, connectAu
 			auth = connectAuth{Token: token.Token}
 		}
 		if auth.Token != nil {
-			q := u.Query()
-			q.Set("token", *auth.Token)
-			u.RawQuery = q.Encode()
+			token = *auth.Token
 		}
 	}
-	claims, err := s.opts.Authenticate(u)
+	claims, err := s.opts.Authenticate(token)
 	if err != nil {
 		reason := tokens.ReasonOf(err)
 		if s.opts.OnAuthRefused != nil {
 			s.opts.OnAuthRefused(reason)
 		}
 		s.log.Warn("socket auth refused", "reason", string(reason), "ip", ip, "protocol", 5)
-		_ = conn.s.Send(encodeConnectError("/", errs.CodeInvalidToken, map[string]any{"status": http.StatusUnauthorized, "reason": string(reason)}))
+		_ = conn.Send(encodeConnectError("/", errs.CodeInvalidToken, map[string]any{"status": http.StatusUnauthorized, "reason": string(reason)}))
 		return nil, connectAuth{}
 	}
 	if s.opts.Admit != nil {
 		if err := s.opts.Admit(claims, ip); err != nil {
 			e := errs.From(err)
 			s.log.Warn("socket refused", "reason", e.Code, "user_id", claims.UserID(), "ip", ip, "protocol", 5)
-			_ = conn.s.Send(encodeConnectError("/", e.Code, map[string]any{"status": e.Kind.Status(), "reason": e.Message}))
+			_ = conn.Send(encodeConnectError("/", e.Code, map[string]any{"status": e.Kind.Status(), "reason": e.Message}))
 			return nil, connectAuth{}
 		}
 	}
@@ -263,40 +216,3 @@ func encodeConnectError(namespace, message string, data any) []byte {
 	}
 	return append([]byte("4"+namespace+","), b...)
 }
-
-// session5 is a v4 session as the engineio.Conn a Conn drives.
-type session5 struct{ s *eio4.Session }
-
-func (c session5) ID() string { return c.s.ID() }
-
-func (c session5) NextReader() (session.FrameType, io.ReadCloser, error) {
-	binary, r, err := c.s.NextReader()
-	if err != nil {
-		return 0, nil, err
-	}
-	if binary {
-		return session.BINARY, r, nil
-	}
-	return session.TEXT, r, nil
-}
-
-// NextWriter collects one packet; Close sends it.
-func (c session5) NextWriter(session.FrameType) (io.WriteCloser, error) {
-	return &packetWriter{s: c.s}, nil
-}
-
-func (c session5) Close() error              { return c.s.Close() }
-func (c session5) URL() url.URL              { return c.s.URL() }
-func (c session5) LocalAddr() net.Addr       { return nil }
-func (c session5) RemoteAddr() net.Addr      { return c.s.RemoteAddr() }
-func (c session5) RemoteHeader() http.Header { return http.Header{} }
-func (c session5) SetContext(interface{})    {}
-func (c session5) Context() interface{}      { return nil }
-
-type packetWriter struct {
-	s   *eio4.Session
-	buf bytes.Buffer
-}
-
-func (w *packetWriter) Write(p []byte) (int, error) { return w.buf.Write(p) }
-func (w *packetWriter) Close() error                { return w.s.Send(w.buf.Bytes()) }

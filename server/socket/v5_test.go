@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"regexp"
 	"strings"
 	"sync"
@@ -41,7 +40,7 @@ func newV5Server(t *testing.T, opts Options) *v5Server {
 		t.Fatal(err)
 	}
 	vs := &v5Server{tm: tm, conns: make(map[string]*Conn)}
-	opts.Authenticate = func(u url.URL) (*tokens.Claims, error) { return tm.Verify(u.Query().Get("token")) }
+	opts.Authenticate = tm.Verify
 	opts.Admit = func(*tokens.Claims, string) error {
 		if e := vs.admit.Load(); e != nil {
 			return *e

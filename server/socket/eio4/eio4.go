@@ -21,15 +21,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/jetsocket/jetsocket/server/errs"
+	"github.com/jetsocket/jetsocket/server/socket/engine"
 )
 
 // WebSocket is a websocket connection as the engine uses it. Writes may come from several
@@ -39,7 +38,6 @@ type WebSocket interface {
 	NextMessage() (binary bool, r io.Reader, err error)
 	WriteText(p []byte) error
 	SetReadDeadline(t time.Time) error
-	RemoteAddr() net.Addr
 	Close() error
 }
 
@@ -189,9 +187,10 @@ func (s *Server) newSession(r *http.Request, ws WebSocket) *Session {
 	if ws != nil {
 		upgrades = `[]`
 	}
-	sess := &Session{srv: s, url: *r.URL, ws: ws, inWake: make(chan struct{}, 1), done: make(chan struct{})}
-	if ws == nil {
-		sess.peer = addr(r.RemoteAddr)
+	sess := &Session{srv: s, ws: ws, inWake: make(chan struct{}, 1), done: make(chan struct{}),
+		ip: engine.ClientIP(r), token: r.URL.Query().Get("token"), transport: "polling"}
+	if ws != nil {
+		sess.transport = "websocket"
 	}
 	s.mu.Lock()
 	for {
@@ -281,10 +280,11 @@ var ErrQueueFull = fmt.Errorf("%w: the client is not reading (queue full)", ErrC
 
 // Session is one Engine.IO session.
 type Session struct {
-	srv  *Server
-	id   string
-	url  url.URL
-	peer net.Addr // the polling handshake's peer; the websocket's own once upgraded
+	srv *Server
+	id  string
+	// What the handshake request said: the client address (engine.WithClientIP), the
+	// query's token and the transport.
+	ip, token, transport string
 
 	mu          sync.Mutex
 	closed      bool
@@ -308,19 +308,31 @@ type Session struct {
 // ID is the Engine.IO session id.
 func (s *Session) ID() string { return s.id }
 
-// URL is the handshake request's URL.
-func (s *Session) URL() url.URL { return s.url }
+// ClientIP is the handshake's client address, as the HTTP layer resolved it.
+func (s *Session) ClientIP() string { return s.ip }
 
-// RemoteAddr is the current transport's peer: the websocket's once the session is on
-// one (the socket layer finds its websocket through it).
-func (s *Session) RemoteAddr() net.Addr {
+// Token is the handshake query's token ("" when it had none; socket.io-client 3.x/4.x
+// send theirs in CONNECT).
+func (s *Session) Token() string { return s.token }
+
+// Transport is the transport of the handshake ("polling" or "websocket").
+func (s *Session) Transport() string { return s.transport }
+
+// Protocol is the socket.io protocol revision spoken over Engine.IO v4: 5.
+func (s *Session) Protocol() int { return 5 }
+
+// WebSocket is the websocket the session is on, once it is on one and it is the socket
+// layer's own (engine.WebSocket, which frames can be written to directly); else nil.
+func (s *Session) WebSocket() *engine.WebSocket {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ws != nil {
-		return s.ws.RemoteAddr()
-	}
-	return s.peer
+	ws, _ := s.ws.(*engine.WebSocket)
+	return ws
 }
+
+// CutOff reports whether the session was closed because its client stopped taking what
+// was sent (ReasonQueueFull).
+func (s *Session) CutOff() bool { return s.Reason() == ReasonQueueFull }
 
 // Done is closed when the session closes.
 func (s *Session) Done() <-chan struct{} { return s.done }
@@ -844,9 +856,3 @@ func (s *Session) finishUpgrade(ws WebSocket) {
 	s.mu.Unlock()
 	s.signal() // NextReader reads the websocket from now on
 }
-
-// addr is a polling session's peer address.
-type addr string
-
-func (a addr) Network() string { return "tcp" }
-func (a addr) String() string  { return string(a) }

@@ -559,7 +559,7 @@ func probeAndUpgrade(t *testing.T, ts *httptest.Server, sid string) *websocket.C
 
 // TestUpgradeBacklogHoldsNoLock: a client lets packets queue on polling, then upgrades
 // to a websocket it never reads. Writing the backlog must not hold the session: senders
-// and RemoteAddr (which the socket layer asks on every send) return at once, and once
+// and WebSocket (which the socket layer asks on every send while on polling) return at once, and once
 // the queue is full the session is closed as a slow consumer, which frees the write.
 func TestUpgradeBacklogHoldsNoLock(t *testing.T) {
 	var stuck *stuckWS
@@ -588,7 +588,7 @@ func TestUpgradeBacklogHoldsNoLock(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() {
-		_ = rec.s.RemoteAddr()
+		_ = rec.s.WebSocket()
 		var err error
 		for i := 0; i < 20 && err == nil; i++ {
 			err = rec.s.Send([]byte("more"))

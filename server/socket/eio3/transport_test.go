@@ -1,4 +1,4 @@
-package socket
+package eio3
 
 import (
 	"bytes"
@@ -91,7 +91,7 @@ func TestGraceConnDelaysCloseOnlyWhilePaused(t *testing.T) {
 // The wrapper must sit in the transport list the server uses, polling first so that
 // polling clients are offered the upgrade.
 func TestTransportsOrder(t *testing.T) {
-	ts := newTransports(nil, 1024, testLimits, nil, newUpgrades(nil))
+	ts := newTransports(nil, 1024, newHandoff(testLimits), nil, newUpgrades(nil))
 	if len(ts) != 2 || ts[0].Name() != "polling" || ts[1].Name() != "websocket" {
 		t.Fatalf("transports: %v", ts)
 	}
@@ -110,27 +110,6 @@ func TestSessionIDsAreRandom(t *testing.T) {
 		}
 		seen[id] = true
 	}
-}
-
-func TestSocketIDForm(t *testing.T) {
-	seen := map[string]bool{}
-	for range 10000 {
-		id := newSocketID()
-		a, b, ok := strings.Cut(id, ".")
-		if !ok || !digits(a) || !digits(b) || seen[id] {
-			t.Fatalf("socket id %q", id)
-		}
-		seen[id] = true
-	}
-}
-
-func digits(s string) bool {
-	for _, r := range s {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return s != ""
 }
 
 // A POST that reaches a paused polling conn is decoded and handed to the websocket of
@@ -230,5 +209,42 @@ func TestFrameReaderEchoesWithoutBigBuffers(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	if per := (after.TotalAlloc - before.TotalAlloc) / rounds; per > 1024 {
 		t.Fatalf("io.Copy of a ping allocates %d bytes per call, want under 1 KiB (no 32 KiB buffer)", per)
+	}
+}
+
+// A sid that was handed out but whose session never arrives is swept, and a request for
+// it does not wait forever.
+func TestPendingSessionIDsAreBounded(t *testing.T) {
+	g := newSessionIDs()
+	id := g.NewID()
+	done := make(chan struct{})
+	close(done)
+	start := time.Now()
+	g.waitReady(id, done) // the request went away
+	if time.Since(start) > time.Second {
+		t.Fatal("waitReady ignored its request's end")
+	}
+	g.accepted(id)
+	g.waitReady(id, nil) // accepted: returns at once
+
+	old := g.NewID()
+	g.mu.Lock()
+	p := g.pending[old]
+	p.since = time.Now().Add(-2 * pendingTTL)
+	g.pending[old] = p
+	g.lastSweep = time.Time{}
+	g.mu.Unlock()
+	g.NewID()
+	g.mu.Lock()
+	_, still := g.pending[old]
+	n := len(g.pending)
+	g.mu.Unlock()
+	if still || n != 1 {
+		t.Fatalf("stale sid kept (%v), %d pending", still, n)
+	}
+	select {
+	case <-p.ready:
+	default:
+		t.Fatal("a waiter on the swept sid would wait for readyWait")
 	}
 }

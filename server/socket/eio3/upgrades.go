@@ -1,4 +1,4 @@
-package socket
+package eio3
 
 import (
 	"net/http"
@@ -30,12 +30,12 @@ import (
 // upgrades is the set of session ids with a websocket upgrade in progress, and their
 // websockets.
 type upgrades struct {
-	ips *ipSockets // nil: not counted
+	ips IPCounter // nil: not counted
 	mu  sync.Mutex
 	sid map[string]*handoffConn // nil while the websocket handshake runs
 }
 
-func newUpgrades(ips *ipSockets) *upgrades {
+func newUpgrades(ips IPCounter) *upgrades {
 	return &upgrades{ips: ips, sid: make(map[string]*handoffConn)}
 }
 

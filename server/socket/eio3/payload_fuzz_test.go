@@ -1,4 +1,4 @@
-package socket
+package eio3
 
 import (
 	"bytes"

@@ -1,9 +1,10 @@
-package socket
+package eio3
 
 import (
 	"bytes"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"github.com/googollee/go-socket.io/engineio/transport/polling"
 
 	"github.com/jetsocket/jetsocket/server/errs"
+	"github.com/jetsocket/jetsocket/server/socket/engine"
 )
 
 // The polling-to-websocket upgrade of go-socket.io v1.7.0 loses messages in both
@@ -87,6 +89,7 @@ var (
 // upgrade that failed leaves them to the polling conn, which reads them next.
 type handoff struct {
 	lim handoffLimits
+	ids *sessionIDs // where a new session's handshake values are kept by sid (openInfo)
 	mu  sync.Mutex
 	m   map[string]*handedQueue
 }
@@ -97,7 +100,7 @@ type handedQueue struct {
 }
 
 func newHandoff(lim handoffLimits) *handoff {
-	return &handoff{lim: lim, m: make(map[string]*handedQueue)}
+	return &handoff{lim: lim, ids: newSessionIDs(), m: make(map[string]*handedQueue)}
 }
 
 // push queues ps for sid, or refuses all of them (errHandoffFull, errHandoffRate).
@@ -159,6 +162,9 @@ type handedReader struct{ *bytes.Reader }
 
 func (handedReader) Close() error { return nil }
 
+// Counted: a handed-off packet was counted against the inbound rate as it was posted.
+func (handedReader) Counted() bool { return true }
+
 func (p handedPacket) reader() io.ReadCloser { return handedReader{bytes.NewReader(p.data)} }
 
 // upgradeSafePolling wraps go-socket.io's polling transport; see graceConn.
@@ -177,7 +183,7 @@ func (t upgradeSafePolling) Accept(w http.ResponseWriter, r *http.Request) (tran
 	if err != nil {
 		return nil, err
 	}
-	return &graceConn{Conn: c, handoff: t.handoff, maxFrame: t.maxFrame, afterOpen: t.afterOpen}, nil
+	return &graceConn{Conn: c, handoff: t.handoff, maxFrame: t.maxFrame, afterOpen: t.afterOpen, open: newOpenInfo(r, "polling")}, nil
 }
 
 // graceConn is a polling conn that survives the upgrade races described above.
@@ -186,6 +192,7 @@ type graceConn struct {
 	handoff   *handoff
 	maxFrame  int64
 	afterOpen func()
+	open      *openInfo // the handshake's values, until the OPEN packet names the sid
 
 	mu      sync.Mutex
 	sid     string // learnt from the first request that carries it
@@ -255,21 +262,56 @@ func (c *graceConn) NextWriter(ft frame.Type, pt packet.Type) (io.WriteCloser, e
 			time.Sleep(pausedRetryDelay)
 		}
 	}
-	if err == nil && pt == packet.OPEN && c.afterOpen != nil {
-		return hookedWriter{w, c.afterOpen}, nil
+	if err == nil && pt == packet.OPEN {
+		open := c.open
+		c.open = nil
+		return &openWriter{WriteCloser: w, ids: c.handoff.ids, info: open, after: c.afterOpen}, nil
 	}
 	return w, err
 }
 
-// hookedWriter runs after once its frame is written.
-type hookedWriter struct {
-	io.WriteCloser
-	after func()
+// openInfo is what a v3 session's handshake request said that the socket layer needs
+// (Session): go-socket.io keeps only the URL and address of the current transport, so
+// the values are taken from the request as its transport conn is accepted, kept by the
+// conn until the library writes the OPEN packet (which names the sid), and from then by
+// sid (sessionIDs) until the session is accepted.
+type openInfo struct {
+	ip, token, transport string
 }
 
-func (w hookedWriter) Close() error {
+func newOpenInfo(r *http.Request, transport string) *openInfo {
+	return &openInfo{ip: engine.ClientIP(r), token: r.URL.Query().Get("token"), transport: transport}
+}
+
+// openWriter is the OPEN packet being written: on Close it files info under the sid the
+// packet names, before the library adds the session to its map and hands it to Accept,
+// then runs after (tests).
+type openWriter struct {
+	io.WriteCloser
+	ids   *sessionIDs
+	info  *openInfo
+	after func()
+	buf   []byte
+}
+
+func (w *openWriter) Write(p []byte) (int, error) {
+	if room := 512 - len(w.buf); room > 0 {
+		w.buf = append(w.buf, p[:min(len(p), room)]...)
+	}
+	return w.WriteCloser.Write(p)
+}
+
+func (w *openWriter) Close() error {
+	var open struct {
+		SID string `json:"sid"`
+	}
+	if json.Unmarshal(w.buf, &open) == nil && open.SID != "" && w.info != nil {
+		w.ids.opened(open.SID, w.info)
+	}
 	err := w.WriteCloser.Close()
-	w.after()
+	if w.after != nil {
+		w.after()
+	}
 	return err
 }
 
@@ -323,7 +365,7 @@ func (c *graceConn) handOff(w http.ResponseWriter, r *http.Request, sid string) 
 	case nil:
 		_, _ = io.WriteString(w, "ok")
 	case errHandoffRate:
-		errs.Write(w, errs.New(errs.RateLimited, CodeRateLimited, err.Error()))
+		errs.Write(w, errs.New(errs.RateLimited, errs.CodeRateLimited, err.Error()))
 	default:
 		errs.Write(w, errs.New(errs.TooLarge, errs.CodeUpgradeBacklogFull, err.Error()))
 	}
@@ -344,13 +386,13 @@ func (t handoffWebsocket) Accept(w http.ResponseWriter, r *http.Request) (transp
 		if err != nil {
 			return nil, err
 		}
-		return &handoffConn{Conn: c, handoff: t.handoff, upgrades: t.upgrades}, nil
+		return &handoffConn{Conn: c, handoff: t.handoff, upgrades: t.upgrades, open: newOpenInfo(r, "websocket")}, nil
 	}
 	if !t.upgrades.begin(sid) { // see upgrades.go
 		return nil, refuse(w, errs.CodeUpgradeInProgress, "this session is already upgrading to websocket")
 	}
-	ip := ClientIP(r)
-	if ips := t.upgrades.ips; ips != nil && !ips.acquire(ip) {
+	ip := engine.ClientIP(r)
+	if ips := t.upgrades.ips; ips != nil && !ips.Acquire(ip) {
 		t.upgrades.end(sid)
 		errs.Write(w, errs.New(errs.RateLimited, errs.CodeTooManyConnections, "this address has too many open connections"))
 		return nil, errRefused
@@ -359,7 +401,7 @@ func (t handoffWebsocket) Accept(w http.ResponseWriter, r *http.Request) (transp
 	if err != nil {
 		t.upgrades.end(sid)
 		if t.upgrades.ips != nil {
-			t.upgrades.ips.release(ip)
+			t.upgrades.ips.Release(ip)
 		}
 		return nil, err
 	}
@@ -379,13 +421,24 @@ type handoffConn struct {
 	upgraded atomic.Bool // the client's upgrade packet went through
 	ip       string
 	counted  atomic.Bool // held against upgrades.ips until upgraded or closed
+	open     *openInfo   // a new session's handshake values, until its OPEN packet
+}
+
+func (c *handoffConn) NextWriter(ft frame.Type, pt packet.Type) (io.WriteCloser, error) {
+	w, err := c.Conn.NextWriter(ft, pt)
+	if err == nil && pt == packet.OPEN && c.open != nil {
+		open := c.open
+		c.open = nil
+		return &openWriter{WriteCloser: w, ids: c.handoff.ids, info: open}, nil
+	}
+	return w, err
 }
 
 // uncount releases the websocket's place in the per-IP count: it closed, or it became
 // the session's transport (counted with the session's connection).
 func (c *handoffConn) uncount() {
 	if c.counted.CompareAndSwap(true, false) {
-		c.upgrades.ips.release(c.ip)
+		c.upgrades.ips.Release(c.ip)
 	}
 }
 
@@ -441,6 +494,7 @@ type sessionIDs struct {
 type pendingID struct {
 	ready chan struct{}
 	since time.Time
+	info  *openInfo // the handshake's values, once the OPEN packet is written
 }
 
 // pendingTTL bounds how long a sid stays pending: a session whose OPEN packet failed is
@@ -474,6 +528,23 @@ func (g *sessionIDs) NewID() string {
 	return id
 }
 
+// opened files the handshake values of sid's session, whose OPEN packet is being written.
+func (g *sessionIDs) opened(sid string, info *openInfo) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if p, ok := g.pending[sid]; ok {
+		p.info = info
+		g.pending[sid] = p
+	}
+}
+
+// info is the handshake values filed for sid (nil if none were).
+func (g *sessionIDs) info(sid string) *openInfo {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.pending[sid].info
+}
+
 // accepted marks sid's session as in the library's map.
 func (g *sessionIDs) accepted(sid string) {
 	g.mu.Lock()
@@ -503,8 +574,7 @@ func (g *sessionIDs) waitReady(sid string, done <-chan struct{}) {
 }
 
 // newTransports lists websocket last so polling clients are offered the upgrade.
-func newTransports(checkOrigin func(*http.Request) bool, maxFrame int64, lim handoffLimits, afterOpen func(), ups *upgrades) []transport.Transport {
-	h := newHandoff(lim)
+func newTransports(checkOrigin func(*http.Request) bool, maxFrame int64, h *handoff, afterOpen func(), ups *upgrades) []transport.Transport {
 	return []transport.Transport{
 		upgradeSafePolling{
 			Transport: &polling.Transport{

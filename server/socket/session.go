@@ -1,0 +1,54 @@
+package socket
+
+import (
+	"io"
+
+	"github.com/jetsocket/jetsocket/server/socket/engine"
+)
+
+// Session is an Engine.IO session as the socket layer drives it: what it needs from an
+// engine, whichever one a client uses. go-socket.io's v3 sessions (session3) and our
+// eio4's (*eio4.Session) implement it; the values an engine learnt from the handshake
+// request (client address, query token, transport) come as methods, not through the
+// session's URL or address.
+type Session interface {
+	// ID is the Engine.IO session id.
+	ID() string
+	// NextReader returns the client's next message, in order, whatever the transport;
+	// binary reports a binary one. One goroutine at a time; an error once the session
+	// has ended. A reader that also has a Counted method returning true carries a
+	// message the engine already counted against the connection's inbound rate.
+	NextReader() (binary bool, r io.ReadCloser, err error)
+	// Send sends one socket.io packet's text as an Engine.IO message: on a websocket at
+	// once, on polling with the client's next poll.
+	Send(text []byte) error
+	// WebSocket is the websocket the session is on, which prebuilt frames may be written
+	// to directly (under its write lock); nil while it is on polling.
+	WebSocket() *engine.WebSocket
+	// Close ends the session and never waits for the network.
+	Close() error
+	// Transport is the transport the handshake asked for ("polling", "websocket").
+	Transport() string
+	// ClientIP is the handshake's client address, as the HTTP layer resolved it
+	// (engine.WithClientIP).
+	ClientIP() string
+	// Token is the handshake query's token ("" when it had none).
+	Token() string
+	// Protocol is the socket.io protocol revision the client speaks: 4 over Engine.IO
+	// v3 (socket.io-client 2.x, which is sent CONNECT unasked), 5 over Engine.IO v4
+	// (3.x and 4.x, which send CONNECT, maybe with their token, and wait for it).
+	Protocol() int
+	// CutOff reports whether the engine closed the session because its client stopped
+	// taking what was sent (a slow consumer the engine found first).
+	CutOff() bool
+}
+
+// counted is a message reader that says whether the engine already counted its
+// message against the connection's inbound rate (a packet handed off during a v3
+// upgrade is counted as it is posted).
+type counted interface{ Counted() bool }
+
+func preCounted(r io.Reader) bool {
+	c, ok := r.(counted)
+	return ok && c.Counted()
+}
