@@ -241,8 +241,9 @@ type Hub struct {
 // subscription is one channel of a connection. A presence member is usually the
 // connection's user, but a delegated authorization's channel_data may name another.
 // The member is kept whole (a Resync writes it again) but behind a pointer, nil on
-// other channels: every connection has a map of these (ConnChannels), and a 48-byte value in it cost
-// about 220 B per idle connection against this 8-byte one (bench, heap profiles).
+// other channels: every connection has a map of these (its ConnChannels), and a 48-byte
+// value in it cost about 220 B per idle connection against this 8-byte one (bench, heap
+// profiles).
 type subscription struct {
 	member *Member // nil unless a presence channel
 }
