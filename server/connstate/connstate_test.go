@@ -113,7 +113,7 @@ func TestEndWaitsForEventsInFlight(t *testing.T) {
 // The rate limiters are made on first use, with the limits given then, and kept.
 func TestLimitersAreMadeOnFirstUse(t *testing.T) {
 	var s State
-	if s.subscribe != nil || s.clientEvents != nil {
+	if s.subscribe != nil || s.rare != nil {
 		t.Fatal("limiters made before use")
 	}
 	for i := range 3 {
