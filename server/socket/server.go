@@ -442,15 +442,13 @@ func (s *Server) authenticate(sess Session) (*tokens.Claims, connectAuth) {
 	if sess.Protocol() >= 5 {
 		return s.awaitConnect(sess)
 	}
-	// The HTTP layer verified the handshake's token (Verified): only its expiry can
-	// have changed since.
+	// Claims the HTTP layer verified an instant ago (Verified) are taken as they are: a
+	// token that expires from now on (JWT_LEEWAY included) is the protocol's expiry
+	// timer's, as for any connection.
 	claims := sess.Verified()
 	var err error
-	switch {
-	case claims == nil:
+	if claims == nil {
 		claims, err = s.opts.Authenticate(sess.Token())
-	case !time.Now().Before(claims.Expiry()):
-		claims, err = nil, &tokens.Error{Reason: tokens.ReasonExpired}
 	}
 	if err != nil {
 		// The middleware checked this token an instant ago; it can only have expired
