@@ -57,6 +57,7 @@ func StartRedis(ctx context.Context) (*Redis, error) {
 		return nil, err
 	}
 	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	cmd.SysProcAttr = dieWithParent(syscall.SIGKILL)
 	out := &tail{max: 16 << 10}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -197,6 +198,7 @@ http {
 		return nil, err
 	}
 	cmd := exec.Command(bin, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-g", "daemon off;")
+	cmd.SysProcAttr = dieWithParent(syscall.SIGTERM) // nginx's fast shutdown takes its workers along
 	out := &tail{max: 16 << 10}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -257,7 +259,19 @@ func ClusterNode(bin, redisURL string) Spec {
 		return append(env(port, c), "REDIS_URL="+redisURL, "TRUSTED_PROXIES=127.0.0.1")
 	}
 	s.DebugEnv = nil
+	command := s.Command
+	s.Command = func(port int) *exec.Cmd {
+		cmd := command(port)
+		cmd.SysProcAttr = dieWithParent(syscall.SIGKILL)
+		return cmd
+	}
 	return s
+}
+
+// dieWithParent has the kernel signal a child when jetbench dies without its deferred
+// stops running (SIGKILL, a crash), so no server outlives a run.
+func dieWithParent(sig syscall.Signal) *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: sig}
 }
 
 // CPU is a process's user+system CPU time so far, from /proc/<pid>/stat.

@@ -20,6 +20,7 @@ import (
 type clusterOpts struct {
 	bin, nginxConf string
 	phases         string
+	require        bool
 	rounds         int
 	sources        int
 	// fanout
@@ -37,9 +38,10 @@ func clusterCmd(ctx context.Context, args []string, out io.Writer) error {
 	var o clusterOpts
 	fl.StringVar(&o.bin, "jetsocket", ".bin/jetsocket", "the jetsocket binary")
 	fl.StringVar(&o.nginxConf, "nginx-conf", "deploy/nginx.conf", "the nginx site configuration, rendered as e2e/deploy.test.mjs renders it")
+	fl.BoolVar(&o.require, "require", false, "fail, rather than skip, when redis-server or nginx is missing (CI installs both)")
 	fl.StringVar(&o.phases, "phases", "fanout,channels", "which measurements: fanout (nginx against direct), channels (per-node Redis traffic and CPU by layout)")
 	fl.IntVar(&o.rounds, "rounds", 5, "interleaved rounds (each measures every mode or layout once, in a rotating order)")
-	fl.IntVar(&o.sources, "sources", 64, "loopback source addresses the clients spread over (nginx hashes on the client address)")
+	fl.IntVar(&o.sources, "sources", 1000, "loopback source addresses the clients spread over (nginx hashes on the client address)")
 	fl.IntVar(&o.n, "n", 2000, "fanout: connections, all on one channel")
 	fl.IntVar(&o.events, "events", 30, "fanout: events sent one at a time (latency)")
 	fl.IntVar(&o.burst, "burst", 30, "fanout: events sent back to back (deliveries per second)")
@@ -57,6 +59,9 @@ func clusterCmd(ctx context.Context, args []string, out io.Writer) error {
 	}
 	for _, prog := range []string{"redis-server", "nginx"} {
 		if _, err := harness.Look(prog); err != nil {
+			if o.require {
+				return err
+			}
 			fmt.Fprintf(out, "jetbench cluster: skipped: %v (install redis-server and nginx)\n", err)
 			return nil
 		}

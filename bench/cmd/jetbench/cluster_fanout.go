@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
+	"net/url"
 	"time"
 
 	"github.com/jetsocket/jetsocket/bench/harness"
@@ -24,8 +24,9 @@ func (c *clusterRun) fanout(ctx context.Context) error {
 	for _, p := range nodes {
 		upstreams = append(upstreams, p.URL.Host)
 	}
-	// A proxied socket is two nginx connections; the API and polls a few more.
-	nx, err := harness.StartNginx(ctx, c.o.nginxConf, upstreams, harness.NginxOptions{Workers: c.o.nginxWorkers, Connections: 2*c.o.n + 256})
+	// A proxied socket is two nginx connections; the API, polls and the keepalive pool
+	// more. Ample, so that nginx never reuses (drops) a connection for want of one.
+	nx, err := harness.StartNginx(ctx, c.o.nginxConf, upstreams, harness.NginxOptions{Workers: c.o.nginxWorkers, Connections: 4*c.o.n + 1024})
 	if err != nil {
 		return err
 	}
@@ -34,39 +35,44 @@ func (c *clusterRun) fanout(ctx context.Context) error {
 	if err := h.Validate(); err != nil {
 		return fmt.Errorf("-eio: %w", err)
 	}
-	modes := []string{"nginx", "direct"}
+	modes := []string{"nginx", "direct", "direct-split"}
 	results := map[string][]*load.Result{}
 	fmt.Fprintf(c.out, "jetbench cluster fanout: 3 nodes on one redis-server, N=%d (%s clients from %d loopback addresses), %d rounds, nginx %s (worker_processes %d)\n",
 		c.o.n, h.Label(), c.o.sources, c.o.rounds, c.o.nginxConf, c.o.nginxWorkers)
+	fmt.Fprintln(c.out, "  direct: clients spread evenly over the nodes; direct-split: over the nodes as nginx's hash split them (its first run)")
+	var split []int // connections per node through nginx, from the first nginx run
 	for r := range c.o.rounds {
-		order := modes
-		if r%2 == 1 {
-			order = []string{"direct", "nginx"}
-		}
-		for _, mode := range order {
+		for j := range modes {
+			mode := modes[(j+r)%len(modes)] // round 1: nginx first, so split is known
 			t := load.Target{Name: mode, AppID: c.creds.AppID, Key: c.creds.AppKey, Secret: c.creds.AppSecret, Token: c.mint}
-			if mode == "nginx" {
+			switch mode {
+			case "nginx":
 				t.URL = nx.URL
-			} else {
+			case "direct":
 				t.URL, t.URLs = nodes[0].URL, urls(nodes)
+			case "direct-split":
+				t.URL, t.URLs = nodes[0].URL, weighted(urls(nodes), split)
 			}
 			cfg := load.Config{
 				N: c.o.n, Concurrency: 100, LatencyEvents: c.o.events, BurstEvents: c.o.burst, Settle: time.Second,
 				LocalIPs: c.ips, Handshake: h,
 			}
-			var onNodes string
+			var onNodes []int
 			cfg.AfterSubscribe = func() { onNodes = c.connectionsPerNode(ctx, nodes) }
 			res, err := load.Run(ctx, t, cfg)
 			if err != nil {
 				return fmt.Errorf("round %d, %s: %w\n%s", r+1, mode, err, nx.Log())
 			}
 			if res.Lost() != 0 || res.ConnectFailures != 0 || res.Disconnected != 0 || res.TriggerFailures != 0 {
-				return fmt.Errorf("round %d, %s: delivered %d of %d, %d connect failures %v, %d disconnected, %d trigger failures %s",
-					r+1, mode, res.Delivered, res.Expected, res.ConnectFailures, res.ConnectErrors, res.Disconnected, res.TriggerFailures, res.TriggerFailureText)
+				return fmt.Errorf("round %d, %s: delivered %d of %d, %d connect failures %v, %d disconnected, %d trigger failures %s\nnginx: %s",
+					r+1, mode, res.Delivered, res.Expected, res.ConnectFailures, res.ConnectErrors, res.Disconnected, res.TriggerFailures, res.TriggerFailureText, nx.Log())
+			}
+			if mode == "nginx" && split == nil {
+				split = onNodes
 			}
 			results[mode] = append(results[mode], res)
-			fmt.Fprintf(c.out, "  round %d %-6s connections per node %s: p50 %.2f ms, p99 %.2f ms, max %.2f ms, %.0f deliveries/s\n",
-				r+1, mode, onNodes, res.LatencyP50, res.LatencyP99, res.LatencyMax, res.DeliveriesPerSec)
+			fmt.Fprintf(c.out, "  round %d %-12s connections per node %v: p50 %.2f ms, p99 %.2f ms, max %.2f ms, %.0f deliveries/s, burst p99 %.2f ms\n",
+				r+1, mode, onNodes, res.LatencyP50, res.LatencyP99, res.LatencyMax, res.DeliveriesPerSec, res.BurstLatencyP99)
 			if err := wait(ctx, time.Second); err != nil { // the closed sockets' teardown, off the next run
 				return err
 			}
@@ -76,18 +82,47 @@ func (c *clusterRun) fanout(ctx context.Context) error {
 	return nil
 }
 
-// connectionsPerNode is each node's jetsocket_connections, "a/b/c".
-func (c *clusterRun) connectionsPerNode(ctx context.Context, nodes []*harness.Process) string {
-	var parts []string
+// connectionsPerNode is each node's jetsocket_connections (-1: unreadable).
+func (c *clusterRun) connectionsPerNode(ctx context.Context, nodes []*harness.Process) []int {
+	var counts []int
 	for _, p := range nodes {
 		v, err := harness.Metric(ctx, p.URL, "jetsocket_connections")
 		if err != nil {
-			parts = append(parts, "?")
-			continue
+			v = -1
 		}
-		parts = append(parts, fmt.Sprint(int(v)))
+		counts = append(counts, int(v))
 	}
-	return strings.Join(parts, "/")
+	return counts
+}
+
+// weighted is us repeated in the proportions of counts, interleaved (smooth weighted
+// round-robin), so that connection i to weighted[i%len] splits as counts do; with no
+// usable counts, us.
+func weighted(us []*url.URL, counts []int) []*url.URL {
+	total := 0
+	for _, n := range counts {
+		if n < 0 {
+			return us
+		}
+		total += n
+	}
+	if len(counts) != len(us) || total == 0 {
+		return us
+	}
+	out := make([]*url.URL, 0, total)
+	credit := make([]int, len(us))
+	for range total {
+		best := 0
+		for j := range us {
+			credit[j] += counts[j]
+			if credit[j] > credit[best] {
+				best = j
+			}
+		}
+		credit[best] -= total
+		out = append(out, us[best])
+	}
+	return out
 }
 
 func (c *clusterRun) fanoutSummary(results map[string][]*load.Result) {
@@ -98,23 +133,32 @@ func (c *clusterRun) fanoutSummary(results map[string][]*load.Result) {
 		"burst p99 ms":    func(r *load.Result) float64 { return r.BurstLatencyP99 },
 		"max (steady) ms": func(r *load.Result) float64 { return r.LatencyMax },
 	}
-	fmt.Fprintf(c.out, "\nfanout, medians of %d rounds (per-round nginx/direct ratios: their median and range)\n\n", c.o.rounds)
-	fmt.Fprintln(c.out, "| measure | direct | nginx | nginx / direct | per-round ratios |")
-	fmt.Fprintln(c.out, "|---|---|---|---|---|")
+	fmt.Fprintf(c.out, "\nfanout, medians of %d rounds; ratios: median of the per-round ratios (their range)\n\n", c.o.rounds)
+	fmt.Fprintln(c.out, "| measure | direct, even | direct, nginx's split | through nginx | nginx / direct even | nginx / direct split |")
+	fmt.Fprintln(c.out, "|---|---|---|---|---|---|")
 	for _, name := range []string{"p50 ms", "p99 ms", "max (steady) ms", "deliveries/s", "burst p99 ms"} {
 		f := get[name]
-		var d, n, ratios []float64
-		for i := range results["direct"] {
-			d = append(d, f(results["direct"][i]))
-			n = append(n, f(results["nginx"][i]))
-			if dv := f(results["direct"][i]); dv > 0 {
-				ratios = append(ratios, f(results["nginx"][i])/dv)
-			}
-		}
 		format := "%.2f"
 		if name == "deliveries/s" {
 			format = "%.0f"
 		}
-		fmt.Fprintf(c.out, "| %s | "+format+" | "+format+" | %.2f | median %.2f, %s |\n", name, median(d), median(n), median(n)/median(d), median(ratios), spread(ratios, "%.2f"))
+		row := "| " + name + " |"
+		vals := map[string][]float64{}
+		for _, mode := range []string{"direct", "direct-split", "nginx"} {
+			for _, r := range results[mode] {
+				vals[mode] = append(vals[mode], f(r))
+			}
+			row += fmt.Sprintf(" "+format+" |", median(vals[mode]))
+		}
+		for _, against := range []string{"direct", "direct-split"} {
+			var ratios []float64
+			for i, v := range vals[against] {
+				if v > 0 && i < len(vals["nginx"]) {
+					ratios = append(ratios, vals["nginx"][i]/v)
+				}
+			}
+			row += fmt.Sprintf(" %.2f (%s) |", median(ratios), spread(ratios, "%.2f"))
+		}
+		fmt.Fprintln(c.out, row)
 	}
 }
