@@ -228,6 +228,30 @@ http {
 	}
 }
 
+// CPU is nginx's CPU time so far: its master's and its workers'.
+func (n *Nginx) CPU() (time.Duration, error) {
+	total, err := CPU(n.PID)
+	if err != nil {
+		return 0, err
+	}
+	kids, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", n.PID, n.PID))
+	if err != nil {
+		return 0, fmt.Errorf("nginx workers: %w", err)
+	}
+	for _, f := range strings.Fields(string(kids)) {
+		pid, err := strconv.Atoi(f)
+		if err != nil {
+			return 0, fmt.Errorf("nginx workers: %q", f)
+		}
+		d, err := CPU(pid)
+		if err != nil {
+			return 0, err
+		}
+		total += d
+	}
+	return total, nil
+}
+
 // Log is what nginx printed and its error log.
 func (n *Nginx) Log() string {
 	b, _ := os.ReadFile(filepath.Join(n.Dir, "error.log"))
@@ -291,6 +315,22 @@ func CPU(pid int) (time.Duration, error) {
 		return 0, fmt.Errorf("cpu: /proc/%d/stat: %w", pid, err)
 	}
 	return time.Duration(ut+st) * (time.Second / 100), nil // USER_HZ is 100 on Linux
+}
+
+// ReadBytes is what a process has read so far through read syscalls, sockets included
+// (rchar in /proc/<pid>/io): for a node between two samples where its clients send
+// nothing but pings, about what Redis sent it.
+func ReadBytes(pid int) (int64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/io")
+	if err != nil {
+		return 0, fmt.Errorf("read bytes: %w", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "rchar: "); ok {
+			return strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("read bytes: no rchar in /proc/%d/io", pid)
 }
 
 // Metric reads one unlabelled sample of a Prometheus text /metrics page at base.

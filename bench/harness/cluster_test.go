@@ -52,6 +52,9 @@ func TestCPUOfThisProcess(t *testing.T) {
 	if err != nil || d < 0 {
 		t.Fatalf("CPU: %v, %v", d, err)
 	}
+	if n, err := ReadBytes(os.Getpid()); err != nil || n <= 0 {
+		t.Fatalf("ReadBytes: %d, %v", n, err)
+	}
 	if _, err := CPU(-1); err == nil {
 		t.Fatal("no error for a process that cannot exist")
 	}

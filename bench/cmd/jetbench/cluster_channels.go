@@ -13,6 +13,7 @@ import (
 type layoutRun struct {
 	received  []float64 // per serving node: publications received from Redis
 	cpu       []float64 // per serving node: CPU ms
+	inKB      []float64 // per serving node: KB read (rchar), about its inbound Redis traffic
 	egressKB  float64   // redis-server total_net_output_bytes
 	redisCPU  float64   // redis-server CPU ms
 	publisher float64   // the publishing node's CPU ms (it serves no client)
@@ -34,8 +35,8 @@ func (c *clusterRun) channelLayouts(ctx context.Context, layouts []layout) error
 				return fmt.Errorf("round %d, %v: %w", r+1, layouts[i], err)
 			}
 			runs[i] = append(runs[i], lr)
-			fmt.Fprintf(c.out, "  round %d %-40s per node: received %v, CPU ms %v; redis egress %.0f KB, redis CPU %.0f ms, publisher CPU %.0f ms; %v\n",
-				r+1, layouts[i].String()+":", rounded(lr.received), rounded(lr.cpu), lr.egressKB, lr.redisCPU, lr.publisher, lr.wall.Round(time.Millisecond))
+			fmt.Fprintf(c.out, "  round %d %-40s per node: received %v, read KB %v, CPU ms %v; redis egress %.0f KB, redis CPU %.0f ms, publisher CPU %.0f ms; %v\n",
+				r+1, layouts[i].String()+":", rounded(lr.received), rounded(lr.inKB), rounded(lr.cpu), lr.egressKB, lr.redisCPU, lr.publisher, lr.wall.Round(time.Millisecond))
 		}
 	}
 	c.layoutSummary(layouts, runs)
@@ -98,6 +99,7 @@ func (c *clusterRun) measureLayout(ctx context.Context, l layout) (layoutRun, er
 	for i := range nodes {
 		lr.received = append(lr.received, (after.received[i]-before.received[i])*k)
 		lr.cpu = append(lr.cpu, ms(after.cpu[i]-before.cpu[i])*k)
+		lr.inKB = append(lr.inKB, float64(after.read[i]-before.read[i])/1024*k)
 	}
 	return lr, nil
 }
@@ -108,6 +110,7 @@ type clusterSample struct {
 	egress           int64
 	redisCPU, pubCPU time.Duration
 	cpu              []time.Duration
+	read             []int64
 	received         []float64
 }
 
@@ -130,6 +133,11 @@ func (c *clusterRun) sample(ctx context.Context, pub *harness.Process, nodes []*
 			return s, err
 		}
 		s.cpu = append(s.cpu, cpu)
+		read, err := harness.ReadBytes(p.PID)
+		if err != nil {
+			return s, err
+		}
+		s.read = append(s.read, read)
 	}
 	if s.pubCPU, err = harness.CPU(pub.PID); err != nil {
 		return s, err
@@ -152,6 +160,7 @@ func (c *clusterRun) layoutSummary(layouts []layout, runs [][]layoutRun) {
 	}
 	figs := []fig{
 		{"publications each serving node receives from Redis (median over nodes and rounds; range)", "%.0f", func(lr layoutRun) []float64 { return lr.received }},
+		{"KB each serving node reads (rchar: its inbound Redis traffic and its clients' pings; median over nodes and rounds; range)", "%.1f", func(lr layoutRun) []float64 { return lr.inKB }},
 		{"CPU per serving node, ms (median over nodes and rounds; range)", "%.1f", func(lr layoutRun) []float64 { return lr.cpu }},
 		{"CPU of all serving nodes together, ms", "%.1f", one(func(lr layoutRun) float64 {
 			var t float64

@@ -37,6 +37,7 @@ func (c *clusterRun) fanout(ctx context.Context) error {
 	}
 	modes := []string{"nginx", "direct", "direct-split"}
 	results := map[string][]*load.Result{}
+	costs := map[string][][2]float64{} // per run: nodes' and nginx's CPU µs per delivery
 	fmt.Fprintf(c.out, "jetbench cluster fanout: 3 nodes on one redis-server, N=%d (%s clients from %d loopback addresses), %d rounds, nginx %s (worker_processes %d)\n",
 		c.o.n, h.Label(), c.o.sources, c.o.rounds, c.o.nginxConf, c.o.nginxWorkers)
 	fmt.Fprintln(c.out, "  direct: clients spread evenly over the nodes; direct-split: over the nodes as nginx's hash split them (its first run)")
@@ -58,7 +59,12 @@ func (c *clusterRun) fanout(ctx context.Context) error {
 				LocalIPs: c.ips, Handshake: h,
 			}
 			var onNodes []int
-			cfg.AfterSubscribe = func() { onNodes = c.connectionsPerNode(ctx, nodes) }
+			var cpu0, cpu1 pathCPU
+			cfg.AfterSubscribe = func() {
+				onNodes = c.connectionsPerNode(ctx, nodes)
+				cpu0 = readPathCPU(nodes, nx)
+			}
+			cfg.BeforeClose = func() { cpu1 = readPathCPU(nodes, nx) }
 			res, err := load.Run(ctx, t, cfg)
 			if err != nil {
 				return fmt.Errorf("round %d, %s: %w\n%s", r+1, mode, err, nx.Log())
@@ -71,14 +77,18 @@ func (c *clusterRun) fanout(ctx context.Context) error {
 				split = onNodes
 			}
 			results[mode] = append(results[mode], res)
-			fmt.Fprintf(c.out, "  round %d %-12s connections per node %v: p50 %.2f ms, p99 %.2f ms, max %.2f ms, %.0f deliveries/s, burst p99 %.2f ms\n",
-				r+1, mode, onNodes, res.LatencyP50, res.LatencyP99, res.LatencyMax, res.DeliveriesPerSec, res.BurstLatencyP99)
+			// CPU per delivery from subscribed to the last delivery (a second idle, then the events).
+			per := float64(res.Delivered) / 1e3 // µs per delivery from ms
+			nodeUS, nginxUS := ms(cpu1.nodes-cpu0.nodes)/per, ms(cpu1.nginx-cpu0.nginx)/per
+			costs[mode] = append(costs[mode], [2]float64{nodeUS, nginxUS})
+			fmt.Fprintf(c.out, "  round %d %-12s connections per node %v: p50 %.2f ms, p99 %.2f ms, max %.2f ms, %.0f deliveries/s, burst p99 %.2f ms; CPU per delivery: nodes %.1f µs, nginx %.1f µs\n",
+				r+1, mode, onNodes, res.LatencyP50, res.LatencyP99, res.LatencyMax, res.DeliveriesPerSec, res.BurstLatencyP99, nodeUS, nginxUS)
 			if err := wait(ctx, time.Second); err != nil { // the closed sockets' teardown, off the next run
 				return err
 			}
 		}
 	}
-	c.fanoutSummary(results)
+	c.fanoutSummary(results, costs)
 	return nil
 }
 
@@ -125,7 +135,22 @@ func weighted(us []*url.URL, counts []int) []*url.URL {
 	return out
 }
 
-func (c *clusterRun) fanoutSummary(results map[string][]*load.Result) {
+// pathCPU is the CPU the three nodes and nginx have used so far.
+type pathCPU struct{ nodes, nginx time.Duration }
+
+// readPathCPU samples it; a process it cannot read counts nothing (the figure is then low,
+// and the run's line shows it).
+func readPathCPU(nodes []*harness.Process, nx *harness.Nginx) pathCPU {
+	var p pathCPU
+	for _, n := range nodes {
+		d, _ := harness.CPU(n.PID)
+		p.nodes += d
+	}
+	p.nginx, _ = nx.CPU()
+	return p
+}
+
+func (c *clusterRun) fanoutSummary(results map[string][]*load.Result, costs map[string][][2]float64) {
 	get := map[string]func(*load.Result) float64{
 		"p50 ms":          func(r *load.Result) float64 { return r.LatencyP50 },
 		"p99 ms":          func(r *load.Result) float64 { return r.LatencyP99 },
@@ -160,5 +185,13 @@ func (c *clusterRun) fanoutSummary(results map[string][]*load.Result) {
 			row += fmt.Sprintf(" %.2f (%s) |", median(ratios), spread(ratios, "%.2f"))
 		}
 		fmt.Fprintln(c.out, row)
+	}
+	fmt.Fprintln(c.out, "\nCPU per delivery, µs (medians; range), from subscribed to the last delivery:")
+	for _, mode := range []string{"direct", "direct-split", "nginx"} {
+		var nodes, nginx, both []float64
+		for _, cost := range costs[mode] {
+			nodes, nginx, both = append(nodes, cost[0]), append(nginx, cost[1]), append(both, cost[0]+cost[1])
+		}
+		fmt.Fprintf(c.out, "  %-12s nodes %.1f (%s), nginx %.1f (%s), together %.1f\n", mode, median(nodes), spread(nodes, "%.1f"), median(nginx), spread(nginx, "%.1f"), median(both))
 	}
 }
