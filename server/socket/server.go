@@ -442,7 +442,16 @@ func (s *Server) authenticate(sess Session) (*tokens.Claims, connectAuth) {
 	if sess.Protocol() >= 5 {
 		return s.awaitConnect(sess)
 	}
-	claims, err := s.opts.Authenticate(sess.Token())
+	// The HTTP layer verified the handshake's token (Verified): only its expiry can
+	// have changed since.
+	claims := sess.Verified()
+	var err error
+	switch {
+	case claims == nil:
+		claims, err = s.opts.Authenticate(sess.Token())
+	case !time.Now().Before(claims.Expiry()):
+		claims, err = nil, &tokens.Error{Reason: tokens.ReasonExpired}
+	}
 	if err != nil {
 		// The middleware checked this token an instant ago; it can only have expired
 		// in between. Tell the client; the caller closes.
