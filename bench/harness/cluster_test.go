@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -57,5 +58,12 @@ func TestCPUOfThisProcess(t *testing.T) {
 	}
 	if _, err := CPU(-1); err == nil {
 		t.Fatal("no error for a process that cannot exist")
+	}
+}
+
+// A missing program is ErrMissing, which jetbench cluster turns into a skip.
+func TestLookMissing(t *testing.T) {
+	if _, err := Look("jetbench-no-such-program"); !errors.Is(err, ErrMissing) {
+		t.Fatalf("Look: %v, want ErrMissing", err)
 	}
 }
