@@ -442,15 +442,13 @@ func (s *Server) authenticate(sess Session) (*tokens.Claims, connectAuth) {
 	if sess.Protocol() >= 5 {
 		return s.awaitConnect(sess)
 	}
-	// The HTTP layer verified the handshake's token (Verified): only its expiry can
-	// have changed since.
+	// Claims the HTTP layer verified an instant ago (Verified) are taken as they are: a
+	// token that expires from now on (JWT_LEEWAY included) is the protocol's expiry
+	// timer's, as for any connection.
 	claims := sess.Verified()
 	var err error
-	switch {
-	case claims == nil:
+	if claims == nil {
 		claims, err = s.opts.Authenticate(sess.Token())
-	case !time.Now().Before(claims.Expiry()):
-		claims, err = nil, &tokens.Error{Reason: tokens.ReasonExpired}
 	}
 	if err != nil {
 		// The middleware checked this token an instant ago; it can only have expired
@@ -511,8 +509,6 @@ func (s *Server) newConnID(sess Session, claims *tokens.Claims, id string) *Conn
 		v5:          sess.Protocol() == 5,
 		connectedAt: time.Now(),
 		inbound:     rate.NewLimiter(rate.Limit(s.opts.InboundRate), s.opts.InboundBurst),
-		flood:       rate.NewLimiter(rate.Limit(s.opts.InboundRate), 5*s.opts.InboundBurst),
-		errNotice:   rate.NewLimiter(5, 10),
 	}
 	c.claims.Store(claims)
 	s.mu.Lock()
@@ -585,7 +581,7 @@ func (s *Server) readLoop(c *Conn) (reason string) {
 		}
 		// A handed-off packet was counted when it was posted (chargeInbound).
 		if !preCounted(rc) && !c.inbound.Allow() {
-			if !c.flood.Allow() {
+			if !lazyLimiter(&c.flood, rate.Limit(s.opts.InboundRate), 5*s.opts.InboundBurst).Allow() {
 				c.Error(CodeRateLimited, "too many packets: disconnecting")
 				c.CloseAfterFlush(ReasonFlood)
 				return ReasonFlood
