@@ -5,6 +5,11 @@
 // has its members removed within 30 s. After a Redis restart that lost everything, the
 // nodes write their connections' presence and counts again, and a user who left while
 // Redis was away is announced gone, once, to subscribers and webhooks.
+//
+// Every suite runs once per Redis layout (helpers/redis.mjs LAYOUTS): one Redis, two
+// independent servers (REDIS_URL lists both, in another order on each node), and a Redis
+// Cluster of three masters started here (REDIS_CLUSTER=true). E2E_REDIS_LAYOUTS (a comma
+// list of their names) runs fewer, for a quick local run.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -15,10 +20,15 @@ import {
   MEMBER_ADDED, MEMBER_REMOVED, join, userClaims, subscribeOk, record, waitForMatch, waitUntil, flush, clientEvent, disconnected,
 } from './helpers/channels.mjs';
 import { appEnv, sdk, ok } from './helpers/pusher.mjs';
-import { redisSkip, startRedis } from './helpers/redis.mjs';
+import { redisSkip, LAYOUTS, startLayout } from './helpers/redis.mjs';
 
 const skip = redisSkip;
-
+const layouts = process.env.E2E_REDIS_LAYOUTS
+  ? process.env.E2E_REDIS_LAYOUTS.split(',').map((l) => l.trim()).filter((l) => {
+    if (!LAYOUTS.includes(l)) throw new Error(`E2E_REDIS_LAYOUTS: unknown layout ${l}; known: ${LAYOUTS}`);
+    return true;
+  })
+  : LAYOUTS;
 
 
 /** webhookReceiver collects the events of every webhook POST. */
@@ -36,7 +46,8 @@ async function webhookReceiver() {
   return { url: `http://127.0.0.1:${srv.address().port}/hook`, events, close: () => srv.close() };
 }
 
-describe('many nodes over Redis', { skip, timeout: 120_000 }, () => {
+for (const layoutName of layouts) {
+describe(`many nodes over ${layoutName}`, { skip, timeout: 180_000 }, () => {
   let redis;
   let n1;
   let n2;
@@ -45,16 +56,17 @@ describe('many nodes over Redis', { skip, timeout: 120_000 }, () => {
   const clients = new Clients();
 
   before(async () => {
-    redis = await startRedis();
-    const env = appEnv({ REDIS_URL: redis.url });
-    [n1, n2] = await Promise.all([startServer(env), startServer(env)]);
+    redis = await startLayout(layoutName);
+    // Several servers listed in another order on each node: channels are placed by the
+    // servers' addresses, not their place in the list.
+    [n1, n2] = await Promise.all([startServer(appEnv(redis.env)), startServer(appEnv(redis.envReversed))]);
     p1 = sdk(n1);
     p2 = sdk(n2);
   });
   after(async () => {
     clients.closeAll();
     await Promise.all([n1?.stop(), n2?.stop()]);
-    redis?.proc.kill('SIGKILL');
+    await redis?.stop();
   });
 
   test('a trigger on either node reaches subscribers on both; socket_id excludes across nodes', async () => {
@@ -125,7 +137,7 @@ describe('many nodes over Redis', { skip, timeout: 120_000 }, () => {
     const fromB = record(a, 'client-hello');
 
     // A third node, to be killed.
-    const n3 = await startServer(appEnv({ REDIS_URL: redis.url }));
+    const n3 = await startServer(appEnv(redis.env));
     const { socket: b } = await join(n2.url, clients, 'cl-p2');
     const { socket: c } = await connect(n3.url, mint(userClaims('cl-p3')), { clients, transports: ['websocket'] });
     const ackB = await subscribeOk(b, ch);
@@ -154,50 +166,7 @@ describe('many nodes over Redis', { skip, timeout: 120_000 }, () => {
     assert.deepEqual(after.json.users.map((u) => u.id), ['cl-p1', 'cl-p2']);
   });
 
-  test('/readyz reports an unreachable Redis; the node keeps serving its own connections', async () => {
-    const ready = await fetch(`${n1.url}/readyz`);
-    assert.equal(ready.status, 200);
-    redis.proc.kill('SIGKILL');
-    await sleep(200);
-    const down = await fetch(`${n1.url}/readyz`);
-    assert.equal(down.status, 503);
-    const body = await down.text();
-    assert.match(body, /redis/i);
-    // Redis's address is for the log, not for whoever can reach /readyz (the first
-    // probes time out on the pool's retries, later ones fail at the dial, naming it).
-    const bodies = [body];
-    for (let i = 0; i < 5; i++) {
-      await sleep(200);
-      bodies.push(await (await fetch(`${n1.url}/readyz`)).text());
-    }
-    for (const b of bodies) assert.doesNotMatch(b, new RegExp(`127\\.0\\.0\\.1|:${redis.port}\\b`), b);
-    await waitUntil(() => n1.output().includes(`127.0.0.1:${redis.port}`), 5000, 'the address in the log');
-    assert.equal((await fetch(`${n1.url}/healthz`)).status, 200);
-  });
-});
-
-describe('many nodes over two Redis servers (REDIS_URL lists both)', { skip, timeout: 120_000 }, () => {
-  let r1;
-  let r2;
-  let n1;
-  let n2;
-  const clients = new Clients();
-
-  before(async () => {
-    [r1, r2] = await Promise.all([startRedis(), startRedis()]);
-    // The same servers in another order on each node: channels are placed by the
-    // servers' addresses, not their place in the list.
-    n1 = await startServer(appEnv({ REDIS_URL: `${r1.url},${r2.url}` }));
-    n2 = await startServer(appEnv({ REDIS_URL: `${r2.url}, ${r1.url}` }));
-  });
-  after(async () => {
-    clients.closeAll();
-    await Promise.all([n1?.stop(), n2?.stop()]);
-    r1?.proc.kill('SIGKILL');
-    r2?.proc.kill('SIGKILL');
-  });
-
-  test('triggers, presence and channel listings work across nodes for channels on either server', async () => {
+  test('triggers, presence and channel listings work across nodes for channels on every server', async () => {
     const channels = Array.from({ length: 8 }, (_, i) => `presence-two-${i}`);
     const { socket: a } = await join(n1.url, clients, 'two-a');
     const { socket: b } = await join(n2.url, clients, 'two-b');
@@ -207,22 +176,39 @@ describe('many nodes over two Redis servers (REDIS_URL lists both)', { skip, tim
       const ack = await subscribeOk(b, ch);
       assert.deepEqual(ack.presence.ids, ['two-a', 'two-b'], `${ch}: one presence list`);
     }
-    const p1 = sdk(n1);
-    const p2 = sdk(n2);
     for (const [i, ch] of channels.entries()) await ok((i % 2 ? p1 : p2).trigger(ch, 'tick', { ch }), `trigger on ${ch}`);
     await waitUntil(() => got.a.length === channels.length && got.b.length === channels.length, 5000, () => `deliveries ${JSON.stringify(got)}`);
     assert.deepEqual(got.a.map((m) => m.data.ch).sort(), [...channels].sort());
     assert.deepEqual(got.b.map((m) => m.data.ch).sort(), [...channels].sort());
     const list = await ok(p2.get({ path: '/channels', params: { filter_by_prefix: 'presence-two-', info: 'user_count' } }), 'channels');
-    assert.deepEqual(Object.keys(list.json.channels).sort(), [...channels].sort(), 'the listing merges both servers');
-    assert.equal((await fetch(`${n1.url}/readyz`)).status, 200);
-    // Either server gone: not ready.
-    r2.proc.kill('SIGKILL');
-    await waitUntil(async () => (await fetch(`${n1.url}/readyz`)).status === 503, 5000, 'not ready without one server');
+    assert.deepEqual(Object.keys(list.json.channels).sort(), [...channels].sort(), 'the listing merges every server');
+  });
+
+  test('/readyz reports an unreachable Redis server; the node keeps serving its own connections', async () => {
+    const ready = await fetch(`${n1.url}/readyz`);
+    assert.equal(ready.status, 200);
+    // One server of the layout (a master of a cluster): every one is needed.
+    const gone = redis.servers[redis.servers.length - 1];
+    gone.proc.kill('SIGKILL');
+    await gone.exited;
+    let down;
+    await waitUntil(async () => (down = await fetch(`${n1.url}/readyz`)).status === 503, 10_000, 'not ready without one server');
+    const body = await down.text();
+    assert.match(body, /redis/i);
+    // Redis's address is for the log, not for whoever can reach /readyz (the first
+    // probes time out on the pool's retries, later ones fail at the dial, naming it).
+    const bodies = [body];
+    for (let i = 0; i < 5; i++) {
+      await sleep(200);
+      bodies.push(await (await fetch(`${n1.url}/readyz`)).text());
+    }
+    for (const b of bodies) assert.doesNotMatch(b, new RegExp(`127\\.0\\.0\\.1|:${gone.port}\\b`), b);
+    await waitUntil(() => n1.output().includes(`127.0.0.1:${gone.port}`), 10_000, 'the address in the log');
+    assert.equal((await fetch(`${n1.url}/healthz`)).status, 200);
   });
 });
 
-describe('many nodes after Redis restarts empty', { skip, timeout: 120_000 }, () => {
+describe(`many nodes after ${layoutName} came back empty`, { skip, timeout: 180_000 }, () => {
   let redis;
   let hooks;
   let n1;
@@ -230,9 +216,9 @@ describe('many nodes after Redis restarts empty', { skip, timeout: 120_000 }, ()
   const clients = new Clients();
 
   before(async () => {
-    redis = await startRedis();
+    redis = await startLayout(layoutName);
     hooks = await webhookReceiver();
-    const env = appEnv({ REDIS_URL: redis.url, WEBHOOK_URL: hooks.url });
+    const env = appEnv({ ...redis.env, WEBHOOK_URL: hooks.url });
     // One after the other: the second sees the first alive when it joins, as nodes that
     // have run for a heartbeat see each other.
     n1 = await startServer(env);
@@ -241,7 +227,7 @@ describe('many nodes after Redis restarts empty', { skip, timeout: 120_000 }, ()
   after(async () => {
     clients.closeAll();
     await Promise.all([n1?.stop(), n2?.stop()]);
-    redis?.proc.kill('SIGKILL');
+    await redis?.stop();
     hooks?.close();
   });
 
@@ -261,13 +247,13 @@ describe('many nodes after Redis restarts empty', { skip, timeout: 120_000 }, ()
     const removed = record(a, MEMBER_REMOVED);
     const seen = hooks.events.length;
 
-    // Redis dies and comes back empty; out-b leaves while it is away.
-    redis.proc.kill('SIGKILL');
-    await new Promise((resolve) => redis.proc.once('exit', resolve));
+    // Redis (every server of the layout, every master of a cluster) dies and comes back
+    // empty; out-b leaves while it is away.
+    await redis.killAll();
     const gone = disconnected(b);
     b.close();
     await gone;
-    redis = await startRedis(redis.port);
+    await redis.restartEmpty();
 
     await waitForMatch(removed, (m) => m.user_id === 'out-b', 40_000, 'member_removed for the user who left during the outage');
     await waitUntil(() => hooks.events.slice(seen).some((e) => e.name === 'member_removed'), 10_000, 'the member_removed webhook');
@@ -284,9 +270,14 @@ describe('many nodes after Redis restarts empty', { skip, timeout: 120_000 }, ()
     assert.deepEqual(removed.map((m) => m.user_id), ['out-b']);
     // Only the change: nothing announced again for out-a or the channels it still holds.
     assert.deepEqual(hooks.events.slice(seen).map(hookOf), [`member_removed ${ch} out-b`]);
-    await ok(p1.trigger('out-news', 'after', { n: 1 }), 'a trigger after the restart');
+    // The nodes subscribed again to their channels on the restarted servers: a trigger
+    // on node 2 crosses Redis to out-a on node 1.
+    const after = record(a, 'after');
+    await ok(sdk(n2).trigger('out-news', 'after', { n: 1 }), 'a trigger after the restart');
+    await waitForMatch(after, (m) => m.data?.n === 1, 10_000, 'a trigger from the other node after the restart');
   });
 });
+}
 
 describe('many-node mode refuses to start without its Redis', { skip }, () => {
   test('an unreachable REDIS_URL stops start-up with a line naming it', async () => {

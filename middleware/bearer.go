@@ -13,7 +13,7 @@ import (
 // Bearer checks "Authorization: Bearer <JWT>" with v, as Handshake checks a socket's
 // token, and refuses a missing or invalid one with 401 {error:"invalid_token",
 // message}. The claims go on the request's context (ClaimsOf).
-func Bearer(v Verifier, log *slog.Logger) gin.HandlerFunc {
+func Bearer(v tokens.Verifier, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		// The scheme is case-insensitive (RFC 9110 §11.1): "BEARER x" is a Bearer token.
 		scheme, token, ok := strings.Cut(c.GetHeader("Authorization"), " ")

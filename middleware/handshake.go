@@ -10,19 +10,14 @@ import (
 	"github.com/jetsocket/jetsocket/tokens"
 )
 
-// Verifier checks a token.
-type Verifier interface {
-	Verify(token string) (*tokens.Claims, error)
-}
-
 // HandshakeOptions configure Handshake.
 type HandshakeOptions struct {
-	Verifier Verifier
+	Verifier tokens.Verifier
 	// OnRefused, if set, is told why a token was refused.
 	OnRefused func(reason tokens.Reason)
-	// Admit, if set, may refuse a valid token (connection limits); an *errs.Error is
-	// answered as it is.
-	Admit func(claims *tokens.Claims, r *http.Request) error
+	// Admit, if set, may refuse a valid token (connection limits) of a client at ip (as
+	// gin resolved it: TRUSTED_PROXIES); an *errs.Error is answered as it is.
+	Admit func(claims *tokens.Claims, ip string) error
 	Log   *slog.Logger
 }
 
@@ -70,7 +65,7 @@ func Handshake(o HandshakeOptions) gin.HandlerFunc {
 			return
 		}
 		if o.Admit != nil {
-			if err := o.Admit(claims, c.Request); err != nil {
+			if err := o.Admit(claims, c.ClientIP()); err != nil {
 				e := errs.From(err)
 				log.Warn("socket refused", "reason", e.Code, "user_id", claims.UserID(), "ip", c.ClientIP())
 				c.Abort()

@@ -397,7 +397,7 @@ func (a *app) newEndpoints(tm *tokens.Manager) error {
 			return a.protocol.Dispatch(c, event, args)
 		},
 		OnConnect: func(c *socket.Conn) { a.protocol.Connect(c) },
-		Admit:     a.protocol.AdmitIP,
+		Admit:     a.protocol.Admit,
 		OnAuthRefused: func(r tokens.Reason) {
 			a.metrics.AuthFailures.WithLabelValues(string(r)).Inc()
 		},

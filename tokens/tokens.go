@@ -21,6 +21,14 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
+// Verifier checks a token and returns its claims: what the handshake, the Bearer routes
+// and a connection's refresh need of a Manager (declared once, here).
+type Verifier interface {
+	Verify(token string) (*Claims, error)
+}
+
+var _ Verifier = (*Manager)(nil)
+
 // MinSecretBytes is the shortest HS256 secret accepted: HMAC-SHA256 keys shorter than
 // the hash output weaken the signature.
 const MinSecretBytes = 32

@@ -31,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -60,6 +61,10 @@ type Options struct {
 	UnsubscribeDelay time.Duration
 	// History is which channels keep history (in Redis, see history.go); zero: none.
 	History history.Policy
+	// Dialer opens the connections to Redis; go-redis's own when nil. Tests cut a node
+	// off from Redis with it, in every layout (a proxy cannot stand in front of a Redis
+	// Cluster, whose nodes name each other's own addresses).
+	Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Local is this node's hub: its connections are the truth about this node's entries,
@@ -135,6 +140,7 @@ func openNode(ctx context.Context, o Options, id string) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redis: %w", err)
 	}
+	ropts.Dialer = o.Dialer
 	return openOn(ctx, o, id, &shard{rdb: redis.NewClient(ropts), key: "jetsocket:" + o.App + ":"})
 }
 
@@ -214,8 +220,15 @@ func (n *Node) SetLocal(l Local) {
 	n.mu.Unlock()
 }
 
-// Ping reports whether Redis answers (for /readyz).
-func (n *Node) Ping(ctx context.Context) error { return n.rdb.Ping(ctx).Err() }
+// Ping reports whether Redis answers (for /readyz): on a Redis Cluster, the master
+// of this shard's slot. (A PING names no key, and go-redis sends it to any master:
+// a dead master would answer "ready" through the others most of the time.)
+func (n *Node) Ping(ctx context.Context) error {
+	if n.sharded {
+		return n.rdb.Exists(ctx, n.key+"epoch").Err()
+	}
+	return n.rdb.Ping(ctx).Err()
+}
 
 // Close leaves the cluster: this node's keys go (its connections have left already),
 // then the connections to Redis.

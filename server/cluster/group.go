@@ -50,7 +50,7 @@ func OpenCluster(ctx context.Context, o Options, seeds []string) (*Group, error)
 	if len(seeds) == 0 {
 		return nil, errors.New("redis cluster: no seed node")
 	}
-	co := &redis.ClusterOptions{}
+	co := &redis.ClusterOptions{Dialer: o.Dialer}
 	for _, u := range seeds {
 		ro, err := redis.ParseURL(u)
 		if err != nil {

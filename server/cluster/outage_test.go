@@ -28,10 +28,19 @@ type redisProc struct {
 	port    int
 	dir     string
 	persist bool
-	cmd     *exec.Cmd
+	// bus is the cluster bus port of a Redis Cluster's master (0: not in a cluster).
+	// Its nodes.conf stays in dir, so a master started again keeps its slots and peers.
+	bus int
+	// extra are more redis-server arguments.
+	extra []string
+	cmd   *exec.Cmd
 }
 
-func newRedis(t *testing.T, persist bool) *redisProc {
+func newRedis(t *testing.T, persist bool) *redisProc { return newRedisProc(t, persist, false) }
+
+// newRedisProc starts a redis-server (with extra arguments); inCluster makes it a
+// master-to-be of a Redis Cluster (newRedisCluster joins them).
+func newRedisProc(t *testing.T, persist, inCluster bool, extra ...string) *redisProc {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -40,12 +49,12 @@ func newRedis(t *testing.T, persist bool) *redisProc {
 		}
 		t.Skip("redis-server not installed")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	r := &redisProc{t: t, bin: bin, port: freeTCPPort(t), dir: t.TempDir(), persist: persist, extra: extra}
+	if inCluster {
+		// The bus port is given: its default, port+10000, is past 65535 for many of
+		// the ports the system hands out.
+		r.bus = freeTCPPort(t)
 	}
-	r := &redisProc{t: t, bin: bin, port: ln.Addr().(*net.TCPAddr).Port, dir: t.TempDir(), persist: persist}
-	ln.Close()
 	r.start()
 	t.Cleanup(func() {
 		if r.cmd != nil {
@@ -56,7 +65,19 @@ func newRedis(t *testing.T, persist bool) *redisProc {
 	return r
 }
 
-func (r *redisProc) url() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.port) }
+func (r *redisProc) url() string { return "redis://" + r.addr() + "/0" }
+
+func (r *redisProc) addr() string { return fmt.Sprintf("127.0.0.1:%d", r.port) }
+
+func freeTCPPort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
 
 func (r *redisProc) start() {
 	r.t.Helper()
@@ -66,7 +87,11 @@ func (r *redisProc) start() {
 	} else {
 		args = append(args, "--appendonly", "no")
 	}
-	r.cmd = exec.Command(r.bin, args...)
+	if r.bus != 0 {
+		args = append(args, "--cluster-enabled", "yes", "--cluster-port", fmt.Sprint(r.bus),
+			"--cluster-config-file", "nodes.conf")
+	}
+	r.cmd = exec.Command(r.bin, append(args, r.extra...)...)
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatal(err)
 	}
@@ -243,76 +268,82 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // are its connections' again, and the webhooks are the changes made during the outage,
 // each once: none for what did not change.
 func TestStateComesBackRightAfterARedisOutage(t *testing.T) {
-	for _, persist := range []bool{true, false} {
-		t.Run(map[bool]string{true: "DataKept", false: "DataLost"}[persist], func(t *testing.T) {
-			r := newRedis(t, persist)
-			var w webhooks
-			o := Options{Heartbeat: 100 * time.Millisecond, DeadAfter: time.Hour, Resync: time.Hour}
-			a, b, c := startNode(t, r.url(), o, &w), startNode(t, r.url(), o, &w), startNode(t, r.url(), o, &w)
-
-			watch, a1, a2, a3, a4 := &conn{id: "1.0", user: "watch"}, &conn{id: "1.1", user: "ua"}, &conn{id: "1.2", user: "uc"}, &conn{id: "1.3", user: "ud"}, &conn{id: "1.4", user: "uf"}
-			b1, b3, b4 := &conn{id: "2.1", user: "ub"}, &conn{id: "2.3", user: "ud"}, &conn{id: "2.4", user: "ug"}
-			c1 := &conn{id: "3.1", user: "ue"}
-			a.sub(t, watch, "presence-room")
-			a.sub(t, a1, "presence-room")
-			a.sub(t, a1, "news")
-			a.sub(t, a2, "lonely")
-			a.sub(t, a3, "presence-room")
-			a.sub(t, a4, "shared")
-			b.sub(t, b1, "presence-room")
-			b.sub(t, b3, "presence-room")
-			c.sub(t, c1, "shared")
-			if got := memberIDs(t, a, "presence-room"); got != "ua,ub,ud,watch" {
-				t.Fatalf("members before: %s", got)
-			}
-			// A cluster that has run for a heartbeat: each node has seen the others alive.
-			waitFor(t, "the nodes to see each other", func() bool {
-				return a.peerCount() == 2 && b.peerCount() == 2 && c.peerCount() == 2
+	forEachLayout(t, func(t *testing.T, l layout) {
+		for _, persist := range []bool{true, false} {
+			t.Run(map[bool]string{true: "DataKept", false: "DataLost"}[persist], func(t *testing.T) {
+				testStateAfterAnOutage(t, l, persist)
 			})
-			before := w.len()
+		}
+	})
+}
 
-			r.stop()
-			ctx := context.Background()
-			a.hub.Unsubscribe(ctx, a1, "presence-room") // ua's only connection: member_removed
-			a.hub.Unsubscribe(ctx, a1, "news")          // the last subscriber: vacated
-			a.hub.Unsubscribe(ctx, a2, "lonely")        // the last subscriber: vacated
-			a.hub.Unsubscribe(ctx, a3, "presence-room") // ud is still on b: nothing
-			a.hub.Unsubscribe(ctx, a4, "shared")        // c still has one: nothing
-			b.hub.Subscribe(ctx, b4, "fresh", nil, 0)   // the first subscriber: occupied
-			if got := w.since(before); len(got) != 0 {
-				t.Fatalf("webhooks while Redis was down: %v", got)
-			}
-			syncs := []int{a.syncs(), b.syncs(), c.syncs()}
-			r.start()
+func testStateAfterAnOutage(t *testing.T, l layout, persist bool) {
+	r := l.start(t, persist)
+	var w webhooks
+	o := Options{Heartbeat: 100 * time.Millisecond, DeadAfter: time.Hour, Resync: time.Hour}
+	a, b, c := startMember(t, r, o, &w), startMember(t, r, o, &w), startMember(t, r, o, &w)
 
-			waitFor(t, "the presence list and the channel counts of the connections", func() bool {
-				for _, n := range []node{a, b, c} {
-					if memberIDs(t, n, "presence-room") != "ub,ud,watch" || channelList(n) != "fresh=1,presence-room=3,shared=1" {
-						return false
-					}
-				}
-				return true
-			})
-			want := []string{"channel_occupied fresh", "channel_vacated lonely", "channel_vacated news", "member_removed presence-room ua"}
-			waitFor(t, "the webhooks of the outage's changes", func() bool { return len(w.since(before)) >= len(want) })
-			waitFor(t, "every node to be done", func() bool {
-				return a.syncs() > syncs[0] && b.syncs() > syncs[1] && c.syncs() > syncs[2] &&
-					a.settled() && b.settled() && c.settled()
-			})
-			// Writing everything again once more changes nothing and announces nothing.
-			for _, n := range []node{a, b, c} {
-				if err := n.resync(ctx, false); err != nil {
-					t.Fatal(err)
-				}
+	watch, a1, a2, a3, a4 := &conn{id: "1.0", user: "watch"}, &conn{id: "1.1", user: "ua"}, &conn{id: "1.2", user: "uc"}, &conn{id: "1.3", user: "ud"}, &conn{id: "1.4", user: "uf"}
+	b1, b3, b4 := &conn{id: "2.1", user: "ub"}, &conn{id: "2.3", user: "ud"}, &conn{id: "2.4", user: "ug"}
+	c1 := &conn{id: "3.1", user: "ue"}
+	a.sub(t, watch, "presence-room")
+	a.sub(t, a1, "presence-room")
+	a.sub(t, a1, "news")
+	a.sub(t, a2, "lonely")
+	a.sub(t, a3, "presence-room")
+	a.sub(t, a4, "shared")
+	b.sub(t, b1, "presence-room")
+	b.sub(t, b3, "presence-room")
+	c.sub(t, c1, "shared")
+	if got := memberIDs(t, a.view(), "presence-room"); got != "ua,ub,ud,watch" {
+		t.Fatalf("members before: %s", got)
+	}
+	// A cluster that has run for a heartbeat: each node has seen the others alive.
+	waitFor(t, "the nodes to see each other", func() bool {
+		return a.peerCount() == 2 && b.peerCount() == 2 && c.peerCount() == 2
+	})
+	before := w.len()
+
+	r.stop()
+	ctx := context.Background()
+	a.hub.Unsubscribe(ctx, a1, "presence-room") // ua's only connection: member_removed
+	a.hub.Unsubscribe(ctx, a1, "news")          // the last subscriber: vacated
+	a.hub.Unsubscribe(ctx, a2, "lonely")        // the last subscriber: vacated
+	a.hub.Unsubscribe(ctx, a3, "presence-room") // ud is still on b: nothing
+	a.hub.Unsubscribe(ctx, a4, "shared")        // c still has one: nothing
+	b.hub.Subscribe(ctx, b4, "fresh", nil, 0)   // the first subscriber: occupied
+	if got := w.since(before); len(got) != 0 {
+		t.Fatalf("webhooks while Redis was down: %v", got)
+	}
+	syncs := [][]int{a.syncsEach(), b.syncsEach(), c.syncsEach()}
+	r.start()
+
+	waitFor(t, "the presence list and the channel counts of the connections", func() bool {
+		for _, n := range []member{a, b, c} {
+			if memberIDs(t, n.view(), "presence-room") != "ub,ud,watch" || channelList(n.view()) != "fresh=1,presence-room=3,shared=1" {
+				return false
 			}
-			if got := w.since(before); !slices.Equal(got, want) {
-				t.Fatalf("webhooks after the outage:\n%v\nwant\n%v", got, want)
-			}
-			if got := watch.got(); !strings.Contains(got, `"jetsocket:member_removed",{"channel":"presence-room","user_id":"ua"}`) ||
-				strings.Contains(got, `"user_id":"ud"}`) || strings.Count(got, "member_removed") != 1 {
-				t.Fatalf("a subscriber on the node saw:\n%s", got)
-			}
-		})
+		}
+		return true
+	})
+	want := []string{"channel_occupied fresh", "channel_vacated lonely", "channel_vacated news", "member_removed presence-room ua"}
+	waitFor(t, "the webhooks of the outage's changes", func() bool { return len(w.since(before)) >= len(want) })
+	waitFor(t, "every node to be done", func() bool {
+		return a.syncedAll(syncs[0]) && b.syncedAll(syncs[1]) && c.syncedAll(syncs[2]) &&
+			a.settled() && b.settled() && c.settled()
+	})
+	// Writing everything again once more changes nothing and announces nothing.
+	for _, n := range []member{a, b, c} {
+		if err := n.resync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := w.since(before); !slices.Equal(got, want) {
+		t.Fatalf("webhooks after the outage:\n%v\nwant\n%v", got, want)
+	}
+	if got := watch.got(); !strings.Contains(got, `"jetsocket:member_removed",{"channel":"presence-room","user_id":"ua"}`) ||
+		strings.Contains(got, `"user_id":"ud"}`) || strings.Count(got, "member_removed") != 1 {
+		t.Fatalf("a subscriber on the node saw:\n%s", got)
 	}
 }
 
@@ -385,11 +416,15 @@ func (p *proxy) cut() {
 // reaches Redis again it finds itself reaped and registers its connections again:
 // they are members again, counted again, and announced again.
 func TestANodeReapedWhileAliveRegistersAgain(t *testing.T) {
-	r := newRedis(t, false)
+	forEachLayout(t, func(t *testing.T, l layout) { testReapedWhileAlive(t, l) })
+}
+
+func testReapedWhileAlive(t *testing.T, l layout) {
+	r := l.start(t, false)
 	var w webhooks
-	a := startNode(t, r.url(), Options{Heartbeat: 50 * time.Millisecond, DeadAfter: 400 * time.Millisecond, Resync: time.Hour}, &w)
-	p := newProxy(t, fmt.Sprintf("127.0.0.1:%d", r.port))
-	b := startNode(t, "redis://"+p.addr+"/0", Options{Heartbeat: 50 * time.Millisecond, DeadAfter: time.Hour, Resync: time.Hour}, &w)
+	a := startMember(t, r, Options{Heartbeat: 50 * time.Millisecond, DeadAfter: 400 * time.Millisecond, Resync: time.Hour}, &w)
+	var cut cutter
+	b := startMember(t, r, Options{Heartbeat: 50 * time.Millisecond, DeadAfter: time.Hour, Resync: time.Hour, Dialer: cut.dial}, &w)
 
 	a1, b1 := &conn{id: "1.1", user: "ua"}, &conn{id: "2.1", user: "ub"}
 	a.sub(t, a1, "presence-room")
@@ -397,29 +432,29 @@ func TestANodeReapedWhileAliveRegistersAgain(t *testing.T) {
 	b.sub(t, b1, "news")
 	before := w.len()
 
-	p.cut()
+	cut.cut()
 	reaped := []string{"channel_vacated news", "member_removed presence-room ub"}
 	waitFor(t, "the cut-off node's reaping", func() bool { return slices.Equal(w.since(before), reaped) })
-	if got := memberIDs(t, a, "presence-room"); got != "ua" {
+	if got := memberIDs(t, a.view(), "presence-room"); got != "ua" {
 		t.Fatalf("members while b is reaped: %s", got)
 	}
-	if got := channelList(a); got != "presence-room=1" {
+	if got := channelList(a.view()); got != "presence-room=1" {
 		t.Fatalf("channels while b is reaped: %s", got)
 	}
 	reapedAt := w.len()
 	syncs := b.syncs()
 
-	p.open()
+	cut.open()
 	waitFor(t, "b's members and channels back", func() bool {
-		for _, n := range []node{a, b} {
-			if memberIDs(t, n, "presence-room") != "ua,ub" || channelList(n) != "news=1,presence-room=2" {
+		for _, n := range []member{a, b} {
+			if memberIDs(t, n.view(), "presence-room") != "ua,ub" || channelList(n.view()) != "news=1,presence-room=2" {
 				return false
 			}
 		}
 		return true
 	})
 	waitFor(t, "b to be done", func() bool { return b.syncs() > syncs && b.settled() })
-	if err := b.resync(context.Background(), false); err != nil {
+	if err := b.resync(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := w.since(reapedAt), []string{"channel_occupied news", "member_added presence-room ub"}; !slices.Equal(got, want) {
@@ -440,10 +475,14 @@ func (n node) beatNow() { n.tick <- struct{}{} }
 // are refused, the node resyncs at once, and they are judged once every node has
 // written its entries again. The heartbeats here are driven by the test, one at a time.
 func TestWritesWaitForTheResyncAfterRedisLostItsData(t *testing.T) {
-	r := newRedis(t, false)
+	forEachLayout(t, func(t *testing.T, l layout) { testWritesWaitForTheResync(t, l) })
+}
+
+func testWritesWaitForTheResync(t *testing.T, l layout) {
+	r := l.start(t, false)
 	var w webhooks
 	o := Options{Heartbeat: time.Hour, DeadAfter: time.Hour, Resync: time.Hour}
-	a, b := startNode(t, r.url(), o, &w), startNode(t, r.url(), o, &w)
+	a, b := startMember(t, r, o, &w), startMember(t, r, o, &w)
 	a1, a2, b1 := &conn{id: "1.1", user: "ua"}, &conn{id: "1.2", user: "ux"}, &conn{id: "2.1", user: "ub"}
 	a.sub(t, a1, "presence-room")
 	a.sub(t, a2, "news")
@@ -455,7 +494,7 @@ func TestWritesWaitForTheResyncAfterRedisLostItsData(t *testing.T) {
 
 	r.stop()
 	r.start()
-	waitFor(t, "both nodes to reach the new Redis", func() bool { return a.Ping(ctx) == nil && b.Ping(ctx) == nil })
+	waitFor(t, "both nodes to reach the new Redis", func() bool { return a.g.Ping(ctx) == nil && b.g.Ping(ctx) == nil })
 	syncs := a.syncs()
 	a.hub.Unsubscribe(ctx, a1, "presence-room") // ua's last connection
 	a.hub.Unsubscribe(ctx, a2, "news")          // the last subscriber (refused too, or after a's resync)
@@ -464,7 +503,7 @@ func TestWritesWaitForTheResyncAfterRedisLostItsData(t *testing.T) {
 	b.beatNow()
 	waitFor(t, "b to resync", func() bool { return b.syncs() > 0 })
 	waitFor(t, "both to settle", func() bool {
-		for _, n := range []node{a, b} {
+		for _, n := range []member{a, b} {
 			if !n.settled() {
 				n.beatNow()
 			}
@@ -476,11 +515,11 @@ func TestWritesWaitForTheResyncAfterRedisLostItsData(t *testing.T) {
 	if got := w.since(before); !slices.Equal(got, want) {
 		t.Fatalf("webhooks: %v, want %v", got, want)
 	}
-	for _, n := range []node{a, b} {
-		if got := memberIDs(t, n, "presence-room"); got != "ub" {
+	for _, n := range []member{a, b} {
+		if got := memberIDs(t, n.view(), "presence-room"); got != "ub" {
 			t.Fatalf("members: %s", got)
 		}
-		if got := channelList(n); got != "presence-room=1" {
+		if got := channelList(n.view()); got != "presence-room=1" {
 			t.Fatalf("channels: %s", got)
 		}
 	}

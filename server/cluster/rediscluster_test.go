@@ -4,8 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
+	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,70 +22,56 @@ import (
 // before 7 has no sharded pub/sub).
 func startRedisCluster(t *testing.T) []string {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("redis-server not installed")
+	var urls []string
+	for _, r := range newRedisCluster(t, false) {
+		urls = append(urls, r.url())
 	}
+	return urls
+}
+
+// newRedisCluster starts three redis-servers (with extra arguments) and makes them a
+// Redis Cluster of three masters (no replicas), with persistence or without.
+func newRedisCluster(t *testing.T, persist bool, extra ...string) []*redisProc {
+	t.Helper()
 	cli, err := exec.LookPath("redis-cli")
 	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("redis-cli not installed (scripts/test.sh installs redis-server with it)")
+		}
 		t.Skip("redis-cli not installed: cannot create a Redis Cluster")
 	}
-	dir := t.TempDir()
-	var urls, addrs []string
-	freePort := func() int {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		return ln.Addr().(*net.TCPAddr).Port
+	var procs []*redisProc
+	args := []string{"--cluster", "create"}
+	for range 3 {
+		r := newRedisProc(t, persist, true, extra...)
+		procs, args = append(procs, r), append(args, r.addr())
 	}
-	for i := range 3 {
-		// The bus port is given: its default, port+10000, is past 65535 for many of
-		// the ports the system hands out.
-		port, bus := freePort(), freePort()
-		cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-			"--cluster-enabled", "yes", "--cluster-port", fmt.Sprint(bus),
-			"--cluster-config-file", fmt.Sprintf("%s/nodes-%d.conf", dir, i), "--dir", dir)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		addr := fmt.Sprintf("127.0.0.1:%d", port)
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			c, err := net.Dial("tcp", addr)
-			if err == nil {
-				c.Close()
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("redis-server did not start")
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		addrs, urls = append(addrs, addr), append(urls, "redis://"+addr+"/0")
-	}
-	args := append(append([]string{"--cluster", "create"}, addrs...), "--cluster-replicas", "0", "--cluster-yes")
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
 	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
 		t.Skipf("redis-cli --cluster create failed: %v: %s", err, out)
 	}
-	// The masters agree on the slots a moment after the creation.
-	deadline := time.Now().Add(20 * time.Second)
-	for _, u := range urls {
-		c := client(t, u)
+	waitClusterOK(t, procs)
+	return procs
+}
+
+// waitClusterOK waits until every master says the cluster is ok: a moment after its
+// creation, or after its masters started again.
+func waitClusterOK(t *testing.T, procs []*redisProc) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for _, r := range procs {
+		c := client(t, r.url())
 		for {
 			info, _ := c.ClusterInfo(context.Background()).Result()
 			if strings.Contains(info, "cluster_state:ok") {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Skipf("the Redis Cluster did not become ready: %s", info)
+				t.Fatalf("the Redis Cluster did not become ready: %s", info)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	return urls
 }
 
 func openCluster(t *testing.T, seeds []string, app string, o Options) *Group {
@@ -146,5 +133,108 @@ func TestRedisClusterSpreadsChannels(t *testing.T) {
 	all, err := g.Counts().All(ctx, "presence-spread-")
 	if err != nil || len(all) != len(channels) {
 		t.Fatalf("listing: %d channels (%v), want %d", len(all), err, len(channels))
+	}
+}
+
+// Readiness on a Redis Cluster asks each shard's own master: with one master gone, the
+// shards on it are not ready, every time, and the others are.
+func TestRedisClusterReadinessAsksEachShardsMaster(t *testing.T) {
+	procs := newRedisCluster(t, false)
+	r := &redisSet{t: t, procs: procs, cluster: true}
+	g := openCluster(t, r.urls(), "ready", Options{})
+	ctx := context.Background()
+	if err := g.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dead := r.serverOf(t, g, "some-channel")
+	on := make([]int, len(g.nodes))
+	for i, tag := range g.addrs {
+		ch := ""
+		for k := 0; ch == ""; k++ { // a channel of this shard, to ask where it lives
+			if c := fmt.Sprint("ch-", k); g.addrs[shardOf(g.addrs, c)] == tag {
+				ch = c
+			}
+		}
+		on[i] = r.serverOf(t, g, ch)
+	}
+	procs[dead].stop()
+	for i, n := range g.nodes {
+		for range 4 {
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := n.Ping(cctx)
+			cancel()
+			if (err != nil) != (on[i] == dead) {
+				t.Fatalf("shard %s (on master %d, master %d dead): ping %v", g.addrs[i], on[i], dead, err)
+			}
+		}
+	}
+	if err := g.Ping(ctx); err == nil {
+		t.Fatal("the group is ready with a master gone")
+	}
+}
+
+// A master down for longer than the cluster's node timeout, without a replica: the
+// other masters mark it failed and the whole cluster refuses every slot (CLUSTERDOWN),
+// so every shard of every node is in an outage, not only the dead master's. It comes
+// back empty: the nodes write their entries again everywhere, and the changes made
+// meanwhile are announced once: a user who left on the dead master's shard, a channel
+// first held on a live master's shard while the cluster was down.
+func TestRedisClusterDownThenBack(t *testing.T) {
+	r := &redisSet{t: t, procs: newRedisCluster(t, false, "--cluster-node-timeout", "1000"), cluster: true}
+	var w webhooks
+	o := Options{Heartbeat: 100 * time.Millisecond, DeadAfter: time.Hour, Resync: time.Hour}
+	a, b := startMember(t, r, o, &w), startMember(t, r, o, &w)
+	lost := r.serverOf(t, a.g, "presence-room")
+	kept := ""
+	for i := 0; kept == ""; i++ {
+		if ch := fmt.Sprint("kept-", i); r.serverOf(t, a.g, ch) != lost {
+			kept = ch
+		}
+	}
+	watch, a1, b1, b2 := &conn{id: "1.0", user: "watch"}, &conn{id: "1.1", user: "ua"}, &conn{id: "2.1", user: "ub"}, &conn{id: "2.2", user: "uc"}
+	a.sub(t, watch, "presence-room")
+	a.sub(t, a1, "presence-room")
+	b.sub(t, b1, "presence-room")
+	waitFor(t, "the nodes to see each other", func() bool { return a.peerCount() == 1 && b.peerCount() == 1 })
+	before := w.len()
+
+	r.procs[lost].stop()
+	live := client(t, r.procs[(lost+1)%len(r.procs)].url())
+	waitFor(t, "the cluster to be down", func() bool {
+		info, _ := live.ClusterInfo(context.Background()).Result()
+		return strings.Contains(info, "cluster_state:fail")
+	})
+	ctx := context.Background()
+	a.hub.Unsubscribe(ctx, a1, "presence-room") // ua's only connection, on the dead master
+	if _, err := b.hub.Subscribe(ctx, b2, kept, nil, 0); err != nil {
+		t.Fatal(err) // a subscribe succeeds on the node, counted at the resync
+	}
+	if got := w.since(before); len(got) != 0 {
+		t.Fatalf("webhooks while the cluster was down: %v", got)
+	}
+	r.procs[lost].start()
+	waitClusterOK(t, r.procs)
+
+	waitFor(t, "the presence list and the counts of the connections", func() bool {
+		for _, n := range []member{a, b} {
+			if memberIDs(t, n.view(), "presence-room") != "ub,watch" || channelList(n.view()) != kept+"=1,presence-room=2" {
+				return false
+			}
+		}
+		return true
+	})
+	want := []string{"channel_occupied " + kept, "member_removed presence-room ua"}
+	waitFor(t, "the webhooks of the outage's changes", func() bool { return len(w.since(before)) >= len(want) })
+	waitFor(t, "every node to be done", func() bool { return a.settled() && b.settled() })
+	for _, n := range []member{a, b} {
+		if err := n.resync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := w.since(before); !slices.Equal(got, want) {
+		t.Fatalf("webhooks after the cluster came back:\n%v\nwant\n%v", got, want)
+	}
+	if got := watch.got(); strings.Count(got, "member_removed") != 1 {
+		t.Fatalf("a subscriber on the node saw:\n%s", got)
 	}
 }

@@ -64,6 +64,7 @@ const (
 	CodeBinaryNotSupported = "binary_not_supported" // binary packets and frames
 	CodeUnknownEvent       = "unknown_event"        // 404: no handler has this event name
 	CodeInvalidPayload     = "invalid_payload"      // 400: an event's payload not of its type
+	CodeConnectionClosed   = "connection_closed"    // 503: an event on a connection that has ended (or not yet connected)
 )
 
 // Channels: subscribes, client events, delegated authorization and sign-in.

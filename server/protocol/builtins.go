@@ -61,7 +61,7 @@ func (s *Service) onRefresh(r Request[refreshReq]) (any, error) {
 		return fail(errs.New(errs.Forbidden, CodeForbidden, "the new token is for another user"), "other_user")
 	}
 	c.SetClaims(claims)
-	s.armExpiry(c, s.session(c.ID()))
+	s.armExpiry(c, c.ConnState())
 	s.metrics.TokenRefreshes.WithLabelValues("ok").Inc()
 	s.log.Info("token refreshed", "socket_id", c.ID(), "user_id", c.UserID())
 	s.recheck(r.Ctx, c)
@@ -74,7 +74,7 @@ func (s *Service) onRefresh(r Request[refreshReq]) (any, error) {
 // told (hub.UpdateMember says why). A membership a backend's channel_data vouched for
 // keeps that info.
 func (s *Service) updateMembers(ctx context.Context, c Conn) {
-	st := s.session(c.ID())
+	st := c.ConnState()
 	m := hub.Member{UserID: c.UserID(), Info: s.userInfo(c)}
 	sctx, cancel := settle(ctx)
 	defer cancel()
@@ -82,10 +82,7 @@ func (s *Service) updateMembers(ctx context.Context, c Conn) {
 		if ch, err := channels.Parse(name); err != nil || ch.Kind != channels.Presence {
 			continue
 		}
-		st.mu.Lock()
-		_, delegated := st.grants[name]
-		st.mu.Unlock()
-		if delegated {
+		if _, delegated := st.GrantOf(name); delegated {
 			continue
 		}
 		if err := s.hub.UpdateMember(sctx, c, name, m); err != nil {
@@ -110,11 +107,7 @@ func (s *Service) onSignin(r Request[signinReq]) (any, error) {
 		s.log.Warn("signin refused", "socket_id", c.ID(), "user_id", c.UserID(), "code", errs.From(err).Code)
 		return nil, err
 	}
-	st := s.session(c.ID())
-	st.mu.Lock()
-	prev := st.signedIn
-	st.signedIn = id
-	st.mu.Unlock()
+	prev := c.ConnState().SignIn(id)
 	ctx, cancel := settle(r.Ctx)
 	defer cancel()
 	if prev != "" && prev != id && prev != c.UserID() {

@@ -79,6 +79,7 @@ const (
 	CodePayloadTooLarge         = errs.CodePayloadTooLarge
 	CodeTooManyConnections      = errs.CodeTooManyConnections
 	CodeInternal                = errs.CodeInternal
+	CodeConnectionClosed        = errs.CodeConnectionClosed
 )
 
 // Limits that are not configuration.
@@ -94,3 +95,7 @@ const (
 
 // ReasonTokenExpired closes a connection whose token expired without a refresh.
 const ReasonTokenExpired = "token expired"
+
+// ReasonConnectionClosed closes a connection Connect is given a second time, or after
+// its Disconnect: its state is made once.
+const ReasonConnectionClosed = "connection state ended"

@@ -8,7 +8,10 @@ import (
 	"strconv"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/jetsocket/jetsocket/server/channels"
+	"github.com/jetsocket/jetsocket/server/connstate"
 	"github.com/jetsocket/jetsocket/server/encryption"
 	"github.com/jetsocket/jetsocket/server/errs"
 	"github.com/jetsocket/jetsocket/server/history"
@@ -117,8 +120,8 @@ func (s *Service) subscribeLimited(ctx context.Context, c Conn, req subscribeReq
 		return nil, "", nil, err
 	}
 	already := s.hub.Subscribed(c.ID(), ch.Name)
-	st := s.session(c.ID())
-	if limited && !st.subscribe.Allow() {
+	st := c.ConnState()
+	if limited && !st.AllowSubscribe(rate.Limit(s.cfg.SubscribeRate), 2*s.cfg.SubscribeRate) {
 		return nil, "", nil, errs.New(errs.RateLimited, CodeRateLimited, "too many subscribe attempts; slow down")
 	}
 	if !already && s.hub.Subscriptions(c.ID()) >= s.cfg.MaxSubscriptions {
@@ -169,16 +172,11 @@ func (s *Service) subscribeLimited(ctx context.Context, c Conn, req subscribeReq
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("hub subscribe %s: %w", ch.Name, err)
 	}
-	st.mu.Lock()
 	if req.Auth != "" {
-		if st.grants == nil {
-			st.grants = make(map[string]subscribeReq)
-		}
-		st.grants[ch.Name] = req
+		st.SetGrant(ch.Name, connstate.Grant{Auth: req.Auth, ChannelData: req.ChannelData})
 	} else {
-		delete(st.grants, ch.Name)
+		st.RevokeGrant(ch.Name)
 	}
-	st.mu.Unlock()
 	if !already {
 		s.metrics.Subscriptions.WithLabelValues(ch.Kind.String()).Inc()
 		for _, h := range s.hooksFor(ch.Name) {
@@ -256,11 +254,7 @@ func (s *Service) leave(ctx context.Context, c Conn, channel string) error {
 	if t, ok := c.(tracker); ok {
 		t.Untrack(channel)
 	}
-	if st := s.existing(c.ID()); st != nil {
-		st.mu.Lock()
-		delete(st.grants, channel)
-		st.mu.Unlock()
-	}
+	c.ConnState().RevokeGrant(channel)
 	if ch, err := channels.Parse(channel); err == nil { // it was valid when subscribed
 		s.metrics.Subscriptions.WithLabelValues(ch.Kind.String()).Dec()
 	}
@@ -283,7 +277,7 @@ func (s *Service) leave(ctx context.Context, c Conn, channel string) error {
 // claims (after a refresh); the ones no longer allowed end with subscription_error.
 func (s *Service) recheck(ctx context.Context, c Conn) {
 	claims := c.Claims()
-	st := s.session(c.ID())
+	st := c.ConnState()
 	for _, name := range s.hub.ChannelsOf(c.ID()) {
 		if hub.Internal(name) {
 			continue
@@ -292,9 +286,7 @@ func (s *Service) recheck(ctx context.Context, c Conn) {
 		if err != nil {
 			continue
 		}
-		st.mu.Lock()
-		grant := st.grants[name]
-		st.mu.Unlock()
+		grant, _ := st.GrantOf(name)
 		err = s.authorize(c, channels.Request{
 			Claims: claims, Channel: ch, SocketID: c.ID(), Auth: grant.Auth, ChannelData: grant.ChannelData,
 		})
@@ -359,7 +351,7 @@ func (s *Service) clientEvent(r Request[clientEventReq]) (history.Position, erro
 	if len(req.Data) > s.cfg.MaxPayloadBytes {
 		return history.Position{}, errs.New(errs.TooLarge, CodePayloadTooLarge, fmt.Sprintf("client event data is limited to %d bytes", s.cfg.MaxPayloadBytes))
 	}
-	if !s.session(c.ID()).clientEvents.Allow() {
+	if !c.ConnState().AllowClientEvent(rate.Limit(s.cfg.ClientEventRate), s.cfg.ClientEventRate) {
 		return history.Position{}, errs.New(errs.RateLimited, CodeRateLimited, fmt.Sprintf("client events are limited to %d per second", s.cfg.ClientEventRate))
 	}
 	ev := &ClientEvent{Channel: ch.Name, Event: event, Data: req.Data, SocketID: c.ID(), UserID: c.UserID(), Claims: r.Claims, Trigger: s.triggers, Channels: s.hub}

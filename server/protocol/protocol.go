@@ -13,13 +13,10 @@ package protocol
 import (
 	"context"
 	"log/slog"
-	"net/http"
-	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/jetsocket/jetsocket/server/channels"
+	"github.com/jetsocket/jetsocket/server/connstate"
 	"github.com/jetsocket/jetsocket/server/errs"
 	"github.com/jetsocket/jetsocket/server/history"
 	"github.com/jetsocket/jetsocket/server/hub"
@@ -43,6 +40,10 @@ type Conn interface {
 	// Error sends jetsocket:error {code, message}.
 	Error(code, message string)
 	CloseAfterFlush(reason string)
+	// ConnState is the protocol's state of this connection, carried by the connection
+	// (connstate says why): Connect begins it, Disconnect ends it, and every event is
+	// taken under it. The same pointer for the connection's whole life.
+	ConnState() *connstate.State
 }
 
 var (
@@ -99,13 +100,11 @@ type Options struct {
 	Settings   Settings
 	Hub        *hub.Hub
 	Authorizer *channels.Authorizer
-	Verifier   interface {
-		Verify(token string) (*tokens.Claims, error)
-	}
-	Triggers Trigger
-	Metrics  *metrics.Metrics
-	Webhooks func(webhook.Event)
-	Log      *slog.Logger
+	Verifier   tokens.Verifier
+	Triggers   Trigger
+	Metrics    *metrics.Metrics
+	Webhooks   func(webhook.Event)
+	Log        *slog.Logger
 	// Hooks see what happens on the channels their pattern matches.
 	Hooks []ChannelHooks
 	// Events are a developer's own events, beside the built-in ones.
@@ -123,20 +122,15 @@ type Service struct {
 	cfg        Settings
 	hub        *hub.Hub
 	authorizer *channels.Authorizer
-	verifier   interface {
-		Verify(token string) (*tokens.Claims, error)
-	}
-	triggers  Trigger
-	metrics   *metrics.Metrics
-	webhooks  func(webhook.Event)
-	log       *slog.Logger
-	hooks     []ChannelHooks
-	table     table
-	userConns *limit.Counter
-	ipConns   *limit.Counter
-
-	mu       sync.Mutex
-	sessions map[string]*session // by socket id
+	verifier   tokens.Verifier
+	triggers   Trigger
+	metrics    *metrics.Metrics
+	webhooks   func(webhook.Event)
+	log        *slog.Logger
+	hooks      []ChannelHooks
+	table      table
+	userConns  *limit.Counter
+	ipConns    *limit.Counter
 }
 
 // New returns a Service with the built-in events and o.Events in its table. A
@@ -149,7 +143,6 @@ func New(o Options) (*Service, error) {
 		table:     table{exact: make(map[string]Event)},
 		userConns: limit.NewCounter(),
 		ipConns:   limit.NewCounter(),
-		sessions:  make(map[string]*session),
 	}
 	if o.IPConns != nil {
 		s.ipConns = o.IPConns
@@ -173,59 +166,12 @@ func New(o Options) (*Service, error) {
 	return s, nil
 }
 
-// session is what the protocol keeps per connection besides the hub's subscriptions.
-type session struct {
-	subscribe    *rate.Limiter
-	clientEvents *rate.Limiter
-	userCounted  bool // holds a place in the per-user connection count
-	ipCounted    bool
-
-	mu       sync.Mutex
-	expiry   *time.Timer
-	signedIn string                  // the user a backend signed this connection in as (jetsocket:signin)
-	grants   map[string]subscribeReq // channels granted by a backend's signature, re-checked with it on refresh
-}
-
-func (s *Service) session(id string) *session {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st := s.sessions[id]
-	if st == nil {
-		st = &session{
-			subscribe:    rate.NewLimiter(rate.Limit(s.cfg.SubscribeRate), 2*s.cfg.SubscribeRate),
-			clientEvents: rate.NewLimiter(rate.Limit(s.cfg.ClientEventRate), s.cfg.ClientEventRate),
-		}
-		s.sessions[id] = st
-	}
-	return st
-}
-
-// existing is id's session, or nil once the connection is gone.
-func (s *Service) existing(id string) *session {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.sessions[id]
-}
-
-func (s *Service) takeSession(id string) *session {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st := s.sessions[id]
-	delete(s.sessions, id)
-	return st
-}
-
-// Admit applies the connection limits at the handshake, before a session exists. The
-// counts are the open connections; Connect enforces them again, exactly.
-func (s *Service) Admit(claims *tokens.Claims, r *http.Request) error {
-	// The address the proxy named (TRUSTED_PROXIES), the one onConnect counts and the
-	// logs name; not the TCP peer, which behind a proxy is the proxy.
-	return s.AdmitIP(claims, socket.ClientIP(r))
-}
-
-// AdmitIP is Admit for a client at ip: a v4 client whose token came in its CONNECT
-// packet is admitted then, the session already open.
-func (s *Service) AdmitIP(claims *tokens.Claims, ip string) error {
+// Admit applies the connection limits to a client of claims' user at ip before its
+// connection exists: at the handshake (middleware.Handshake), or at a v4 client's CONNECT
+// when its token came there. ip is the address the caller resolved (TRUSTED_PROXIES), the
+// one Connect counts and the logs name; not the TCP peer, which behind a proxy is the
+// proxy. The counts are the open connections; Connect enforces them again, exactly.
+func (s *Service) Admit(claims *tokens.Claims, ip string) error {
 	if s.cfg.MaxConnsPerUser > 0 && s.userConns.Count(claims.UserID()) >= s.cfg.MaxConnsPerUser {
 		s.metrics.ConnectionsRefused.WithLabelValues("per_user").Inc()
 		return errs.New(errs.RateLimited, CodeTooManyConnections, "this user has too many open connections")
@@ -239,14 +185,24 @@ func (s *Service) AdmitIP(claims *tokens.Claims, ip string) error {
 
 // Connect counts c against the limits, puts it on its user's internal channel (which
 // #server-to-user-<id> triggers and terminate_connections reach) and online channel
-// (which watchlists follow) and arms the token's expiry.
+// (which watchlists follow) and arms the token's expiry. It begins c's state: once per
+// connection, before any of its events is taken. A connection connected before, or
+// disconnected already, is refused (and closed), never counted again.
 func (s *Service) Connect(c Conn) {
-	st := s.session(c.ID())
-	st.userCounted = s.userConns.Acquire(c.UserID(), s.cfg.MaxConnsPerUser)
-	st.ipCounted = s.ipConns.Acquire(c.IP(), s.cfg.MaxConnsPerIP)
+	st := c.ConnState()
+	if !st.Begin(func() { s.connect(c, st) }) {
+		s.log.Error("connect refused: the connection has connected before or is gone", "socket_id", c.ID(), "user_id", c.UserID())
+		c.CloseAfterFlush(ReasonConnectionClosed)
+	}
+}
+
+// connect is Connect's work, with no event of c in flight.
+func (s *Service) connect(c Conn, st *connstate.State) {
+	st.UserCounted = s.userConns.Acquire(c.UserID(), s.cfg.MaxConnsPerUser)
+	st.IPCounted = s.ipConns.Acquire(c.IP(), s.cfg.MaxConnsPerIP)
 	s.metrics.Connections.Inc()
 	s.metrics.ConnectionsTotal.Inc()
-	if !st.userCounted || !st.ipCounted {
+	if !st.UserCounted || !st.IPCounted {
 		// Many handshakes raced past the check at once.
 		c.Error(CodeTooManyConnections, "too many open connections")
 		c.CloseAfterFlush("too many connections")
@@ -272,22 +228,27 @@ func (s *Service) Connect(c Conn) {
 	s.armExpiry(c, st)
 }
 
-// Disconnect leaves every channel of c and forgets its state.
+// Disconnect ends c's state, leaves every channel of c and releases its limits: once,
+// after its events in flight are done. An event after it is refused
+// (CodeConnectionClosed); a second Disconnect, or one of a connection never connected,
+// does nothing.
 func (s *Service) Disconnect(c Conn, reason string) {
+	st := c.ConnState()
+	if !st.End() {
+		return
+	}
+	st.StopExpiry()
 	// The connection's context is cancelled by now, but leaving must still reach Redis.
 	ctx, cancel := settle(c.Context())
 	defer cancel()
 	for _, ch := range s.hub.ChannelsOf(c.ID()) {
 		_ = s.leave(ctx, c, ch) // a hook's panic is logged by leave; the rest still leaves
 	}
-	if st := s.takeSession(c.ID()); st != nil {
-		st.stopExpiry()
-		if st.userCounted {
-			s.userConns.Release(c.UserID())
-		}
-		if st.ipCounted {
-			s.ipConns.Release(c.IP())
-		}
+	if st.UserCounted {
+		s.userConns.Release(c.UserID())
+	}
+	if st.IPCounted {
+		s.ipConns.Release(c.IP())
 	}
 	s.metrics.Connections.Dec()
 	s.metrics.Disconnects.WithLabelValues(reason).Inc()
@@ -298,23 +259,10 @@ func (s *Service) Disconnect(c Conn, reason string) {
 
 // armExpiry schedules the token's expiry: at exp the client gets jetsocket:token_expired
 // and the connection closes, unless a refresh came first.
-func (s *Service) armExpiry(c Conn, st *session) {
+func (s *Service) armExpiry(c Conn, st *connstate.State) {
 	exp := c.Claims().Expiry()
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.expiry != nil {
-		st.expiry.Stop()
-	}
 	// JWT_LEEWAY applies here as everywhere else a token's exp is checked.
-	st.expiry = time.AfterFunc(time.Until(exp.Add(s.cfg.JWTLeeway)), func() { s.expire(c) })
-}
-
-func (st *session) stopExpiry() {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.expiry != nil {
-		st.expiry.Stop()
-	}
+	st.SetExpiry(time.AfterFunc(time.Until(exp.Add(s.cfg.JWTLeeway)), func() { s.expire(c) }))
 }
 
 func (s *Service) expire(c Conn) {

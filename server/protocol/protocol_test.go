@@ -14,6 +14,7 @@ import (
 
 	"github.com/jetsocket/jetsocket/server/channels"
 	"github.com/jetsocket/jetsocket/server/config"
+	"github.com/jetsocket/jetsocket/server/connstate"
 	"github.com/jetsocket/jetsocket/server/errs"
 	"github.com/jetsocket/jetsocket/server/history"
 	"github.com/jetsocket/jetsocket/server/hub"
@@ -35,6 +36,8 @@ type fakeConn struct {
 	emits  []emitted
 	frames []string
 	closed string
+
+	state connstate.State
 }
 
 type emitted struct {
@@ -47,6 +50,7 @@ func newFakeConn(id string, claims *tokens.Claims) *fakeConn {
 	return &fakeConn{id: id, claims: claims, ctx: ctx, cancel: cancel}
 }
 
+func (c *fakeConn) ConnState() *connstate.State   { return &c.state }
 func (c *fakeConn) ID() string                    { return c.id }
 func (c *fakeConn) UserID() string                { return c.Claims().UserID() }
 func (c *fakeConn) IP() string                    { return "192.0.2.1" }

@@ -159,7 +159,7 @@ func TestPanickingUnsubscribeHook(t *testing.T) {
 	if m, _ := f.hub.Members(context.Background(), "presence-boom-unsub"); len(m) != 0 {
 		t.Fatalf("members: %v", m)
 	}
-	if err := f.svc.AdmitIP(c.Claims(), "192.0.2.1"); err != nil {
+	if err := f.svc.Admit(c.Claims(), "192.0.2.1"); err != nil {
 		t.Fatalf("the connection's place was not released: %v", err)
 	}
 }

@@ -45,6 +45,12 @@ func track(c Conn, req subscribeReq, rec *hub.Recovery) {
 // the connection, which leaves them all. finish sends every channel's missed
 // publications, in order, after the CONNECT reply.
 func (s *Service) Restore(c Conn, chans []socket.Restored) (finish func(), ok bool) {
+	st := c.ConnState()
+	if !st.Enter() {
+		s.log.Info("restore: the connection has ended", "socket_id", c.ID())
+		return nil, false
+	}
+	defer st.Exit()
 	recs := make([]*hub.Recovery, 0, len(chans))
 	for _, ch := range chans {
 		var req subscribeReq

@@ -195,7 +195,18 @@ func (t *table) lookup(name string) (Event, bool) {
 // Dispatch handles one event from c (socket.Options.Handler): it finds the event in
 // the table, counts it, decodes its payload, runs its handler with the connection's
 // context, and maps and logs a refusal. The result is the ack.
+//
+// The event runs under c's state (connstate.State.Enter): an event of a connection that
+// has not connected, or that Disconnect has ended, is refused with CodeConnectionClosed
+// and nothing of it is made again; Disconnect waits for the events in flight.
 func (s *Service) Dispatch(c Conn, event string, args []json.RawMessage) any {
+	st := c.ConnState()
+	if !st.Enter() {
+		e := errs.New(errs.Unavailable, CodeConnectionClosed, "the connection has ended")
+		s.log.Debug("socket event refused", "event", truncate(event, 64), "socket_id", c.ID(), "code", e.Code)
+		return refusal(e, nil)
+	}
+	defer st.Exit()
 	ev, ok := s.table.lookup(event)
 	if !ok {
 		e := errs.New(errs.NotFound, CodeUnknownEvent, fmt.Sprintf("unknown event %q", truncate(event, 64)))

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/jetsocket/jetsocket/server/connstate"
 	"github.com/jetsocket/jetsocket/server/socket/engine"
 	"github.com/jetsocket/jetsocket/server/wire"
 	"github.com/jetsocket/jetsocket/tokens"
@@ -57,6 +58,10 @@ type Conn struct {
 	flushClose bool              // close once queue is written (CloseAfterFlush)
 	reason     string
 	writers    sync.WaitGroup
+
+	// state is the protocol's state of the connection (server/protocol fills it): on
+	// the connection, so that no event looks it up in a registry.
+	state connstate.State
 }
 
 // ID is the connection's socket id, in Pusher's form.
@@ -70,6 +75,9 @@ func (c *Conn) SetClaims(cl *tokens.Claims) { c.claims.Store(cl) }
 
 // UserID is the claims' subject.
 func (c *Conn) UserID() string { return c.Claims().UserID() }
+
+// ConnState is the protocol's state of the connection (connstate).
+func (c *Conn) ConnState() *connstate.State { return &c.state }
 
 // IP is the client's address: as the HTTP layer resolved it (WithClientIP), else the
 // TCP peer's.
