@@ -18,13 +18,15 @@ type HandshakeOptions struct {
 	// Admit, if set, may refuse a valid token (connection limits) of a client at ip (as
 	// gin resolved it: TRUSTED_PROXIES); an *errs.Error is answered as it is.
 	Admit func(claims *tokens.Claims, ip string) error
-	Log   *slog.Logger
+	// Accepted, if set, returns the request to pass on with the accepted token's claims
+	// (socket.WithVerified), so that the session need not verify the token again.
+	Accepted func(r *http.Request, claims *tokens.Claims) *http.Request
+	Log      *slog.Logger
 }
 
 // Handshake refuses a socket.io handshake whose token is missing or invalid with
-// 401 {error:"invalid_token", message} before go-socket.io creates a session. (The
-// session verifies the token again from its URL: the library cannot carry this request's
-// context into the connection.) Only requests that open a session (no
+// 401 {error:"invalid_token", message} before go-socket.io creates a session; the
+// claims go on with the request (Accepted). Only requests that open a session (no
 // Engine.IO sid) are checked, and an Engine.IO v4 one only when its query has a token: the others belong to a session already authenticated, and
 // its sid is 128 random bits.
 func Handshake(o HandshakeOptions) gin.HandlerFunc {
@@ -64,16 +66,22 @@ func Handshake(o HandshakeOptions) gin.HandlerFunc {
 			errs.Write(c.Writer, errs.New(errs.Unauthorized, errs.CodeInvalidToken, msg))
 			return
 		}
+		ip := c.ClientIP()
 		if o.Admit != nil {
-			if err := o.Admit(claims, c.ClientIP()); err != nil {
+			if err := o.Admit(claims, ip); err != nil {
 				e := errs.From(err)
-				log.Warn("socket refused", "reason", e.Code, "user_id", claims.UserID(), "ip", c.ClientIP())
+				log.Warn("socket refused", "reason", e.Code, "user_id", claims.UserID(), "ip", ip)
 				c.Abort()
 				errs.Write(c.Writer, e)
 				return
 			}
 		}
-		log.Info("socket auth accepted", "user_id", claims.UserID(), "ip", c.ClientIP(), "transport", q.Get("transport"))
+		if log.Enabled(c.Request.Context(), slog.LevelInfo) { // spares a connect its fields at LOG_LEVEL=warn
+			log.Info("socket auth accepted", "user_id", claims.UserID(), "ip", ip, "transport", q.Get("transport"))
+		}
+		if o.Accepted != nil {
+			c.Request = o.Accepted(c.Request, claims)
+		}
 		c.Next()
 	}
 }

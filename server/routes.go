@@ -50,6 +50,7 @@ func (a *app) routes() (_ http.Handler, err error) {
 			Verifier:  a.tokens,
 			OnRefused: func(r tokens.Reason) { a.metrics.AuthFailures.WithLabelValues(string(r)).Inc() },
 			Admit:     a.protocol.Admit,
+			Accepted:  socket.WithVerified,
 			Log:       a.log,
 		}))
 	sock.Any("/*any", gin.WrapH(a.sockets))

@@ -367,15 +367,23 @@ func TestJWKSRotation(t *testing.T) {
 func TestJWKSUnknownKIDFloodIsBounded(t *testing.T) {
 	k := genKeys(t)
 	p := newProvider(t, pubKey{"rsa", "RS256", &k.rsa.PublicKey})
-	m := newJWKSManager(t, newKeySet(t, p.srv.URL, func(o *KeySetOptions) { o.UnknownKID = time.Hour }), nil)
-	start := p.hits.Load()
+	// A generous fetch timeout, and the tokens signed before the flood: on a loaded
+	// machine (-race, 200 RSA signatures at once) the one fetch must not time out before
+	// it reaches the provider (seen once in CI as "0 fetches").
+	m := newJWKSManager(t, newKeySet(t, p.srv.URL, func(o *KeySetOptions) {
+		o.UnknownKID, o.Timeout = time.Hour, time.Minute
+	}), nil)
 	now := time.Now()
+	toks := make([]string, 200)
+	for i := range toks {
+		toks[i] = signKID(t, jwt.SigningMethodRS256, k.rsa, fmt.Sprintf("random-%d", i), idpClaims(now))
+	}
+	start := p.hits.Load()
 	var wg sync.WaitGroup
-	for i := range 200 {
+	for _, tok := range toks {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tok := signKID(t, jwt.SigningMethodRS256, k.rsa, fmt.Sprintf("random-%d", i), idpClaims(now))
 			if _, err := m.Verify(tok); ReasonOf(err) != ReasonUnknownKey {
 				t.Errorf("random kid: %v", err)
 			}

@@ -52,14 +52,16 @@ func cpu(t *testing.T, pid string) time.Duration {
 
 // conn counts what it is sent.
 type conn struct {
-	id  string
-	got *atomic.Int64
+	id    string
+	got   *atomic.Int64
+	chans hub.ConnChannels
 }
 
-func (c *conn) ID() string                { return c.id }
-func (c *conn) UserID() string            { return "u" }
-func (c *conn) SendFrame(wire.Frame) bool { c.got.Add(1); return true }
-func (c *conn) Close(string)              {}
+func (c *conn) ID() string                     { return c.id }
+func (c *conn) UserID() string                 { return "u" }
+func (c *conn) SendFrame(wire.Frame) bool      { c.got.Add(1); return true }
+func (c *conn) Close(string)                   {}
+func (c *conn) HubChannels() *hub.ConnChannels { return &c.chans }
 
 // publisher is which of nodes publishes publication p: whole rounds over the channels
 // in turn (publication p is on channel p%channels, served by node p%channels%nodes).

@@ -21,12 +21,16 @@ import (
 	"github.com/jetsocket/jetsocket/server/wire"
 )
 
-type discardConn struct{ id string }
+type discardConn struct {
+	id    string
+	chans hub.ConnChannels
+}
 
-func (d *discardConn) ID() string                { return d.id }
-func (d *discardConn) UserID() string            { return "u" }
-func (d *discardConn) SendFrame(wire.Frame) bool { return true }
-func (d *discardConn) Close(string)              {}
+func (d *discardConn) ID() string                     { return d.id }
+func (d *discardConn) UserID() string                 { return "u" }
+func (d *discardConn) SendFrame(wire.Frame) bool      { return true }
+func (d *discardConn) Close(string)                   {}
+func (d *discardConn) HubChannels() *hub.ConnChannels { return &d.chans }
 
 // payload is a typical chat-sized event (58 bytes).
 var payload = json.RawMessage(`{"text":"hello, world","user":"alice","n":12345,"ok":true}`)

@@ -129,7 +129,10 @@ type conn struct {
 	id, user string
 	mu       sync.Mutex
 	frames   []string
+	chans    hub.ConnChannels
 }
+
+func (c *conn) HubChannels() *hub.ConnChannels { return &c.chans }
 
 func (c *conn) ID() string     { return c.id }
 func (c *conn) UserID() string { return c.user }

@@ -28,8 +28,8 @@ const (
 // connected: Begin makes it live, End ends it for good. It must not be copied.
 //
 // Its size matters: every idle connection has one (socket.Conn embeds it). What most
-// connections never use (a sign-in, a signed grant) hangs off one pointer, and the rate
-// limiters are made on first use.
+// connections never use (a sign-in, a signed grant, client events) hangs off one
+// pointer, and the rate limiters are made on first use.
 type State struct {
 	// life is held for reading by each event in flight (Enter) and for writing by Begin
 	// and End: once End returns, no event is running and none will start.
@@ -40,17 +40,17 @@ type State struct {
 	// per-address connection counts. Set by Begin's start, read after End.
 	UserCounted, IPCounted bool
 
-	mu           sync.Mutex // guards what follows
-	subscribe    *rate.Limiter
-	clientEvents *rate.Limiter
-	expiry       *time.Timer
-	rare         *rare
+	mu        sync.Mutex // guards what follows
+	subscribe *rate.Limiter
+	expiry    *time.Timer
+	rare      *rare
 }
 
 // rare is the state few connections have.
 type rare struct {
-	signedIn string           // the user a backend signed the connection in as
-	grants   map[string]Grant // channels granted by a backend's signature
+	clientEvents *rate.Limiter
+	signedIn     string           // the user a backend signed the connection in as
+	grants       map[string]Grant // channels granted by a backend's signature
 }
 
 // Grant is a subscription a backend's signature allowed: the request's signature and
@@ -88,7 +88,7 @@ func (s *State) End() bool {
 
 // Enter admits one event: false when s is not live (the connection has not connected,
 // or has gone). On true the caller must call Exit when the event is done, and must not
-// call Begin, End or Enter meanwhile.
+// call Begin, End, Enter or Ended meanwhile.
 func (s *State) Enter() bool {
 	s.life.RLock()
 	if s.phase != live {
@@ -101,7 +101,8 @@ func (s *State) Enter() bool {
 // Exit ends an event Enter admitted.
 func (s *State) Exit() { s.life.RUnlock() }
 
-// Ended reports whether End was called.
+// Ended reports whether End was called. Not from inside an event (Enter): its read lock
+// would wait behind a pending End, which waits for the event.
 func (s *State) Ended() bool {
 	s.life.RLock()
 	defer s.life.RUnlock()
@@ -111,18 +112,23 @@ func (s *State) Ended() bool {
 // AllowSubscribe takes a subscribe attempt from the connection's subscribe rate limiter,
 // made on first use with limit per second and burst.
 func (s *State) AllowSubscribe(limit rate.Limit, burst int) bool {
-	return s.limiter(&s.subscribe, limit, burst).Allow()
+	s.mu.Lock()
+	l := limiter(&s.subscribe, limit, burst)
+	s.mu.Unlock()
+	return l.Allow()
 }
 
 // AllowClientEvent takes a client event from the connection's client event rate
 // limiter, made on first use with limit per second and burst.
 func (s *State) AllowClientEvent(limit rate.Limit, burst int) bool {
-	return s.limiter(&s.clientEvents, limit, burst).Allow()
+	s.mu.Lock()
+	l := limiter(&s.rareState().clientEvents, limit, burst)
+	s.mu.Unlock()
+	return l.Allow()
 }
 
-func (s *State) limiter(l **rate.Limiter, limit rate.Limit, burst int) *rate.Limiter {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// limiter is *l, made with limit and burst if nil. Under mu.
+func limiter(l **rate.Limiter, limit rate.Limit, burst int) *rate.Limiter {
 	if *l == nil {
 		*l = rate.NewLimiter(limit, burst)
 	}

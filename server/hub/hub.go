@@ -47,6 +47,27 @@ type Conn interface {
 	UserID() string
 	SendFrame(f wire.Frame) bool
 	Close(reason string)
+	// HubChannels is the connection's channels as the hub keeps them, carried by the
+	// connection (a ConnChannels embedded in it): the same pointer for its whole life.
+	HubChannels() *ConnChannels
+}
+
+// ConnChannels is one connection's channels, as the hub keeps them: a connection
+// carries it (its zero value, embedded), so that what a connection is subscribed to is
+// answered under the connection's own lock, and only the channel → connections maps
+// are shared by every connection. The hub writes it under its own lock and then this
+// one (that order, always); it must not be copied.
+type ConnChannels struct {
+	mu   sync.Mutex
+	subs map[string]subscription
+}
+
+// sub is channel's subscription, if any.
+func (cc *ConnChannels) sub(channel string) (subscription, bool) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	s, ok := cc.subs[channel]
+	return s, ok
 }
 
 // UserChannel is the internal channel every connection of a user is on, so that
@@ -214,15 +235,15 @@ type Hub struct {
 	sync sync.RWMutex
 
 	mu       sync.RWMutex
-	channels map[string]map[string]Conn         // channel → socket id → conn
-	conns    map[string]map[string]subscription // socket id → its channels
+	channels map[string]map[string]Conn // channel → socket id → conn (each conn's own: Conn.HubChannels)
 }
 
 // subscription is one channel of a connection. A presence member is usually the
 // connection's user, but a delegated authorization's channel_data may name another.
 // The member is kept whole (a Resync writes it again) but behind a pointer, nil on
-// other channels: every connection has a map of these, and a 48-byte value in it cost
-// about 220 B per idle connection against this 8-byte one (bench, heap profiles).
+// other channels: every connection has a map of these (its ConnChannels), and a 48-byte
+// value in it cost about 220 B per idle connection against this 8-byte one (bench, heap
+// profiles).
 type subscription struct {
 	member *Member // nil unless a presence channel
 }
@@ -242,7 +263,6 @@ func New(broker Broker, presence Presence, counts Counts, hooks Hooks, log *slog
 		hooks:    hooks,
 		log:      log,
 		channels: make(map[string]map[string]Conn),
-		conns:    make(map[string]map[string]subscription),
 	}
 	h.history, _ = broker.(Historian)
 	h.chans, _ = broker.(ChannelBroker)
@@ -255,20 +275,19 @@ func New(broker Broker, presence Presence, counts Counts, hooks Hooks, log *slog
 // It is called once while wiring, before any message is delivered.
 func (h *Hub) SetAltEncoding(enc func(Message) []byte) { h.alt = enc }
 
-// Subscribed reports whether conn is subscribed to channel.
-func (h *Hub) Subscribed(socketID, channel string) bool {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	_, ok := h.channels[channel][socketID]
+// Subscribed reports whether c is subscribed to channel.
+func (h *Hub) Subscribed(c Conn, channel string) bool {
+	_, ok := c.HubChannels().sub(channel)
 	return ok
 }
 
-// Subscriptions is how many channels socketID is subscribed to, internal ones aside.
-func (h *Hub) Subscriptions(socketID string) int {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
+// Subscriptions is how many channels c is subscribed to, internal ones aside.
+func (h *Hub) Subscriptions(c Conn) int {
+	cc := c.HubChannels()
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
 	n := 0
-	for ch := range h.conns[socketID] {
+	for ch := range cc.subs {
 		if !Internal(ch) {
 			n++
 		}
@@ -281,7 +300,7 @@ func (h *Hub) Subscriptions(socketID string) int {
 // connection of a user announces member_added to the others.
 // Subscribing again is harmless. It returns the members of a presence channel.
 func (h *Hub) Subscribe(ctx context.Context, c Conn, channel string, member *Member, max int) ([]Member, error) {
-	if h.Subscribed(c.ID(), channel) {
+	if h.Subscribed(c, channel) {
 		if member == nil {
 			return nil, nil
 		}
@@ -334,17 +353,18 @@ func (h *Hub) add(ctx context.Context, c, as Conn, channel string, member *Membe
 		h.channels[channel] = subs
 	}
 	subs[c.ID()] = as
-	mine := h.conns[c.ID()]
-	if mine == nil {
-		mine = make(map[string]subscription)
-		h.conns[c.ID()] = mine
-	}
 	sub := subscription{}
 	if member != nil {
 		m := *member
 		sub = subscription{member: &m}
 	}
-	mine[channel] = sub
+	cc := c.HubChannels()
+	cc.mu.Lock()
+	if cc.subs == nil {
+		cc.subs = make(map[string]subscription)
+	}
+	cc.subs[channel] = sub
+	cc.mu.Unlock()
 	h.mu.Unlock()
 	return first, h.count(ctx, channel, 1), nil
 }
@@ -357,16 +377,17 @@ func (h *Hub) add(ctx context.Context, c, as Conn, channel string, member *Membe
 func (h *Hub) UpdateMember(ctx context.Context, c Conn, channel string, m Member) error {
 	h.sync.RLock()
 	defer h.sync.RUnlock()
-	h.mu.Lock()
-	sub, ok := h.conns[c.ID()][channel]
+	cc := c.HubChannels()
+	cc.mu.Lock()
+	sub, ok := cc.subs[channel]
 	if !ok || !sub.presence() || sub.member.UserID != m.UserID || string(sub.member.Info) == string(m.Info) {
-		h.mu.Unlock()
+		cc.mu.Unlock()
 		return nil
 	}
 	updated := m
 	sub.member = &updated // Resync writes it again as it is now
-	h.conns[c.ID()][channel] = sub
-	h.mu.Unlock()
+	cc.subs[channel] = sub
+	cc.mu.Unlock()
 	if _, err := h.presence.Join(ctx, channel, c.ID(), m, 0); err != nil {
 		return fmt.Errorf("update member %s on %s: %w", m.UserID, channel, err)
 	}
@@ -415,14 +436,17 @@ func (h *Hub) remove(ctx context.Context, c Conn, channel string) (sub subscript
 	h.sync.RLock()
 	defer h.sync.RUnlock()
 	h.mu.Lock()
-	sub, ok = h.conns[c.ID()][channel]
+	cc := c.HubChannels()
+	cc.mu.Lock()
+	sub, ok = cc.subs[channel]
+	delete(cc.subs, channel)
+	if len(cc.subs) == 0 {
+		cc.subs = nil // an idle connection keeps no empty map
+	}
+	cc.mu.Unlock()
 	if !ok {
 		h.mu.Unlock()
 		return sub, false, false, false
-	}
-	delete(h.conns[c.ID()], channel)
-	if len(h.conns[c.ID()]) == 0 {
-		delete(h.conns, c.ID())
 	}
 	subs := h.channels[channel]
 	delete(subs, c.ID())
@@ -444,14 +468,15 @@ func (h *Hub) remove(ctx context.Context, c Conn, channel string) (sub subscript
 	return sub, last, h.count(ctx, channel, -1), true
 }
 
-// ChannelsOf lists the channels socketID is subscribed to, sorted.
-func (h *Hub) ChannelsOf(socketID string) []string {
-	h.mu.RLock()
-	chans := make([]string, 0, len(h.conns[socketID]))
-	for ch := range h.conns[socketID] {
+// ChannelsOf lists the channels c is subscribed to, sorted.
+func (h *Hub) ChannelsOf(c Conn) []string {
+	cc := c.HubChannels()
+	cc.mu.Lock()
+	chans := make([]string, 0, len(cc.subs))
+	for ch := range cc.subs {
 		chans = append(chans, ch)
 	}
-	h.mu.RUnlock()
+	cc.mu.Unlock()
 	slices.Sort(chans)
 	return chans
 }
@@ -597,8 +622,12 @@ func (h *Hub) state() State {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	st := State{Counts: make(map[string]int)}
-	for id, subs := range h.conns {
-		for ch, sub := range subs {
+	for ch, subs := range h.channels {
+		for id, c := range subs {
+			sub, ok := c.HubChannels().sub(ch)
+			if !ok {
+				continue // not under h.mu: cannot be, add and remove change both under it
+			}
 			// Internal presence (the online channels) is shared state too; internal
 			// channels are never counted.
 			if sub.presence() {
@@ -778,8 +807,10 @@ func (h *Hub) targets(m Message) (out []Conn, excluded Conn) {
 	// connections, which are on it only to be counted online).
 	online := strings.HasPrefix(m.Channel, onlinePrefix)
 	for id, c := range subs {
-		if online && h.conns[id][m.Channel].presence() {
-			continue
+		if online {
+			if sub, _ := c.HubChannels().sub(m.Channel); sub.presence() {
+				continue
+			}
 		}
 		if id != m.ExceptSocketID {
 			out = append(out, c)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jetsocket/jetsocket/server/wire"
 )
@@ -21,7 +22,11 @@ type fakeConn struct {
 	frames   []string
 	full     bool
 	closed   bool
+
+	chans ConnChannels
 }
+
+func (c *fakeConn) HubChannels() *ConnChannels { return &c.chans }
 
 func (c *fakeConn) ID() string     { return c.id }
 func (c *fakeConn) UserID() string { return c.user }
@@ -136,13 +141,14 @@ func TestPresenceCap(t *testing.T) {
 	ctx := context.Background()
 	h.Subscribe(ctx, &fakeConn{id: "1", user: "a"}, "presence-x", member("a"), 2)
 	h.Subscribe(ctx, &fakeConn{id: "2", user: "b"}, "presence-x", member("b"), 2)
-	if _, err := h.Subscribe(ctx, &fakeConn{id: "3", user: "c"}, "presence-x", member("c"), 2); err != ErrFull {
+	third := &fakeConn{id: "3", user: "c"}
+	if _, err := h.Subscribe(ctx, third, "presence-x", member("c"), 2); err != ErrFull {
 		t.Fatalf("third user: %v, want ErrFull", err)
 	}
 	if _, err := h.Subscribe(ctx, &fakeConn{id: "4", user: "a"}, "presence-x", member("a"), 2); err != nil {
 		t.Fatalf("existing member's second connection: %v", err)
 	}
-	if h.Subscribed("3", "presence-x") {
+	if h.Subscribed(third, "presence-x") {
 		t.Fatal("refused connection subscribed anyway")
 	}
 }
@@ -180,10 +186,10 @@ func TestChannelsOf(t *testing.T) {
 		}
 		h.Subscribe(ctx, c, ch, m, 0)
 	}
-	if got := strings.Join(h.ChannelsOf("9"), ","); got != "a,b,presence-c" {
+	if got := strings.Join(h.ChannelsOf(c), ","); got != "a,b,presence-c" {
 		t.Fatalf("got %s", got)
 	}
-	if h.Subscriptions("9") != 3 {
+	if h.Subscriptions(c) != 3 {
 		t.Fatal("count")
 	}
 }
@@ -213,12 +219,16 @@ func benchFanOut(b *testing.B, alt func(Message) []byte) {
 	}
 }
 
-type discardConn struct{ id string }
+type discardConn struct {
+	id    string
+	chans ConnChannels
+}
 
-func (d *discardConn) ID() string                { return d.id }
-func (d *discardConn) UserID() string            { return "u" }
-func (d *discardConn) SendFrame(wire.Frame) bool { return true }
-func (d *discardConn) Close(string)              {}
+func (d *discardConn) ID() string                 { return d.id }
+func (d *discardConn) UserID() string             { return "u" }
+func (d *discardConn) SendFrame(wire.Frame) bool  { return true }
+func (d *discardConn) Close(string)               {}
+func (d *discardConn) HubChannels() *ConnChannels { return &d.chans }
 
 func TestUserChannelAndTerminate(t *testing.T) {
 	var hooked []string
@@ -236,7 +246,7 @@ func TestUserChannelAndTerminate(t *testing.T) {
 	if chans, _ := h.Channels(ctx, ""); len(chans) != 1 || chans["news"] != 1 {
 		t.Fatalf("listing: %v", chans)
 	}
-	if h.Subscriptions("3") != 1 {
+	if h.Subscriptions(b) != 1 {
 		t.Fatal("internal channel counted against the subscription limit")
 	}
 	h.Publish(ctx, Message{Channel: UserChannel("a"), Event: "note", Data: json.RawMessage(`"hi"`)})
@@ -463,5 +473,46 @@ func TestOnlineChannelIsInternalPresence(t *testing.T) {
 	}
 	if m, _ := h.Members(ctx, ch); len(m) != 0 {
 		t.Fatalf("members left: %v", m)
+	}
+}
+
+// What a connection is subscribed to is answered from the connection (its
+// ConnChannels), not under the hub's lock that every subscribe and delivery shares:
+// Subscribed, Subscriptions and ChannelsOf answer while that lock is held elsewhere.
+func TestAConnectionsChannelsAreOnTheConnection(t *testing.T) {
+	h := newHub(Hooks{})
+	ctx := context.Background()
+	c, other := &fakeConn{id: "1", user: "u"}, &fakeConn{id: "2", user: "u"}
+	h.Subscribe(ctx, c, "news", nil, 0)
+	h.Subscribe(ctx, c, "presence-x", member("u"), 0)
+	h.Subscribe(ctx, other, "news", nil, 0)
+	if c.HubChannels() != c.HubChannels() || len(c.chans.subs) != 2 {
+		t.Fatalf("the connection's channels: %v", c.chans.subs)
+	}
+	h.mu.Lock() // as a subscribe of another connection would, for as long as it likes
+	answered := make(chan string, 1)
+	go func() {
+		answered <- fmt.Sprint(h.Subscribed(c, "news"), h.Subscribed(c, "other"), h.Subscriptions(c), h.ChannelsOf(c))
+	}()
+	select {
+	case got := <-answered:
+		if got != "true false 2 [news presence-x]" {
+			t.Errorf("answers %q", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("a connection's channels waited for the hub's lock")
+	}
+	h.mu.Unlock()
+	h.Unsubscribe(ctx, c, "news")
+	h.Unsubscribe(ctx, c, "presence-x")
+	if c.chans.subs != nil {
+		t.Fatalf("an empty set kept its map: %v", c.chans.subs)
+	}
+	if !h.Subscribed(other, "news") || h.Subscribed(c, "news") {
+		t.Fatal("the other connection's subscription went with it, or this one stayed")
+	}
+	// The node's state (what a Resync rewrites) is read from the connections.
+	if st := h.state(); st.Counts["news"] != 1 || len(st.Presence) != 0 {
+		t.Fatalf("state %+v", st)
 	}
 }

@@ -83,7 +83,7 @@ func (h *Hub) SubscribeSince(ctx context.Context, c Conn, channel string, member
 	}
 	var members []Member
 	var err error
-	if h.Subscribed(c.ID(), channel) {
+	if h.Subscribed(c, channel) {
 		if since != nil {
 			h.replace(channel, c.ID(), nil, rec.buf)
 		}

@@ -78,7 +78,7 @@ func (s *Service) updateMembers(ctx context.Context, c Conn) {
 	m := hub.Member{UserID: c.UserID(), Info: s.userInfo(c)}
 	sctx, cancel := settle(ctx)
 	defer cancel()
-	for _, name := range s.hub.ChannelsOf(c.ID()) {
+	for _, name := range s.hub.ChannelsOf(c) {
 		if ch, err := channels.Parse(name); err != nil || ch.Kind != channels.Presence {
 			continue
 		}

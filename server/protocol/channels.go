@@ -119,12 +119,12 @@ func (s *Service) subscribeLimited(ctx context.Context, c Conn, req subscribeReq
 	if err != nil {
 		return nil, "", nil, err
 	}
-	already := s.hub.Subscribed(c.ID(), ch.Name)
+	already := s.hub.Subscribed(c, ch.Name)
 	st := c.ConnState()
 	if limited && !st.AllowSubscribe(rate.Limit(s.cfg.SubscribeRate), 2*s.cfg.SubscribeRate) {
 		return nil, "", nil, errs.New(errs.RateLimited, CodeRateLimited, "too many subscribe attempts; slow down")
 	}
-	if !already && s.hub.Subscriptions(c.ID()) >= s.cfg.MaxSubscriptions {
+	if !already && s.hub.Subscriptions(c) >= s.cfg.MaxSubscriptions {
 		return nil, "", nil, errs.New(errs.RateLimited, CodeTooManySubscriptions, fmt.Sprintf("a connection may subscribe to at most %d channels", s.cfg.MaxSubscriptions))
 	}
 	claims := c.Claims()
@@ -228,7 +228,7 @@ func (s *Service) onUnsubscribe(r Request[subscribeReq]) (any, error) {
 	if hub.Internal(r.Payload.Channel) {
 		return nil, errInternalChannel("unsubscribed")
 	}
-	if s.hub.Subscribed(r.SocketID, r.Payload.Channel) {
+	if s.hub.Subscribed(r.conn, r.Payload.Channel) {
 		if err := s.leave(r.Ctx, r.conn, r.Payload.Channel); err != nil {
 			return nil, err // a hook panicked: 500, though the channel is left all the same
 		}
@@ -278,7 +278,7 @@ func (s *Service) leave(ctx context.Context, c Conn, channel string) error {
 func (s *Service) recheck(ctx context.Context, c Conn) {
 	claims := c.Claims()
 	st := c.ConnState()
-	for _, name := range s.hub.ChannelsOf(c.ID()) {
+	for _, name := range s.hub.ChannelsOf(c) {
 		if hub.Internal(name) {
 			continue
 		}
@@ -345,7 +345,7 @@ func (s *Service) clientEvent(r Request[clientEventReq]) (history.Position, erro
 	if !ch.ClientEventsAllowed() {
 		return history.Position{}, errs.New(errs.Forbidden, CodeClientEventsForbidden, "client events are only allowed on private- and presence- channels")
 	}
-	if !s.hub.Subscribed(c.ID(), ch.Name) {
+	if !s.hub.Subscribed(c, ch.Name) {
 		return history.Position{}, errs.New(errs.Forbidden, CodeNotSubscribed, "subscribe to the channel before sending client events on it")
 	}
 	if len(req.Data) > s.cfg.MaxPayloadBytes {

@@ -55,7 +55,7 @@ func TestNothingIsRecreatedAfterDisconnect(t *testing.T) {
 	} {
 		wantRefusal(t, f.send(c, ev.name, ev.payload), 503, CodeConnectionClosed)
 	}
-	if chans := f.hub.ChannelsOf(c.ID()); len(chans) != 0 {
+	if chans := f.hub.ChannelsOf(c); len(chans) != 0 {
 		t.Fatalf("channels after the disconnect: %v", chans)
 	}
 	f.svc.Connect(c) // a second connect of a connection gone
@@ -66,7 +66,7 @@ func TestNothingIsRecreatedAfterDisconnect(t *testing.T) {
 		t.Fatalf("a Connect after Disconnect was not refused (closed %q)", closed)
 	}
 	f.svc.Disconnect(c, "client gone") // and a second disconnect
-	if chans := f.hub.ChannelsOf(c.ID()); len(chans) != 0 {
+	if chans := f.hub.ChannelsOf(c); len(chans) != 0 {
 		t.Fatalf("channels after connecting again: %v", chans)
 	}
 	if n := f.svc.userConns.Count("1"); n != 1 {
@@ -142,7 +142,7 @@ func TestEventsRacingDisconnect(t *testing.T) {
 		if refused < workers {
 			t.Fatalf("round %d: %d refusals, want at least the %d events after the disconnect", round, refused, workers)
 		}
-		if chans := f.hub.ChannelsOf(c.ID()); len(chans) != 0 {
+		if chans := f.hub.ChannelsOf(c); len(chans) != 0 {
 			t.Fatalf("round %d: channels after the disconnect: %v", round, chans)
 		}
 		if all, _ := f.hub.Channels(context.Background(), ""); len(all) != 0 {
@@ -172,10 +172,10 @@ func TestRefreshAndSigninRacingDisconnect(t *testing.T) {
 		})
 		wg.Go(func() { f.svc.Disconnect(c, "client gone") })
 		wg.Wait()
-		if chans := f.hub.ChannelsOf(c.ID()); len(chans) != 0 {
+		if chans := f.hub.ChannelsOf(c); len(chans) != 0 {
 			t.Fatalf("round %d: channels after the disconnect: %v", round, chans)
 		}
-		if f.hub.Subscribed(c.ID(), hub.UserChannel("42")) {
+		if f.hub.Subscribed(c, hub.UserChannel("42")) {
 			t.Fatalf("round %d: a sign-in joined after the disconnect", round)
 		}
 	}

@@ -241,7 +241,7 @@ func (s *Service) Disconnect(c Conn, reason string) {
 	// The connection's context is cancelled by now, but leaving must still reach Redis.
 	ctx, cancel := settle(c.Context())
 	defer cancel()
-	for _, ch := range s.hub.ChannelsOf(c.ID()) {
+	for _, ch := range s.hub.ChannelsOf(c) {
 		_ = s.leave(ctx, c, ch) // a hook's panic is logged by leave; the rest still leaves
 	}
 	if st.UserCounted {

@@ -38,6 +38,7 @@ type fakeConn struct {
 	closed string
 
 	state connstate.State
+	chans hub.ConnChannels
 }
 
 type emitted struct {
@@ -50,14 +51,15 @@ func newFakeConn(id string, claims *tokens.Claims) *fakeConn {
 	return &fakeConn{id: id, claims: claims, ctx: ctx, cancel: cancel}
 }
 
-func (c *fakeConn) ConnState() *connstate.State   { return &c.state }
-func (c *fakeConn) ID() string                    { return c.id }
-func (c *fakeConn) UserID() string                { return c.Claims().UserID() }
-func (c *fakeConn) IP() string                    { return "192.0.2.1" }
-func (c *fakeConn) Context() context.Context      { return c.ctx }
-func (c *fakeConn) Claims() *tokens.Claims        { c.mu.Lock(); defer c.mu.Unlock(); return c.claims }
-func (c *fakeConn) SetClaims(cl *tokens.Claims)   { c.mu.Lock(); c.claims = cl; c.mu.Unlock() }
-func (c *fakeConn) CloseAfterFlush(reason string) { c.Close(reason) }
+func (c *fakeConn) ConnState() *connstate.State    { return &c.state }
+func (c *fakeConn) HubChannels() *hub.ConnChannels { return &c.chans }
+func (c *fakeConn) ID() string                     { return c.id }
+func (c *fakeConn) UserID() string                 { return c.Claims().UserID() }
+func (c *fakeConn) IP() string                     { return "192.0.2.1" }
+func (c *fakeConn) Context() context.Context       { return c.ctx }
+func (c *fakeConn) Claims() *tokens.Claims         { c.mu.Lock(); defer c.mu.Unlock(); return c.claims }
+func (c *fakeConn) SetClaims(cl *tokens.Claims)    { c.mu.Lock(); c.claims = cl; c.mu.Unlock() }
+func (c *fakeConn) CloseAfterFlush(reason string)  { c.Close(reason) }
 func (c *fakeConn) Close(reason string) {
 	c.mu.Lock()
 	c.closed = reason
@@ -239,7 +241,7 @@ func TestInternalChannelsAreNotTheClients(t *testing.T) {
 			t.Fatalf("%s ack %v does not name the channel", ev, ack)
 		}
 	}
-	if !f.hub.Subscribed(c.ID(), own) {
+	if !f.hub.Subscribed(c, own) {
 		t.Fatal("the connection left its user's channel")
 	}
 	// terminate_connections still reaches it.
@@ -295,7 +297,7 @@ func TestRefreshRechecksSubscriptions(t *testing.T) {
 		t.Fatalf("subscription_error for %v: want the two staff channels", ended)
 	}
 	for ch, want := range map[string]bool{"news": true, signed: true, hub.UserChannel("1"): true, "private-group-staff": false, "presence-group-staff": false} {
-		if got := f.hub.Subscribed(c.ID(), ch); got != want {
+		if got := f.hub.Subscribed(c, ch); got != want {
 			t.Errorf("subscribed to %s: %v, want %v", ch, got, want)
 		}
 	}

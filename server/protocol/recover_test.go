@@ -92,7 +92,7 @@ func TestPanickingGuard(t *testing.T) {
 	if ev := c.emitted(EventSubscriptionError); len(ev) != 1 || ev[0]["status"] != float64(500) {
 		t.Fatalf("subscription_error: %v", ev)
 	}
-	if f.hub.Subscribed(c.ID(), "private-boom-guard") {
+	if f.hub.Subscribed(c, "private-boom-guard") {
 		t.Fatal("subscribed although the guard panicked")
 	}
 	wantLogged(t, logs, "channel guard")
@@ -105,7 +105,7 @@ func TestPanickingGuard(t *testing.T) {
 	if ack := f.send(c, EventRefresh, map[string]string{"token": f.token(t, tokens.User{ID: "1", Name: "Later"})}); ack["ok"] != true {
 		t.Fatalf("refresh: %v", ack)
 	}
-	if f.hub.Subscribed(c.ID(), "private-boom-later") {
+	if f.hub.Subscribed(c, "private-boom-later") {
 		t.Fatal("still subscribed after the guard panicked on the re-check")
 	}
 	if ev := c.emitted(EventSubscriptionError); len(ev) != 2 || ev[1]["channel"] != "private-boom-later" || ev[1]["status"] != float64(500) {
@@ -122,7 +122,7 @@ func TestPanickingSubscribeHook(t *testing.T) {
 	if ack["channel"] != "presence-boom-sub" {
 		t.Fatalf("ack %v does not name the channel", ack)
 	}
-	if f.hub.Subscribed(c.ID(), "presence-boom-sub") {
+	if f.hub.Subscribed(c, "presence-boom-sub") {
 		t.Fatal("left subscribed behind a 500")
 	}
 	if m, _ := f.hub.Members(context.Background(), "presence-boom-sub"); len(m) != 0 {
@@ -147,13 +147,13 @@ func TestPanickingUnsubscribeHook(t *testing.T) {
 		}
 	}
 	wantRefusal(t, f.send(c, EventUnsubscribe, map[string]string{"channel": "private-boom-unsub"}), 500, CodeInternal)
-	if f.hub.Subscribed(c.ID(), "private-boom-unsub") {
+	if f.hub.Subscribed(c, "private-boom-unsub") {
 		t.Fatal("the channel was not left")
 	}
 	wantLogged(t, logs, "unsubscribe hook")
 
 	f.svc.Disconnect(c, "gone")
-	if n := len(f.hub.ChannelsOf(c.ID())); n != 0 {
+	if n := len(f.hub.ChannelsOf(c)); n != 0 {
 		t.Fatalf("%d channels left after the disconnect", n)
 	}
 	if m, _ := f.hub.Members(context.Background(), "presence-boom-unsub"); len(m) != 0 {

@@ -32,7 +32,7 @@ func TestRestoreSubscribesAgainAndReplays(t *testing.T) {
 	if !ok {
 		t.Fatal("not restored")
 	}
-	if !f.hub.Subscribed("1.2", "news") || !f.hub.Subscribed("1.2", "small-x") {
+	if !f.hub.Subscribed(back, "news") || !f.hub.Subscribed(back, "small-x") {
 		t.Fatal("not subscribed again")
 	}
 	if got := eventsOf(t, back); len(got) != 0 {

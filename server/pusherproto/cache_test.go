@@ -89,12 +89,16 @@ func TestSubscriptionCountWebhookCarriesTheSettledCount(t *testing.T) {
 }
 
 // nopConn is a hub subscriber that drops what it is sent.
-type nopConn struct{ id string }
+type nopConn struct {
+	id    string
+	chans *hub.ConnChannels
+}
 
-func (c nopConn) ID() string                { return c.id }
-func (c nopConn) UserID() string            { return "" }
-func (c nopConn) SendFrame(wire.Frame) bool { return true }
-func (c nopConn) Close(string)              {}
+func (c nopConn) ID() string                     { return c.id }
+func (c nopConn) UserID() string                 { return "" }
+func (c nopConn) SendFrame(wire.Frame) bool      { return true }
+func (c nopConn) Close(string)                   {}
+func (c nopConn) HubChannels() *hub.ConnChannels { return c.chans }
 
 func TestSubscriptionCountIsNotACacheChannelsLastEvent(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -102,7 +106,7 @@ func TestSubscriptionCountIsNotACacheChannelsLastEvent(t *testing.T) {
 	h := hub.New(hub.NewMemoryBrokerWithHistory(history.NewMemory(), policy), hub.NewMemoryPresence(), nil, hub.Hooks{}, log)
 	s := &Service{hub: h, log: log, cfg: &config.Config{SubscriptionCount: true}, webhooks: func(webhook.Event) {}}
 	ctx := context.Background()
-	if _, err := h.Subscribe(ctx, nopConn{"1.1"}, "cache-x", nil, 0); err != nil {
+	if _, err := h.Subscribe(ctx, nopConn{"1.1", &hub.ConnChannels{}}, "cache-x", nil, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.Publish(ctx, hub.Message{Channel: "cache-x", Event: "e", Data: json.RawMessage(`1`)}); err != nil {

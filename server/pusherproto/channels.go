@@ -106,11 +106,11 @@ func (s *Service) subscribe(c *Conn, d subscribeData) (any, error) {
 	if s.cfg.Pusher.RequireSignin && c.UserID() == "" {
 		return nil, errs.New(errs.Unauthorized, errs.CodeSigninRequired, "sign in (pusher:signin) before subscribing")
 	}
-	already := s.hub.Subscribed(c.id, ch.Name)
+	already := s.hub.Subscribed(c, ch.Name)
 	if !c.subscribeRate.Allow() {
 		return nil, errs.New(errs.RateLimited, errs.CodeRateLimited, "too many subscribe attempts; slow down")
 	}
-	if !already && s.hub.Subscriptions(c.id) >= s.cfg.MaxSubscriptions {
+	if !already && s.hub.Subscriptions(c) >= s.cfg.MaxSubscriptions {
 		return nil, errs.New(errs.RateLimited, errs.CodeTooManySubscriptions, fmt.Sprintf("a connection may subscribe to at most %d channels", s.cfg.MaxSubscriptions))
 	}
 	var member *hub.Member
@@ -166,7 +166,7 @@ func (s *Service) onUnsubscribe(c *Conn, m inbound) {
 		c.sendError(ErrBadMessage, "pusher:unsubscribe needs data {channel}")
 		return
 	}
-	if hub.Internal(d.Channel) || !s.hub.Subscribed(c.id, d.Channel) {
+	if hub.Internal(d.Channel) || !s.hub.Subscribed(c, d.Channel) {
 		return // a client cannot leave its user's channel; leaving another is harmless
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), settleTimeout)
@@ -267,7 +267,7 @@ func (s *Service) onClientEvent(c *Conn, m inbound) {
 		refuse(errs.CodeClientEventsForbidden, "client events are only allowed on private- and presence- channels")
 		return
 	}
-	if !s.hub.Subscribed(c.id, ch.Name) {
+	if !s.hub.Subscribed(c, ch.Name) {
 		refuse(errs.CodeNotSubscribed, "subscribe to the channel before sending client events on it")
 		return
 	}

@@ -58,7 +58,12 @@ type Conn struct {
 	activity    *time.Timer
 	pinged      bool
 	signin      *time.Timer
+
+	chans hub.ConnChannels // its channels, as the hub keeps them
 }
+
+// HubChannels is the connection's channels as the hub keeps them.
+func (c *Conn) HubChannels() *hub.ConnChannels { return &c.chans }
 
 // ID is the socket id, in Pusher's form.
 func (c *Conn) ID() string { return c.id }

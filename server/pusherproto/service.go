@@ -298,7 +298,7 @@ func (s *Service) disconnect(c *Conn) {
 	_ = c.ws.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
 	defer cancel()
-	for _, ch := range s.hub.ChannelsOf(c.id) {
+	for _, ch := range s.hub.ChannelsOf(c) {
 		s.leave(ctx, c, ch)
 	}
 	s.mu.Lock()

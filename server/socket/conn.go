@@ -10,6 +10,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/jetsocket/jetsocket/server/connstate"
+	"github.com/jetsocket/jetsocket/server/hub"
 	"github.com/jetsocket/jetsocket/server/socket/engine"
 	"github.com/jetsocket/jetsocket/server/wire"
 	"github.com/jetsocket/jetsocket/tokens"
@@ -59,9 +60,11 @@ type Conn struct {
 	reason     string
 	writers    sync.WaitGroup
 
-	// state is the protocol's state of the connection (server/protocol fills it): on
-	// the connection, so that no event looks it up in a registry.
+	// state is the protocol's state of the connection (server/protocol fills it), and
+	// chans its channels as the hub keeps them: on the connection, so that no event
+	// looks them up in a registry.
 	state connstate.State
+	chans hub.ConnChannels
 }
 
 // ID is the connection's socket id, in Pusher's form.
@@ -78,6 +81,9 @@ func (c *Conn) UserID() string { return c.Claims().UserID() }
 
 // ConnState is the protocol's state of the connection (connstate).
 func (c *Conn) ConnState() *connstate.State { return &c.state }
+
+// HubChannels is the connection's channels as the hub keeps them.
+func (c *Conn) HubChannels() *hub.ConnChannels { return &c.chans }
 
 // IP is the client's address: as the HTTP layer resolved it (WithClientIP), else the
 // TCP peer's.

@@ -204,6 +204,7 @@ func (f *fakeSess) Close() error                 { return nil }
 func (f *fakeSess) Transport() string            { return "polling" }
 func (f *fakeSess) ClientIP() string             { return "127.0.0.1" }
 func (f *fakeSess) Token() string                { return "" }
+func (f *fakeSess) Verified() *tokens.Claims     { return nil }
 func (f *fakeSess) Protocol() int                { return 4 }
 func (f *fakeSess) CutOff() bool                 { return false }
 

@@ -442,7 +442,14 @@ func (s *Server) authenticate(sess Session) (*tokens.Claims, connectAuth) {
 	if sess.Protocol() >= 5 {
 		return s.awaitConnect(sess)
 	}
-	claims, err := s.opts.Authenticate(sess.Token())
+	// Claims the HTTP layer verified an instant ago (Verified) are taken as they are: a
+	// token that expires from now on (JWT_LEEWAY included) is the protocol's expiry
+	// timer's, as for any connection.
+	claims := sess.Verified()
+	var err error
+	if claims == nil {
+		claims, err = s.opts.Authenticate(sess.Token())
+	}
 	if err != nil {
 		// The middleware checked this token an instant ago; it can only have expired
 		// in between. Tell the client; the caller closes.

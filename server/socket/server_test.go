@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -294,5 +295,67 @@ func TestRequestForAJustClosedWebsocketSessionIsInvalidSid(t *testing.T) {
 		if res.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), `"invalid_sid"`) {
 			t.Errorf("%s on a closed sid: %d %s; want 400 invalid_sid", transport, res.StatusCode, body)
 		}
+	}
+}
+
+// A v3 session takes the claims the HTTP layer verified (WithVerified) instead of
+// verifying its token again, on either transport. (Claims that expire from then on, with
+// JWT_LEEWAY, are the protocol's expiry timer's: e2e config.test.mjs.)
+func TestV3SessionTakesTheHandshakesVerifiedClaims(t *testing.T) {
+	var verifies atomic.Int32
+	connected := make(chan *Conn, 4)
+	s, err := NewServer(Options{
+		Authenticate: func(token string) (*tokens.Claims, error) {
+			verifies.Add(1)
+			return &tokens.Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: token}}, nil
+		},
+		Handler:   func(*Conn, string, []json.RawMessage) any { return nil },
+		OnConnect: func(c *Conn) { connected <- c },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = s.Serve() }()
+	stamped := map[string]*tokens.Claims{}
+	for _, user := range []string{"fresh-ws", "fresh-polling"} {
+		stamped[user] = &tokens.Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: user, ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))}}
+	}
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c := stamped[r.URL.Query().Get("token")]; c != nil && r.URL.Query().Get("sid") == "" {
+			r = WithVerified(r, c)
+		}
+		s.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = s.Shutdown(ctx)
+		hs.Close()
+	})
+	wsURL := "ws" + strings.TrimPrefix(hs.URL, "http") + "/?EIO=3&transport=websocket&token="
+
+	ws, _, err := websocket.DefaultDialer.Dial(wsURL+"fresh-ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	if c := <-connected; c.Claims() != stamped["fresh-ws"] {
+		t.Fatalf("websocket session has claims %+v, not the handshake's", c.Claims())
+	}
+	res, err := http.Get(hs.URL + "/?EIO=3&transport=polling&token=fresh-polling")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	select {
+	case c := <-connected:
+		if c.Claims() != stamped["fresh-polling"] {
+			t.Fatalf("polling session has claims %+v, not the handshake's", c.Claims())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("polling session never connected")
+	}
+	if n := verifies.Load(); n != 0 {
+		t.Fatalf("the token was verified again %d times", n)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"io"
 
 	"github.com/jetsocket/jetsocket/server/socket/engine"
+	"github.com/jetsocket/jetsocket/tokens"
 )
 
 // Session is an Engine.IO session as the socket layer drives it: what it needs from an
@@ -32,8 +33,12 @@ type Session interface {
 	// ClientIP is the handshake's client address, as the HTTP layer resolved it
 	// (engine.WithClientIP).
 	ClientIP() string
-	// Token is the handshake query's token ("" when it had none).
+	// Token is the handshake query's token ("" when it had none, or when Verified
+	// carries its claims).
 	Token() string
+	// Verified is the claims the HTTP layer verified from the handshake's token
+	// (engine.WithVerified), or nil: the socket layer then verifies Token itself.
+	Verified() *tokens.Claims
 	// Protocol is the socket.io protocol revision the client speaks: 4 over Engine.IO
 	// v3 (socket.io-client 2.x, which is sent CONNECT unasked), 5 over Engine.IO v4
 	// (3.x and 4.x, which send CONNECT, maybe with their token, and wait for it).

@@ -7,7 +7,7 @@ start() { # bin port
   echo $!
 }
 cpu() { awk '{print $14+$15}' /proc/$1/stat; }
-PB=$(start .bin/jetsocket-base $((18071+EIO*10))); PN=$(start .bin/jetsocket $((18072+EIO*10)))
+PB=$(start ${BASE:-.bin/jetsocket-base} $((18071+EIO*10))); PN=$(start .bin/jetsocket $((18072+EIO*10)))
 sleep 2
 tck=$(getconf CLK_TCK)
 for i in $(seq 1 $K); do

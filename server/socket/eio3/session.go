@@ -8,6 +8,7 @@ import (
 	"github.com/googollee/go-socket.io/engineio/session"
 
 	"github.com/jetsocket/jetsocket/server/socket/engine"
+	"github.com/jetsocket/jetsocket/tokens"
 )
 
 // Session is one go-socket.io session as the socket layer drives it (it implements
@@ -70,6 +71,9 @@ func (s *Session) Close() error {
 func (s *Session) Transport() string { return s.info.transport }
 func (s *Session) ClientIP() string  { return s.info.ip }
 func (s *Session) Token() string     { return s.info.token }
+
+// Verified is the claims the HTTP layer verified from the handshake's token, or nil.
+func (s *Session) Verified() *tokens.Claims { return s.info.claims }
 
 // Protocol: socket.io-client 2.x speaks socket.io protocol 4 over Engine.IO v3.
 func (s *Session) Protocol() int { return 4 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/jetsocket/jetsocket/server/errs"
 	"github.com/jetsocket/jetsocket/server/socket/engine"
+	"github.com/jetsocket/jetsocket/tokens"
 )
 
 // The polling-to-websocket upgrade of go-socket.io v1.7.0 loses messages in both
@@ -277,10 +278,17 @@ func (c *graceConn) NextWriter(ft frame.Type, pt packet.Type) (io.WriteCloser, e
 // sid (sessionIDs) until the session is accepted.
 type openInfo struct {
 	ip, token, transport string
+	// claims the HTTP layer verified from the query token (engine.WithVerified); the
+	// token is then not kept (a substring of it would hold the whole request line).
+	claims *tokens.Claims
 }
 
 func newOpenInfo(r *http.Request, transport string) *openInfo {
-	return &openInfo{ip: engine.ClientIP(r), token: r.URL.Query().Get("token"), transport: transport}
+	info := &openInfo{ip: engine.ClientIP(r), transport: transport, claims: engine.Verified(r)}
+	if info.claims == nil {
+		info.token = r.URL.Query().Get("token")
+	}
+	return info
 }
 
 // openWriter is the OPEN packet being written: on Close it files info under the sid the

@@ -29,6 +29,7 @@ import (
 
 	"github.com/jetsocket/jetsocket/server/errs"
 	"github.com/jetsocket/jetsocket/server/socket/engine"
+	"github.com/jetsocket/jetsocket/tokens"
 )
 
 // WebSocket is a websocket connection as the engine uses it. Writes may come from several
@@ -314,6 +315,10 @@ func (s *Session) ClientIP() string { return s.ip }
 // Token is the handshake query's token ("" when it had none; socket.io-client 3.x/4.x
 // send theirs in CONNECT).
 func (s *Session) Token() string { return s.token }
+
+// Verified is nil: a v4 client's token is checked at its CONNECT (auth, else the
+// query's), which comes after the handshake.
+func (s *Session) Verified() *tokens.Claims { return nil }
 
 // Transport is the transport of the handshake ("polling" or "websocket").
 func (s *Session) Transport() string { return s.transport }
