@@ -248,3 +248,17 @@ func TestPendingSessionIDsAreBounded(t *testing.T) {
 		t.Fatal("a waiter on the swept sid would wait for readyWait")
 	}
 }
+
+// A new session's request reaches the library without its token once its claims are
+// verified: the library keeps a substring of the query for the session's life.
+func TestWithoutTokenDropsOnlyTheToken(t *testing.T) {
+	r := httptest.NewRequest("GET", "/socket.io/?EIO=3&transport=websocket&token=aaa.bbb.ccc&extra=1", nil)
+	got := withoutToken(r)
+	q := got.URL.Query()
+	if q.Has("token") || q.Get("EIO") != "3" || q.Get("transport") != "websocket" || q.Get("extra") != "1" {
+		t.Fatalf("query %q", got.URL.RawQuery)
+	}
+	if !r.URL.Query().Has("token") {
+		t.Fatal("the caller's request was changed")
+	}
+}

@@ -38,9 +38,11 @@ type WebSocket struct {
 	shut   atomic.Bool // Close was called: the session is over
 }
 
-// wsReadBuffer is the read buffer per connection. Client packets are small (an event and
-// its ack id); a larger frame is read through it in more than one syscall.
-const wsReadBuffer = 1024
+// wsReadBuffer is the read buffer per connection, held while it is idle. Client packets
+// are small (a ping, an event and its ack id); a larger frame is read through it in more
+// than one syscall. 1 KiB -> 512 B: live heap per idle connection 0.91x (v2) and 0.92x
+// (v4) at N=2,000 (BENCHMARKS.md).
+const wsReadBuffer = 512
 
 // wsWriteBuffers are shared by every connection: a buffer is held only while one frame
 // is written.
