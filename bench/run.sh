@@ -18,4 +18,4 @@ go build -o .bin/jetsocket .
 .bin/jetbench compare -jetsocket .bin/jetsocket -node bench/node -n "$N" -out bench/results "$@"
 
 # Go micro-benchmarks: token verification, channel rules, payload codec, hub fan-out.
-go test -run '^$' -bench . -benchmem -count 1 ./tokens ./server/channels ./server/socket ./server/hub | tee bench/results/go-bench.txt
+go test -run '^$' -bench . -benchmem -count 1 ./tokens ./server/channels ./server/socket ./server/wire ./server/hub | tee bench/results/go-bench.txt

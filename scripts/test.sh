@@ -45,8 +45,8 @@ step "bench module: go vet, go test -race"
 (cd bench && go vet ./... && go test -race -count=1 ./...)
 
 step "fuzz (${FUZZTIME} each)"
-go test -run '^$' -fuzz '^FuzzDecodePacket$' -fuzztime "$FUZZTIME" ./server/socket
-go test -run '^$' -fuzz '^FuzzHandOffPayload$' -fuzztime "$FUZZTIME" ./server/socket
+go test -run '^$' -fuzz '^FuzzDecodePacket$' -fuzztime "$FUZZTIME" ./server/wire
+go test -run '^$' -fuzz '^FuzzHandOffPayload$' -fuzztime "$FUZZTIME" ./server/socket/eio3
 
 step "end-to-end"
 mkdir -p .bin

@@ -44,7 +44,7 @@ func (a *app) routes() (_ http.Handler, err error) {
 	}, a.log))
 	login.OPTIONS("", func(*gin.Context) {}) // answered by CORS
 
-	sock := r.Group("/socket.io", middleware.EngineErrors(), a.origins.CORS(), stampClientIP,
+	sock := r.Group("/socket.io", a.origins.CORS(), stampClientIP,
 		middleware.LimitBody(int64(a.cfg.MaxPayloadBytes)*4+64<<10),
 		middleware.Handshake(middleware.HandshakeOptions{
 			Verifier:  a.tokens,

@@ -454,7 +454,7 @@ func (s *Server) authenticate(sess Session) (*tokens.Claims, connectAuth) {
 		// The middleware checked this token an instant ago; it can only have expired
 		// in between. Tell the client; the caller closes.
 		s.log.Warn("socket refused after handshake", "reason", string(tokens.ReasonOf(err)), "ip", sess.ClientIP())
-		_ = sess.Send(encodeError("/", errs.CodeInvalidToken))
+		_ = sess.Send(wire.EncodeError("/", errs.CodeInvalidToken))
 		return nil, connectAuth{}
 	}
 	return claims, connectAuth{}
@@ -603,7 +603,7 @@ func (s *Server) handleOff(c *Conn, frame []byte) (stop bool) {
 }
 
 func (s *Server) handle(c *Conn, frame []byte) (stop bool) {
-	p, err := DecodePacket(frame)
+	p, err := wire.DecodePacket(frame)
 	if err != nil {
 		c.Error(CodeBadPacket, "malformed socket.io packet: "+err.Error())
 		return false
@@ -611,9 +611,9 @@ func (s *Server) handle(c *Conn, frame []byte) (stop bool) {
 	return s.dispatch(c, p)
 }
 
-func (s *Server) dispatch(c *Conn, p Packet) (stop bool) {
+func (s *Server) dispatch(c *Conn, p wire.Packet) (stop bool) {
 	switch p.Type {
-	case PacketEvent:
+	case wire.PacketEvent:
 		if p.Namespace != "/" {
 			c.sendFrame(wire.NewFrame(c.namespaceError(p.Namespace)))
 			return false
@@ -623,21 +623,21 @@ func (s *Server) dispatch(c *Conn, p Packet) (stop bool) {
 		if a, ok := ack.(AckThen); ok {
 			ack, then = a.Ack, a.Then
 		}
-		if p.ID != noAck {
+		if p.ID != wire.NoAck {
 			c.ack(p.ID, ack)
 		}
 		if then != nil {
 			then()
 		}
-	case PacketDisconnect:
+	case wire.PacketDisconnect:
 		return p.Namespace == "/"
-	case PacketConnect:
+	case wire.PacketConnect:
 		if p.Namespace != "/" {
 			c.sendFrame(wire.NewFrame(c.namespaceError(p.Namespace)))
 		}
-	case PacketBinaryEvent, PacketBinaryAck:
+	case wire.PacketBinaryEvent, wire.PacketBinaryAck:
 		c.Error(CodeBinary, "binary packets are not supported")
-	case PacketAck, PacketError:
+	case wire.PacketAck, wire.PacketError:
 		// The server never asks clients for acks; stray ones are ignored.
 	}
 	return false
@@ -659,7 +659,7 @@ func newSocketID() string {
 // namespaceError refuses a namespace other than "/" in the client's protocol generation.
 func (c *Conn) namespaceError(namespace string) []byte {
 	if c.v5 {
-		return encodeConnectError(namespace, "Invalid namespace", nil)
+		return wire.EncodeConnectError(namespace, "Invalid namespace", nil)
 	}
-	return encodeError(namespace, "Invalid namespace")
+	return wire.EncodeError(namespace, "Invalid namespace")
 }

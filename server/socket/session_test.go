@@ -52,6 +52,9 @@ func TestSessionValuesComeFromTheHandshakeRequest(t *testing.T) {
 	}
 	defer ws3.Close()
 	check("v3ws", "websocket")
+	if c := ts.conn(t, "v3ws"); c.v5 || c.sess.WebSocket() == nil || !c.sess.WebSocket().Direct() {
+		t.Fatal("a v3 websocket connection is not protocol 4 on a direct websocket")
+	}
 
 	ws4, _, err := websocket.DefaultDialer.Dial(wsURL+"/?EIO=4&transport=websocket&token=v4ws", nil)
 	if err != nil {

@@ -49,14 +49,15 @@ func (s *Server) newEngine4() (*eio4.Server, error) {
 // client {sid}, and pid when the session can be restored.
 func (s *Server) connectReply(c *Conn) {
 	if !c.v5 {
-		c.sendFrame(wire.NewFrame([]byte{'0'}))
+		bare, _ := wire.EncodeConnect(nil)
+		c.sendFrame(wire.NewFrame(bare))
 		return
 	}
-	ok, _ := json.Marshal(struct {
+	ok, _ := wire.EncodeConnect(struct {
 		SID string `json:"sid"`
 		PID string `json:"pid,omitempty"`
 	}{c.id, c.pid})
-	c.sendFrame(wire.NewFrame(append([]byte{'0'}, ok...)))
+	c.sendFrame(wire.NewFrame(ok))
 }
 
 // restore restores the session a CONNECT names ({pid, offset} in its auth) if it is
@@ -131,14 +132,14 @@ func (s *Server) awaitConnect(conn Session) (*tokens.Claims, connectAuth) {
 		if err != nil || binary || int64(len(frame)) > max {
 			return nil, connectAuth{} // nothing but a CONNECT is expected from a client not yet connected
 		}
-		p, err := DecodePacket(frame)
+		p, err := wire.DecodePacket(frame)
 		if err != nil {
 			return nil, connectAuth{}
 		}
 		switch p.Type {
-		case PacketConnect:
+		case wire.PacketConnect:
 			if p.Namespace != "/" {
-				_ = conn.Send(encodeConnectError(p.Namespace, "Invalid namespace", nil))
+				_ = conn.Send(wire.EncodeConnectError(p.Namespace, "Invalid namespace", nil))
 				continue
 			}
 			if claims, auth := s.connect5(conn, p.Data); claims != nil {
@@ -147,7 +148,7 @@ func (s *Server) awaitConnect(conn Session) (*tokens.Claims, connectAuth) {
 				}
 				return claims, auth
 			}
-		case PacketDisconnect:
+		case wire.PacketDisconnect:
 			return nil, connectAuth{}
 		}
 		// Anything else before CONNECT belongs to no socket: ignored, as Node does.
@@ -190,29 +191,16 @@ func (s *Server) connect5(conn Session, data []byte) (*tokens.Claims, connectAut
 			s.opts.OnAuthRefused(reason)
 		}
 		s.log.Warn("socket auth refused", "reason", string(reason), "ip", ip, "protocol", 5)
-		_ = conn.Send(encodeConnectError("/", errs.CodeInvalidToken, map[string]any{"status": http.StatusUnauthorized, "reason": string(reason)}))
+		_ = conn.Send(wire.EncodeConnectError("/", errs.CodeInvalidToken, map[string]any{"status": http.StatusUnauthorized, "reason": string(reason)}))
 		return nil, connectAuth{}
 	}
 	if s.opts.Admit != nil {
 		if err := s.opts.Admit(claims, ip); err != nil {
 			e := errs.From(err)
 			s.log.Warn("socket refused", "reason", e.Code, "user_id", claims.UserID(), "ip", ip, "protocol", 5)
-			_ = conn.Send(encodeConnectError("/", e.Code, map[string]any{"status": e.Kind.Status(), "reason": e.Message}))
+			_ = conn.Send(wire.EncodeConnectError("/", e.Code, map[string]any{"status": e.Kind.Status(), "reason": e.Message}))
 			return nil, connectAuth{}
 		}
 	}
 	return claims, auth
-}
-
-// encodeConnectError builds a v5 CONNECT_ERROR: 4[<nsp>,]{"message","data"?}.
-func encodeConnectError(namespace, message string, data any) []byte {
-	body := map[string]any{"message": message}
-	if data != nil {
-		body["data"] = data
-	}
-	b, _ := json.Marshal(body)
-	if namespace == "/" || namespace == "" {
-		return append([]byte{'4'}, b...)
-	}
-	return append([]byte("4"+namespace+","), b...)
 }

@@ -62,7 +62,7 @@ type Engine struct {
 	ips      IPCounter
 	log      *slog.Logger
 
-	mu   sync.Mutex
+	mu   sync.RWMutex        // read-held on every request that names a sid
 	live map[string]*Session // accepted and not closed, by sid
 }
 
@@ -136,9 +136,9 @@ func withoutToken(r *http.Request) *http.Request {
 // the socket layer's read loop learns of it and closes the session; a request for the
 // sid in between is for a session that has ended, not an upgrade of a live one.
 func (e *Engine) alive(sid string) bool {
-	e.mu.Lock()
+	e.mu.RLock()
 	s := e.live[sid]
-	e.mu.Unlock()
+	e.mu.RUnlock()
 	if s == nil || s.ended.Load() {
 		return false
 	}

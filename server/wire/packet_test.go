@@ -1,11 +1,9 @@
-package socket
+package wire
 
 import (
 	"encoding/json"
 	"strings"
 	"testing"
-
-	"github.com/jetsocket/jetsocket/server/wire"
 )
 
 func TestDecodePacket(t *testing.T) {
@@ -18,18 +16,18 @@ func TestDecodePacket(t *testing.T) {
 		args    []string
 		wantErr bool
 	}{
-		{in: "0", typ: PacketConnect, nsp: "/", id: noAck},
-		{in: "0/chat", typ: PacketConnect, nsp: "/chat", id: noAck},
-		{in: "0/chat?token=x", typ: PacketConnect, nsp: "/chat", id: noAck},
-		{in: "1", typ: PacketDisconnect, nsp: "/", id: noAck},
-		{in: `2["ping"]`, typ: PacketEvent, nsp: "/", id: noAck, event: "ping", args: []string{}},
-		{in: `2["sub",{"channel":"a"}]`, typ: PacketEvent, nsp: "/", id: noAck, event: "sub", args: []string{`{"channel":"a"}`}},
+		{in: "0", typ: PacketConnect, nsp: "/", id: NoAck},
+		{in: "0/chat", typ: PacketConnect, nsp: "/chat", id: NoAck},
+		{in: "0/chat?token=x", typ: PacketConnect, nsp: "/chat", id: NoAck},
+		{in: "1", typ: PacketDisconnect, nsp: "/", id: NoAck},
+		{in: `2["ping"]`, typ: PacketEvent, nsp: "/", id: NoAck, event: "ping", args: []string{}},
+		{in: `2["sub",{"channel":"a"}]`, typ: PacketEvent, nsp: "/", id: NoAck, event: "sub", args: []string{`{"channel":"a"}`}},
 		{in: `212["sub",{"channel":"a"},3]`, typ: PacketEvent, nsp: "/", id: 12, event: "sub", args: []string{`{"channel":"a"}`, "3"}},
 		{in: `2/chat,7["x"]`, typ: PacketEvent, nsp: "/chat", id: 7, event: "x", args: []string{}},
-		{in: `2["a,b",1]`, typ: PacketEvent, nsp: "/", id: noAck, event: "a,b", args: []string{"1"}},
+		{in: `2["a,b",1]`, typ: PacketEvent, nsp: "/", id: NoAck, event: "a,b", args: []string{"1"}},
 		{in: `35[{"ok":true}]`, typ: PacketAck, nsp: "/", id: 5},
-		{in: `51-["up",{"_placeholder":true,"num":0}]`, typ: PacketBinaryEvent, nsp: "/", id: noAck, event: "up", args: []string{`{"_placeholder":true,"num":0}`}},
-		{in: `4"boom"`, typ: PacketError, nsp: "/", id: noAck},
+		{in: `51-["up",{"_placeholder":true,"num":0}]`, typ: PacketBinaryEvent, nsp: "/", id: NoAck, event: "up", args: []string{`{"_placeholder":true,"num":0}`}},
+		{in: `4"boom"`, typ: PacketError, nsp: "/", id: NoAck},
 		{in: "", wantErr: true},
 		{in: "9", wantErr: true},
 		{in: "x", wantErr: true},
@@ -79,7 +77,7 @@ func TestDecodePacket(t *testing.T) {
 }
 
 func TestEncodeRoundTrip(t *testing.T) {
-	frame, err := wire.EncodeEvent("jetsocket:x", map[string]any{"channel": "c", "data": "hi \"there\""})
+	frame, err := EncodeEvent("jetsocket:x", map[string]any{"channel": "c", "data": "hi \"there\""})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,26 +90,40 @@ func TestEncodeRoundTrip(t *testing.T) {
 		t.Fatalf("round trip: %s -> %+v %v", frame, p, err)
 	}
 
-	raw, err := wire.EncodeEvent("e", json.RawMessage(`{"a":1}`))
+	raw, err := EncodeEvent("e", json.RawMessage(`{"a":1}`))
 	if err != nil || string(raw) != `2["e",{"a":1}]` {
 		t.Fatalf("raw payload: %s %v", raw, err)
 	}
-	if _, err := wire.EncodeEvent("e", json.RawMessage(`{"a":`)); err == nil {
+	if _, err := EncodeEvent("e", json.RawMessage(`{"a":`)); err == nil {
 		t.Fatal("invalid raw JSON accepted")
 	}
 
-	ack, err := wire.EncodeAck(42, map[string]bool{"ok": true})
+	ack, err := EncodeAck(42, map[string]bool{"ok": true})
 	if err != nil || string(ack) != `342[{"ok":true}]` {
 		t.Fatalf("ack: %s %v", ack, err)
 	}
 	if p, err := DecodePacket(ack); err != nil || p.Type != PacketAck || p.ID != 42 {
 		t.Fatalf("ack decode: %+v %v", p, err)
 	}
-	if got := string(encodeError("/", "bad")); got != `4"bad"` {
+	if got := string(EncodeError("/", "bad")); got != `4"bad"` {
 		t.Fatalf("root error packet: %s", got)
 	}
-	if got := string(encodeError("/chat", "Invalid namespace")); got != `4/chat,"Invalid namespace"` {
+	if got := string(EncodeError("/chat", "Invalid namespace")); got != `4/chat,"Invalid namespace"` {
 		t.Fatalf("namespace error packet: %s", got)
+	}
+	if got := string(EncodeConnectError("/", "invalid_token", map[string]any{"status": 401})); got != `4{"data":{"status":401},"message":"invalid_token"}` {
+		t.Fatalf("connect error packet: %s", got)
+	}
+	if got := string(EncodeConnectError("/x", "Invalid namespace", nil)); got != `4/x,{"message":"Invalid namespace"}` {
+		t.Fatalf("namespace connect error packet: %s", got)
+	}
+	for _, tt := range []struct {
+		data any
+		want string
+	}{{nil, "0"}, {map[string]string{"sid": "1.2"}, `0{"sid":"1.2"}`}} {
+		if got, err := EncodeConnect(tt.data); err != nil || string(got) != tt.want {
+			t.Fatalf("connect packet %v: %s %v", tt.data, got, err)
+		}
 	}
 }
 
@@ -127,7 +139,7 @@ func FuzzDecodePacket(f *testing.F) {
 		if p.Type > PacketBinaryAck {
 			t.Fatalf("type %d accepted", p.Type)
 		}
-		if p.ID < noAck || p.ID > maxAckID {
+		if p.ID < NoAck || p.ID > maxAckID {
 			t.Fatalf("ack id %d", p.ID)
 		}
 		if p.Type == PacketEvent {
@@ -136,7 +148,7 @@ func FuzzDecodePacket(f *testing.F) {
 			for i, a := range p.Args {
 				args[i] = a
 			}
-			frame, err := wire.EncodeEvent(p.Event, json.RawMessage(must(json.Marshal(args))))
+			frame, err := EncodeEvent(p.Event, json.RawMessage(must(json.Marshal(args))))
 			if err != nil {
 				t.Fatalf("re-encode: %v", err)
 			}

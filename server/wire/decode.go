@@ -1,4 +1,4 @@
-package socket
+package wire
 
 import (
 	"bytes"
@@ -7,6 +7,11 @@ import (
 	"fmt"
 	"strconv"
 )
+
+// The socket.io packet codec, both ways, for both protocol revisions the server speaks
+// (4: socket.io-client 2.x; 5: 3.x and 4.x): what clients send is decoded here
+// (DecodePacket) and everything the server sends is encoded here (EncodeEvent,
+// EncodeAck, EncodeConnect, EncodeError, EncodeConnectError).
 
 // PacketType is a socket.io (protocol v4, as spoken by socket.io-client 2.x) packet type.
 type PacketType byte
@@ -21,15 +26,15 @@ const (
 	PacketBinaryAck   PacketType = 6
 )
 
-// noAck marks a packet without an ack id.
-const noAck int64 = -1
+// NoAck is the ID of a packet without an ack id.
+const NoAck int64 = -1
 
 // Packet is a decoded socket.io packet. For events, Event is the name and Args the
 // remaining array elements, still raw JSON so each handler decodes only what it needs.
 type Packet struct {
 	Type      PacketType
 	Namespace string // "/" for the root namespace
-	ID        int64  // ack id, or noAck
+	ID        int64  // ack id, or NoAck
 	Event     string
 	Args      []json.RawMessage
 	Data      []byte // raw JSON of non-event packets
@@ -53,7 +58,7 @@ const maxAckID = 1<<53 - 1
 //
 // Malformed input gives an error, never a panic (see FuzzDecodePacket).
 func DecodePacket(b []byte) (Packet, error) {
-	p := Packet{Namespace: "/", ID: noAck}
+	p := Packet{Namespace: "/", ID: NoAck}
 	if len(b) == 0 {
 		return p, errEmptyPacket
 	}
@@ -118,7 +123,7 @@ func DecodePacket(b []byte) (Packet, error) {
 		}
 		p.Args = arr[1:]
 	case PacketAck, PacketBinaryAck:
-		if p.ID == noAck {
+		if p.ID == NoAck {
 			return p, errAckID
 		}
 		if len(rest) > 0 {
@@ -145,14 +150,4 @@ func allDigits(b []byte) bool {
 		}
 	}
 	return len(b) > 0
-}
-
-// encodeError builds an ERROR packet for a namespace (socket.io-client 2.x turns it
-// into an 'error' event on that namespace's socket).
-func encodeError(namespace, msg string) []byte {
-	m, _ := json.Marshal(msg)
-	if namespace == "/" || namespace == "" {
-		return append([]byte{'4'}, m...)
-	}
-	return append([]byte("4"+namespace+","), m...)
 }
