@@ -1,20 +1,16 @@
 package load
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
-	"github.com/jetsocket/jetsocket/server/apisig"
 	apitrigger "github.com/jetsocket/jetsocket/server/trigger"
 )
 
@@ -132,31 +128,11 @@ func (f *Fleet) Publish(ctx context.Context, n int) error {
 }
 
 func (f *Fleet) trigger(ctx context.Context, channels []string, seq int) error {
-	data := `{"t":` + strconv.FormatInt(time.Now().UnixNano(), 10) + `,"seq":` + strconv.Itoa(seq) + `}`
-	body, err := json.Marshal(map[string]any{"name": "tick", "channels": channels, "data": data})
+	body, err := json.Marshal(map[string]any{"name": "tick", "channels": channels, "data": tickData(seq)})
 	if err != nil {
 		return err
 	}
-	path := "/apps/" + f.t.AppID + "/events"
-	q := url.Values{}
-	apisig.SignQuery(http.MethodPost, path, q, body, f.t.Key, f.t.Secret, time.Now())
-	u := *f.t.URL
-	u.Path, u.RawQuery = path, q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := f.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("trigger: %w", err)
-	}
-	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("trigger: HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(msg)))
-	}
-	return nil
+	return postEvents(ctx, f.http, f.t, body)
 }
 
 // WaitDelivered waits until the fleet has received want events in all, or timeout.

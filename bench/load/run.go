@@ -450,22 +450,31 @@ func (tr *trigger) send(ctx context.Context, seq int) error {
 	if tr.centrifugo {
 		return tr.publishCentrifugo(ctx, seq)
 	}
-	data := `{"t":` + strconv.FormatInt(time.Now().UnixNano(), 10) + `,"seq":` + strconv.Itoa(seq) + `}`
-	body, err := json.Marshal(map[string]string{"name": tr.event, "channel": tr.channel, "data": data})
+	body, err := json.Marshal(map[string]string{"name": tr.event, "channel": tr.channel, "data": tickData(seq)})
 	if err != nil {
 		return err
 	}
-	path := "/apps/" + tr.t.AppID + "/events"
+	return postEvents(ctx, tr.client, tr.t, body)
+}
+
+// tickData is a timed event's data: when it was sent, and its sequence number.
+func tickData(seq int) string {
+	return `{"t":` + strconv.FormatInt(time.Now().UnixNano(), 10) + `,"seq":` + strconv.Itoa(seq) + `}`
+}
+
+// postEvents posts body to t's events endpoint, signed as Pusher's HTTP API is.
+func postEvents(ctx context.Context, client *http.Client, t Target, body []byte) error {
+	path := "/apps/" + t.AppID + "/events"
 	q := url.Values{}
-	apisig.SignQuery(http.MethodPost, path, q, body, tr.t.Key, tr.t.Secret, time.Now())
-	u := *tr.t.URL
+	apisig.SignQuery(http.MethodPost, path, q, body, t.Key, t.Secret, time.Now())
+	u := *t.URL
 	u.Path, u.RawQuery = path, q.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := tr.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("trigger: %w", err)
 	}
