@@ -91,6 +91,13 @@ smoke_out="$(mktemp -d)"
 test -s "$smoke_out/report.md" && test -s "$smoke_out/latency.png" && test -s "$smoke_out/results.json"
 rm -rf "$smoke_out"
 
+# The cluster bench at a small size (about 10 s): three nodes on a redis-server, nginx with
+# deploy/nginx.conf in front, and the per-channel layouts; it fails on a lost message, a
+# failed connection or a process that will not start. BENCHMARKS.md has the real figures.
+step "cluster bench smoke run (small N)"
+.bin/jetbench cluster -require -jetsocket .bin/jetsocket -rounds 1 -n 60 -events 3 -burst 3 \
+  -channels 12 -per-channel 2 -publications 240
+
 # The leak soak at a small N: connect/subscribe/disconnect cycles of every quick kind,
 # then goroutines, RSS and the live heap must return to their warm baseline (exit 1 on a
 # leak or a failed cycle). BENCHMARKS.md has the 10,000-cycle figures.

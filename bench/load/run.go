@@ -23,8 +23,12 @@ import (
 
 // Target is a running server to drive.
 type Target struct {
-	Name   string
-	URL    *url.URL
+	Name string
+	// URL is where triggers go, and where clients connect unless URLs is set.
+	URL *url.URL
+	// URLs, when set, are the addresses clients connect to, connection i to
+	// URLs[i%len(URLs)] (the nodes of a cluster, without a balancer in front).
+	URLs   []*url.URL
 	AppID  string
 	Key    string
 	Secret string
@@ -36,6 +40,14 @@ type Target struct {
 	// DEBUG_ADDR): the live heap, stacks and goroutines are then measured too, after a
 	// forced GC, at the baseline and when idle.
 	DebugURL *url.URL
+}
+
+// connectURL is where connection i connects.
+func (t Target) connectURL(i int) *url.URL {
+	if len(t.URLs) > 0 {
+		return t.URLs[i%len(t.URLs)]
+	}
+	return t.URL
 }
 
 // Config sets the shape of one run.
@@ -57,7 +69,10 @@ type Config struct {
 	// BeforeClose, when set, runs before the clients disconnect (a harness stops the
 	// server there, so the TIME_WAITs land on its side).
 	BeforeClose func()
-	Logf        func(format string, args ...any)
+	// AfterSubscribe, when set, runs once every connection has subscribed (a harness
+	// reads how a balancer spread them).
+	AfterSubscribe func()
+	Logf           func(format string, args ...any)
 }
 
 // Defaults fills in what c leaves zero.
@@ -192,7 +207,7 @@ func Run(ctx context.Context, t Target, cfg Config) (*Result, error) {
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 		start := time.Now()
-		c, err := connect(cctx, d, t.URL, t.Key, tokens[i], cfg.Handshake)
+		c, err := connect(cctx, d, t.connectURL(i), t.Key, tokens[i], cfg.Handshake)
 		if err != nil {
 			failMu.Lock()
 			res.ConnectFailures++
@@ -296,6 +311,9 @@ func Run(ctx context.Context, t Target, cfg Config) (*Result, error) {
 		return res, fmt.Errorf("%s: %d of %d subscribed: %v", t.Name, res.Subscribed, len(live), subErr.Load())
 	}
 	target.Store(int64(res.Subscribed))
+	if cfg.AfterSubscribe != nil {
+		cfg.AfterSubscribe()
+	}
 
 	// Idle memory.
 	select {

@@ -59,15 +59,14 @@ type Conn interface {
 // one (that order, always); it must not be copied.
 type ConnChannels struct {
 	mu   sync.Mutex
-	subs map[string]subscription
+	subs chanSubs
 }
 
 // sub is channel's subscription, if any.
 func (cc *ConnChannels) sub(channel string) (subscription, bool) {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
-	s, ok := cc.subs[channel]
-	return s, ok
+	return cc.subs.get(channel)
 }
 
 // UserChannel is the internal channel every connection of a user is on, so that
@@ -287,7 +286,7 @@ func (h *Hub) Subscriptions(c Conn) int {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	n := 0
-	for ch := range cc.subs {
+	for ch := range cc.subs.all() {
 		if !Internal(ch) {
 			n++
 		}
@@ -360,10 +359,7 @@ func (h *Hub) add(ctx context.Context, c, as Conn, channel string, member *Membe
 	}
 	cc := c.HubChannels()
 	cc.mu.Lock()
-	if cc.subs == nil {
-		cc.subs = make(map[string]subscription)
-	}
-	cc.subs[channel] = sub
+	cc.subs.set(channel, sub)
 	cc.mu.Unlock()
 	h.mu.Unlock()
 	return first, h.count(ctx, channel, 1), nil
@@ -379,14 +375,14 @@ func (h *Hub) UpdateMember(ctx context.Context, c Conn, channel string, m Member
 	defer h.sync.RUnlock()
 	cc := c.HubChannels()
 	cc.mu.Lock()
-	sub, ok := cc.subs[channel]
+	sub, ok := cc.subs.get(channel)
 	if !ok || !sub.presence() || sub.member.UserID != m.UserID || string(sub.member.Info) == string(m.Info) {
 		cc.mu.Unlock()
 		return nil
 	}
 	updated := m
 	sub.member = &updated // Resync writes it again as it is now
-	cc.subs[channel] = sub
+	cc.subs.set(channel, sub)
 	cc.mu.Unlock()
 	if _, err := h.presence.Join(ctx, channel, c.ID(), m, 0); err != nil {
 		return fmt.Errorf("update member %s on %s: %w", m.UserID, channel, err)
@@ -438,11 +434,7 @@ func (h *Hub) remove(ctx context.Context, c Conn, channel string) (sub subscript
 	h.mu.Lock()
 	cc := c.HubChannels()
 	cc.mu.Lock()
-	sub, ok = cc.subs[channel]
-	delete(cc.subs, channel)
-	if len(cc.subs) == 0 {
-		cc.subs = nil // an idle connection keeps no empty map
-	}
+	sub, ok = cc.subs.del(channel)
 	cc.mu.Unlock()
 	if !ok {
 		h.mu.Unlock()
@@ -472,8 +464,8 @@ func (h *Hub) remove(ctx context.Context, c Conn, channel string) (sub subscript
 func (h *Hub) ChannelsOf(c Conn) []string {
 	cc := c.HubChannels()
 	cc.mu.Lock()
-	chans := make([]string, 0, len(cc.subs))
-	for ch := range cc.subs {
+	chans := make([]string, 0, cc.subs.len())
+	for ch := range cc.subs.all() {
 		chans = append(chans, ch)
 	}
 	cc.mu.Unlock()

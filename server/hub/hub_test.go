@@ -486,7 +486,7 @@ func TestAConnectionsChannelsAreOnTheConnection(t *testing.T) {
 	h.Subscribe(ctx, c, "news", nil, 0)
 	h.Subscribe(ctx, c, "presence-x", member("u"), 0)
 	h.Subscribe(ctx, other, "news", nil, 0)
-	if c.HubChannels() != c.HubChannels() || len(c.chans.subs) != 2 {
+	if c.HubChannels() != c.HubChannels() || c.chans.subs.len() != 2 {
 		t.Fatalf("the connection's channels: %v", c.chans.subs)
 	}
 	h.mu.Lock() // as a subscribe of another connection would, for as long as it likes
@@ -505,8 +505,8 @@ func TestAConnectionsChannelsAreOnTheConnection(t *testing.T) {
 	h.mu.Unlock()
 	h.Unsubscribe(ctx, c, "news")
 	h.Unsubscribe(ctx, c, "presence-x")
-	if c.chans.subs != nil {
-		t.Fatalf("an empty set kept its map: %v", c.chans.subs)
+	if c.chans.subs.few != nil || c.chans.subs.many != nil {
+		t.Fatalf("an empty set kept its storage: %v", c.chans.subs)
 	}
 	if !h.Subscribed(other, "news") || h.Subscribed(c, "news") {
 		t.Fatal("the other connection's subscription went with it, or this one stayed")

@@ -43,8 +43,10 @@ type Conn struct {
 
 	connectedAt time.Time
 	inbound     *rate.Limiter // packets accepted from the client
-	flood       *rate.Limiter // packets dropped before the client is cut off
-	errNotice   *rate.Limiter // jetsocket:error notices, so errors cannot flood the queue
+	// Made on first use (lazyLimiter): most connections never go over the rate or
+	// cause an error, and each limiter is about 100 bytes held for the connection's life.
+	flood     atomic.Pointer[rate.Limiter] // packets dropped before the client is cut off
+	errNotice atomic.Pointer[rate.Limiter] // jetsocket:error notices, so errors cannot flood the queue
 
 	ctx       closeCtx // cancelled by Close
 	closeOnce sync.Once
@@ -132,7 +134,7 @@ func (c *Conn) SendFrame(f wire.Frame) bool { return c.sendFrame(f) }
 
 // Error sends jetsocket:error {code, message}, at most a few per second.
 func (c *Conn) Error(code, message string) {
-	if !c.errNotice.Allow() {
+	if !lazyLimiter(&c.errNotice, 5, 10).Allow() {
 		return
 	}
 	c.Emit(EventError, map[string]string{"code": code, "message": message})
@@ -316,4 +318,17 @@ func (c *Conn) writeFailed() {
 	c.mu.Lock()
 	c.writing = false
 	c.mu.Unlock()
+}
+
+// lazyLimiter returns *p, made with limit and burst on first use. A limiter made late
+// starts full, as one made at connect would be by then unless it had been used.
+func lazyLimiter(p *atomic.Pointer[rate.Limiter], limit rate.Limit, burst int) *rate.Limiter {
+	if l := p.Load(); l != nil {
+		return l
+	}
+	l := rate.NewLimiter(limit, burst)
+	if p.CompareAndSwap(nil, l) {
+		return l
+	}
+	return p.Load()
 }

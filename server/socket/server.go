@@ -509,8 +509,6 @@ func (s *Server) newConnID(sess Session, claims *tokens.Claims, id string) *Conn
 		v5:          sess.Protocol() == 5,
 		connectedAt: time.Now(),
 		inbound:     rate.NewLimiter(rate.Limit(s.opts.InboundRate), s.opts.InboundBurst),
-		flood:       rate.NewLimiter(rate.Limit(s.opts.InboundRate), 5*s.opts.InboundBurst),
-		errNotice:   rate.NewLimiter(5, 10),
 	}
 	c.claims.Store(claims)
 	s.mu.Lock()
@@ -583,7 +581,7 @@ func (s *Server) readLoop(c *Conn) (reason string) {
 		}
 		// A handed-off packet was counted when it was posted (chargeInbound).
 		if !preCounted(rc) && !c.inbound.Allow() {
-			if !c.flood.Allow() {
+			if !lazyLimiter(&c.flood, rate.Limit(s.opts.InboundRate), 5*s.opts.InboundBurst).Allow() {
 				c.Error(CodeRateLimited, "too many packets: disconnecting")
 				c.CloseAfterFlush(ReasonFlood)
 				return ReasonFlood

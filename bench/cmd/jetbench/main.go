@@ -46,7 +46,9 @@ func main() {
 const usage = `usage: jetbench compare [flags]   start the servers in turn and compare them
        jetbench run [flags]       drive a server that is already running
        jetbench floor -addr A     serve the bare fan-out floor (compare starts it itself)
-       jetbench soak [flags]      connect/subscribe/disconnect cycles; exits 1 on a leak`
+       jetbench soak [flags]      connect/subscribe/disconnect cycles; exits 1 on a leak
+       jetbench cluster [flags]   three nodes on redis-server: fan-out through nginx against direct,
+                                  and per-node Redis traffic and CPU by channel layout`
 
 func run(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) == 0 {
@@ -61,6 +63,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return serveFloor(ctx, args[1:])
 	case "soak":
 		return soakCmd(ctx, args[1:], out)
+	case "cluster":
+		return clusterCmd(ctx, args[1:], out)
 	default:
 		return fmt.Errorf("unknown command %q\n%s", args[0], usage)
 	}
