@@ -40,8 +40,9 @@ func (s *Service) sendCached(c Conn, channel string) {
 		c.Emit(p.Event, cacheEvent{channel, data, p.UserID})
 		return
 	}
+	// The webhook is queued first: a client that has the event can count on it.
+	s.webhooks(webhook.Event{Name: webhook.CacheMiss, Channel: channel})
 	c.Emit(EventCacheMiss, struct {
 		Channel string `json:"channel"`
 	}{channel})
-	s.webhooks(webhook.Event{Name: webhook.CacheMiss, Channel: channel})
 }

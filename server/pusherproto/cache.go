@@ -21,8 +21,9 @@ func (s *Service) sendCached(ctx context.Context, c *Conn, channel string) {
 		c.send(msg)
 		return
 	}
-	c.send(encodeRaw(EventCacheMiss, channel, []byte("{}"), ""))
+	// The webhook is queued first: a client that has the event can count on it.
 	s.webhooks(webhook.Event{Name: webhook.CacheMiss, Channel: channel})
+	c.send(encodeRaw(EventCacheMiss, channel, []byte("{}"), ""))
 }
 
 func (s *Service) lastEvent(ctx context.Context, channel string) []byte {
