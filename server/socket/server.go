@@ -417,7 +417,9 @@ func (s *Server) start(sess Session) {
 		if c.v5 && s.opts.RecoveryWindow > 0 {
 			s.restorable(c, newPID())
 		}
-		s.log.Info("socket connected", "socket_id", c.id, "user_id", claims.UserID(), "ip", sess.ClientIP(), "transport", sess.Transport(), "protocol", sess.Protocol())
+		if s.log.Enabled(context.Background(), slog.LevelInfo) { // its fields cost a connect allocations at LOG_LEVEL=warn
+			s.log.Info("socket connected", "socket_id", c.id, "user_id", claims.UserID(), "ip", sess.ClientIP(), "transport", sess.Transport(), "protocol", sess.Protocol())
+		}
 		s.connectReply(c)
 		// OnConnect runs before connection_established goes out (a frame may reach the
 		// client within this call): a client that has it is already counted against
@@ -479,7 +481,9 @@ func (s *Server) run(c *Conn) {
 	if c.ended != nil {
 		close(c.ended)
 	}
-	s.log.Info("socket disconnected", "socket_id", c.id, "user_id", c.UserID(), "reason", reason, "duration", time.Since(c.connectedAt).Round(time.Millisecond).String())
+	if s.log.Enabled(context.Background(), slog.LevelInfo) {
+		s.log.Info("socket disconnected", "socket_id", c.id, "user_id", c.UserID(), "reason", reason, "duration", time.Since(c.connectedAt).Round(time.Millisecond).String())
+	}
 }
 
 // forget removes c from the server's connections.
