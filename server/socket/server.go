@@ -163,7 +163,8 @@ type Server struct {
 	v4   *eio4.Server // Engine.IO v4: socket.io-client 3.x and 4.x
 	log  *slog.Logger
 
-	ips *ipSockets // sockets per client address (limits.go)
+	ips     *ipSockets // sockets per client address (limits.go)
+	workers *workers   // read and handle for connections waiting on a small stack (serve)
 
 	mu         sync.RWMutex
 	closing    bool
@@ -191,6 +192,7 @@ func NewServer(opts Options) (*Server, error) {
 	}
 	s := &Server{
 		ips:        newIPSockets(opts.MaxConnsPerIP),
+		workers:    newWorkers(),
 		opts:       opts,
 		log:        opts.Logger,
 		conns:      make(map[string]*Conn),
@@ -465,7 +467,51 @@ func (s *Server) authenticate(sess Session) (*tokens.Claims, connectAuth) {
 // run reads the connection until it ends, then cleans up.
 func (s *Server) run(c *Conn) {
 	defer s.serving.Done()
-	reason := s.readLoop(c)
+	s.end(c, s.serve(c))
+}
+
+// serve reads the connection until it ends and returns why. This goroutine is the one
+// an idle connection keeps, and every byte of stack it ever grows to stays for the life
+// of the connection (the runtime shrinks a stack only when under a quarter of it is in
+// use). Where the session can wait for its client in small frames (idleWaiter), it
+// waits here and leaves reading and handling to the workers: the stack stays at 2 KiB.
+// Elsewhere readLoop reads here, and the stack grows to 4 KiB.
+func (s *Server) serve(c *Conn) (reason string) {
+	w, ok := c.sess.(idleWaiter)
+	if !ok {
+		return s.readLoop(c)
+	}
+	for w.WaitInput() {
+		s.workers.do(func() { reason = s.readReady(c, w) })
+		if reason != "" {
+			return reason
+		}
+	}
+	return s.readLoop(c)
+}
+
+// readReady reads and handles what the client sent, on a worker: one message (waiting
+// for the rest of it if need be), then the ones already buffered. It returns why the
+// connection ends, or "".
+func (s *Server) readReady(c *Conn, w idleWaiter) string {
+	for {
+		binary, rc, err := w.NextReaderStep()
+		if err != nil {
+			return ReasonClientGone
+		}
+		if rc != nil {
+			if reason, stop := s.readOne(c, binary, rc, false); stop {
+				return reason
+			}
+		}
+		if !w.Ready() {
+			return ""
+		}
+	}
+}
+
+// end closes the connection and cleans up after it.
+func (s *Server) end(c *Conn, reason string) {
 	c.Close(reason)
 	c.waitWriter()
 	reason = c.closeReason()
@@ -528,75 +574,88 @@ func (s *Server) newConnID(sess Session, claims *tokens.Claims, id string) *Conn
 	return c
 }
 
-// readLoop reads packets and dispatches them one at a time, in order. Its goroutine is
-// the one an idle connection keeps, parked in a read: every byte of stack it ever grows
-// to stays for the life of the connection (the runtime shrinks a stack only when less
-// than a quarter of it is in use). So it does nothing deep itself: authentication and
-// OnConnect ran on another goroutine, and each packet is decoded and handled on a
-// short-lived one while this one waits. Measured with bench/: the parked stack halves.
+// readLoop reads packets and dispatches them one at a time, in order, on the
+// connection's goroutine, parked in a read between them (serve says when). It does
+// nothing deep itself: authentication and OnConnect ran on another goroutine, and each
+// packet is decoded and handled on a short-lived one while this one waits.
 func (s *Server) readLoop(c *Conn) (reason string) {
-	max := int64(s.opts.MaxFrameBytes)
 	for {
 		binary, rc, err := c.sess.NextReader()
 		if err != nil {
 			return ReasonClientGone
 		}
-		if binary {
-			// Close reads the frame to its end; an error there (bad base64 in a polling
-			// "b4" message) poisons the library's polling payload for good: end the session.
-			if err := rc.Close(); err != nil {
-				return ReasonClientGone
-			}
-			c.Error(CodeBinary, "binary packets are not supported")
-			continue
-		}
-		frame, err := io.ReadAll(io.LimitReader(rc, max+1))
-		if err != nil {
-			_ = rc.Close()
-			return ReasonClientGone
-		}
-		if int64(len(frame)) > max {
-			msg := fmt.Sprintf("packets are limited to %d bytes", max)
-			// A moderately oversized frame is read to its end and dropped, so the
-			// connection survives and the client sees the error; a huge one is not
-			// drained: tell the client, then close.
-			if n, _ := io.CopyN(io.Discard, rc, maxDrainBytes); n < maxDrainBytes {
-				if err := rc.Close(); err != nil {
-					return ReasonClientGone
-				}
-				c.Error(CodeFrameTooLarge, msg+": packet dropped")
-				continue
-			}
-			c.Error(CodeFrameTooLarge, msg)
-			// This loop reads no more: the close may linger, so the client gets the
-			// error before the end of the stream instead of a reset that drops it.
-			c.mu.Lock()
-			ws := c.websocket()
-			c.mu.Unlock()
-			if ws != nil {
-				ws.LingerOnClose()
-			}
-			c.CloseAfterFlush(ReasonFrameTooLarge)
-			_ = rc.Close() // returns once the writer has closed the session
-			return ReasonFrameTooLarge
-		}
-		if err := rc.Close(); err != nil {
-			return ReasonClientGone
-		}
-		// A handed-off packet was counted when it was posted (chargeInbound).
-		if !preCounted(rc) && !c.inbound.Allow() {
-			if !lazyLimiter(&c.flood, rate.Limit(s.opts.InboundRate), 5*s.opts.InboundBurst).Allow() {
-				c.Error(CodeRateLimited, "too many packets: disconnecting")
-				c.CloseAfterFlush(ReasonFlood)
-				return ReasonFlood
-			}
-			c.Error(CodeRateLimited, "too many packets: packet dropped")
-			continue
-		}
-		if stop := s.handleOff(c, frame); stop {
-			return ReasonClientClose
+		if reason, stop := s.readOne(c, binary, rc, true); stop {
+			return reason
 		}
 	}
+}
+
+// readOne reads one message from rc and handles it: on a goroutine of its own when
+// handOff (see readLoop), else here. stop: the connection ends, for reason.
+func (s *Server) readOne(c *Conn, binary bool, rc io.ReadCloser, handOff bool) (reason string, stop bool) {
+	max := int64(s.opts.MaxFrameBytes)
+	if binary {
+		// Close reads the frame to its end; an error there (bad base64 in a polling
+		// "b4" message) poisons the library's polling payload for good: end the session.
+		if err := rc.Close(); err != nil {
+			return ReasonClientGone, true
+		}
+		c.Error(CodeBinary, "binary packets are not supported")
+		return "", false
+	}
+	frame, err := io.ReadAll(io.LimitReader(rc, max+1))
+	if err != nil {
+		_ = rc.Close()
+		return ReasonClientGone, true
+	}
+	if int64(len(frame)) > max {
+		msg := fmt.Sprintf("packets are limited to %d bytes", max)
+		// A moderately oversized frame is read to its end and dropped, so the
+		// connection survives and the client sees the error; a huge one is not
+		// drained: tell the client, then close.
+		if n, _ := io.CopyN(io.Discard, rc, maxDrainBytes); n < maxDrainBytes {
+			if err := rc.Close(); err != nil {
+				return ReasonClientGone, true
+			}
+			c.Error(CodeFrameTooLarge, msg+": packet dropped")
+			return "", false
+		}
+		c.Error(CodeFrameTooLarge, msg)
+		// No more is read: the close may linger, so the client gets the error before
+		// the end of the stream instead of a reset that drops it.
+		c.mu.Lock()
+		ws := c.websocket()
+		c.mu.Unlock()
+		if ws != nil {
+			ws.LingerOnClose()
+		}
+		c.CloseAfterFlush(ReasonFrameTooLarge)
+		_ = rc.Close() // returns once the writer has closed the session
+		return ReasonFrameTooLarge, true
+	}
+	if err := rc.Close(); err != nil {
+		return ReasonClientGone, true
+	}
+	// A handed-off packet was counted when it was posted (chargeInbound).
+	if !preCounted(rc) && !c.inbound.Allow() {
+		if !lazyLimiter(&c.flood, rate.Limit(s.opts.InboundRate), 5*s.opts.InboundBurst).Allow() {
+			c.Error(CodeRateLimited, "too many packets: disconnecting")
+			c.CloseAfterFlush(ReasonFlood)
+			return ReasonFlood, true
+		}
+		c.Error(CodeRateLimited, "too many packets: packet dropped")
+		return "", false
+	}
+	var quit bool
+	if handOff {
+		quit = s.handleOff(c, frame)
+	} else {
+		quit = s.handle(c, frame)
+	}
+	if quit {
+		return ReasonClientClose, true
+	}
+	return "", false
 }
 
 // handleOff decodes and dispatches frame on a goroutine of its own and waits for it.

@@ -57,3 +57,17 @@ func preCounted(r io.Reader) bool {
 	c, ok := r.(counted)
 	return ok && c.Counted()
 }
+
+// idleWaiter is a Session whose connection goroutine can wait for the client in a few
+// small stack frames while the reading and handling run on the server's workers (eio4
+// over plain TCP on Linux; engine.WebSocket.WaitReadable says why).
+type idleWaiter interface {
+	// WaitInput waits until NextReaderStep has something to read or the session ended;
+	// false: it cannot wait that way now, read with NextReader.
+	WaitInput() bool
+	// Ready reports whether NextReaderStep has a message without waiting for the network.
+	Ready() bool
+	// NextReaderStep is NextReader reading at most one websocket message; r is nil when
+	// that message was the engine's own, or nothing came.
+	NextReaderStep() (binary bool, r io.ReadCloser, err error)
+}

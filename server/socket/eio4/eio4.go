@@ -529,6 +529,63 @@ func (s *Session) signal() {
 // transport; binary reports a binary message (its reader is empty on polling). Call it
 // from one goroutine at a time. It returns an error once the session is closed.
 func (s *Session) NextReader() (binary bool, r io.ReadCloser, err error) {
+	return s.next(true)
+}
+
+// NextReaderStep is NextReader reading at most one websocket message: r is nil when
+// that message was the engine's own (a pong), or when nothing came in on polling. The
+// socket layer's workers call it after WaitInput, then again while Ready.
+func (s *Session) NextReaderStep() (binary bool, r io.ReadCloser, err error) {
+	return s.next(false)
+}
+
+// waiter is a websocket that can be waited on without reading (engine.WebSocket).
+type waiter interface {
+	WaitReadable() error
+	Ready() bool
+}
+
+// WaitInput waits until a message is in, the websocket has something to read, or the
+// session ended, in a few small stack frames (see engine.WebSocket.WaitReadable). It
+// reports false when it cannot wait that way (a TLS websocket): read with NextReader.
+func (s *Session) WaitInput() bool {
+	for {
+		s.mu.Lock()
+		if len(s.in) > 0 || s.closed {
+			s.mu.Unlock()
+			return true
+		}
+		ws := s.ws
+		s.mu.Unlock()
+		if ws == nil {
+			select {
+			case <-s.inWake:
+			case <-s.done:
+			}
+			continue
+		}
+		w, ok := ws.(waiter)
+		if !ok {
+			return false
+		}
+		s.setReadDeadline(ws)
+		// Readable, or an error (deadline, closed) the next read meets too.
+		return !errors.Is(w.WaitReadable(), engine.ErrNoWait)
+	}
+}
+
+// Ready reports whether NextReaderStep has a message without waiting for the network.
+func (s *Session) Ready() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.in) > 0 {
+		return true
+	}
+	w, ok := s.ws.(waiter)
+	return ok && w.Ready()
+}
+
+func (s *Session) next(wait bool) (binary bool, r io.ReadCloser, err error) {
 	for {
 		s.mu.Lock()
 		if len(s.in) > 0 {
@@ -549,6 +606,9 @@ func (s *Session) NextReader() (binary bool, r io.ReadCloser, err error) {
 		ws := s.ws
 		s.mu.Unlock()
 		if ws == nil {
+			if !wait {
+				return false, nil, nil
+			}
 			select {
 			case <-s.inWake:
 			case <-s.done:
@@ -563,14 +623,22 @@ func (s *Session) NextReader() (binary bool, r io.ReadCloser, err error) {
 		if r != nil {
 			return binary, io.NopCloser(r), nil
 		}
+		if !wait {
+			return false, nil, nil
+		}
 	}
+}
+
+// setReadDeadline: pings come every PingInterval; a client silent past that plus
+// PingTimeout is gone.
+func (s *Session) setReadDeadline(ws WebSocket) {
+	_ = ws.SetReadDeadline(time.Now().Add(s.srv.opts.PingInterval + 2*s.srv.opts.PingTimeout))
 }
 
 // readWebsocket reads one websocket message: a message packet's reader (after its type
 // byte), or nil for a packet the engine handled itself.
 func (s *Session) readWebsocket(ws WebSocket) (binary bool, r io.Reader, err error) {
-	// Pings come every PingInterval; a client silent past that plus PingTimeout is gone.
-	_ = ws.SetReadDeadline(time.Now().Add(s.srv.opts.PingInterval + 2*s.srv.opts.PingTimeout))
+	s.setReadDeadline(ws)
 	binary, r, err = ws.NextMessage()
 	if err != nil {
 		return false, nil, err

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"bufio"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -25,6 +27,7 @@ type WebSocket struct {
 	ws  *websocket.Conn
 	tcp *net.TCPConn    // nil on TLS: no direct writes
 	raw syscall.RawConn // tcp's, for writes that must not wait
+	br  *bufio.Reader   // gorilla's read buffer, ours (hijacker): Ready asks it
 
 	wmu sync.Mutex
 	cur io.WriteCloser // the message NextWriter is writing, under wmu
@@ -52,17 +55,19 @@ var wsWriteBuffers = &sync.Pool{}
 // Both engines' websockets are these, so the socket layer writes prebuilt frames to
 // either directly.
 func AcceptWebSocket(w http.ResponseWriter, r *http.Request, checkOrigin func(*http.Request) bool) (*WebSocket, error) {
+	// gorilla reads through the hijacked connection's bufio.Reader when ReadBufferSize is
+	// 0: handing it one of ours lets Ready see what it has buffered.
+	h := &hijacker{ResponseWriter: w}
 	up := websocket.Upgrader{
-		ReadBufferSize:  wsReadBuffer,
 		WriteBufferSize: 4096,
 		WriteBufferPool: wsWriteBuffers,
 		CheckOrigin:     checkOrigin,
 	}
-	ws, err := up.Upgrade(w, r, w.Header())
+	ws, err := up.Upgrade(h, r, w.Header())
 	if err != nil {
 		return nil, err
 	}
-	c := &WebSocket{ws: ws}
+	c := &WebSocket{ws: ws, br: h.br}
 	// A plain TCP conn is written directly (see WriteNow); TLS conns go through gorilla.
 	if tc, ok := ws.UnderlyingConn().(*net.TCPConn); ok {
 		if raw, err := tc.SyscallConn(); err == nil {
@@ -194,6 +199,48 @@ func (c *WebSocket) SetWriteDeadline(t time.Time) error {
 	defer c.wmu.Unlock()
 	c.wdl = t
 	return c.ws.SetWriteDeadline(t)
+}
+
+// hijacker hands gorilla a read buffer of wsReadBuffer bytes that the WebSocket keeps.
+type hijacker struct {
+	http.ResponseWriter
+	br *bufio.Reader
+}
+
+func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := h.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, http.ErrNotSupported
+	}
+	conn, brw, err := hj.Hijack()
+	if err != nil || brw.Reader.Buffered() > 0 {
+		return conn, brw, err // gorilla refuses a client that sent before the handshake
+	}
+	h.br = bufio.NewReaderSize(conn, wsReadBuffer)
+	return conn, bufio.NewReadWriter(h.br, brw.Writer), nil
+}
+
+// Ready reports whether a message can be read without waiting for the network: gorilla
+// holds bytes the client sent that no read has taken yet. Called between messages.
+func (c *WebSocket) Ready() bool { return c.br != nil && c.br.Buffered() > 0 }
+
+// ErrNoWait is WaitReadable's answer on a connection it cannot wait on (TLS).
+var ErrNoWait = errors.New("websocket: cannot wait for readability")
+
+// WaitReadable waits until the client has sent something (or gone, or the read
+// deadline passed) without reading it, in a few small stack frames: a connection's
+// goroutine that waits here instead of in gorilla's read keeps a 2 KiB stack while it
+// is idle, where a read parks 18 frames deep and grows it to 4 KiB for good (the
+// runtime shrinks a stack only when under a quarter of it is in use). Call it between
+// messages, from the goroutine that reads.
+func (c *WebSocket) WaitReadable() error {
+	if !canPeek || c.raw == nil || c.br == nil {
+		return ErrNoWait
+	}
+	if c.br.Buffered() > 0 {
+		return nil
+	}
+	return c.raw.Read(peekReadable)
 }
 
 // NextMessage returns the next message's reader, unframed; binary reports a binary

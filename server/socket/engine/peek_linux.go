@@ -1,0 +1,24 @@
+package engine
+
+import (
+	"syscall"
+	"unsafe"
+)
+
+// canPeek: WaitReadable works here.
+const canPeek = true
+
+// peekReadable reports whether fd has a byte to read or is at its end, taking nothing:
+// the poller's readiness can be stale (an edge seen while a read was under way), so it
+// is checked rather than trusted. RawSyscall: MSG_DONTWAIT never blocks, and the
+// scheduler bookkeeping of Syscall would deepen the stack WaitReadable keeps small.
+func peekReadable(fd uintptr) bool {
+	var b [1]byte
+	for {
+		_, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		if errno != syscall.EINTR {
+			return errno != syscall.EAGAIN
+		}
+	}
+}
