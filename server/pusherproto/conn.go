@@ -10,6 +10,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/jetsocket/jetsocket/server/hub"
+	"github.com/jetsocket/jetsocket/server/socket/engine"
 	"github.com/jetsocket/jetsocket/server/wire"
 )
 
@@ -34,6 +35,7 @@ var _ hub.Conn = (*Conn)(nil)
 type Conn struct {
 	svc *Service
 	ws  *websocket.Conn
+	rd  engine.Readiness // waits for the client on a small stack (Service.read)
 	id  string
 	ip  string
 

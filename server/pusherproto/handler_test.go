@@ -3,6 +3,7 @@ package pusherproto
 import (
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -32,4 +33,62 @@ func TestServeReturnsWhileTheConnectionLives(t *testing.T) {
 	if m := c.next(); m.Event != EventPong {
 		t.Fatalf("after Serve returned: %+v, want %s", m, EventPong)
 	}
+}
+
+// Messages that arrive in one TCP write are all answered: what gorilla buffered after
+// the first is read without waiting for the network (engine.Readiness.Ready).
+func TestMessagesInOneWriteAreAllAnswered(t *testing.T) {
+	e := newEnv(t)
+	c := e.dial(t)
+	ping := `{"event":"pusher:ping","data":{}}`
+	var frames []byte
+	for i := 0; i < 3; i++ {
+		frames = append(frames, 0x81, 0x80|byte(len(ping)), 0, 0, 0, 0) // masked with a zero key
+		frames = append(frames, ping...)
+	}
+	if _, err := c.ws.UnderlyingConn().Write(frames); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if m := c.next(); m.Event != EventPong {
+			t.Fatalf("answer %d: %+v, want %s", i, m, EventPong)
+		}
+	}
+}
+
+// An idle connection's goroutine waits for its client in engine.Readiness.Wait, not in
+// gorilla's read, so its stack stays small; the workers read and handle.
+func TestIdleConnectionWaitsOutsideTheRead(t *testing.T) {
+	e := newEnv(t)
+	c := e.dial(t)
+	c.send(map[string]any{"event": EventPing, "data": map[string]any{}})
+	if m := c.next(); m.Event != EventPong {
+		t.Fatalf("%+v, want %s", m, EventPong)
+	}
+	var g string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if g = readerGoroutine(t); strings.Contains(g, "engine.Readiness.Wait") {
+			break
+		}
+	}
+	if !strings.Contains(g, "engine.Readiness.Wait") || strings.Contains(g, "gorilla/websocket") {
+		t.Fatalf("the idle connection's goroutine is not waiting in Readiness.Wait:\n%s", g)
+	}
+}
+
+// readerGoroutine is the stack of the one goroutine in Service.read.
+func readerGoroutine(t *testing.T) string {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var found []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "pusherproto.(*Service).read(") {
+			found = append(found, g)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("%d goroutines in Service.read, want 1", len(found))
+	}
+	return found[0]
 }

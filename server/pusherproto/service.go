@@ -22,6 +22,7 @@ import (
 	"github.com/jetsocket/jetsocket/server/hub"
 	"github.com/jetsocket/jetsocket/server/limit"
 	"github.com/jetsocket/jetsocket/server/metrics"
+	"github.com/jetsocket/jetsocket/server/socket/engine"
 	"github.com/jetsocket/jetsocket/server/webhook"
 )
 
@@ -76,6 +77,7 @@ type Service struct {
 	log       *slog.Logger
 	sendQueue int
 	upgrader  websocket.Upgrader
+	workers   *engine.Workers // read and handle for connections waiting on a small stack
 
 	counts counts // subscription_count, coalesced
 
@@ -104,11 +106,11 @@ func New(o Options) *Service {
 	if s.sendQueue <= 0 {
 		s.sendQueue = 256
 	}
+	s.workers = engine.NewWorkers()
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
 		// Small buffers: most connections are idle most of the time, and a pooled
 		// write buffer is held only while a message is written.
-		ReadBufferSize:  1024,
 		WriteBufferSize: 1024,
 		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     o.CheckOrigin,
@@ -118,6 +120,9 @@ func New(o Options) *Service {
 	}
 	return s
 }
+
+// readBuffer is gorilla's read buffer per connection (engine.Upgrade).
+const readBuffer = 1024
 
 // frameLimits are the soft limit (a bigger frame is answered with pusher:error and
 // dropped) and the hard one (a bigger frame closes the connection, 1009): a client event
@@ -137,7 +142,7 @@ func (s *Service) Serve(w http.ResponseWriter, r *http.Request, key, ip string) 
 		errs.Write(w, errs.New(errs.Forbidden, errs.CodeOriginNotAllowed, "origin "+truncate(r.Header.Get("Origin"), 100)+" is not allowed"))
 		return
 	}
-	ws, err := s.upgrader.Upgrade(w, r, nil)
+	ws, rd, err := engine.Upgrade(&s.upgrader, w, r, nil, readBuffer)
 	if err != nil {
 		return // the upgrader answered the request
 	}
@@ -160,12 +165,13 @@ func (s *Service) Serve(w http.ResponseWriter, r *http.Request, key, ip string) 
 		refuse(CloseOverCapacity, "this address has too many open connections")
 		return
 	}
-	c := s.newConn(ws, ip)
+	c := s.newConn(ws, rd, ip)
 	if c == nil {
 		s.ipConns.Release(ip)
 		refuse(CloseShuttingDown, "server shutting down")
 		return
 	}
+	s.greet(c)
 	// On its own goroutine, so the handler returns: net/http's buffers for the hijacked
 	// connection, the router's context and the handler's stack are freed rather than
 	// held for the life of every idle connection (Shutdown waits on s.readers).
@@ -173,10 +179,10 @@ func (s *Service) Serve(w http.ResponseWriter, r *http.Request, key, ip string) 
 }
 
 // newConn registers a connection, or returns nil when the service is shutting down.
-func (s *Service) newConn(ws *websocket.Conn, ip string) *Conn {
+func (s *Service) newConn(ws *websocket.Conn, rd engine.Readiness, ip string) *Conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Conn{
-		svc: s, ws: ws, ip: ip, ctx: ctx, cancel: cancel,
+		svc: s, ws: ws, rd: rd, ip: ip, ctx: ctx, cancel: cancel,
 		clientEvents:  rate.NewLimiter(rate.Limit(s.cfg.ClientEventRate), s.cfg.ClientEventRate),
 		subscribeRate: rate.NewLimiter(rate.Limit(s.cfg.SubscribeRate), 2*s.cfg.SubscribeRate),
 		errNotice:     rate.NewLimiter(5, 10),
@@ -195,9 +201,16 @@ func (s *Service) newConn(ws *websocket.Conn, ip string) *Conn {
 	return c
 }
 
-// run greets the client, arms the timers and reads until the connection ends.
+// run reads until the connection ends, then cleans up.
 func (s *Service) run(c *Conn) {
 	defer s.readers.Done()
+	s.read(c)
+	s.disconnect(c)
+}
+
+// greet greets the client and arms the timers, on the handler's goroutine: the
+// connection's own stays small (see read).
+func (s *Service) greet(c *Conn) {
 	s.metrics.Connections.Inc()
 	s.metrics.ConnectionsTotal.Inc()
 	_, hard := s.frameLimits()
@@ -216,42 +229,71 @@ func (s *Service) run(c *Conn) {
 		})
 	}
 	c.mu.Unlock()
-	s.read(c)
-	s.disconnect(c)
 }
 
-// read handles the client's messages until the connection fails or closes.
+// read handles the client's messages until the connection fails or closes. Where it
+// can (engine.Readiness), this goroutine waits for the client in small frames and the
+// workers read and handle: an idle connection keeps a 2 KiB stack, not the 8 KiB a
+// read and its handling grow it to.
 func (s *Service) read(c *Conn) {
-	soft, _ := s.frameLimits()
 	for {
-		typ, msg, err := c.ws.ReadMessage()
-		if err != nil {
-			reason := ReasonClientGone
-			if errors.Is(err, websocket.ErrReadLimit) {
-				// The library has sent the close (1009) itself.
-				reason = ReasonFrameTooLarge
-			}
-			c.abort(reason)
+		if err := c.rd.Wait(); errors.Is(err, engine.ErrNoWait) {
+			break
+		}
+		var done bool
+		s.workers.Do(func() { done = s.readReady(c) })
+		if done {
 			return
 		}
-		c.touch()
-		c.mu.Lock()
-		closing := c.closing
-		c.mu.Unlock()
-		if closing {
-			continue // waiting for the client's close frame
-		}
-		s.metrics.MessagesIn.WithLabelValues("pusher").Inc()
-		if typ != websocket.TextMessage {
-			c.sendError(ErrBadMessage, "only text messages are understood")
-			continue
-		}
-		if int64(len(msg)) > soft {
-			c.sendError(ErrPayloadTooLarge, fmt.Sprintf("messages are limited to %d bytes", soft))
-			continue
-		}
-		s.handle(c, msg)
 	}
+	for !s.readOne(c) {
+	}
+}
+
+// readReady reads one message (waiting for the rest of it if need be), then the ones
+// already buffered. done: the connection ended.
+func (s *Service) readReady(c *Conn) (done bool) {
+	for {
+		if s.readOne(c) {
+			return true
+		}
+		if !c.rd.Ready() {
+			return false
+		}
+	}
+}
+
+// readOne reads and handles one message. done: the connection ended.
+func (s *Service) readOne(c *Conn) (done bool) {
+	soft, _ := s.frameLimits()
+	typ, msg, err := c.ws.ReadMessage()
+	if err != nil {
+		reason := ReasonClientGone
+		if errors.Is(err, websocket.ErrReadLimit) {
+			// The library has sent the close (1009) itself.
+			reason = ReasonFrameTooLarge
+		}
+		c.abort(reason)
+		return true
+	}
+	c.touch()
+	c.mu.Lock()
+	closing := c.closing
+	c.mu.Unlock()
+	if closing {
+		return false // waiting for the client's close frame
+	}
+	s.metrics.MessagesIn.WithLabelValues("pusher").Inc()
+	if typ != websocket.TextMessage {
+		c.sendError(ErrBadMessage, "only text messages are understood")
+		return false
+	}
+	if int64(len(msg)) > soft {
+		c.sendError(ErrPayloadTooLarge, fmt.Sprintf("messages are limited to %d bytes", soft))
+		return false
+	}
+	s.handle(c, msg)
+	return false
 }
 
 // handle dispatches one message. A handler's panic is recovered and answered as a

@@ -33,6 +33,7 @@ import (
 	"github.com/jetsocket/jetsocket/server/errs"
 	"github.com/jetsocket/jetsocket/server/socket/eio3"
 	"github.com/jetsocket/jetsocket/server/socket/eio4"
+	"github.com/jetsocket/jetsocket/server/socket/engine"
 	"github.com/jetsocket/jetsocket/server/wire"
 	"github.com/jetsocket/jetsocket/tokens"
 )
@@ -163,8 +164,8 @@ type Server struct {
 	v4   *eio4.Server // Engine.IO v4: socket.io-client 3.x and 4.x
 	log  *slog.Logger
 
-	ips     *ipSockets // sockets per client address (limits.go)
-	workers *workers   // read and handle for connections waiting on a small stack (serve)
+	ips     *ipSockets      // sockets per client address (limits.go)
+	workers *engine.Workers // read and handle for connections waiting on a small stack (serve)
 
 	mu         sync.RWMutex
 	closing    bool
@@ -192,7 +193,7 @@ func NewServer(opts Options) (*Server, error) {
 	}
 	s := &Server{
 		ips:        newIPSockets(opts.MaxConnsPerIP),
-		workers:    newWorkers(),
+		workers:    engine.NewWorkers(),
 		opts:       opts,
 		log:        opts.Logger,
 		conns:      make(map[string]*Conn),
@@ -482,7 +483,7 @@ func (s *Server) serve(c *Conn) (reason string) {
 		return s.readLoop(c)
 	}
 	for w.WaitInput() {
-		s.workers.do(func() { reason = s.readReady(c, w) })
+		s.workers.Do(func() { reason = s.readReady(c, w) })
 		if reason != "" {
 			return reason
 		}

@@ -1,8 +1,6 @@
 package engine
 
 import (
-	"bufio"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -25,9 +23,8 @@ import (
 // headers) is kept.
 type WebSocket struct {
 	ws  *websocket.Conn
-	tcp *net.TCPConn    // nil on TLS: no direct writes
-	raw syscall.RawConn // tcp's, for writes that must not wait
-	br  *bufio.Reader   // gorilla's read buffer, ours (hijacker): Ready asks it
+	tcp *net.TCPConn // nil on TLS: no direct writes
+	rd  Readiness    // what gorilla has buffered, and waiting for more; its raw conn is tcp's
 
 	wmu sync.Mutex
 	cur io.WriteCloser // the message NextWriter is writing, under wmu
@@ -55,24 +52,19 @@ var wsWriteBuffers = &sync.Pool{}
 // Both engines' websockets are these, so the socket layer writes prebuilt frames to
 // either directly.
 func AcceptWebSocket(w http.ResponseWriter, r *http.Request, checkOrigin func(*http.Request) bool) (*WebSocket, error) {
-	// gorilla reads through the hijacked connection's bufio.Reader when ReadBufferSize is
-	// 0: handing it one of ours lets Ready see what it has buffered.
-	h := &hijacker{ResponseWriter: w}
 	up := websocket.Upgrader{
 		WriteBufferSize: 4096,
 		WriteBufferPool: wsWriteBuffers,
 		CheckOrigin:     checkOrigin,
 	}
-	ws, err := up.Upgrade(h, r, w.Header())
+	ws, rd, err := Upgrade(&up, w, r, w.Header(), wsReadBuffer)
 	if err != nil {
 		return nil, err
 	}
-	c := &WebSocket{ws: ws, br: h.br}
+	c := &WebSocket{ws: ws, rd: rd}
 	// A plain TCP conn is written directly (see WriteNow); TLS conns go through gorilla.
-	if tc, ok := ws.UnderlyingConn().(*net.TCPConn); ok {
-		if raw, err := tc.SyscallConn(); err == nil {
-			c.tcp, c.raw = tc, raw
-		}
+	if tc, ok := ws.UnderlyingConn().(*net.TCPConn); ok && rd.raw != nil {
+		c.tcp = tc
 	}
 	// Control frames gorilla answers by itself (pong, close) must not land inside a
 	// frame written directly, so they take wmu too. They are only tried: the reader
@@ -89,7 +81,7 @@ func AcceptWebSocket(w http.ResponseWriter, r *http.Request, checkOrigin func(*h
 }
 
 // Direct reports whether frames can be written to the socket as they are.
-func (c *WebSocket) Direct() bool { return c.raw != nil }
+func (c *WebSocket) Direct() bool { return c.tcp != nil }
 
 // LockWrites takes the write lock; TryLockWrites tries to; UnlockWrites releases it.
 func (c *WebSocket) LockWrites()         { c.wmu.Lock() }
@@ -102,7 +94,7 @@ func (c *WebSocket) UnlockWrites()       { c.wmu.Unlock() }
 // until the rest of b is written (WriteFrames), so nothing else lands inside the frame.
 func (c *WebSocket) WriteNow(b []byte) int {
 	n := 0
-	err := c.raw.Write(func(fd uintptr) bool {
+	err := c.rd.raw.Write(func(fd uintptr) bool {
 		for n < len(b) {
 			m, err := syscall.Write(int(fd), b[n:])
 			if err == syscall.EINTR {
@@ -201,47 +193,12 @@ func (c *WebSocket) SetWriteDeadline(t time.Time) error {
 	return c.ws.SetWriteDeadline(t)
 }
 
-// hijacker hands gorilla a read buffer of wsReadBuffer bytes that the WebSocket keeps.
-type hijacker struct {
-	http.ResponseWriter
-	br *bufio.Reader
-}
+// Ready reports whether a message can be read without waiting for the network
+// (Readiness.Ready). Called between messages.
+func (c *WebSocket) Ready() bool { return c.rd.Ready() }
 
-func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	hj, ok := h.ResponseWriter.(http.Hijacker)
-	if !ok {
-		return nil, nil, http.ErrNotSupported
-	}
-	conn, brw, err := hj.Hijack()
-	if err != nil || brw.Reader.Buffered() > 0 {
-		return conn, brw, err // gorilla refuses a client that sent before the handshake
-	}
-	h.br = bufio.NewReaderSize(conn, wsReadBuffer)
-	return conn, bufio.NewReadWriter(h.br, brw.Writer), nil
-}
-
-// Ready reports whether a message can be read without waiting for the network: gorilla
-// holds bytes the client sent that no read has taken yet. Called between messages.
-func (c *WebSocket) Ready() bool { return c.br != nil && c.br.Buffered() > 0 }
-
-// ErrNoWait is WaitReadable's answer on a connection it cannot wait on (TLS).
-var ErrNoWait = errors.New("websocket: cannot wait for readability")
-
-// WaitReadable waits until the client has sent something (or gone, or the read
-// deadline passed) without reading it, in a few small stack frames: a connection's
-// goroutine that waits here instead of in gorilla's read keeps a 2 KiB stack while it
-// is idle, where a read parks 18 frames deep and grows it to 4 KiB for good (the
-// runtime shrinks a stack only when under a quarter of it is in use). Call it between
-// messages, from the goroutine that reads.
-func (c *WebSocket) WaitReadable() error {
-	if !canPeek || c.raw == nil || c.br == nil {
-		return ErrNoWait
-	}
-	if c.br.Buffered() > 0 {
-		return nil
-	}
-	return c.raw.Read(peekReadable)
-}
+// WaitReadable waits for the client in a few small stack frames (Readiness.Wait).
+func (c *WebSocket) WaitReadable() error { return c.rd.Wait() }
 
 // NextMessage returns the next message's reader, unframed; binary reports a binary
 // message. gorilla discards whatever a reader left unread when the next one is asked for.

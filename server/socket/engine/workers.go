@@ -1,15 +1,15 @@
-package socket
+package engine
 
 import "time"
 
-// workers runs the deep part of reading a connection (gorilla's frame parsing, a
-// packet's decoding and its handler) for the connections whose own goroutines wait for
-// their clients on a small stack (Server.serve). A worker's stack grows once and serves
+// Workers runs the deep part of reading a connection (gorilla's frame parsing, a
+// message's decoding and its handler) for the connections whose own goroutines wait for
+// their clients on a small stack (Readiness). A worker's stack grows once and serves
 // every connection after; a connection's goroutine never grows. There is no cap: a job
 // waits for no free worker (a client that sends half a frame holds one until the rest
 // comes or its read deadline passes, as it held its own goroutine before), and workers
 // with nothing to do for workerIdle end.
-type workers struct {
+type Workers struct {
 	jobs chan func() // unbuffered: a send succeeds only when a worker is idle
 }
 
@@ -17,10 +17,11 @@ type workers struct {
 // steady load keeps its workers, short enough that a burst's go away.
 const workerIdle = 10 * time.Second
 
-func newWorkers() *workers { return &workers{jobs: make(chan func())} }
+// NewWorkers returns an empty pool.
+func NewWorkers() *Workers { return &Workers{jobs: make(chan func())} }
 
-// do runs f on a worker and returns when it has.
-func (p *workers) do(f func()) {
+// Do runs f on a worker and returns when it has.
+func (p *Workers) Do(f func()) {
 	done := make(chan struct{})
 	job := func() {
 		defer close(done)
@@ -34,7 +35,7 @@ func (p *workers) do(f func()) {
 	<-done
 }
 
-func (p *workers) work(job func()) {
+func (p *Workers) work(job func()) {
 	idle := time.NewTimer(workerIdle)
 	defer idle.Stop()
 	for {
