@@ -569,8 +569,14 @@ func (s *Session) WaitInput() bool {
 			return false
 		}
 		s.setReadDeadline(ws)
-		// Readable, or an error (deadline, closed) the next read meets too.
-		return !errors.Is(w.WaitReadable(), engine.ErrNoWait)
+		err := w.WaitReadable()
+		if errors.Is(err, engine.ErrNoWait) {
+			return false
+		}
+		if err != nil { // the deadline passed, or the websocket closed: as a read would
+			s.close("transport close")
+		}
+		return true
 	}
 }
 
