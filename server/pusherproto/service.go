@@ -204,8 +204,9 @@ func (s *Service) newConn(ws *websocket.Conn, rd engine.Readiness, ip string) *C
 // run reads until the connection ends, then cleans up.
 func (s *Service) run(c *Conn) {
 	defer s.readers.Done()
-	s.read(c)
-	s.disconnect(c)
+	if !s.read(c) {
+		s.disconnect(c)
+	}
 }
 
 // greet greets the client and arms the timers, on the handler's goroutine: the
@@ -235,19 +236,26 @@ func (s *Service) greet(c *Conn) {
 // can (engine.Readiness), this goroutine waits for the client in small frames and the
 // workers read and handle: an idle connection keeps a 2 KiB stack, not the 8 KiB a
 // read and its handling grow it to.
-func (s *Service) read(c *Conn) {
+// disconnected: the worker that found the end also disconnected (deep too: run on a
+// worker, whose stack has grown already, it does not grow this one at the last moment).
+func (s *Service) read(c *Conn) (disconnected bool) {
 	for {
 		if err := c.rd.Wait(); errors.Is(err, engine.ErrNoWait) {
 			break
 		}
 		var done bool
-		s.workers.Do(func() { done = s.readReady(c) })
+		s.workers.Do(func() {
+			if done = s.readReady(c); done {
+				s.disconnect(c)
+			}
+		})
 		if done {
-			return
+			return true
 		}
 	}
 	for !s.readOne(c) {
 	}
+	return false
 }
 
 // readReady reads one message (waiting for the rest of it if need be), then the ones

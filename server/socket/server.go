@@ -468,7 +468,9 @@ func (s *Server) authenticate(sess Session) (*tokens.Claims, connectAuth) {
 // run reads the connection until it ends, then cleans up.
 func (s *Server) run(c *Conn) {
 	defer s.serving.Done()
-	s.end(c, s.serve(c))
+	if reason, ended := s.serve(c); !ended {
+		s.end(c, reason)
+	}
 }
 
 // serve reads the connection until it ends and returns why. This goroutine is the one
@@ -477,18 +479,24 @@ func (s *Server) run(c *Conn) {
 // use). Where the session can wait for its client in small frames (idleWaiter), it
 // waits here and leaves reading and handling to the workers: the stack stays at 2 KiB.
 // Elsewhere readLoop reads here, and the stack grows to 4 KiB.
-func (s *Server) serve(c *Conn) (reason string) {
+// ended: the worker that found the end also cleaned up (end is deep too: run on a
+// worker, whose stack has grown already, it does not grow this one at the last moment).
+func (s *Server) serve(c *Conn) (reason string, ended bool) {
 	w, ok := c.sess.(idleWaiter)
 	if !ok {
-		return s.readLoop(c)
+		return s.readLoop(c), false
 	}
 	for w.WaitInput() {
-		s.workers.Do(func() { reason = s.readReady(c, w) })
+		s.workers.Do(func() {
+			if reason = s.readReady(c, w); reason != "" {
+				s.end(c, reason)
+			}
+		})
 		if reason != "" {
-			return reason
+			return reason, true
 		}
 	}
-	return s.readLoop(c)
+	return s.readLoop(c), false
 }
 
 // readReady reads and handles what the client sent, on a worker: one message (waiting

@@ -8,9 +8,8 @@ import (
 // canPeek: WaitReadable works here.
 const canPeek = true
 
-// peekReadable reports whether fd has a byte to read or is at its end, taking nothing:
-// the poller's readiness can be stale (an edge seen while a read was under way), so it
-// is checked rather than trusted. RawSyscall: MSG_DONTWAIT never blocks, and the
+// peekReadable reports whether fd has a byte to read or is at its end, taking nothing.
+// RawSyscall: MSG_DONTWAIT never blocks, and the
 // scheduler bookkeeping of Syscall would deepen the stack WaitReadable keeps small.
 func peekReadable(fd uintptr) bool {
 	var b [1]byte

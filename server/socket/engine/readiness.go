@@ -79,5 +79,14 @@ func (rd Readiness) Wait() error {
 	if rd.br.Buffered() > 0 {
 		return nil
 	}
-	return rd.raw.Read(peekReadable)
+	// The poller's readiness can be stale (an edge seen while a read was under way), so
+	// it is checked before the first wait; a wake-up after the wait is a new edge.
+	waited := false
+	return rd.raw.Read(func(fd uintptr) bool {
+		if waited {
+			return true
+		}
+		waited = true
+		return peekReadable(fd)
+	})
 }
