@@ -234,7 +234,7 @@ type Hub struct {
 	sync sync.RWMutex
 
 	mu       sync.RWMutex
-	channels map[string]map[string]Conn // channel → socket id → conn (each conn's own: Conn.HubChannels)
+	channels map[string]channelSubs // channel → its subscribers here (each conn's own: Conn.HubChannels)
 }
 
 // subscription is one channel of a connection. A presence member is usually the
@@ -261,7 +261,7 @@ func New(broker Broker, presence Presence, counts Counts, hooks Hooks, log *slog
 		counts:   counts,
 		hooks:    hooks,
 		log:      log,
-		channels: make(map[string]map[string]Conn),
+		channels: make(map[string]channelSubs),
 	}
 	h.history, _ = broker.(Historian)
 	h.chans, _ = broker.(ChannelBroker)
@@ -347,11 +347,8 @@ func (h *Hub) add(ctx context.Context, c, as Conn, channel string, member *Membe
 	}
 	h.mu.Lock()
 	subs := h.channels[channel]
-	if subs == nil {
-		subs = make(map[string]Conn)
-		h.channels[channel] = subs
-	}
-	subs[c.ID()] = as
+	subs.set(c.ID(), as)
+	h.channels[channel] = subs
 	sub := subscription{}
 	if member != nil {
 		m := *member
@@ -441,9 +438,11 @@ func (h *Hub) remove(ctx context.Context, c Conn, channel string) (sub subscript
 		return sub, false, false, false
 	}
 	subs := h.channels[channel]
-	delete(subs, c.ID())
-	if len(subs) == 0 {
+	subs.del(c.ID())
+	if subs.len() == 0 {
 		delete(h.channels, channel)
+	} else {
+		h.channels[channel] = subs
 	}
 	h.mu.Unlock()
 	if h.chans != nil {
@@ -517,7 +516,8 @@ func (h *Hub) Subscribers(ctx context.Context, channel string) (int, error) {
 	}
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	return len(h.channels[channel]), nil
+	subs := h.channels[channel]
+	return subs.len(), nil
 }
 
 // Channels lists the occupied channels (on every node) whose names start with prefix,
@@ -615,10 +615,10 @@ func (h *Hub) state() State {
 	defer h.mu.RUnlock()
 	st := State{Counts: make(map[string]int)}
 	for ch, subs := range h.channels {
-		for id, c := range subs {
+		subs.each(func(id string, c Conn) {
 			sub, ok := c.HubChannels().sub(ch)
 			if !ok {
-				continue // not under h.mu: cannot be, add and remove change both under it
+				return // not under h.mu: cannot be, add and remove change both under it
 			}
 			// Internal presence (the online channels) is shared state too; internal
 			// channels are never counted.
@@ -628,7 +628,7 @@ func (h *Hub) state() State {
 			if !Internal(ch) {
 				st.Counts[ch]++
 			}
-		}
+		})
 	}
 	return st
 }
@@ -794,14 +794,14 @@ func (h *Hub) targets(m Message) (out []Conn, excluded Conn) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	subs := h.channels[m.Channel]
-	out = make([]Conn, 0, len(subs))
+	out = make([]Conn, 0, subs.len())
 	// A user's online channel tells its watchers, not its members (the user's own
 	// connections, which are on it only to be counted online).
 	online := strings.HasPrefix(m.Channel, onlinePrefix)
-	for id, c := range subs {
+	subs.each(func(id string, c Conn) {
 		if online {
 			if sub, _ := c.HubChannels().sub(m.Channel); sub.presence() {
-				continue
+				return
 			}
 		}
 		if id != m.ExceptSocketID {
@@ -809,7 +809,7 @@ func (h *Hub) targets(m Message) (out []Conn, excluded Conn) {
 		} else {
 			excluded = c
 		}
-	}
+	})
 	return out, excluded
 }
 

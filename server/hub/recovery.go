@@ -163,11 +163,12 @@ func (h *Hub) replace(channel, socketID string, from, to Conn) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	subs := h.channels[channel]
-	cur, ok := subs[socketID]
+	cur, ok := subs.get(socketID)
 	if !ok || (from != nil && cur != from) {
 		return
 	}
-	subs[socketID] = to
+	subs.set(socketID, to)
+	h.channels[channel] = subs
 }
 
 // maxHeldBack bounds what a connection's recovery holds back: a channel publishing
