@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // Serve returns once the connection is established and runs it on its own goroutine:
@@ -91,4 +93,33 @@ func readerGoroutine(t *testing.T) string {
 		t.Fatalf("%d goroutines in Service.read, want 1", len(found))
 	}
 	return found[0]
+}
+
+// Over TLS the goroutine cannot wait on the socket (engine.ErrNoWait) and reads as it
+// always did; messages are answered all the same.
+func TestTLSConnectionsReadWithoutTheWait(t *testing.T) {
+	e := newEnv(t)
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.svc.Serve(w, r, strings.TrimPrefix(r.URL.Path, "/app/"), "127.0.0.1")
+	}))
+	defer srv.Close()
+	d := websocket.Dialer{TLSClientConfig: srv.Client().Transport.(*http.Transport).TLSClientConfig}
+	ws, _, err := d.Dial("wss"+strings.TrimPrefix(srv.URL, "https")+"/app/key?protocol=7", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	c := &client{t: t, ws: ws}
+	if m := c.next(); m.Event != EventConnectionEstablished {
+		t.Fatalf("%+v, want %s", m, EventConnectionEstablished)
+	}
+	for i := 0; i < 3; i++ {
+		c.send(map[string]any{"event": EventPing, "data": map[string]any{}})
+		if m := c.next(); m.Event != EventPong {
+			t.Fatalf("ping %d: %+v, want %s", i, m, EventPong)
+		}
+	}
+	if g := readerGoroutine(t); strings.Contains(g, "Readiness.Wait") {
+		t.Fatalf("a TLS connection waits in Readiness.Wait:\n%s", g)
+	}
 }
