@@ -3,12 +3,13 @@ package pusherproto
 import (
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/jetsocket/jetsocket/server/goroutinetest"
 )
 
 // Serve returns once the connection is established and runs it on its own goroutine:
@@ -69,30 +70,13 @@ func TestIdleConnectionWaitsOutsideTheRead(t *testing.T) {
 	}
 	var g string
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if g = readerGoroutine(t); strings.Contains(g, "engine.Readiness.Wait") {
+		if g = goroutinetest.In(t, "pusherproto.(*Service).read"); strings.Contains(g, "engine.Readiness.Wait") {
 			break
 		}
 	}
 	if !strings.Contains(g, "engine.Readiness.Wait") || strings.Contains(g, "gorilla/websocket") {
 		t.Fatalf("the idle connection's goroutine is not waiting in Readiness.Wait:\n%s", g)
 	}
-}
-
-// readerGoroutine is the stack of the one goroutine in Service.read.
-func readerGoroutine(t *testing.T) string {
-	t.Helper()
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	var found []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "pusherproto.(*Service).read(") {
-			found = append(found, g)
-		}
-	}
-	if len(found) != 1 {
-		t.Fatalf("%d goroutines in Service.read, want 1", len(found))
-	}
-	return found[0]
 }
 
 // Over TLS the goroutine cannot wait on the socket (engine.ErrNoWait) and reads as it
@@ -119,7 +103,7 @@ func TestTLSConnectionsReadWithoutTheWait(t *testing.T) {
 			t.Fatalf("ping %d: %+v, want %s", i, m, EventPong)
 		}
 	}
-	if g := readerGoroutine(t); strings.Contains(g, "Readiness.Wait") {
+	if g := goroutinetest.In(t, "pusherproto.(*Service).read"); strings.Contains(g, "Readiness.Wait") {
 		t.Fatalf("a TLS connection waits in Readiness.Wait:\n%s", g)
 	}
 }

@@ -2,12 +2,13 @@ package socket
 
 import (
 	"bytes"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/jetsocket/jetsocket/server/goroutinetest"
 )
 
 // A v4 websocket connection's goroutine waits for its client in WaitReadable, not in
@@ -98,7 +99,7 @@ func TestV5IdleConnectionWaitsOutsideTheRead(t *testing.T) {
 	var stack string
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
-		stack = connGoroutine(t)
+		stack = goroutinetest.In(t, "socket.(*Server).serve")
 		if strings.Contains(stack, "WaitReadable") {
 			break
 		}
@@ -107,21 +108,4 @@ func TestV5IdleConnectionWaitsOutsideTheRead(t *testing.T) {
 	if !strings.Contains(stack, "engine.(*WebSocket).WaitReadable") || strings.Contains(stack, "gorilla/websocket") {
 		t.Fatalf("the idle connection's goroutine is not waiting in WaitReadable:\n%s", stack)
 	}
-}
-
-// connGoroutine is the stack of the one goroutine in Server.serve.
-func connGoroutine(t *testing.T) string {
-	t.Helper()
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	var found []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "socket.(*Server).serve(") {
-			found = append(found, g)
-		}
-	}
-	if len(found) != 1 {
-		t.Fatalf("%d goroutines in Server.serve, want 1", len(found))
-	}
-	return found[0]
 }
