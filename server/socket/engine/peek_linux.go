@@ -9,8 +9,8 @@ import (
 const canPeek = true
 
 // peekReadable reports whether fd has a byte to read or is at its end, taking nothing.
-// RawSyscall: MSG_DONTWAIT never blocks, and the
-// scheduler bookkeeping of Syscall would deepen the stack WaitReadable keeps small.
+// RawSyscall: MSG_DONTWAIT never blocks, and Syscall's scheduler bookkeeping would
+// deepen the stack Readiness.Wait keeps small.
 func peekReadable(fd uintptr) bool {
 	var b [1]byte
 	for {

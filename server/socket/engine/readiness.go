@@ -26,9 +26,10 @@ type Readiness struct {
 // ErrNoWait is Wait's answer where it cannot wait (TLS, or not Linux): read as usual.
 var ErrNoWait = errors.New("websocket: cannot wait for readability")
 
-// Upgrade is up.Upgrade(w, r, header), with gorilla reading through a bufio.Reader of readBuffer
-// bytes (over 256) that the returned Readiness can see into. up.ReadBufferSize is
-// ignored: gorilla reads through the hijacked connection's reader when it is 0.
+// Upgrade is up.Upgrade(w, r, header), with gorilla reading through a bufio.Reader of
+// readBuffer bytes (over 256) that the returned Readiness can see into.
+// up.ReadBufferSize is ignored: gorilla reads through the hijacked connection's reader
+// when it is 0.
 func Upgrade(up *websocket.Upgrader, w http.ResponseWriter, r *http.Request, header http.Header, readBuffer int) (*websocket.Conn, Readiness, error) {
 	u := *up
 	u.ReadBufferSize = 0
