@@ -618,29 +618,7 @@ func (s *Server) readOne(c *Conn, binary bool, rc io.ReadCloser, handOff bool) (
 		return ReasonClientGone, true
 	}
 	if int64(len(frame)) > max {
-		msg := fmt.Sprintf("packets are limited to %d bytes", max)
-		// A moderately oversized frame is read to its end and dropped, so the
-		// connection survives and the client sees the error; a huge one is not
-		// drained: tell the client, then close.
-		if n, _ := io.CopyN(io.Discard, rc, maxDrainBytes); n < maxDrainBytes {
-			if err := rc.Close(); err != nil {
-				return ReasonClientGone, true
-			}
-			c.Error(CodeFrameTooLarge, msg+": packet dropped")
-			return "", false
-		}
-		c.Error(CodeFrameTooLarge, msg)
-		// No more is read: the close may linger, so the client gets the error before
-		// the end of the stream instead of a reset that drops it.
-		c.mu.Lock()
-		ws := c.websocket()
-		c.mu.Unlock()
-		if ws != nil {
-			ws.LingerOnClose()
-		}
-		c.CloseAfterFlush(ReasonFrameTooLarge)
-		_ = rc.Close() // returns once the writer has closed the session
-		return ReasonFrameTooLarge, true
+		return s.oversized(c, rc)
 	}
 	if err := rc.Close(); err != nil {
 		return ReasonClientGone, true
@@ -665,6 +643,32 @@ func (s *Server) readOne(c *Conn, binary bool, rc io.ReadCloser, handOff bool) (
 		return ReasonClientClose, true
 	}
 	return "", false
+}
+
+// oversized answers a message over MaxFrameBytes, read that far from rc. A moderately
+// oversized one is read to its end and dropped, so the connection survives and the
+// client sees the error; a huge one is not drained: the client is told, then closed.
+func (s *Server) oversized(c *Conn, rc io.ReadCloser) (reason string, stop bool) {
+	msg := fmt.Sprintf("packets are limited to %d bytes", s.opts.MaxFrameBytes)
+	if n, _ := io.CopyN(io.Discard, rc, maxDrainBytes); n < maxDrainBytes {
+		if err := rc.Close(); err != nil {
+			return ReasonClientGone, true
+		}
+		c.Error(CodeFrameTooLarge, msg+": packet dropped")
+		return "", false
+	}
+	c.Error(CodeFrameTooLarge, msg)
+	// No more is read: the close may linger, so the client gets the error before the
+	// end of the stream instead of a reset that drops it.
+	c.mu.Lock()
+	ws := c.websocket()
+	c.mu.Unlock()
+	if ws != nil {
+		ws.LingerOnClose()
+	}
+	c.CloseAfterFlush(ReasonFrameTooLarge)
+	_ = rc.Close() // returns once the writer has closed the session
+	return ReasonFrameTooLarge, true
 }
 
 // handleOff decodes and dispatches frame on a goroutine of its own and waits for it.
