@@ -70,11 +70,11 @@ func TestIdleConnectionWaitsOutsideTheRead(t *testing.T) {
 	}
 	var g string
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if g = goroutinetest.In(t, "pusherproto.(*Service).read"); strings.Contains(g, "engine.Readiness.Wait") {
+		if g = goroutinetest.In(t, "pusherproto.(*Service).read"); strings.Contains(g, "engine.(*Readiness).Wait") {
 			break
 		}
 	}
-	if !strings.Contains(g, "engine.Readiness.Wait") || strings.Contains(g, "gorilla/websocket") {
+	if !strings.Contains(g, "engine.(*Readiness).Wait") || strings.Contains(g, "gorilla/websocket") {
 		t.Fatalf("the idle connection's goroutine is not waiting in Readiness.Wait:\n%s", g)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"sync"
 	"syscall"
 
 	"github.com/gorilla/websocket"
@@ -18,10 +19,24 @@ import (
 
 // Readiness tells whether a gorilla connection has a message to read, and waits for one
 // without reading. The zero value cannot wait (Wait answers ErrNoWait).
+//
+// While Wait waits, gorilla's reader holds no buffer: its buffer goes back to a shared
+// pool and another is lent when the client sends. An idle connection keeps none of the
+// bytes it reads through.
 type Readiness struct {
-	br  *bufio.Reader   // gorilla's read buffer, handed to it by Upgrade
-	raw syscall.RawConn // the TCP connection's; nil on TLS
+	br   *bufio.Reader   // gorilla's reader, handed to it by Upgrade; bufferless while Wait waits
+	raw  syscall.RawConn // the TCP connection's; nil on TLS
+	conn net.Conn        // what br reads from
+	lent *bufio.Reader   // the pooled reader whose buffer br reads through; nil: its own
 }
+
+// lentReadBuffer is the size of the read buffers lent while a connection reads: 1 KiB,
+// as centrifuge's, since a connection holds one only while it has something to read.
+const lentReadBuffer = 1024
+
+// lentReaders hold the buffers that Readiness lends. A pool rather than one buffer per
+// connection: only connections whose client has sent hold one.
+var lentReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, lentReadBuffer) }}
 
 // ErrNoWait is Wait's answer where it cannot wait (TLS, or not Linux): read as usual.
 var ErrNoWait = errors.New("websocket: cannot wait for readability")
@@ -38,7 +53,7 @@ func Upgrade(up *websocket.Upgrader, w http.ResponseWriter, r *http.Request, hea
 	if err != nil {
 		return nil, Readiness{}, err
 	}
-	rd := Readiness{br: h.br}
+	rd := Readiness{br: h.br, conn: ws.UnderlyingConn()}
 	if tc, ok := ws.UnderlyingConn().(*net.TCPConn); ok {
 		rd.raw, _ = tc.SyscallConn()
 	}
@@ -72,14 +87,16 @@ func (rd Readiness) Ready() bool { return rd.br != nil && rd.br.Buffered() > 0 }
 
 // Wait waits until the client has sent something (or gone, or the read deadline
 // passed), in a few small stack frames, taking nothing. Call it between messages, from
-// the goroutine that reads.
-func (rd Readiness) Wait() error {
+// the goroutine that reads: while it waits, gorilla's reader has no buffer to read into.
+func (rd *Readiness) Wait() error {
 	if !canPeek || rd.raw == nil || rd.br == nil {
 		return ErrNoWait
 	}
 	if rd.br.Buffered() > 0 {
 		return nil
 	}
+	rd.giveBack()
+	defer rd.borrow()
 	// The poller's readiness can be stale (an edge seen while a read was under way), so
 	// it is checked before the first wait; a wake-up after the wait is a new edge.
 	waited := false
@@ -90,4 +107,22 @@ func (rd Readiness) Wait() error {
 		waited = true
 		return peekReadable(fd)
 	})
+}
+
+// giveBack leaves gorilla's reader without a buffer, the lent one back in the pool (the
+// one Upgrade made is dropped). Only with nothing buffered.
+func (rd *Readiness) giveBack() {
+	if rd.lent != nil {
+		lentReaders.Put(rd.lent) // its buffer is br's; it is reset when lent again
+		rd.lent = nil
+	}
+	*rd.br = bufio.Reader{}
+}
+
+// borrow gives gorilla's reader a pooled buffer, reading from the connection.
+func (rd *Readiness) borrow() {
+	pr := lentReaders.Get().(*bufio.Reader)
+	pr.Reset(rd.conn)
+	*rd.br = *pr // br reads through pr's buffer until giveBack
+	rd.lent = pr
 }

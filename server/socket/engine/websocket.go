@@ -18,8 +18,9 @@ import (
 // (LockWrites, TryLockWrites) until its whole frame is out: a direct write of a prebuilt
 // frame (WriteNow, WriteFrames) and the engines' own messages alike.
 //
-// It costs little per connection: gorilla reads through a 1 KiB buffer and borrows write
-// buffers from a shared pool for the length of one frame, and no request state (URL,
+// It costs little per connection: gorilla borrows write buffers from a shared pool for
+// the length of one frame, a connection that waits with WaitReadable holds a read buffer
+// only while its client has sent something (Readiness), and no request state (URL,
 // headers) is kept.
 type WebSocket struct {
 	ws  *websocket.Conn
@@ -38,7 +39,8 @@ type WebSocket struct {
 	shut   atomic.Bool // Close was called: the session is over
 }
 
-// wsReadBuffer is the read buffer per connection, held while it is idle. Client packets
+// wsReadBuffer is the read buffer per connection, held while it is idle where the
+// connection is not read through WaitReadable (v3, TLS). Client packets
 // are small (a ping, an event and its ack id); a larger frame is read through it in more
 // than one syscall. 1 KiB -> 512 B: live heap per idle connection 0.91x (v2) and 0.92x
 // (v4) at N=2,000 (BENCHMARKS.md).
