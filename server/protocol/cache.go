@@ -1,7 +1,6 @@
 package protocol
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"time"
@@ -26,7 +25,7 @@ type cacheEvent struct {
 // history, as the Pusher endpoint does), or jetsocket:cache_miss {channel} and a
 // cache_miss webhook when there is none.
 func (s *Service) sendCached(c Conn, channel string) {
-	ctx, cancel := context.WithTimeout(c.Context(), cacheReadTimeout)
+	ctx, cancel := withTimeout(c.Context(), cacheReadTimeout)
 	defer cancel()
 	p, ok, err := history.Last(ctx, s.hub, channel)
 	if err != nil && !errors.Is(err, hub.ErrNoHistory) {

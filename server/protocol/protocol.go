@@ -276,6 +276,32 @@ func (s *Service) expire(c Conn) {
 	c.CloseAfterFlush(ReasonTokenExpired)
 }
 
+// withTimeout is context.WithTimeout(parent, d) for a connection's context. A parent
+// that registers callbacks itself (socket.Conn's, see afterFuncer) is not asked for its
+// Done channel, which context.WithTimeout would do: the channel would be made for it and
+// kept by the connection for good, 112 B on every connection that handled an event.
+func withTimeout(parent context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	a, ok := parent.(afterFuncer)
+	if !ok {
+		return context.WithTimeout(parent, d)
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), d)
+	if parent.Err() != nil {
+		cancel()
+		return ctx, cancel
+	}
+	stop := a.AfterFunc(cancel)
+	return ctx, func() {
+		stop()
+		cancel()
+	}
+}
+
+// afterFuncer is a context that runs callbacks when it ends, as socket.Conn's does.
+type afterFuncer interface {
+	AfterFunc(f func()) (stop func() bool)
+}
+
 // settle returns the context for a change to shared state made for a connection (a join
 // or leave, in Redis with many nodes): it keeps ctx's values and is bounded by
 // RequestTimeout, but is not cancelled when the connection closes, so that a change is

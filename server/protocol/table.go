@@ -215,8 +215,8 @@ func (s *Service) Dispatch(c Conn, event string, args []json.RawMessage) any {
 	}
 	s.metrics.MessagesIn.WithLabelValues(ev.kind).Inc()
 	// The timeout straight on the connection's context, the claims above it: a parent
-	// with values in between would make the context package watch it from a goroutine.
-	ctx, cancel := context.WithTimeout(c.Context(), RequestTimeout)
+	// with values in between would hide the connection context's AfterFunc.
+	ctx, cancel := withTimeout(c.Context(), RequestTimeout)
 	defer cancel()
 	ctx = tokens.WithClaims(ctx, c.Claims())
 	ack, channel, err := ev.handle(ctx, s, c, event, args)
