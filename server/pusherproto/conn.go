@@ -36,8 +36,10 @@ type Conn struct {
 	svc *Service
 	ws  *websocket.Conn
 	rd  engine.Readiness // waits for the client on a small stack (Service.read)
-	id  string
-	ip  string
+	// watcher: the poller's wait for the client (Service.watchClient); Shut before closing.
+	watcher engine.Watcher
+	id      string
+	ip      string
 
 	ctx    context.Context // cancelled when the connection closes
 	cancel context.CancelFunc
@@ -152,6 +154,7 @@ func (c *Conn) closeWith(code int, reason string, msg []byte) {
 	c.startWriter()
 	c.mu.Unlock()
 	c.cancel()
+	c.watcher.Shut() // the reader waits for the client's close frame until closeWait
 }
 
 // abort drops the connection at once, without a close frame (a slow consumer, whose
@@ -165,6 +168,7 @@ func (c *Conn) abort(reason string) {
 	c.queue = nil
 	c.mu.Unlock()
 	c.cancel()
+	c.watcher.Shut()
 	_ = c.ws.UnderlyingConn().Close()
 }
 
@@ -219,6 +223,7 @@ func (c *Conn) writeClose(code int, reason string) {
 	}
 	msg := websocket.FormatCloseMessage(code, reason)
 	if err := c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second)); err != nil {
+		c.watcher.Shut()
 		_ = c.ws.UnderlyingConn().Close()
 		return
 	}

@@ -1,8 +1,10 @@
 package pusherproto
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -59,24 +61,85 @@ func TestMessagesInOneWriteAreAllAnswered(t *testing.T) {
 	}
 }
 
-// An idle connection's goroutine waits for its client in engine.Readiness.Wait, not in
-// gorilla's read, so its stack stays small; the workers read and handle.
-func TestIdleConnectionWaitsOutsideTheRead(t *testing.T) {
+// An idle connection has no goroutine: the service's poller waits for its client and a
+// worker reads and handles when it sends. When the client leaves, the connection ends
+// and nothing stays watched.
+func TestIdleConnectionHasNoGoroutine(t *testing.T) {
 	e := newEnv(t)
-	c := e.dial(t)
-	c.send(map[string]any{"event": EventPing, "data": map[string]any{}})
-	if m := c.next(); m.Event != EventPong {
-		t.Fatalf("%+v, want %s", m, EventPong)
+	if e.svc.poller == nil {
+		t.Skip("no poller on this system")
 	}
-	var g string
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if g = goroutinetest.In(t, "pusherproto.(*Service).read"); strings.Contains(g, "engine.(*Readiness).Wait") {
-			break
+	c := e.dial(t)
+	for i := 0; i < 3; i++ {
+		c.send(map[string]any{"event": EventPing, "data": map[string]any{}})
+		if m := c.next(); m.Event != EventPong {
+			t.Fatalf("%+v, want %s", m, EventPong)
 		}
 	}
-	if !strings.Contains(g, "engine.(*Readiness).Wait") || strings.Contains(g, "gorilla/websocket") {
-		t.Fatalf("the idle connection's goroutine is not waiting in Readiness.Wait:\n%s", g)
+	waitUntil(t, "the connection watched", func() bool { return e.svc.poller.Watching() == 1 })
+	buf := make([]byte, 1<<20)
+	stacks := string(buf[:runtime.Stack(buf, true)])
+	for _, fn := range []string{"pusherproto.(*Service).run(", "pusherproto.(*Service).read(", "gorilla/websocket.(*Conn).NextReader("} {
+		if strings.Contains(stacks, fn) {
+			t.Fatalf("an idle connection's goroutine is in %s:\n%s", fn, stacks)
+		}
 	}
+	_ = c.ws.Close()
+	waitUntil(t, "the connection ended", func() bool { return e.svc.Count() == 0 && e.svc.poller.Watching() == 0 })
+}
+
+// A watched connection the server closes gets its close frame and ends; so does one
+// the server drops (a slow consumer); and Shutdown ends the rest and returns.
+func TestWatchedConnectionsClosedByTheServerEnd(t *testing.T) {
+	e := newEnv(t)
+	if e.svc.poller == nil {
+		t.Skip("no poller on this system")
+	}
+	closed, dropped, kept := e.dial(t), e.dial(t), e.dial(t)
+	waitUntil(t, "the connections watched", func() bool { return e.svc.poller.Watching() == 3 })
+	conn := func(id string) *Conn {
+		e.svc.mu.Lock()
+		defer e.svc.mu.Unlock()
+		return e.svc.conns[id]
+	}
+	conn(closed.id).closeWith(CloseShuttingDown, ReasonShutdown, nil)
+	_ = closed.ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, _, err := closed.ws.ReadMessage()
+		if ce, ok := err.(*websocket.CloseError); ok {
+			if ce.Code != CloseShuttingDown {
+				t.Fatalf("close %d, want %d", ce.Code, CloseShuttingDown)
+			}
+			break
+		}
+		if err != nil {
+			t.Fatalf("no close frame: %v", err)
+		}
+	}
+	conn(dropped.id).abort(ReasonClientGone)
+	waitUntil(t, "two ended", func() bool { return e.svc.Count() == 1 && e.svc.poller.Watching() == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := e.svc.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if e.svc.poller.Watching() != 0 || e.svc.Count() != 0 {
+		t.Fatalf("after shutdown: %d watched, %d open", e.svc.poller.Watching(), e.svc.Count())
+	}
+	if code := kept.closeCode(); code != CloseShuttingDown {
+		t.Fatalf("the connection left at shutdown closed with %d, want %d", code, CloseShuttingDown)
+	}
+}
+
+// waitUntil polls cond for up to 5 s.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("%s: not within 5 s", what)
 }
 
 // Over TLS the goroutine cannot wait on the socket (engine.ErrNoWait) and reads as it

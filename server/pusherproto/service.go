@@ -78,6 +78,7 @@ type Service struct {
 	sendQueue int
 	upgrader  websocket.Upgrader
 	workers   *engine.Workers // read and handle for connections waiting on a small stack
+	poller    *engine.Poller  // waits for idle connections with no goroutine; nil where it cannot
 
 	counts counts // subscription_count, coalesced
 
@@ -107,6 +108,11 @@ func New(o Options) *Service {
 		s.sendQueue = 256
 	}
 	s.workers = engine.NewWorkers()
+	if p, err := engine.NewPoller(s.workers); err == nil {
+		s.poller = p
+	} else if s.log != nil {
+		s.log.Debug("pusher connections wait on goroutines of their own", "err", err)
+	}
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
 		// Small buffers: most connections are idle most of the time, and a pooled
@@ -172,10 +178,35 @@ func (s *Service) Serve(w http.ResponseWriter, r *http.Request, key, ip string) 
 		return
 	}
 	s.greet(c)
-	// On its own goroutine, so the handler returns: net/http's buffers for the hijacked
-	// connection, the router's context and the handler's stack are freed rather than
-	// held for the life of every idle connection (Shutdown waits on s.readers).
+	// The poller waits for the client, or a goroutine of the connection's own: either way
+	// the handler returns, and net/http's buffers for the hijacked connection, the
+	// router's context and the handler's stack are freed rather than held for the life
+	// of every idle connection (Shutdown waits on s.readers).
+	if s.watchClient(c) {
+		return
+	}
 	go s.run(c)
+}
+
+// watchClient hands c to the poller, which runs readable on a worker when the client sends:
+// an idle connection has no goroutine. false: it cannot (TLS, not Linux).
+func (s *Service) watchClient(c *Conn) bool {
+	return s.poller != nil && c.watcher.Watch(&c.rd, s.poller, func() { s.readable(c) }) == nil
+}
+
+// readable reads and handles what the client of a watched connection sent, on a worker,
+// then has the poller wait again; or, at the connection's end, cleans up after it.
+func (s *Service) readable(c *Conn) {
+	if s.readReady(c) {
+		s.disconnect(c)
+		s.readers.Done()
+		return
+	}
+	if !c.watcher.Rearm(&c.rd) {
+		// Closing: a goroutine reads on to the client's close frame or its deadline
+		// (closeWait), which the poller would not see.
+		go s.run(c)
+	}
 }
 
 // newConn registers a connection, or returns nil when the service is shutting down.
@@ -345,6 +376,7 @@ func (s *Service) disconnect(c *Conn) {
 	c.stopTimers()
 	c.mu.Unlock()
 	c.cancel()
+	c.watcher.Shut()
 	_ = c.ws.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
 	defer cancel()
@@ -389,6 +421,9 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		s.readers.Wait()
+		if s.poller != nil {
+			_ = s.poller.Close()
+		}
 		close(done)
 	}()
 	select {

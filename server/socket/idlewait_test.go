@@ -2,17 +2,19 @@ package socket
 
 import (
 	"bytes"
+	"context"
+	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
-
-	"github.com/jetsocket/jetsocket/server/goroutinetest"
 )
 
-// A v4 websocket connection's goroutine waits for its client in WaitReadable, not in
-// gorilla's read (Server.serve): its stack stays small. The workers read and handle.
+// An idle v4 websocket connection has no goroutine: the server's poller waits for its
+// client (Server.watch). A polling session's goroutine waits in WaitInput, not in a read
+// (Server.serve): its stack stays small. The workers read and handle.
 
 // clientFrames is text messages framed as a client sends them (masked, with a zero
 // key), to be written in one TCP write.
@@ -89,23 +91,90 @@ func TestV5SilentClientIsClosedWhileWaiting(t *testing.T) {
 	}
 }
 
-func TestV5IdleConnectionWaitsOutsideTheRead(t *testing.T) {
+// waitFor polls cond for up to 5 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("%s: not within 5 s", what)
+}
+
+// An idle v4 websocket connection has no goroutine: the server's poller waits for its
+// client, and a worker reads and handles when it sends.
+func TestV5IdleConnectionHasNoGoroutine(t *testing.T) {
 	vs := newV5Server(t, Options{})
+	if vs.poller == nil {
+		t.Skip("no poller on this system")
+	}
 	ws := vs.dialV5(t, "idle")
 	if err := ws.WriteMessage(websocket.TextMessage, []byte(`421["x"]`)); err != nil {
 		t.Fatal(err)
 	}
 	readWS(t, ws, `431[`)
-	var stack string
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		stack = goroutinetest.In(t, "socket.(*Server).serve")
-		if strings.Contains(stack, "WaitReadable") {
+	waitFor(t, "the connection watched", func() bool { return vs.poller.Watching() == 1 })
+	buf := make([]byte, 1<<20)
+	stacks := string(buf[:runtime.Stack(buf, true)])
+	for _, fn := range []string{"socket.(*Server).serve(", "socket.(*Server).run(", "WaitReadable(", "gorilla/websocket.(*Conn).NextReader("} {
+		if strings.Contains(stacks, fn) {
+			t.Fatalf("an idle connection's goroutine is in %s:\n%s", fn, stacks)
+		}
+	}
+	// It still hears its client, again and again.
+	for i := 2; i < 5; i++ {
+		if err := ws.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`42%d["x"]`, i))); err != nil {
+			t.Fatal(err)
+		}
+		readWS(t, ws, fmt.Sprintf(`43%d[`, i))
+	}
+	// The client leaves: the connection ends and nothing stays watched.
+	_ = ws.Close()
+	waitFor(t, "the connection ended", func() bool { return vs.Count() == 0 && vs.poller.Watching() == 0 })
+}
+
+// A watched connection the server closes (here: the token refresh, a kick, shutdown
+// alike) ends: the close cancels the watch and a worker cleans up.
+func TestV5WatchedConnectionClosedByTheServerEnds(t *testing.T) {
+	vs := newV5Server(t, Options{})
+	if vs.poller == nil {
+		t.Skip("no poller on this system")
+	}
+	ws := vs.dialV5(t, "kicked")
+	waitFor(t, "the connection watched", func() bool { return vs.poller.Watching() == 1 })
+	vs.mu.Lock()
+	c := vs.conns["kicked"]
+	vs.mu.Unlock()
+	c.Close("test")
+	waitFor(t, "the connection ended", func() bool { return vs.Count() == 0 && vs.poller.Watching() == 0 })
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		if _, _, err := ws.ReadMessage(); err != nil {
+			if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
+				t.Fatal("the client was never closed")
+			}
 			break
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
-	if !strings.Contains(stack, "engine.(*WebSocket).WaitReadable") || strings.Contains(stack, "gorilla/websocket") {
-		t.Fatalf("the idle connection's goroutine is not waiting in WaitReadable:\n%s", stack)
+}
+
+// Shutdown ends watched connections and returns.
+func TestV5ShutdownEndsWatchedConnections(t *testing.T) {
+	vs := newV5Server(t, Options{})
+	if vs.poller == nil {
+		t.Skip("no poller on this system")
+	}
+	for i := 0; i < 5; i++ {
+		vs.dialV5(t, fmt.Sprintf("u%d", i))
+	}
+	waitFor(t, "the connections watched", func() bool { return vs.poller.Watching() == 5 })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := vs.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := vs.poller.Watching(); n != 0 {
+		t.Fatalf("%d still watched after shutdown", n)
 	}
 }

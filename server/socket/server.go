@@ -166,6 +166,7 @@ type Server struct {
 
 	ips     *ipSockets      // sockets per client address (limits.go)
 	workers *engine.Workers // read and handle for connections waiting on a small stack (serve)
+	poller  *engine.Poller  // waits for idle websocket connections with no goroutine; nil where it cannot
 
 	mu         sync.RWMutex
 	closing    bool
@@ -203,6 +204,10 @@ func NewServer(opts Options) (*Server, error) {
 		acceptDone: make(chan struct{}),
 	}
 	var err error
+	if s.poller, err = engine.NewPoller(s.workers); err != nil {
+		s.log.Debug("connections wait on goroutines of their own", "err", err)
+		s.poller = nil
+	}
 	s.v3, err = eio3.NewEngine(eio3.Options{
 		PingInterval:  opts.PingInterval,
 		PingTimeout:   opts.PingTimeout,
@@ -391,6 +396,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.v3.Close()
 		<-s.acceptDone
 		s.serving.Wait() // sessions accepted during shutdown, closed at once
+		if s.poller != nil {
+			_ = s.poller.Close()
+		}
 		close(done)
 	}()
 	select {
@@ -438,6 +446,9 @@ func (s *Server) start(sess Session) {
 		c.finish() // the missed publications, after the CONNECT reply
 		c.finish = nil
 	}
+	if w, ok := c.sess.(idleWaiter); ok && s.watch(c, w) {
+		return // no goroutine while the client is quiet
+	}
 	go s.run(c)
 }
 
@@ -465,38 +476,77 @@ func (s *Server) authenticate(sess Session) (*tokens.Claims, connectAuth) {
 	return claims, connectAuth{}
 }
 
-// run reads the connection until it ends, then cleans up.
+// run reads the connection until it ends, then cleans up; or until a Poller waits for
+// it, and then the worker that finds the end cleans up.
 func (s *Server) run(c *Conn) {
-	defer s.serving.Done()
-	if reason, ended := s.serve(c); !ended {
-		s.end(c, reason)
+	if reason, handed := s.serve(c); !handed {
+		s.finish(c, reason)
 	}
+}
+
+// finish ends the connection (end) and counts it out of serving: its last step.
+func (s *Server) finish(c *Conn, reason string) {
+	s.end(c, reason)
+	s.serving.Done()
 }
 
 // serve reads the connection until it ends and returns why. This goroutine is the one
 // an idle connection keeps, and every byte of stack it ever grows to stays for the life
 // of the connection (the runtime shrinks a stack only when under a quarter of it is in
-// use). Where the session can wait for its client in small frames (idleWaiter), it
-// waits here and leaves reading and handling to the workers: the stack stays at 2 KiB.
-// Elsewhere readLoop reads here, and the stack grows to 4 KiB.
-// ended: the worker that found the end also cleaned up (end is deep too: run on a
-// worker, whose stack has grown already, it does not grow this one at the last moment).
-func (s *Server) serve(c *Conn) (reason string, ended bool) {
+// use). So where it can, it keeps none: once the session is on a websocket a Poller can
+// watch, it hands the connection over and returns (handed). Until then (polling), or
+// where no Poller can watch but the session can wait in small frames (idleWaiter, a
+// TLS websocket), it waits here and leaves reading and handling to the workers: the
+// stack stays at 2 KiB. Elsewhere (v3) readLoop reads here, and the stack grows to 4 KiB.
+// handed: a worker has finished the connection, or will.
+func (s *Server) serve(c *Conn) (reason string, handed bool) {
 	w, ok := c.sess.(idleWaiter)
 	if !ok {
 		return s.readLoop(c), false
 	}
-	for w.WaitInput() {
+	for {
+		if s.watch(c, w) {
+			return "", true
+		}
+		if !w.WaitInput() {
+			break
+		}
+		// The worker that finds the end also cleans up (end is deep too: run on a
+		// worker, whose stack has grown already, it does not grow this one).
+		var ended bool
 		s.workers.Do(func() {
 			if reason = s.readReady(c, w); reason != "" {
-				s.end(c, reason)
+				s.finish(c, reason)
+				ended = true
 			}
 		})
-		if reason != "" {
-			return reason, true
+		if ended {
+			return "", true
 		}
 	}
 	return s.readLoop(c), false
+}
+
+// watch hands c to the Poller if its session is on a websocket it can watch, with
+// nothing to read: readable runs on a worker when the client sends. false: it did not.
+func (s *Server) watch(c *Conn, w idleWaiter) bool {
+	if s.poller == nil {
+		return false
+	}
+	ws := w.IdleWebSocket()
+	return ws != nil && ws.Watch(s.poller, func() { s.readable(c, w, ws) }) == nil
+}
+
+// readable reads and handles what the client of a watched connection sent, on a worker,
+// then has the Poller wait again; or finishes the connection at its end.
+func (s *Server) readable(c *Conn, w idleWaiter, ws *engine.WebSocket) {
+	if reason := s.readReady(c, w); reason != "" {
+		s.finish(c, reason)
+		return
+	}
+	if !ws.Rearm() {
+		go s.run(c) // closing (a goroutine finds the end), or the poller failed: wait as before
+	}
 }
 
 // readReady reads and handles what the client sent, on a worker: one message (waiting

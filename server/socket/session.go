@@ -67,6 +67,9 @@ type idleWaiter interface {
 	WaitInput() bool
 	// Ready reports whether NextReaderStep has a message without waiting for the network.
 	Ready() bool
+	// IdleWebSocket is the session's websocket while it is on one with nothing queued
+	// (a poller can wait for its client instead of WaitInput), else nil.
+	IdleWebSocket() *engine.WebSocket
 	// NextReaderStep is NextReader reading at most one websocket message; r is nil when
 	// that message was the engine's own, or nothing came.
 	NextReaderStep() (binary bool, r io.ReadCloser, err error)

@@ -188,7 +188,7 @@ func (s *Server) newSession(r *http.Request, ws WebSocket) *Session {
 	if ws != nil {
 		upgrades = `[]`
 	}
-	sess := &Session{srv: s, ws: ws, inWake: make(chan struct{}, 1), done: make(chan struct{}),
+	sess := &Session{srv: s, ws: ws,
 		ip: engine.ClientIP(r), token: r.URL.Query().Get("token"), transport: "polling"}
 	if ws != nil {
 		sess.transport = "websocket"
@@ -299,8 +299,7 @@ type Session struct {
 	wake        chan string   // a waiting poll's: "" to look at out, else a packet to answer with
 	in          [][]byte      // messages posted and not yet read
 	inBytes     int           // their size
-	inWake      chan struct{} // NextReader's: look again (in, ws or closed changed)
-	done        chan struct{} // closed by close
+	inWake      chan struct{} // a reader waiting with no websocket: look again (in, ws or closed changed); made by the first such wait
 	heartbeat   *time.Timer
 	pingPending bool
 	final       string // a closed polling session's last answer, for its next poll
@@ -338,9 +337,6 @@ func (s *Session) WebSocket() *engine.WebSocket {
 // CutOff reports whether the session was closed because its client stopped taking what
 // was sent (ReasonQueueFull).
 func (s *Session) CutOff() bool { return s.Reason() == ReasonQueueFull }
-
-// Done is closed when the session closes.
-func (s *Session) Done() <-chan struct{} { return s.done }
 
 // Reason is why the session closed ("" while open).
 func (s *Session) Reason() string {
@@ -415,7 +411,7 @@ func (s *Session) close(reason string) {
 	s.heartbeat.Stop()
 	ws, probe, release := s.ws, s.probe, s.release
 	s.probe, s.release = nil, nil
-	close(s.done)
+	s.signal()
 	// A polling client gets what was queued before the close (an error that explains it,
 	// say) and the close packet: the waiting poll now, else the next one within
 	// PingTimeout, until which the session stays findable: when the server closed it
@@ -518,11 +514,21 @@ func (s *Session) onPong() {
 	s.mu.Unlock()
 }
 
+// signal tells a reader waiting with no websocket to look again. Under mu.
 func (s *Session) signal() {
 	select {
-	case s.inWake <- struct{}{}:
+	case s.inWake <- struct{}{}: // nil: nobody has waited
 	default:
 	}
+}
+
+// wakeup is the channel a reader with no websocket waits on, made on first use: a
+// session that opened on a websocket never needs one. Under mu.
+func (s *Session) wakeup() chan struct{} {
+	if s.inWake == nil {
+		s.inWake = make(chan struct{}, 1)
+	}
+	return s.inWake
 }
 
 // NextReader returns the next message from the client, in order, whatever the
@@ -556,14 +562,13 @@ func (s *Session) WaitInput() bool {
 			return true
 		}
 		ws := s.ws
-		s.mu.Unlock()
 		if ws == nil {
-			select {
-			case <-s.inWake:
-			case <-s.done:
-			}
+			wake := s.wakeup()
+			s.mu.Unlock()
+			<-wake
 			continue
 		}
+		s.mu.Unlock()
 		w, ok := ws.(waiter)
 		if !ok {
 			return false
@@ -578,6 +583,19 @@ func (s *Session) WaitInput() bool {
 		}
 		return true
 	}
+}
+
+// IdleWebSocket is the session's websocket while it is on one (the socket layer's own)
+// with nothing queued, so that a poller can wait for its client (engine.WebSocket.Watch);
+// else nil.
+func (s *Session) IdleWebSocket() *engine.WebSocket {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || len(s.in) > 0 {
+		return nil
+	}
+	ws, _ := s.ws.(*engine.WebSocket)
+	return ws
 }
 
 // Ready reports whether NextReaderStep has a message without waiting for the network.
@@ -610,17 +628,17 @@ func (s *Session) next(wait bool) (binary bool, r io.ReadCloser, err error) {
 			return false, nil, ErrClosed
 		}
 		ws := s.ws
-		s.mu.Unlock()
 		if ws == nil {
 			if !wait {
+				s.mu.Unlock()
 				return false, nil, nil
 			}
-			select {
-			case <-s.inWake:
-			case <-s.done:
-			}
+			wake := s.wakeup()
+			s.mu.Unlock()
+			<-wake
 			continue
 		}
+		s.mu.Unlock()
 		binary, r, err := s.readWebsocket(ws)
 		if err != nil {
 			s.close("transport close")
@@ -777,8 +795,8 @@ func (s *Session) post(w http.ResponseWriter, r *http.Request) {
 			}
 			s.in = append(s.in, p)
 			s.inBytes += len(p)
-			s.mu.Unlock()
 			s.signal()
+			s.mu.Unlock()
 		case '3':
 			s.onPong()
 		case '1':
@@ -932,6 +950,6 @@ func (s *Session) finishUpgrade(ws WebSocket) {
 		}
 	}
 	s.ws, s.probe, s.probing, s.swapping = ws, nil, false, false
-	s.mu.Unlock()
 	s.signal() // NextReader reads the websocket from now on
+	s.mu.Unlock()
 }

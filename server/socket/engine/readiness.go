@@ -109,6 +109,18 @@ func (rd *Readiness) Wait() error {
 	})
 }
 
+// fd is the connection's descriptor; ErrNoWait where there is none to wait on.
+func (rd *Readiness) fd() (int, error) {
+	if !canPeek || rd.raw == nil || rd.br == nil {
+		return 0, ErrNoWait
+	}
+	fd := -1
+	if err := rd.raw.Control(func(d uintptr) { fd = int(d) }); err != nil || fd < 0 {
+		return 0, ErrNoWait
+	}
+	return fd, nil
+}
+
 // giveBack leaves gorilla's reader without a buffer, the lent one back in the pool (the
 // one Upgrade made is dropped). Only with nothing buffered.
 func (rd *Readiness) giveBack() {

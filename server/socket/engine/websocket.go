@@ -34,9 +34,10 @@ type WebSocket struct {
 	// write: the v4 engine sets no deadline of its own. Set before the first write.
 	WriteTimeout time.Duration
 
+	watcher Watcher // a Poller's wait for the client; its shut: Close was called
+
 	linger atomic.Bool // see LingerOnClose
 	closed atomic.Bool // a lingering close has begun
-	shut   atomic.Bool // Close was called: the session is over
 }
 
 // wsReadBuffer is the read buffer per connection, held while it is idle where the
@@ -164,7 +165,7 @@ func (c *WebSocket) LingerOnClose() { c.linger.Store(true) }
 
 // Close closes the websocket (see LingerOnClose).
 func (c *WebSocket) Close() error {
-	c.shut.Store(true)
+	c.watcher.Shut() // before the descriptor closes
 	if !c.linger.Load() || c.tcp == nil || !c.closed.CompareAndSwap(false, true) {
 		return c.ws.Close()
 	}
@@ -180,7 +181,7 @@ func (c *WebSocket) Close() error {
 }
 
 // Shut reports whether Close was called.
-func (c *WebSocket) Shut() bool { return c.shut.Load() }
+func (c *WebSocket) Shut() bool { return c.watcher.shut.Load() }
 
 func (c *WebSocket) LocalAddr() net.Addr               { return c.ws.LocalAddr() }
 func (c *WebSocket) RemoteAddr() net.Addr              { return c.ws.RemoteAddr() }
@@ -201,6 +202,11 @@ func (c *WebSocket) Ready() bool { return c.rd.Ready() }
 
 // WaitReadable waits for the client in a few small stack frames (Readiness.Wait).
 func (c *WebSocket) WaitReadable() error { return c.rd.Wait() }
+
+// Watch has p wait for the client instead of a goroutine (Watcher.Watch); Rearm has it
+// wait again once f has read all there was.
+func (c *WebSocket) Watch(p *Poller, f func()) error { return c.watcher.Watch(&c.rd, p, f) }
+func (c *WebSocket) Rearm() bool                     { return c.watcher.Rearm(&c.rd) }
 
 // NextMessage returns the next message's reader, unframed; binary reports a binary
 // message. gorilla discards whatever a reader left unread when the next one is asked for.

@@ -35,6 +35,15 @@ func (p *Workers) Do(f func()) {
 	<-done
 }
 
+// Go runs f on a worker and returns at once.
+func (p *Workers) Go(f func()) {
+	select {
+	case p.jobs <- f:
+	default:
+		go p.work(f)
+	}
+}
+
 func (p *Workers) work(job func()) {
 	idle := time.NewTimer(workerIdle)
 	defer idle.Stop()
