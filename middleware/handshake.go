@@ -7,6 +7,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/jetsocket/jetsocket/server/errs"
+	"github.com/jetsocket/jetsocket/server/query"
 	"github.com/jetsocket/jetsocket/tokens"
 )
 
@@ -33,31 +34,32 @@ func Handshake(o HandshakeOptions) gin.HandlerFunc {
 	v, log := o.Verifier, o.Log
 	onResult := o.OnRefused
 	return func(c *gin.Context) {
-		q := c.Request.URL.Query()
-		if c.Request.Method == http.MethodOptions || q.Get("sid") != "" {
+		q := c.Request.URL.RawQuery // read with query, not parsed whole at each look
+		if c.Request.Method == http.MethodOptions || query.Get(q, "sid") != "" {
 			c.Next()
 			return
 		}
 		// No or an unknown Engine.IO version: the socket layer refuses it 400 (as
 		// engine.io does), whatever the token.
-		if eio := q.Get("EIO"); eio != "3" && eio != "4" {
+		eio := query.Get(q, "EIO")
+		if eio != "3" && eio != "4" {
 			c.Next()
 			return
 		}
 		// A socket.io-client 3.x/4.x handshake (EIO=4) may carry its token in the
 		// CONNECT packet's auth instead; the socket layer checks it there, with the same
 		// verifier and limits. One given in the query is checked here, as for 2.x.
-		if q.Get("EIO") == "4" && !q.Has("token") {
+		if eio == "4" && !query.Has(q, "token") {
 			c.Next()
 			return
 		}
-		claims, err := v.Verify(q.Get("token"))
+		claims, err := v.Verify(query.Get(q, "token"))
 		if err != nil {
 			reason := tokens.ReasonOf(err)
 			if onResult != nil {
 				onResult(reason)
 			}
-			log.Warn("socket auth refused", "reason", string(reason), "ip", c.ClientIP(), "transport", q.Get("transport"))
+			log.Warn("socket auth refused", "reason", string(reason), "ip", c.ClientIP(), "transport", query.Get(q, "transport"))
 			msg := "token invalid"
 			if te, ok := err.(*tokens.Error); ok {
 				msg = te.Message()
@@ -77,7 +79,7 @@ func Handshake(o HandshakeOptions) gin.HandlerFunc {
 			}
 		}
 		if log.Enabled(c.Request.Context(), slog.LevelInfo) { // spares a connect its fields at LOG_LEVEL=warn
-			log.Info("socket auth accepted", "user_id", claims.UserID(), "ip", ip, "transport", q.Get("transport"))
+			log.Info("socket auth accepted", "user_id", claims.UserID(), "ip", ip, "transport", query.Get(q, "transport"))
 		}
 		if o.Accepted != nil {
 			c.Request = o.Accepted(c.Request, claims)

@@ -47,6 +47,7 @@ step "bench module: go vet, go test -race"
 step "fuzz (${FUZZTIME} each)"
 go test -run '^$' -fuzz '^FuzzDecodePacket$' -fuzztime "$FUZZTIME" ./server/wire
 go test -run '^$' -fuzz '^FuzzHandOffPayload$' -fuzztime "$FUZZTIME" ./server/socket/eio3
+go test -run '^$' -fuzz '^FuzzAnswersAsParseQuery$' -fuzztime "$FUZZTIME" ./server/query
 
 step "end-to-end"
 mkdir -p .bin

@@ -22,6 +22,7 @@ import (
 	"github.com/jetsocket/jetsocket/server/hub"
 	"github.com/jetsocket/jetsocket/server/limit"
 	"github.com/jetsocket/jetsocket/server/metrics"
+	"github.com/jetsocket/jetsocket/server/query"
 	"github.com/jetsocket/jetsocket/server/socket/engine"
 	"github.com/jetsocket/jetsocket/server/webhook"
 )
@@ -162,7 +163,7 @@ func (s *Service) Serve(w http.ResponseWriter, r *http.Request, key, ip string) 
 		refuse(CloseUnknownApp, "App key "+truncate(key, 64)+" not in this cluster")
 		return
 	}
-	if p, err := strconv.Atoi(r.URL.Query().Get("protocol")); err != nil || p < minProtocol || p > maxProtocol {
+	if p, err := strconv.Atoi(query.Get(r.URL.RawQuery, "protocol")); err != nil || p < minProtocol || p > maxProtocol {
 		refuse(CloseBadProtocol, fmt.Sprintf("unsupported protocol version; this server speaks %d to %d", minProtocol, maxProtocol))
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"sync"
 
+	"github.com/jetsocket/jetsocket/server/query"
 	"github.com/jetsocket/jetsocket/server/socket/engine"
 )
 
@@ -66,7 +67,7 @@ func (s *Server) admitSocket(w http.ResponseWriter, r *http.Request) (release fu
 	ip := engine.ClientIP(r)
 	if !s.ips.Acquire(ip) {
 		what := "session"
-		if r.URL.Query().Get("sid") != "" {
+		if query.Has(r.URL.RawQuery, "sid") {
 			what = "upgrade"
 		}
 		engine.RefuseTooMany(w, s.log, ip, what)

@@ -31,6 +31,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/jetsocket/jetsocket/server/errs"
+	"github.com/jetsocket/jetsocket/server/query"
 	"github.com/jetsocket/jetsocket/server/socket/eio3"
 	"github.com/jetsocket/jetsocket/server/socket/eio4"
 	"github.com/jetsocket/jetsocket/server/socket/engine"
@@ -303,19 +304,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// JSONP polling (the "j" parameter) makes the library answer text/javascript that
 	// calls a function named by the caller: a script of anyone's choosing served from
 	// our origin, which defeats a CSP of 'self'. No client we support needs it.
-	if r.URL.Query().Has("j") {
+	if query.Has(r.URL.RawQuery, "j") {
 		errs.Write(w, errs.New(errs.Invalid, errs.CodeJSONPNotSupported, "JSONP polling is not supported; use XHR polling or websocket"))
 		return
 	}
 	// EIO picks the engine: 3 (socket.io-client 2.x, go-socket.io) or 4 (3.x/4.x, eio4).
 	// go-socket.io ignores the parameter, so any other version, or none, is refused here
 	// (400, as engine.io), before it would be served as v3.
-	eio := r.URL.Query().Get("EIO")
+	eio := query.Get(r.URL.RawQuery, "EIO")
 	if eio != "3" && eio != "4" {
 		errs.Write(w, errs.New(errs.Invalid, errs.CodeUnsupportedProtocol, "Engine.IO protocol version must be 3 or 4"))
 		return
 	}
-	if r.URL.Query().Get("sid") == "" {
+	if query.Get(r.URL.RawQuery, "sid") == "" {
 		s.mu.RLock()
 		if s.closing {
 			s.mu.RUnlock()

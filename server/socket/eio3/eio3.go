@@ -20,6 +20,7 @@ import (
 	"github.com/googollee/go-socket.io/engineio"
 
 	"github.com/jetsocket/jetsocket/server/errs"
+	"github.com/jetsocket/jetsocket/server/query"
 	"github.com/jetsocket/jetsocket/server/socket/engine"
 )
 
@@ -99,7 +100,7 @@ func NewEngine(o Options) (*Engine, error) {
 // invalid_sid; a new session of an address at MAX_CONNECTIONS_PER_IP is 429; the
 // library's own 5xx answers are rewritten (engineErrorWriter).
 func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if sid := r.URL.Query().Get("sid"); sid != "" {
+	if sid := query.Get(r.URL.RawQuery, "sid"); sid != "" {
 		e.ids.waitReady(sid, r.Context().Done())
 		if !e.alive(sid) {
 			errs.Write(w, errs.New(errs.Invalid, errs.CodeInvalidSid, "Session ID unknown"))

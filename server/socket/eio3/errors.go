@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/jetsocket/jetsocket/server/errs"
+	"github.com/jetsocket/jetsocket/server/query"
 )
 
 // maxEngineMessage bounds how much of go-socket.io's error text is kept: it is one line
@@ -84,7 +85,7 @@ func (w *engineErrorWriter) Write(b []byte) (int, error) {
 
 // finish writes a captured answer as JSON, unless an answer went out before it.
 func (w *engineErrorWriter) finish(r *http.Request) {
-	if w.status == 0 && !w.written && r.URL.Query().Get("sid") != "" &&
+	if w.status == 0 && !w.written && query.Get(r.URL.RawQuery, "sid") != "" &&
 		strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 		errs.Write(w.ResponseWriter, errs.New(errs.Invalid, errs.CodeTransportMismatch, "this session is already on websocket"))
 		return
@@ -95,7 +96,7 @@ func (w *engineErrorWriter) finish(r *http.Request) {
 	msg := strings.TrimSpace(w.text.String())
 	if w.status >= 500 {
 		w.log.Warn("engine error", "status", w.status, "err", msg,
-			"transport", r.URL.Query().Get("transport"), "method", r.Method)
+			"transport", query.Get(r.URL.RawQuery, "transport"), "method", r.Method)
 	}
 	if w.written {
 		return

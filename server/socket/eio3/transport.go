@@ -20,6 +20,7 @@ import (
 	"github.com/googollee/go-socket.io/engineio/transport/polling"
 
 	"github.com/jetsocket/jetsocket/server/errs"
+	"github.com/jetsocket/jetsocket/server/query"
 	"github.com/jetsocket/jetsocket/server/socket/engine"
 	"github.com/jetsocket/jetsocket/tokens"
 )
@@ -177,7 +178,7 @@ type upgradeSafePolling struct {
 }
 
 func (t upgradeSafePolling) Accept(w http.ResponseWriter, r *http.Request) (transport.Conn, error) {
-	if r.URL.Query().Get("sid") != "" { // the session is on a websocket: see upgrades.go
+	if query.Get(r.URL.RawQuery, "sid") != "" { // the session is on a websocket: see upgrades.go
 		return nil, refuse(w, errs.CodeTransportMismatch, "this session is on websocket; polling requests for it are refused")
 	}
 	c, err := t.Transport.Accept(w, r)
@@ -286,7 +287,7 @@ type openInfo struct {
 func newOpenInfo(r *http.Request, transport string) *openInfo {
 	info := &openInfo{ip: engine.ClientIP(r), transport: transport, claims: engine.Verified(r)}
 	if info.claims == nil {
-		info.token = r.URL.Query().Get("token")
+		info.token = query.Get(r.URL.RawQuery, "token")
 	}
 	return info
 }
@@ -327,7 +328,7 @@ func (w *openWriter) Close() error {
 func (c *graceConn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.mu.Lock()
 	if c.sid == "" {
-		c.sid = r.URL.Query().Get("sid")
+		c.sid = query.Get(r.URL.RawQuery, "sid")
 	}
 	sid, paused := c.sid, c.paused
 	c.mu.Unlock()
@@ -388,7 +389,7 @@ type handoffWebsocket struct {
 }
 
 func (t handoffWebsocket) Accept(w http.ResponseWriter, r *http.Request) (transport.Conn, error) {
-	sid := r.URL.Query().Get("sid")
+	sid := query.Get(r.URL.RawQuery, "sid")
 	if sid == "" {
 		c, err := t.wsTransport.Accept(w, r)
 		if err != nil {

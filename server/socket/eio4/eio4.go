@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/jetsocket/jetsocket/server/errs"
+	"github.com/jetsocket/jetsocket/server/query"
 	"github.com/jetsocket/jetsocket/server/socket/engine"
 	"github.com/jetsocket/jetsocket/tokens"
 )
@@ -133,17 +134,16 @@ func (s *Server) Count() int {
 
 // ServeHTTP serves one Engine.IO v4 request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	if q.Get("EIO") != "4" {
+	if query.Get(r.URL.RawQuery, "EIO") != "4" {
 		httpError(w, errUnsupportedEIO, "Unsupported protocol version")
 		return
 	}
-	tr := q.Get("transport")
+	tr := query.Get(r.URL.RawQuery, "transport")
 	if tr != "polling" && tr != "websocket" {
 		httpError(w, errUnknownTransport, "Transport unknown")
 		return
 	}
-	sid := q.Get("sid")
+	sid := query.Get(r.URL.RawQuery, "sid")
 	if sid == "" {
 		switch {
 		case tr == "websocket":
@@ -189,7 +189,7 @@ func (s *Server) newSession(r *http.Request, ws WebSocket) *Session {
 		upgrades = `[]`
 	}
 	sess := &Session{srv: s, ws: ws,
-		ip: engine.ClientIP(r), token: r.URL.Query().Get("token"), transport: "polling"}
+		ip: engine.ClientIP(r), token: query.Get(r.URL.RawQuery, "token"), transport: "polling"}
 	if ws != nil {
 		sess.transport = "websocket"
 	}
