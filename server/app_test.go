@@ -361,11 +361,15 @@ func TestNoGoroutineLeak(t *testing.T) {
 	}
 }
 
-// An idle websocket connection keeps exactly one goroutine, parked in its read: the
-// net/http goroutine ends after the upgrade (our websocket transport is no
-// http.Handler), the writer runs only while something is queued, and handlers run on
-// short-lived goroutines. go-socket.io's own transport kept four.
-func TestIdleConnectionKeepsOneGoroutine(t *testing.T) {
+// An idle websocket connection keeps no goroutine: the net/http goroutine ends after the
+// upgrade (our websocket transport is no http.Handler), the socket server's poller
+// waits for the client (one goroutine for all), the writer runs only while something
+// is queued, and handlers run on workers. go-socket.io's own transport kept four per
+// connection; until the poller, one stayed parked in each connection's read.
+func TestIdleConnectionKeepsNoGoroutine(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the poller needs epoll")
+	}
 	ts := startServer(t, nil)
 	token := ts.login(t, "carol", "carol123")
 	warm, _, err := ts.dial(t, token)
@@ -386,9 +390,9 @@ func TestIdleConnectionKeepsOneGoroutine(t *testing.T) {
 		}
 		_ = c.ws.WriteMessage(websocket.TextMessage, []byte("2")) // an Engine.IO ping, echoed by the session
 	}
-	got := settledGoroutines(0) - base
-	if got < n || got > n+3 {
-		t.Fatalf("%d idle connections hold %d goroutines, want %d (one each)", n, got, n)
+	// A few workers may linger after the burst (engine.Workers ends them after 10 s).
+	if got := settledGoroutines(base) - base; got > 5 {
+		t.Fatalf("%d idle connections hold %d goroutines, want none of their own", n, got)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -177,4 +178,89 @@ func TestV5ShutdownEndsWatchedConnections(t *testing.T) {
 	if n := vs.poller.Watching(); n != 0 {
 		t.Fatalf("%d still watched after shutdown", n)
 	}
+}
+
+// A socket.io-client 2.x connection that opened on a websocket has no goroutine while it
+// is idle either: its pings are answered by our transport (eio3's wsConn.ownPings), so a
+// worker reads one frame and returns to the poller. It keeps answering pings and events.
+func TestV4ProtocolIdleWebsocketHasNoGoroutine(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	if ts.poller == nil {
+		t.Skip("no poller on this system")
+	}
+	ws := ts.dialWS(t, "idle2")
+	waitFor(t, "the connection watched", func() bool { return ts.poller.Watching() == 1 })
+	for i := 0; i < 3; i++ {
+		if err := ws.WriteMessage(websocket.TextMessage, []byte("2")); err != nil {
+			t.Fatal(err)
+		}
+		readWS(t, ws, "3")
+		if err := ws.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`42%d["x"]`, i))); err != nil {
+			t.Fatal(err)
+		}
+		readWS(t, ws, fmt.Sprintf(`43%d`, i))
+	}
+	// Last a ping: the library would answer it and wait, on the worker, for the next frame.
+	if err := ws.WriteMessage(websocket.TextMessage, []byte("2")); err != nil {
+		t.Fatal(err)
+	}
+	readWS(t, ws, "3")
+	var stacks string
+	idle := func() bool {
+		buf := make([]byte, 1<<20)
+		stacks = string(buf[:runtime.Stack(buf, true)])
+		for _, fn := range []string{"socket.(*Server).serve(", "socket.(*Server).run(", "socket.(*Server).readLoop(", "gorilla/websocket.(*Conn).NextReader("} {
+			if strings.Contains(stacks, fn) {
+				return false
+			}
+		}
+		return true
+	}
+	for deadline := time.Now().Add(2 * time.Second); !idle(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("a goroutine still reads for the idle connection:\n%s", stacks)
+		}
+	}
+	_ = ws.Close()
+	waitFor(t, "the connection ended", func() bool { return ts.Count() == 0 && ts.poller.Watching() == 0 })
+}
+
+// A 2.x client on a websocket that stops pinging is closed after pingInterval +
+// pingTimeout, though no read waits for it; one that keeps pinging is not.
+func TestV4ProtocolSilentWebsocketClientIsClosed(t *testing.T) {
+	ts := newTestServer(t, Options{PingInterval: 100 * time.Millisecond, PingTimeout: 100 * time.Millisecond})
+	silent := ts.dialWS(t, "silent2")
+	pinging := ts.dialWS(t, "pinging2")
+	var wmu sync.Mutex // gorilla takes one writer at a time
+	write := func(m string) error {
+		wmu.Lock()
+		defer wmu.Unlock()
+		return pinging.WriteMessage(websocket.TextMessage, []byte(m))
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+				_ = write("2")
+			}
+		}
+	}()
+	_ = silent.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		if _, _, err := silent.ReadMessage(); err != nil {
+			if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
+				t.Fatal("the server never closed a client that stopped pinging")
+			}
+			break
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // past the deadline more than twice
+	if err := write(`427["x"]`); err != nil {
+		t.Fatal(err)
+	}
+	readWS(t, pinging, `437`)
 }

@@ -89,7 +89,7 @@ func NewEngine(o Options) (*Engine, error) {
 	e.lib = engineio.NewServer(&engineio.Options{
 		PingInterval:       o.PingInterval,
 		PingTimeout:        o.PingInterval + o.PingTimeout,
-		Transports:         newTransports(o.CheckOrigin, int64(o.MaxFrameBytes), h, o.AfterOpen, e.upgrades),
+		Transports:         newTransports(o.CheckOrigin, int64(o.MaxFrameBytes), h, o.AfterOpen, e.upgrades, o.PingInterval+o.PingTimeout),
 		SessionIDGenerator: e.ids,
 	})
 	return e, nil

@@ -30,14 +30,51 @@ func (s *Session) ID() string { return s.lib.ID() }
 // NextReader returns the client's next message; a reader of a packet posted during the
 // upgrade says it was counted already (Counted).
 func (s *Session) NextReader() (bool, io.ReadCloser, error) {
+	for {
+		binary, r, err := s.NextReaderStep()
+		if r != nil || err != nil {
+			return binary, r, err
+		}
+	}
+}
+
+// NextReaderStep is NextReader reading at most one frame: r is nil when it was a ping
+// its websocket answered (wsConn.ownPings). The socket layer's workers call it when the
+// poller has seen data, then again while Ready.
+func (s *Session) NextReaderStep() (bool, io.ReadCloser, error) {
 	ft, r, err := s.lib.NextReader()
 	if err != nil {
 		// The library closed the session (the client's close packet, a ping timeout):
 		// a request for its sid is for a session that has ended (Engine.alive).
 		s.ended.Store(true)
+		return false, nil, err
 	}
-	return ft == session.BINARY, r, err
+	if _, ok := r.(Pinged); ok {
+		return false, nil, nil
+	}
+	return ft == session.BINARY, r, nil
 }
+
+// IdleWebSocket is the session's websocket when it opened on one (its pings answered
+// there, so a read takes one frame: NextReaderStep), for a poller to wait on; else nil.
+func (s *Session) IdleWebSocket() *engine.WebSocket {
+	if s.ended.Load() {
+		return nil
+	}
+	if a, ok := s.lib.RemoteAddr().(wsAddr); ok && a.ownPings {
+		return a.c
+	}
+	return nil
+}
+
+// Ready reports whether gorilla holds the start of the next frame already.
+func (s *Session) Ready() bool {
+	ws := s.WebSocket()
+	return ws != nil && ws.Ready()
+}
+
+// WaitInput is false: where no poller waits, the session is read in a loop as before.
+func (s *Session) WaitInput() bool { return false }
 
 // Send writes one message through the library's session.
 func (s *Session) Send(text []byte) error {

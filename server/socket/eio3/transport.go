@@ -583,7 +583,7 @@ func (g *sessionIDs) waitReady(sid string, done <-chan struct{}) {
 }
 
 // newTransports lists websocket last so polling clients are offered the upgrade.
-func newTransports(checkOrigin func(*http.Request) bool, maxFrame int64, h *handoff, afterOpen func(), ups *upgrades) []transport.Transport {
+func newTransports(checkOrigin func(*http.Request) bool, maxFrame int64, h *handoff, afterOpen func(), ups *upgrades, deadline time.Duration) []transport.Transport {
 	return []transport.Transport{
 		upgradeSafePolling{
 			Transport: &polling.Transport{
@@ -596,6 +596,6 @@ func newTransports(checkOrigin func(*http.Request) bool, maxFrame int64, h *hand
 			maxFrame:  maxFrame,
 			afterOpen: afterOpen,
 		},
-		handoffWebsocket{wsTransport: &wsTransport{checkOrigin: checkOrigin}, handoff: h, upgrades: ups},
+		handoffWebsocket{wsTransport: &wsTransport{checkOrigin: checkOrigin, deadline: deadline}, handoff: h, upgrades: ups},
 	}
 }

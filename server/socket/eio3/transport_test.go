@@ -91,7 +91,7 @@ func TestGraceConnDelaysCloseOnlyWhilePaused(t *testing.T) {
 // The wrapper must sit in the transport list the server uses, polling first so that
 // polling clients are offered the upgrade.
 func TestTransportsOrder(t *testing.T) {
-	ts := newTransports(nil, 1024, newHandoff(testLimits), nil, newUpgrades(nil))
+	ts := newTransports(nil, 1024, newHandoff(testLimits), nil, newUpgrades(nil), time.Minute)
 	if len(ts) != 2 || ts[0].Name() != "polling" || ts[1].Name() != "websocket" {
 		t.Fatalf("transports: %v", ts)
 	}

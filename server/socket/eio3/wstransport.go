@@ -7,12 +7,14 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"time"
 
 	"github.com/googollee/go-socket.io/engineio/frame"
 	"github.com/googollee/go-socket.io/engineio/packet"
 	"github.com/googollee/go-socket.io/engineio/transport"
 	"github.com/gorilla/websocket"
 
+	"github.com/jetsocket/jetsocket/server/query"
 	"github.com/jetsocket/jetsocket/server/socket/engine"
 )
 
@@ -33,6 +35,9 @@ import (
 // Measured with bench/ (BENCHMARKS.md) on idle connections and on fan-out.
 type wsTransport struct {
 	checkOrigin func(*http.Request) bool
+	// deadline is how long a client may go without pinging: the library's PingTimeout
+	// (socket.io's pingInterval + pingTimeout).
+	deadline time.Duration
 }
 
 func (t *wsTransport) Name() string { return "websocket" }
@@ -45,6 +50,14 @@ func (t *wsTransport) Accept(w http.ResponseWriter, r *http.Request) (transport.
 	c := &wsConn{WebSocket: ws}
 	c.dec = packet.NewDecoder(wsFrames{ws})
 	c.enc = packet.NewEncoder(wsFrames{ws})
+	// A session that opens on this websocket (no sid: not an upgrade, whose probe the
+	// library reads itself) has its pings answered here, so that reading never waits
+	// for a second frame within one call (see ownPings).
+	if query.Get(r.URL.RawQuery, "sid") == "" && t.deadline > 0 {
+		c.ownPings = true
+		c.deadline = t.deadline
+		c.live = time.AfterFunc(t.deadline, c.silent)
+	}
 	return c, nil
 }
 
@@ -59,11 +72,61 @@ type wsConn struct {
 	*engine.WebSocket
 	dec *packet.Decoder
 	enc *packet.Encoder
+
+	// ownPings: the client's pings are answered here, not by the library, whose
+	// session answers a ping and reads on for the next frame within the same call: a
+	// connection read by a worker when the poller sees data (socket.Server.watch) would
+	// hold that worker until the client's next frame. NextReader answers the ping and
+	// returns a Pinged message, which Session.NextReader skips. It also does what the
+	// library does after a ping (re-arms both deadlines), and live closes the websocket
+	// of a client that stopped pinging, which a read deadline cannot do while no read
+	// waits.
+	ownPings bool
+	deadline time.Duration
+	live     *time.Timer
 }
 
 func (c *wsConn) NextReader() (frame.Type, packet.Type, io.ReadCloser, error) {
-	return c.dec.NextReader()
+	ft, pt, r, err := c.dec.NextReader()
+	if err != nil || !c.ownPings || pt != packet.PING {
+		return ft, pt, r, err
+	}
+	w, err := c.enc.NextWriter(ft, packet.PONG)
+	if err == nil {
+		_, err = io.Copy(w, r)
+		if cerr := w.Close(); err == nil {
+			err = cerr
+		}
+	}
+	_ = r.Close()
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	deadline := time.Now().Add(c.deadline)
+	_ = c.SetReadDeadline(deadline)
+	_ = c.SetWriteDeadline(deadline)
+	c.live.Reset(c.deadline)
+	return ft, packet.MESSAGE, Pinged{}, nil
 }
+
+// silent closes the websocket of a client that has not pinged within the deadline, as
+// the library's read deadline would if a read were waiting.
+func (c *wsConn) silent() { _ = c.WebSocket.Close() }
+
+// Close stops the liveness timer too.
+func (c *wsConn) Close() error {
+	if c.live != nil {
+		c.live.Stop()
+	}
+	return c.WebSocket.Close()
+}
+
+// Pinged is the message a session gets in place of a ping its websocket answered
+// (wsConn.ownPings): no message, which Session.NextReader skips.
+type Pinged struct{}
+
+func (Pinged) Read([]byte) (int, error) { return 0, io.EOF }
+func (Pinged) Close() error             { return nil }
 
 func (c *wsConn) NextWriter(ft frame.Type, pt packet.Type) (io.WriteCloser, error) {
 	return c.enc.NextWriter(ft, pt)
@@ -71,8 +134,10 @@ func (c *wsConn) NextWriter(ft frame.Type, pt packet.Type) (io.WriteCloser, erro
 
 // URL is empty: nothing reads it (the session's values come from its handshake, see
 // openInfo), and keeping the request's URL cost each connection a copy of its query.
-func (c *wsConn) URL() url.URL              { return url.URL{} }
-func (c *wsConn) RemoteAddr() net.Addr      { return wsAddr{c.WebSocket.RemoteAddr(), c.WebSocket} }
+func (c *wsConn) URL() url.URL { return url.URL{} }
+func (c *wsConn) RemoteAddr() net.Addr {
+	return wsAddr{c.WebSocket.RemoteAddr(), c.WebSocket, c.ownPings}
+}
 func (c *wsConn) RemoteHeader() http.Header { return http.Header{} }
 
 // wsAddr is a websocket conn's remote address. It also leads from a go-socket.io session
@@ -82,7 +147,8 @@ func (c *wsConn) RemoteHeader() http.Header { return http.Header{} }
 // Only this file makes one, so a client cannot forge it.
 type wsAddr struct {
 	net.Addr
-	c *engine.WebSocket
+	c        *engine.WebSocket
+	ownPings bool // see wsConn.ownPings
 }
 
 // websocketOf returns the websocket a session's address leads to, if any.
