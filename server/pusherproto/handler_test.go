@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -76,16 +75,10 @@ func TestIdleConnectionHasNoGoroutine(t *testing.T) {
 			t.Fatalf("%+v, want %s", m, EventPong)
 		}
 	}
-	waitUntil(t, "the connection watched", func() bool { return e.svc.poller.Watching() == 1 })
-	buf := make([]byte, 1<<20)
-	stacks := string(buf[:runtime.Stack(buf, true)])
-	for _, fn := range []string{"pusherproto.(*Service).run(", "pusherproto.(*Service).read(", "gorilla/websocket.(*Conn).NextReader("} {
-		if strings.Contains(stacks, fn) {
-			t.Fatalf("an idle connection's goroutine is in %s:\n%s", fn, stacks)
-		}
-	}
+	goroutinetest.Eventually(t, "the connection watched", func() bool { return e.svc.poller.Watching() == 1 })
+	goroutinetest.NoneIn(t, "pusherproto.(*Service).run", "pusherproto.(*Service).read", "gorilla/websocket.(*Conn).NextReader")
 	_ = c.ws.Close()
-	waitUntil(t, "the connection ended", func() bool { return e.svc.Count() == 0 && e.svc.poller.Watching() == 0 })
+	goroutinetest.Eventually(t, "the connection ended", func() bool { return e.svc.Count() == 0 && e.svc.poller.Watching() == 0 })
 }
 
 // A watched connection the server closes gets its close frame and ends; so does one
@@ -96,7 +89,7 @@ func TestWatchedConnectionsClosedByTheServerEnd(t *testing.T) {
 		t.Skip("no poller on this system")
 	}
 	closed, dropped, kept := e.dial(t), e.dial(t), e.dial(t)
-	waitUntil(t, "the connections watched", func() bool { return e.svc.poller.Watching() == 3 })
+	goroutinetest.Eventually(t, "the connections watched", func() bool { return e.svc.poller.Watching() == 3 })
 	conn := func(id string) *Conn {
 		e.svc.mu.Lock()
 		defer e.svc.mu.Unlock()
@@ -117,7 +110,7 @@ func TestWatchedConnectionsClosedByTheServerEnd(t *testing.T) {
 		}
 	}
 	conn(dropped.id).abort(ReasonClientGone)
-	waitUntil(t, "two ended", func() bool { return e.svc.Count() == 1 && e.svc.poller.Watching() == 1 })
+	goroutinetest.Eventually(t, "two ended", func() bool { return e.svc.Count() == 1 && e.svc.poller.Watching() == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := e.svc.Shutdown(ctx); err != nil {
@@ -129,17 +122,6 @@ func TestWatchedConnectionsClosedByTheServerEnd(t *testing.T) {
 	if code := kept.closeCode(); code != CloseShuttingDown {
 		t.Fatalf("the connection left at shutdown closed with %d, want %d", code, CloseShuttingDown)
 	}
-}
-
-// waitUntil polls cond for up to 5 s.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("%s: not within 5 s", what)
 }
 
 // Over TLS the goroutine cannot wait on the socket (engine.ErrNoWait) and reads as it

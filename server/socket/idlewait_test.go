@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/jetsocket/jetsocket/server/goroutinetest"
 )
 
 // An idle v4 websocket connection has no goroutine: the server's poller waits for its
@@ -92,17 +93,6 @@ func TestV5SilentClientIsClosedWhileWaiting(t *testing.T) {
 	}
 }
 
-// waitFor polls cond for up to 5 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("%s: not within 5 s", what)
-}
-
 // An idle v4 websocket connection has no goroutine: the server's poller waits for its
 // client, and a worker reads and handles when it sends.
 func TestV5IdleConnectionHasNoGoroutine(t *testing.T) {
@@ -115,14 +105,8 @@ func TestV5IdleConnectionHasNoGoroutine(t *testing.T) {
 		t.Fatal(err)
 	}
 	readWS(t, ws, `431[`)
-	waitFor(t, "the connection watched", func() bool { return vs.poller.Watching() == 1 })
-	buf := make([]byte, 1<<20)
-	stacks := string(buf[:runtime.Stack(buf, true)])
-	for _, fn := range []string{"socket.(*Server).serve(", "socket.(*Server).run(", "WaitReadable(", "gorilla/websocket.(*Conn).NextReader("} {
-		if strings.Contains(stacks, fn) {
-			t.Fatalf("an idle connection's goroutine is in %s:\n%s", fn, stacks)
-		}
-	}
+	goroutinetest.Eventually(t, "the connection watched", func() bool { return vs.poller.Watching() == 1 })
+	goroutinetest.NoneIn(t, "socket.(*Server).serve", "socket.(*Server).run", "engine.(*WebSocket).WaitReadable", "gorilla/websocket.(*Conn).NextReader")
 	// It still hears its client, again and again.
 	for i := 2; i < 5; i++ {
 		if err := ws.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`42%d["x"]`, i))); err != nil {
@@ -132,7 +116,7 @@ func TestV5IdleConnectionHasNoGoroutine(t *testing.T) {
 	}
 	// The client leaves: the connection ends and nothing stays watched.
 	_ = ws.Close()
-	waitFor(t, "the connection ended", func() bool { return vs.Count() == 0 && vs.poller.Watching() == 0 })
+	goroutinetest.Eventually(t, "the connection ended", func() bool { return vs.Count() == 0 && vs.poller.Watching() == 0 })
 }
 
 // A watched connection the server closes (here: the token refresh, a kick, shutdown
@@ -143,12 +127,12 @@ func TestV5WatchedConnectionClosedByTheServerEnds(t *testing.T) {
 		t.Skip("no poller on this system")
 	}
 	ws := vs.dialV5(t, "kicked")
-	waitFor(t, "the connection watched", func() bool { return vs.poller.Watching() == 1 })
+	goroutinetest.Eventually(t, "the connection watched", func() bool { return vs.poller.Watching() == 1 })
 	vs.mu.Lock()
 	c := vs.conns["kicked"]
 	vs.mu.Unlock()
 	c.Close("test")
-	waitFor(t, "the connection ended", func() bool { return vs.Count() == 0 && vs.poller.Watching() == 0 })
+	goroutinetest.Eventually(t, "the connection ended", func() bool { return vs.Count() == 0 && vs.poller.Watching() == 0 })
 	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
 	for {
 		if _, _, err := ws.ReadMessage(); err != nil {
@@ -169,7 +153,7 @@ func TestV5ShutdownEndsWatchedConnections(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		vs.dialV5(t, fmt.Sprintf("u%d", i))
 	}
-	waitFor(t, "the connections watched", func() bool { return vs.poller.Watching() == 5 })
+	goroutinetest.Eventually(t, "the connections watched", func() bool { return vs.poller.Watching() == 5 })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := vs.Shutdown(ctx); err != nil {
@@ -189,7 +173,7 @@ func TestV4ProtocolIdleWebsocketHasNoGoroutine(t *testing.T) {
 		t.Skip("no poller on this system")
 	}
 	ws := ts.dialWS(t, "idle2")
-	waitFor(t, "the connection watched", func() bool { return ts.poller.Watching() == 1 })
+	goroutinetest.Eventually(t, "the connection watched", func() bool { return ts.poller.Watching() == 1 })
 	for i := 0; i < 3; i++ {
 		if err := ws.WriteMessage(websocket.TextMessage, []byte("2")); err != nil {
 			t.Fatal(err)
@@ -205,24 +189,9 @@ func TestV4ProtocolIdleWebsocketHasNoGoroutine(t *testing.T) {
 		t.Fatal(err)
 	}
 	readWS(t, ws, "3")
-	var stacks string
-	idle := func() bool {
-		buf := make([]byte, 1<<20)
-		stacks = string(buf[:runtime.Stack(buf, true)])
-		for _, fn := range []string{"socket.(*Server).serve(", "socket.(*Server).run(", "socket.(*Server).readLoop(", "gorilla/websocket.(*Conn).NextReader("} {
-			if strings.Contains(stacks, fn) {
-				return false
-			}
-		}
-		return true
-	}
-	for deadline := time.Now().Add(2 * time.Second); !idle(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("a goroutine still reads for the idle connection:\n%s", stacks)
-		}
-	}
+	goroutinetest.NoneIn(t, "socket.(*Server).serve", "socket.(*Server).run", "socket.(*Server).readLoop", "gorilla/websocket.(*Conn).NextReader")
 	_ = ws.Close()
-	waitFor(t, "the connection ended", func() bool { return ts.Count() == 0 && ts.poller.Watching() == 0 })
+	goroutinetest.Eventually(t, "the connection ended", func() bool { return ts.Count() == 0 && ts.poller.Watching() == 0 })
 }
 
 // A 2.x client on a websocket that stops pinging is closed after pingInterval +
