@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -232,4 +234,70 @@ func TestV4ProtocolSilentWebsocketClientIsClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	readWS(t, pinging, `437`)
+}
+
+// A 2.x session that starts on polling and upgrades, as socket.io-client 2.x does by
+// default, goes to the poller at its first ping on the websocket: its goroutine, parked
+// in the library's read loop until then, ends.
+func TestV4ProtocolUpgradedSessionGoesToThePoller(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	if ts.poller == nil {
+		t.Skip("no poller on this system")
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	base := ts.url + "/?EIO=3&transport=polling&token=upgrader"
+	get := func(u string) string {
+		t.Helper()
+		res, err := client.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return string(b)
+	}
+	m := sidInOpen.FindStringSubmatch(get(base))
+	if m == nil {
+		t.Fatal("no sid")
+	}
+	poll := base + "&sid=" + m[1]
+	for !strings.Contains(get(poll), EventConnectionEstablished) {
+	}
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(ts.url, "http")+"/?EIO=3&transport=websocket&token=upgrader&sid="+m[1], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	if err := ws.WriteMessage(websocket.TextMessage, []byte("2probe")); err != nil {
+		t.Fatal(err)
+	}
+	readWS(t, ws, "3probe")
+	if err := ws.WriteMessage(websocket.TextMessage, []byte("5")); err != nil {
+		t.Fatal(err)
+	}
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(`421["x"]`)); err != nil {
+		t.Fatal(err)
+	}
+	readWS(t, ws, `431`)
+	if n := ts.poller.Watching(); n != 0 {
+		t.Fatalf("watched before its first ping on the websocket: %d", n)
+	}
+	if err := ws.WriteMessage(websocket.TextMessage, []byte("2")); err != nil {
+		t.Fatal(err)
+	}
+	readWS(t, ws, "3")
+	goroutinetest.Eventually(t, "the upgraded connection watched", func() bool { return ts.poller.Watching() == 1 })
+	goroutinetest.NoneIn(t, "socket.(*Server).readLoop", "socket.(*Server).run")
+	for i := 2; i < 4; i++ {
+		if err := ws.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`42%d["x"]`, i))); err != nil {
+			t.Fatal(err)
+		}
+		readWS(t, ws, fmt.Sprintf(`43%d`, i))
+		if err := ws.WriteMessage(websocket.TextMessage, []byte("2")); err != nil {
+			t.Fatal(err)
+		}
+		readWS(t, ws, "3")
+	}
+	_ = ws.Close()
+	goroutinetest.Eventually(t, "the connection ended", func() bool { return ts.Count() == 0 && ts.poller.Watching() == 0 })
 }

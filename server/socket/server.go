@@ -503,7 +503,7 @@ func (s *Server) finish(c *Conn, reason string) {
 func (s *Server) serve(c *Conn) (reason string, handed bool) {
 	w, ok := c.sess.(idleWaiter)
 	if !ok {
-		return s.readLoop(c), false
+		return s.readLoop(c, nil)
 	}
 	for {
 		if s.watch(c, w) {
@@ -525,7 +525,7 @@ func (s *Server) serve(c *Conn) (reason string, handed bool) {
 			return "", true
 		}
 	}
-	return s.readLoop(c), false
+	return s.readLoop(c, w)
 }
 
 // watch hands c to the Poller if its session is on a websocket it can watch, with
@@ -637,15 +637,23 @@ func (s *Server) newConnID(sess Session, claims *tokens.Claims, id string) *Conn
 // readLoop reads packets and dispatches them one at a time, in order, on the
 // connection's goroutine, parked in a read between them (serve says when). It does
 // nothing deep itself: authentication and OnConnect ran on another goroutine, and each
-// packet is decoded and handled on a short-lived one while this one waits.
-func (s *Server) readLoop(c *Conn) (reason string) {
+// packet is decoded and handled on a short-lived one while this one waits. Between
+// messages (a ping the engine answered) it hands the connection to the poller when it
+// now can (w: a 2.x session once it upgraded to a websocket), and returns handed.
+func (s *Server) readLoop(c *Conn, w idleWaiter) (reason string, handed bool) {
 	for {
 		binary, rc, err := c.sess.NextReader()
 		if err != nil {
-			return ReasonClientGone
+			return ReasonClientGone, false
+		}
+		if rc == nil {
+			if w != nil && s.watch(c, w) {
+				return "", true
+			}
+			continue
 		}
 		if reason, stop := s.readOne(c, binary, rc, true); stop {
-			return reason
+			return reason, false
 		}
 	}
 }

@@ -17,7 +17,8 @@ type Session interface {
 	ID() string
 	// NextReader returns the client's next message, in order, whatever the transport;
 	// binary reports a binary one. One goroutine at a time; an error once the session
-	// has ended. A reader that also has a Counted method returning true carries a
+	// has ended. r is nil when the engine handled a frame itself (a ping): between
+	// messages, a moment to hand the connection to the poller (readLoop). A reader that also has a Counted method returning true carries a
 	// message the engine already counted against the connection's inbound rate.
 	NextReader() (binary bool, r io.ReadCloser, err error)
 	// Send sends one socket.io packet's text as an Engine.IO message: on a websocket at

@@ -28,19 +28,12 @@ type Session struct {
 func (s *Session) ID() string { return s.lib.ID() }
 
 // NextReader returns the client's next message; a reader of a packet posted during the
-// upgrade says it was counted already (Counted).
-func (s *Session) NextReader() (bool, io.ReadCloser, error) {
-	for {
-		binary, r, err := s.NextReaderStep()
-		if r != nil || err != nil {
-			return binary, r, err
-		}
-	}
-}
+// upgrade says it was counted already (Counted). r is nil when the frame was a ping its
+// websocket answered (wsConn.ownPings): a moment between messages.
+func (s *Session) NextReader() (bool, io.ReadCloser, error) { return s.NextReaderStep() }
 
-// NextReaderStep is NextReader reading at most one frame: r is nil when it was a ping
-// its websocket answered (wsConn.ownPings). The socket layer's workers call it when the
-// poller has seen data, then again while Ready.
+// NextReaderStep reads at most one frame, as NextReader does. The socket layer's workers
+// call it when the poller has seen data, then again while Ready.
 func (s *Session) NextReaderStep() (bool, io.ReadCloser, error) {
 	ft, r, err := s.lib.NextReader()
 	if err != nil {
@@ -55,8 +48,9 @@ func (s *Session) NextReaderStep() (bool, io.ReadCloser, error) {
 	return ft == session.BINARY, r, nil
 }
 
-// IdleWebSocket is the session's websocket when it opened on one (its pings answered
-// there, so a read takes one frame: NextReaderStep), for a poller to wait on; else nil.
+// IdleWebSocket is the session's websocket once its pings are answered there (it opened
+// on it, or upgraded to it), so that a read takes one frame (NextReaderStep), for a
+// poller to wait on; else nil.
 func (s *Session) IdleWebSocket() *engine.WebSocket {
 	if s.ended.Load() {
 		return nil

@@ -461,6 +461,11 @@ func (c *handoffConn) NextReader() (frame.Type, packet.Type, io.ReadCloser, erro
 	if err == nil && pt == packet.UPGRADE {
 		c.upgraded.Store(true)
 		c.uncount()
+		// The library has read its probe: the session's pings are ours from here on,
+		// so the socket layer can hand the connection to its poller (wsConn.ownPings).
+		if ws, ok := c.Conn.(*wsConn); ok {
+			ws.answerPings()
+		}
 	}
 	return ft, pt, r, err
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/googollee/go-socket.io/engineio/frame"
@@ -53,12 +54,22 @@ func (t *wsTransport) Accept(w http.ResponseWriter, r *http.Request) (transport.
 	// A session that opens on this websocket (no sid: not an upgrade, whose probe the
 	// library reads itself) has its pings answered here, so that reading never waits
 	// for a second frame within one call (see ownPings).
-	if query.Get(r.URL.RawQuery, "sid") == "" && t.deadline > 0 {
-		c.ownPings = true
-		c.deadline = t.deadline
-		c.live = time.AfterFunc(t.deadline, c.silent)
+	c.deadline = t.deadline
+	if query.Get(r.URL.RawQuery, "sid") == "" {
+		c.answerPings()
 	}
 	return c, nil
+}
+
+// answerPings has the client's pings answered here from now on (see ownPings): from the
+// start for a session that opens on this websocket, and once the client's upgrade
+// packet went through for one that upgrades to it (handoffConn).
+func (c *wsConn) answerPings() {
+	if c.deadline <= 0 || c.ownPings.Load() {
+		return
+	}
+	c.live.Store(time.AfterFunc(c.deadline, c.silent))
+	c.ownPings.Store(true)
 }
 
 // Dial is not used: the server only accepts.
@@ -81,14 +92,14 @@ type wsConn struct {
 	// library does after a ping (re-arms both deadlines), and live closes the websocket
 	// of a client that stopped pinging, which a read deadline cannot do while no read
 	// waits.
-	ownPings bool
+	ownPings atomic.Bool
 	deadline time.Duration
-	live     *time.Timer
+	live     atomic.Pointer[time.Timer]
 }
 
 func (c *wsConn) NextReader() (frame.Type, packet.Type, io.ReadCloser, error) {
 	ft, pt, r, err := c.dec.NextReader()
-	if err != nil || !c.ownPings || pt != packet.PING {
+	if err != nil || pt != packet.PING || !c.ownPings.Load() {
 		return ft, pt, r, err
 	}
 	w, err := c.enc.NextWriter(ft, packet.PONG)
@@ -105,7 +116,7 @@ func (c *wsConn) NextReader() (frame.Type, packet.Type, io.ReadCloser, error) {
 	deadline := time.Now().Add(c.deadline)
 	_ = c.SetReadDeadline(deadline)
 	_ = c.SetWriteDeadline(deadline)
-	c.live.Reset(c.deadline)
+	c.live.Load().Reset(c.deadline)
 	return ft, packet.MESSAGE, Pinged{}, nil
 }
 
@@ -115,8 +126,8 @@ func (c *wsConn) silent() { _ = c.WebSocket.Close() }
 
 // Close stops the liveness timer too.
 func (c *wsConn) Close() error {
-	if c.live != nil {
-		c.live.Stop()
+	if t := c.live.Load(); t != nil {
+		t.Stop()
 	}
 	return c.WebSocket.Close()
 }
@@ -136,7 +147,7 @@ func (c *wsConn) NextWriter(ft frame.Type, pt packet.Type) (io.WriteCloser, erro
 // openInfo), and keeping the request's URL cost each connection a copy of its query.
 func (c *wsConn) URL() url.URL { return url.URL{} }
 func (c *wsConn) RemoteAddr() net.Addr {
-	return wsAddr{c.WebSocket.RemoteAddr(), c.WebSocket, c.ownPings}
+	return wsAddr{c.WebSocket.RemoteAddr(), c.WebSocket, c.ownPings.Load()}
 }
 func (c *wsConn) RemoteHeader() http.Header { return http.Header{} }
 
