@@ -495,10 +495,10 @@ func (s *Server) finish(c *Conn, reason string) {
 // an idle connection keeps, and every byte of stack it ever grows to stays for the life
 // of the connection (the runtime shrinks a stack only when under a quarter of it is in
 // use). So where it can, it keeps none: once the session is on a websocket a Poller can
-// watch, it hands the connection over and returns (handed). Until then (polling), or
-// where no Poller can watch but the session can wait in small frames (idleWaiter, a
-// TLS websocket), it waits here and leaves reading and handling to the workers: the
-// stack stays at 2 KiB. Elsewhere (v3) readLoop reads here, and the stack grows to 4 KiB.
+// watch, it hands the connection over and returns (handed). Until then (v4 polling), or
+// with no Poller, a v4 session waits here in small frames (WaitInput) and leaves reading
+// and handling to the workers: the stack stays at 2 KiB. Elsewhere (TLS, a 2.x session
+// until it upgrades) readLoop reads here, and the stack grows to 4 KiB.
 // handed: a worker has finished the connection, or will.
 func (s *Server) serve(c *Conn) (reason string, handed bool) {
 	w, ok := c.sess.(idleWaiter)
