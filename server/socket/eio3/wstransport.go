@@ -88,7 +88,8 @@ type wsConn struct {
 	// session answers a ping and reads on for the next frame within the same call: a
 	// connection read by a worker when the poller sees data (socket.Server.watch) would
 	// hold that worker until the client's next frame. NextReader answers the ping and
-	// returns a Pinged message, which Session.NextReader skips. It also does what the
+	// returns a Pinged message, which Session.NextReader hands on as none (a nil
+	// reader: a moment between messages). It also does what the
 	// library does after a ping (re-arms both deadlines), and live closes the websocket
 	// of a client that stopped pinging, which a read deadline cannot do while no read
 	// waits.
@@ -133,7 +134,7 @@ func (c *wsConn) Close() error {
 }
 
 // Pinged is the message a session gets in place of a ping its websocket answered
-// (wsConn.ownPings): no message, which Session.NextReader skips.
+// (wsConn.ownPings): no message, which Session.NextReader returns as a nil reader.
 type Pinged struct{}
 
 func (Pinged) Read([]byte) (int, error) { return 0, io.EOF }
