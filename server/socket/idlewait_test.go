@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -48,6 +46,20 @@ func readWS(t *testing.T, ws *websocket.Conn, want string) {
 	}
 }
 
+// awaitClosed reads until the server closes ws, failing with msg after 5 s.
+func awaitClosed(t *testing.T, ws *websocket.Conn, msg string) {
+	t.Helper()
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		if _, _, err := ws.ReadMessage(); err != nil {
+			if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
+				t.Fatal(msg)
+			}
+			return
+		}
+	}
+}
+
 // Packets that arrive together are all handled at once: what gorilla has buffered
 // after the first is read without waiting for the network (Ready), which will not
 // say so again.
@@ -84,15 +96,7 @@ func TestV5EventAfterPongsIsHandled(t *testing.T) {
 func TestV5SilentClientIsClosedWhileWaiting(t *testing.T) {
 	vs := newV5Server(t, Options{PingInterval: 50 * time.Millisecond, PingTimeout: 50 * time.Millisecond})
 	ws := vs.dialV5(t, "silent")
-	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for {
-		if _, _, err := ws.ReadMessage(); err != nil {
-			if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
-				t.Fatal("the server never closed a client that stopped answering pings")
-			}
-			return
-		}
-	}
+	awaitClosed(t, ws, "the server never closed a client that stopped answering pings")
 }
 
 // An idle v4 websocket connection has no goroutine: the server's poller waits for its
@@ -135,15 +139,7 @@ func TestV5WatchedConnectionClosedByTheServerEnds(t *testing.T) {
 	vs.mu.Unlock()
 	c.Close("test")
 	goroutinetest.Eventually(t, "the connection ended", func() bool { return vs.Count() == 0 && vs.poller.Watching() == 0 })
-	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for {
-		if _, _, err := ws.ReadMessage(); err != nil {
-			if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
-				t.Fatal("the client was never closed")
-			}
-			break
-		}
-	}
+	awaitClosed(t, ws, "the client was never closed")
 }
 
 // Shutdown ends watched connections and returns.
@@ -220,15 +216,7 @@ func TestV4ProtocolSilentWebsocketClientIsClosed(t *testing.T) {
 			}
 		}
 	}()
-	_ = silent.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for {
-		if _, _, err := silent.ReadMessage(); err != nil {
-			if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
-				t.Fatal("the server never closed a client that stopped pinging")
-			}
-			break
-		}
-	}
+	awaitClosed(t, silent, "the server never closed a client that stopped pinging")
 	time.Sleep(500 * time.Millisecond) // past the deadline more than twice
 	if err := write(`427["x"]`); err != nil {
 		t.Fatal(err)
@@ -244,26 +232,8 @@ func TestV4ProtocolUpgradedSessionGoesToThePoller(t *testing.T) {
 	if ts.poller == nil {
 		t.Skip("no poller on this system")
 	}
-	client := &http.Client{Timeout: 10 * time.Second}
-	base := ts.url + "/?EIO=3&transport=polling&token=upgrader"
-	get := func(u string) string {
-		t.Helper()
-		res, err := client.Get(u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return string(b)
-	}
-	m := sidInOpen.FindStringSubmatch(get(base))
-	if m == nil {
-		t.Fatal("no sid")
-	}
-	poll := base + "&sid=" + m[1]
-	for !strings.Contains(get(poll), EventConnectionEstablished) {
-	}
-	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(ts.url, "http")+"/?EIO=3&transport=websocket&token=upgrader&sid="+m[1], nil)
+	sid, _, _ := ts.openPolling(t, "upgrader")
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(ts.url, "http")+"/?EIO=3&transport=websocket&token=upgrader&sid="+sid, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,15 +11,12 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// The reviewer's case end to end: a client opens the websocket with its polling sid,
-// sends the probe, never upgrades, and keeps POSTing large packets. The server holds a
-// bounded amount, refuses the rest, keeps the session (the upgrade then delivers what it
-// held, rate-checked) and serves everyone else.
-func TestUpgradeThatNeverCompletesCannotQueueWithoutBound(t *testing.T) {
-	// A rate that refills nothing within the test, so the tokens left show what was counted.
-	ts := newTestServer(t, Options{MaxFrameBytes: 64 << 10, InboundRate: 0.001, InboundBurst: 200})
-	client := &http.Client{Timeout: 10 * time.Second}
-	base := ts.url + "/?EIO=3&transport=polling&token=hog"
+// openPolling opens an Engine.IO v3 polling session for user and polls until
+// connection_established; it returns the sid, the session's polling URL and the client.
+func (ts *testServer) openPolling(t *testing.T, user string) (sid, poll string, client *http.Client) {
+	t.Helper()
+	client = &http.Client{Timeout: 10 * time.Second}
+	base := ts.url + "/?EIO=3&transport=polling&token=" + user
 	get := func(u string) string {
 		t.Helper()
 		res, err := client.Get(u)
@@ -37,10 +34,21 @@ func TestUpgradeThatNeverCompletesCannotQueueWithoutBound(t *testing.T) {
 	if m == nil {
 		t.Fatal("no sid")
 	}
-	sid := m[1]
-	poll := base + "&sid=" + sid
+	sid = m[1]
+	poll = base + "&sid=" + sid
 	for !strings.Contains(get(poll), EventConnectionEstablished) {
 	}
+	return sid, poll, client
+}
+
+// The reviewer's case end to end: a client opens the websocket with its polling sid,
+// sends the probe, never upgrades, and keeps POSTing large packets. The server holds a
+// bounded amount, refuses the rest, keeps the session (the upgrade then delivers what it
+// held, rate-checked) and serves everyone else.
+func TestUpgradeThatNeverCompletesCannotQueueWithoutBound(t *testing.T) {
+	// A rate that refills nothing within the test, so the tokens left show what was counted.
+	ts := newTestServer(t, Options{MaxFrameBytes: 64 << 10, InboundRate: 0.001, InboundBurst: 200})
+	sid, poll, client := ts.openPolling(t, "hog")
 
 	// A long-poll is pending when the probe arrives: the library answers it with a NOOP
 	// once it pauses polling, so its return tells the test that POSTs are handed off now.
