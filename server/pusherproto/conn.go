@@ -168,6 +168,11 @@ func (c *Conn) abort(reason string) {
 	c.queue = nil
 	c.mu.Unlock()
 	c.cancel()
+	c.drop()
+}
+
+// drop closes the socket at once, out of the poller's set first (engine.Watcher.Shut).
+func (c *Conn) drop() {
 	c.watcher.Shut()
 	_ = c.ws.UnderlyingConn().Close()
 }
@@ -223,8 +228,7 @@ func (c *Conn) writeClose(code int, reason string) {
 	}
 	msg := websocket.FormatCloseMessage(code, reason)
 	if err := c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second)); err != nil {
-		c.watcher.Shut()
-		_ = c.ws.UnderlyingConn().Close()
+		c.drop()
 		return
 	}
 	// The reader ends when the client answers the close, or at this deadline.
